@@ -1,0 +1,44 @@
+/**
+ * One base class for every error Handoff raises on purpose. `code` is stable and
+ * safe to show to people and to match on in tests; `message` is plain words.
+ */
+export class HandoffError extends Error {
+  readonly code: string;
+  /** True when retrying the same work may succeed (network blips, Docker restarting). */
+  readonly retryable: boolean;
+
+  constructor(code: string, message: string, options: { cause?: unknown; retryable?: boolean } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'HandoffError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+  }
+}
+
+/** Wraps anything thrown into a HandoffError so handlers deal with one shape. */
+export function asHandoffError(err: unknown, code = 'handoff_internal'): HandoffError {
+  if (err instanceof HandoffError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return new HandoffError(code, message, { cause: err });
+}
+
+export const ErrorCodes = {
+  illegalTransition: 'handoff_illegal_transition',
+  notFound: 'handoff_not_found',
+  invalidInput: 'handoff_invalid_input',
+  staleApproval: 'handoff_stale_approval',
+  notApprover: 'handoff_not_approver',
+  planNotApprovable: 'handoff_plan_not_approvable',
+  planInvalid: 'handoff_plan_invalid',
+  demoUnsupported: 'handoff_demo_unsupported',
+  sandboxUnavailable: 'handoff_sandbox_unavailable',
+  sandboxFailed: 'handoff_sandbox_failed',
+  cancelled: 'handoff_cancelled',
+  runTimeout: 'handoff_run_timeout',
+  budgetExceeded: 'handoff_budget_exceeded',
+  deliverablesMissing: 'handoff_deliverables_missing',
+  modelFailed: 'handoff_model_failed',
+  queueUnavailable: 'handoff_queue_unavailable',
+  runnerLost: 'handoff_runner_lost',
+  config: 'handoff_config_invalid',
+} as const;

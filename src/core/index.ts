@@ -1,0 +1,61 @@
+export {
+  type Artifact,
+  ArtifactSchema,
+  type DeliverableType,
+  DeliverableTypeSchema,
+  fileNameProblem,
+  mediaTypeFor,
+  type StoredFile,
+  StoredFileSchema,
+} from './artifact.ts';
+export { canonicalJson } from './canonical-json.ts';
+export { asHandoffError, ErrorCodes, HandoffError } from './errors.ts';
+export { type ProgressEvent, type RunnerEvent, RunnerEventSchema } from './events.ts';
+export {
+  type ConversationRef,
+  ConversationRefSchema,
+  type Identity,
+  IdentitySchema,
+  type Surface,
+  SurfaceSchema,
+} from './identity.ts';
+export { IdPattern, newId } from './ids.ts';
+export {
+  type Budget,
+  BudgetSchema,
+  type DeliverableSpec,
+  DeliverableSpecSchema,
+  type Envelope,
+  EnvelopeSchema,
+  type Plan,
+  type PlanDraft,
+  PlanDraftSchema,
+  PlanSchema,
+  type PlanStep,
+  PlanStepSchema,
+} from './plan.ts';
+export {
+  type Checkpoint,
+  CheckpointSchema,
+  type StepStatus,
+  StepStatusSchema,
+  type ToolCallRecord,
+  ToolCallRecordSchema,
+} from './run.ts';
+export {
+  canTransition,
+  type Decision,
+  DecisionSchema,
+  type Failure,
+  isTerminal,
+  type NewTask,
+  newTask,
+  type Task,
+  TaskSchema,
+  type TaskState,
+  TaskStateSchema,
+  terminalStates,
+  transition,
+} from './task.ts';
+export { type ActionKind, ActionKindSchema, type TrustLevel, TrustLevelSchema } from './trust.ts';
+export { addUsage, costUsd, type Prices, totalTokens, type Usage, UsageSchema, zeroUsage } from './usage.ts';

@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { ArtifactSchema, StoredFileSchema } from './artifact.ts';
+import { ErrorCodes, HandoffError } from './errors.ts';
+import { ConversationRefSchema, IdentitySchema } from './identity.ts';
+import { UsageSchema, zeroUsage } from './usage.ts';
+
+export const TaskStateSchema = z.enum([
+  'requested',
+  'planning',
+  'awaiting_approval',
+  'denied',
+  'expired',
+  'queued',
+  'running',
+  'waiting_for_approval',
+  'succeeded',
+  'failed',
+  'cancelled',
+]);
+export type TaskState = z.infer<typeof TaskStateSchema>;
+
+export const DecisionSchema = z.object({
+  by: IdentitySchema,
+  at: z.string(),
+  outcome: z.enum(['approved', 'denied']),
+  planVersion: z.number().int().positive(),
+  planHash: z.string(),
+});
+export type Decision = z.infer<typeof DecisionSchema>;
+
+export const FailureSchema = z.object({ code: z.string(), message: z.string() });
+export type Failure = z.infer<typeof FailureSchema>;
+
+export const TaskSchema = z.object({
+  id: z.string(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  conversation: ConversationRefSchema,
+  requester: IdentitySchema,
+  request: z.string(),
+  inputs: z.array(StoredFileSchema),
+  state: TaskStateSchema,
+  /** Latest plan version (0 until the first plan exists). */
+  planVersion: z.number().int().nonnegative(),
+  decision: DecisionSchema.optional(),
+  runId: z.string().optional(),
+  artifacts: z.array(ArtifactSchema),
+  usage: UsageSchema,
+  costUsd: z.number().nonnegative(),
+  failure: FailureSchema.optional(),
+  /** The agent's closing words for the thread, on success. */
+  resultSummary: z.string().max(20_000).optional(),
+  /** True when the demo model (not a real one) is handling this task. */
+  demo: z.boolean(),
+  startedAt: z.string().optional(),
+  finishedAt: z.string().optional(),
+  cancelRequestedBy: IdentitySchema.optional(),
+});
+export type Task = z.infer<typeof TaskSchema>;
+
+/** Legal moves of the task state machine (DESIGN §5). */
+const transitions: Record<TaskState, readonly TaskState[]> = {
+  requested: ['planning', 'failed', 'cancelled'],
+  planning: ['awaiting_approval', 'failed', 'cancelled'],
+  awaiting_approval: ['queued', 'denied', 'expired', 'planning', 'cancelled'],
+  denied: [],
+  expired: [],
+  queued: ['running', 'failed', 'cancelled'],
+  running: ['waiting_for_approval', 'succeeded', 'failed', 'cancelled'],
+  waiting_for_approval: ['running', 'failed', 'cancelled'],
+  succeeded: [],
+  failed: [],
+  cancelled: [],
+};
+
+export const terminalStates: readonly TaskState[] = ['denied', 'expired', 'succeeded', 'failed', 'cancelled'];
+
+export function isTerminal(state: TaskState): boolean {
+  return terminalStates.includes(state);
+}
+
+export function canTransition(from: TaskState, to: TaskState): boolean {
+  return transitions[from].includes(to);
+}
+
+/**
+ * Moves a task to a new state, or throws when the move is illegal. Pure: returns a new
+ * task; the caller persists it (atomically) and audits the move.
+ */
+export function transition(task: Task, to: TaskState, at: Date, patch: Partial<Task> = {}): Task {
+  if (!canTransition(task.state, to)) {
+    throw new HandoffError(
+      ErrorCodes.illegalTransition,
+      `a task that is ${task.state.replace(/_/g, ' ')} cannot become ${to.replace(/_/g, ' ')}`,
+    );
+  }
+  const iso = at.toISOString();
+  const next: Task = { ...task, ...patch, state: to, updatedAt: iso };
+  if (to === 'running' && !task.startedAt) next.startedAt = iso;
+  if (isTerminal(to)) next.finishedAt = iso;
+  return next;
+}
+
+export interface NewTask {
+  id: string;
+  conversation: Task['conversation'];
+  requester: Task['requester'];
+  request: string;
+  inputs: Task['inputs'];
+  demo: boolean;
+}
+
+export function newTask(input: NewTask, at: Date): Task {
+  const iso = at.toISOString();
+  return {
+    ...input,
+    createdAt: iso,
+    updatedAt: iso,
+    state: 'requested',
+    planVersion: 0,
+    artifacts: [],
+    usage: zeroUsage,
+    costUsd: 0,
+  };
+}
