@@ -1,0 +1,66 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ErrorCodes, HandoffError } from '../core/index.ts';
+import { type Config, settingDefs } from './settings.ts';
+
+export interface LoadOptions {
+  env?: NodeJS.ProcessEnv;
+  /** Path of handoff.yaml; default HANDOFF_CONFIG, else ./handoff.yaml when present. */
+  file?: string;
+}
+
+const schema = z.strictObject(Object.fromEntries(settingDefs.map((d) => [d.key, d.schema])));
+
+/**
+ * Reads settings once: handoff.yaml (when present), then the environment on top.
+ * Fails fast with every problem named by its env variable or file key.
+ */
+export function loadConfig(options: LoadOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.HANDOFF_CONFIG ?? (existsSync('handoff.yaml') ? 'handoff.yaml' : undefined);
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new HandoffError(ErrorCodes.config, `cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new HandoffError(ErrorCodes.config, `${file}: the top level must be a mapping of setting: value`);
+    }
+    fromFile = (parsed as Record<string, unknown> | null) ?? {};
+  }
+  const raw: Record<string, unknown> = { ...fromFile };
+  for (const def of settingDefs) {
+    const value = env[def.env];
+    if (value !== undefined && value !== '') raw[def.key] = value;
+  }
+  const result = schema.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = String(issue.path[0] ?? '');
+      const def = settingDefs.find((d) => d.key === key);
+      const where = def
+        ? `${def.env}${file && key in fromFile ? ` (or ${key} in ${file})` : ''}`
+        : `${key} in ${file ?? 'config'}`;
+      const reason =
+        issue.code === 'unrecognized_keys' ? `unknown setting(s): ${issue.keys.join(', ')}` : issue.message;
+      return `  ${where}: ${reason}`;
+    });
+    throw new HandoffError(ErrorCodes.config, `invalid configuration:\n${lines.join('\n')}`);
+  }
+  return result.data as Config;
+}
+
+/** The settings as a Markdown table (README), secrets never shown with a value. */
+export function settingsTable(): string {
+  const rows = settingDefs.map((d) => {
+    const parsed = d.schema.safeParse(undefined);
+    const dflt = parsed.success && parsed.data !== undefined ? `\`${String(parsed.data)}\`` : '—';
+    return `| \`${d.env}\` | \`${d.key}\` | ${dflt} | ${d.doc} |`;
+  });
+  return ['| env | handoff.yaml | default | meaning |', '| --- | --- | --- | --- |', ...rows].join('\n');
+}

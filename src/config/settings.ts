@@ -1,0 +1,204 @@
+import { z } from 'zod';
+
+/**
+ * Every setting Handoff reads, in one table: its key in handoff.yaml, its environment
+ * variable, its schema (with the default) and what it does. README's configuration
+ * table is printed from this list by `handoff config`.
+ */
+export interface SettingDef {
+  key: string;
+  env: string;
+  schema: z.ZodType;
+  doc: string;
+  /** Never printed (tokens, keys, secrets). */
+  secret?: boolean;
+}
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const bool = z.union([z.boolean(), z.enum(['1', '0', 'true', 'false', 'yes', 'no'])]).transform((v) => {
+  if (typeof v === 'boolean') return v;
+  return v === '1' || v === 'true' || v === 'yes';
+});
+
+export const settingDefs = [
+  {
+    key: 'port',
+    env: 'HANDOFF_PORT',
+    schema: int(0, 65535).default(3000),
+    doc: 'HTTP port of the bot (console, downloads, health).',
+  },
+  {
+    key: 'host',
+    env: 'HANDOFF_HOST',
+    schema: z.string().min(1).default('127.0.0.1'),
+    doc: 'Address the HTTP server listens on.',
+  },
+  {
+    key: 'publicUrl',
+    env: 'HANDOFF_PUBLIC_URL',
+    schema: z.url().optional(),
+    doc: 'Base URL people reach the bot at (download links). Default http://<host>:<port>.',
+  },
+  {
+    key: 'redisUrl',
+    env: 'REDIS_URL',
+    schema: z.string().optional(),
+    doc: 'Redis to use. `handoff dev` starts its own redis-server when unset; bot and runner require it.',
+  },
+  {
+    key: 'dataDir',
+    env: 'HANDOFF_DATA_DIR',
+    schema: z.string().min(1).default('.handoff'),
+    doc: 'Local state: artifacts, workspaces, the dev Redis files.',
+  },
+  {
+    key: 'signingSecret',
+    env: 'HANDOFF_SIGNING_SECRET',
+    schema: z.string().min(32).optional(),
+    doc: 'HMAC key for download links (≥ 32 chars). `handoff dev` generates and keeps one in the data dir.',
+    secret: true,
+  },
+  {
+    key: 'consoleToken',
+    env: 'HANDOFF_CONSOLE_TOKEN',
+    schema: z.string().min(16).optional(),
+    doc: 'Enables the web console under `handoff bot`; every console request must carry it. Not needed by `handoff dev`.',
+    secret: true,
+  },
+  {
+    key: 'anthropicApiKey',
+    env: 'ANTHROPIC_API_KEY',
+    schema: z.string().min(1).optional(),
+    doc: 'Anthropic API key. Without it the demo model runs.',
+    secret: true,
+  },
+  {
+    key: 'anthropicBaseUrl',
+    env: 'ANTHROPIC_BASE_URL',
+    schema: z.url().optional(),
+    doc: 'Messages API base URL (a gateway or proxy).',
+  },
+  {
+    key: 'model',
+    env: 'HANDOFF_MODEL',
+    schema: z.string().min(1).default('claude-sonnet-4-5'),
+    doc: 'Model id for planning and runs.',
+  },
+  {
+    key: 'sandboxImage',
+    env: 'HANDOFF_SANDBOX_IMAGE',
+    schema: z.string().min(1).default('handoff-sandbox:latest'),
+    doc: 'Docker image that runs untrusted work.',
+  },
+  {
+    key: 'sandboxMemoryMb',
+    env: 'HANDOFF_SANDBOX_MEMORY_MB',
+    schema: int(64, 65536).default(1024),
+    doc: 'Memory limit of a sandbox (no swap).',
+  },
+  {
+    key: 'sandboxCpus',
+    env: 'HANDOFF_SANDBOX_CPUS',
+    schema: z.coerce.number().min(0.1).max(64).default(1),
+    doc: 'CPU limit of a sandbox, in cores.',
+  },
+  {
+    key: 'sandboxPids',
+    env: 'HANDOFF_SANDBOX_PIDS',
+    schema: int(16, 32768).default(256),
+    doc: 'Process limit of a sandbox.',
+  },
+  {
+    key: 'sandboxTmpfsMb',
+    env: 'HANDOFF_SANDBOX_TMPFS_MB',
+    schema: int(16, 8192).default(256),
+    doc: 'Size of the sandbox /tmp.',
+  },
+  {
+    key: 'commandTimeoutMs',
+    env: 'HANDOFF_COMMAND_TIMEOUT_MS',
+    schema: int(1000, 3_600_000).default(120_000),
+    doc: 'Wall-time limit of one command in the sandbox.',
+  },
+  {
+    key: 'runTimeoutMs',
+    env: 'HANDOFF_RUN_TIMEOUT_MS',
+    schema: int(10_000, 86_400_000).default(900_000),
+    doc: 'Wall-time limit of a whole run (plan budget default).',
+  },
+  {
+    key: 'questionTimeoutMs',
+    env: 'HANDOFF_QUESTION_TIMEOUT_MS',
+    schema: int(10_000, 604_800_000).default(1_800_000),
+    doc: 'How long a run waits for an answer to the agent’s question.',
+  },
+  {
+    key: 'maxUploadBytes',
+    env: 'HANDOFF_MAX_UPLOAD_BYTES',
+    schema: int(1, 2 ** 40).default(25 * 1024 * 1024),
+    doc: 'Largest input file accepted.',
+  },
+  {
+    key: 'maxFilesPerRequest',
+    env: 'HANDOFF_MAX_FILES',
+    schema: int(0, 100).default(10),
+    doc: 'Most input files per request.',
+  },
+  {
+    key: 'maxRequestChars',
+    env: 'HANDOFF_MAX_REQUEST_CHARS',
+    schema: int(1, 100_000).default(8000),
+    doc: 'Longest request text accepted.',
+  },
+  {
+    key: 'downloadTtlMs',
+    env: 'HANDOFF_DOWNLOAD_TTL_MS',
+    schema: int(60_000, 604_800_000).default(86_400_000),
+    doc: 'How long a download link stays valid.',
+  },
+  {
+    key: 'runnerConcurrency',
+    env: 'HANDOFF_RUNNER_CONCURRENCY',
+    schema: int(1, 64).default(2),
+    doc: 'Runs (and plans) one runner works on at once.',
+  },
+  {
+    key: 'maxTokensPerRun',
+    env: 'HANDOFF_MAX_TOKENS_PER_RUN',
+    schema: int(1000, 100_000_000).default(400_000),
+    doc: 'Token budget of a run.',
+  },
+  {
+    key: 'maxCostUsdPerRun',
+    env: 'HANDOFF_MAX_COST_USD_PER_RUN',
+    schema: z.coerce.number().positive().default(5),
+    doc: 'Estimated-cost budget of a run, in USD.',
+  },
+  {
+    key: 'priceInputPerMTok',
+    env: 'HANDOFF_PRICE_INPUT_PER_MTOK',
+    schema: z.coerce.number().nonnegative().default(3),
+    doc: 'USD per million input tokens (cost estimates).',
+  },
+  {
+    key: 'priceOutputPerMTok',
+    env: 'HANDOFF_PRICE_OUTPUT_PER_MTOK',
+    schema: z.coerce.number().nonnegative().default(15),
+    doc: 'USD per million output tokens.',
+  },
+  {
+    key: 'allowSelfApproval',
+    env: 'HANDOFF_ALLOW_SELF_APPROVAL',
+    schema: bool.optional(),
+    doc: 'Let a requester approve their own plan. Default: yes under `handoff dev`, no otherwise.',
+  },
+  {
+    key: 'logLevel',
+    env: 'LOG_LEVEL',
+    schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    doc: 'Log level.',
+  },
+] as const satisfies readonly SettingDef[];
+
+type Defs = typeof settingDefs;
+export type Config = { [D in Defs[number] as D['key']]: z.output<D['schema']> };
