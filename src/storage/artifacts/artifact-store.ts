@@ -1,0 +1,27 @@
+import type { Readable } from 'node:stream';
+
+export interface PutResult {
+  size: number;
+  sha256: string;
+}
+
+export interface DownloadLink {
+  url: string;
+  expiresAt: string;
+}
+
+/** Where inputs and deliverables live. Local directory by default; S3 in production. */
+export interface ArtifactStore {
+  readonly name: string;
+  /** Streams `body` into the store under `key`. Refuses more than `maxBytes` when given. */
+  put(key: string, body: Readable, options: { mediaType: string; maxBytes?: number }): Promise<PutResult>;
+  get(key: string): Promise<Readable>;
+  exists(key: string): Promise<boolean>;
+  /** Removes an object; no error when it does not exist. */
+  delete(key: string): Promise<void>;
+  /** A link a person can open, valid until `expiresAt`. */
+  downloadUrl(
+    key: string,
+    options: { fileName: string; mediaType: string; expiresInMs: number },
+  ): Promise<DownloadLink>;
+}

@@ -1,0 +1,140 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ErrorCodes, HandoffError } from '../../core/index.ts';
+import type { ArtifactStore, DownloadLink, PutResult } from './artifact-store.ts';
+
+/** Keys are slash-separated segments of safe characters; nothing can climb out of the root. */
+const keyPattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}(\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}){0,8}$/;
+
+export function assertValidKey(key: string): void {
+  if (!keyPattern.test(key) || key.split('/').some((s) => s === '..' || s === '.')) {
+    throw new HandoffError(ErrorCodes.invalidInput, `invalid artifact key: ${JSON.stringify(key.slice(0, 80))}`);
+  }
+}
+
+export interface LocalArtifactStoreOptions {
+  root: string;
+  /** HMAC key for download links; MUST be the same on every bot that serves them. */
+  signingSecret: string;
+  /** Base URL of the bot that serves `/files/…` (a function when known only once it listens). */
+  publicUrl: string | (() => string);
+}
+
+export interface SignedDownload {
+  key: string;
+  fileName: string;
+  mediaType: string;
+  expiresAtMs: number;
+  signature: string;
+}
+
+/** Artifacts in a local directory, downloaded through signed, expiring links served by the bot. */
+export class LocalArtifactStore implements ArtifactStore {
+  readonly name = 'local';
+
+  constructor(private readonly options: LocalArtifactStoreOptions) {}
+
+  private path(key: string): string {
+    assertValidKey(key);
+    return join(this.options.root, key);
+  }
+
+  async put(key: string, body: Readable, options: { mediaType: string; maxBytes?: number }): Promise<PutResult> {
+    const target = this.path(key);
+    await mkdir(dirname(target), { recursive: true });
+    const partial = `${target}.partial-${process.pid}-${Date.now()}`;
+    const hash = createHash('sha256');
+    let size = 0;
+    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
+    const meter = new Transform({
+      transform(chunk: Buffer, _enc, done) {
+        size += chunk.length;
+        if (size > max) {
+          done(new HandoffError(ErrorCodes.invalidInput, `the file is larger than the limit of ${formatBytes(max)}`));
+          return;
+        }
+        hash.update(chunk);
+        done(null, chunk);
+      },
+    });
+    try {
+      await pipeline(body, meter, createWriteStream(partial, { mode: 0o600 }));
+      // Renamed only when complete, so a reader never sees half a file.
+      await rename(partial, target);
+    } catch (err) {
+      await rm(partial, { force: true });
+      throw err;
+    }
+    return { size, sha256: hash.digest('hex') };
+  }
+
+  async get(key: string): Promise<Readable> {
+    const path = this.path(key);
+    try {
+      await stat(path);
+    } catch {
+      throw new HandoffError(ErrorCodes.notFound, `no artifact ${key}`);
+    }
+    return createReadStream(path);
+  }
+
+  async exists(key: string): Promise<boolean> {
+    try {
+      await stat(this.path(key));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await rm(this.path(key), { force: true });
+  }
+
+  async downloadUrl(
+    key: string,
+    options: { fileName: string; mediaType: string; expiresInMs: number },
+  ): Promise<DownloadLink> {
+    assertValidKey(key);
+    const expiresAtMs = Date.now() + options.expiresInMs;
+    const signature = this.sign(key, options.fileName, options.mediaType, expiresAtMs);
+    const query = new URLSearchParams({
+      name: options.fileName,
+      type: options.mediaType,
+      exp: String(expiresAtMs),
+      sig: signature,
+    });
+    const base = typeof this.options.publicUrl === 'function' ? this.options.publicUrl() : this.options.publicUrl;
+    const url = `${base.replace(/\/$/, '')}/files/${key.split('/').map(encodeURIComponent).join('/')}?${query}`;
+    return { url, expiresAt: new Date(expiresAtMs).toISOString() };
+  }
+
+  /** Checks a download request; returns why it is refused, or undefined when it is good. */
+  verify(download: SignedDownload, now = Date.now()): string | undefined {
+    if (!keyPattern.test(download.key)) return 'invalid link';
+    if (!Number.isFinite(download.expiresAtMs)) return 'invalid link';
+    const expected = Buffer.from(this.sign(download.key, download.fileName, download.mediaType, download.expiresAtMs));
+    const given = Buffer.from(download.signature);
+    if (expected.length !== given.length || !timingSafeEqual(expected, given)) return 'invalid link signature';
+    if (download.expiresAtMs < now) return 'this link has expired; ask for a new one in the thread';
+    return undefined;
+  }
+
+  private sign(key: string, fileName: string, mediaType: string, expiresAtMs: number): string {
+    return createHmac('sha256', this.options.signingSecret)
+      .update(`${key}\n${fileName}\n${mediaType}\n${expiresAtMs}`)
+      .digest('base64url');
+  }
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GB`;
+}

@@ -1,0 +1,97 @@
+import { createHash } from 'node:crypto';
+import type { Redis } from 'ioredis';
+import { canonicalJson } from '../core/index.ts';
+
+export interface AuditRecord {
+  seq: number;
+  at: string;
+  type: string;
+  taskId?: string;
+  actor?: string;
+  data: Record<string, unknown>;
+  prevHash: string;
+  hash: string;
+}
+
+const listKey = 'hf:audit';
+const genesis = '0'.repeat(64);
+
+// Append in one script so concurrent writers (several bots and runners) never fork the chain.
+const appendScript = `
+local last = redis.call('LINDEX', KEYS[1], -1)
+local prev = ARGV[2]
+local seq = 1
+if last then
+  local rec = cjson.decode(last)
+  prev = rec.hash
+  seq = rec.seq + 1
+end
+return {prev, seq}
+`;
+
+/**
+ * Append-only audit records in Redis, each carrying the hash of the one before
+ * (DESIGN §10). Verification and export live beside it.
+ */
+export class AuditLog {
+  constructor(private readonly redis: Redis) {}
+
+  async append(entry: {
+    type: string;
+    taskId?: string;
+    actor?: string;
+    data?: Record<string, unknown>;
+  }): Promise<AuditRecord> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const [prevHash, seq] = (await this.redis.eval(appendScript, 1, listKey, '', genesis)) as [string, number];
+      const body = {
+        seq,
+        at: new Date().toISOString(),
+        type: entry.type,
+        ...(entry.taskId ? { taskId: entry.taskId } : {}),
+        ...(entry.actor ? { actor: entry.actor } : {}),
+        data: entry.data ?? {},
+        prevHash,
+      };
+      const record: AuditRecord = { ...body, hash: hashRecord(body) };
+      // Only appended if the chain did not move since we read it.
+      const ok = await this.redis.eval(
+        `local last = redis.call('LINDEX', KEYS[1], -1)
+         local prev = ARGV[2]
+         if last then prev = cjson.decode(last).hash end
+         if prev ~= ARGV[1] then return 0 end
+         redis.call('RPUSH', KEYS[1], ARGV[3])
+         return 1`,
+        1,
+        listKey,
+        prevHash,
+        genesis,
+        JSON.stringify(record),
+      );
+      if (ok === 1) return record;
+    }
+    throw new Error('audit log is too busy to append; try again');
+  }
+
+  async records(start = 0, stop = -1): Promise<AuditRecord[]> {
+    const raw = await this.redis.lrange(listKey, start, stop);
+    return raw.map((r) => JSON.parse(r) as AuditRecord);
+  }
+}
+
+export function hashRecord(body: Omit<AuditRecord, 'hash'>): string {
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+/** Finds the first record whose chain is broken; undefined when the log is intact. */
+export function verifyChain(records: AuditRecord[]): { index: number; seq: number; reason: string } | undefined {
+  let prev = genesis;
+  for (const [index, record] of records.entries()) {
+    const { hash, ...body } = record;
+    if (record.prevHash !== prev) return { index, seq: record.seq, reason: 'does not follow the record before it' };
+    if (hashRecord(body) !== hash) return { index, seq: record.seq, reason: 'was edited after it was written' };
+    if (record.seq !== index + 1) return { index, seq: record.seq, reason: 'is out of sequence' };
+    prev = hash;
+  }
+  return undefined;
+}

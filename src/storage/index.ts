@@ -1,0 +1,19 @@
+export type { ArtifactStore, DownloadLink, PutResult } from './artifacts/artifact-store.ts';
+export {
+  assertValidKey,
+  formatBytes,
+  LocalArtifactStore,
+  type LocalArtifactStoreOptions,
+  type SignedDownload,
+} from './artifacts/local.ts';
+export { AuditLog, type AuditRecord, hashRecord, verifyChain } from './audit-log.ts';
+export {
+  closeConnection,
+  createQueueConnection,
+  createRecordConnection,
+  type RedisHealth,
+  redisHealth,
+  waitForReady,
+} from './redis.ts';
+export { type EmbeddedRedis, startRedisServer } from './redis-server.ts';
+export { cancelChannel, StateStore } from './state-store.ts';
