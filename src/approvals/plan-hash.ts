@@ -1,0 +1,18 @@
+import { createHash } from 'node:crypto';
+import { canonicalJson, type Plan } from '../core/index.ts';
+
+/**
+ * The hash an approval binds to: task, version, what the plan says and its envelope.
+ * Approving version 2 does not approve version 3, nor version 2 with a wider envelope.
+ */
+export function planHash(plan: Plan): string {
+  const bound = {
+    taskId: plan.taskId,
+    version: plan.version,
+    summary: plan.summary,
+    steps: plan.steps,
+    deliverables: plan.deliverables,
+    envelope: plan.envelope,
+  };
+  return createHash('sha256').update(canonicalJson(bound)).digest('hex');
+}
