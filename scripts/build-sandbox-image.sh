@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Build the Handoff sandbox image (sandbox/Dockerfile).
+#
+# Usage: scripts/build-sandbox-image.sh [--force]
+#
+#   --force   rebuild the sandbox image even if it already exists
+#
+# Environment:
+#   HANDOFF_SANDBOX_IMAGE   image tag to build (default handoff-sandbox:latest)
+#   HANDOFF_DEBIAN_MIRROR   Debian mirror for the registry-free base
+#                           (default: first Debian mirror in the apt sources,
+#                           else http://deb.debian.org/debian)
+#   HANDOFF_BUILD_CA_FILE   PEM bundle that npm trusts while fetching the Node
+#                           libraries, in a throwaway build stage only (it never
+#                           reaches the final image). Default: this machine's
+#                           system bundle, so builds behind a TLS-inspecting
+#                           proxy work; set it to an empty string to disable.
+#
+# Base image: the public debian:bookworm-slim if it can be pulled (or is already
+# present locally). Otherwise a registry-free base is made with debootstrap and
+# imported as handoff-base:bookworm, so only the Debian and npm package
+# mirrors need to be reachable. The debootstrap step needs root.
+set -euo pipefail
+
+readonly PUBLIC_BASE="debian:bookworm-slim"
+readonly LOCAL_BASE="handoff-base:bookworm"
+readonly SUITE="bookworm"
+readonly DEFAULT_MIRROR="http://deb.debian.org/debian"
+IMAGE="${HANDOFF_SANDBOX_IMAGE:-handoff-sandbox:latest}"
+
+log() { printf '[sandbox-image] %s\n' "$*"; }
+die() { printf '[sandbox-image] ERROR: %s\n' "$*" >&2; exit 1; }
+
+FORCE=0
+for arg in "$@"; do
+  case "$arg" in
+    --force) FORCE=1 ;;
+    -h|--help) sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument: $arg (usage: $0 [--force])" ;;
+  esac
+done
+
+SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO_ROOT="$(cd "$SCRIPT_DIR/.." && pwd)"
+SCRIPT_PATH="$SCRIPT_DIR/$(basename "${BASH_SOURCE[0]}")"
+cd "$REPO_ROOT"
+[[ -f sandbox/Dockerfile ]] || die "sandbox/Dockerfile not found under $REPO_ROOT"
+
+command -v docker >/dev/null 2>&1 || die "docker CLI not found"
+docker info >/dev/null 2>&1 || die "cannot talk to the Docker daemon (is dockerd running, and may this user use it?)"
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+if image_exists "$IMAGE" && [[ "$FORCE" -eq 0 ]]; then
+  log "image $IMAGE already exists; nothing to do (pass --force to rebuild)"
+  exit 0
+fi
+
+# First Debian mirror configured for apt on this machine (deb822 .sources or
+# one-line sources.list), ignoring the security archive and non-Debian repos.
+detect_mirror() {
+  local f uri
+  local -a files=()
+  [[ -f /etc/apt/sources.list ]] && files+=(/etc/apt/sources.list)
+  for f in /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+    [[ -f "$f" ]] && files+=("$f")
+  done
+  for f in "${files[@]}"; do
+    if [[ "$f" == *.sources ]]; then
+      uri="$(awk 'tolower($1) == "uris:" { for (i = 2; i <= NF; i++) print $i }' "$f")"
+    else
+      # deb [options] URI suite components...
+      uri="$(awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ } print $i }' "$f")"
+    fi
+    while IFS= read -r uri; do
+      uri="${uri%/}"
+      if [[ "$uri" =~ ^https?://[^[:space:]]+/debian$ ]]; then
+        printf '%s\n' "$uri"
+        return 0
+      fi
+    done <<<"$uri"
+  done
+  printf '%s\n' "$DEFAULT_MIRROR"
+}
+
+build_local_base() {
+  local mirror rootfs
+  mirror="${HANDOFF_DEBIAN_MIRROR:-$(detect_mirror)}"
+  mirror="${mirror%/}"
+
+  if [[ "$(id -u)" -ne 0 ]]; then
+    log "the registry-free base ($LOCAL_BASE) must be created with debootstrap, which needs root."
+    log "run this instead:"
+    printf '\n  sudo HANDOFF_SANDBOX_IMAGE=%q HANDOFF_DEBIAN_MIRROR=%q %q%s\n\n' \
+      "$IMAGE" "$mirror" "$SCRIPT_PATH" "$([[ "$FORCE" -eq 1 ]] && echo ' --force')" >&2
+    exit 1
+  fi
+  command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found (apt-get install -y debootstrap)"
+
+  rootfs="$(mktemp -d /var/tmp/handoff-base.XXXXXX)"
+  # shellcheck disable=SC2064
+  trap "rm -rf --one-file-system '$rootfs'" EXIT
+
+  log "debootstrap --variant=minbase $SUITE from $mirror (this takes a few minutes)"
+  local t0=$SECONDS
+  debootstrap --variant=minbase "$SUITE" "$rootfs" "$mirror"
+  log "debootstrap finished in $((SECONDS - t0))s"
+
+  log "configuring and trimming the base"
+  printf 'deb %s %s main\n' "$mirror" "$SUITE" >"$rootfs/etc/apt/sources.list"
+  rm -f "$rootfs"/etc/apt/sources.list.d/*
+  # Same housekeeping as the official slim images: no docs, no .deb cache.
+  printf '%s\n' \
+    'path-exclude /usr/share/doc/*' \
+    'path-include /usr/share/doc/*/copyright' \
+    'path-exclude /usr/share/man/*' \
+    'path-exclude /usr/share/info/*' \
+    'path-exclude /usr/share/groff/*' \
+    'path-exclude /usr/share/lintian/*' \
+    'path-exclude /usr/share/linda/*' \
+    >"$rootfs/etc/dpkg/dpkg.cfg.d/01-handoff-nodoc"
+  printf '%s\n' \
+    'APT::Install-Recommends "false";' \
+    'APT::Install-Suggests "false";' \
+    >"$rootfs/etc/apt/apt.conf.d/01-handoff-norecommends"
+  rm -rf "$rootfs"/var/lib/apt/lists/* \
+         "$rootfs"/var/cache/apt/*.bin \
+         "$rootfs"/var/cache/apt/archives/*.deb \
+         "$rootfs"/var/cache/apt/archives/partial/* \
+         "$rootfs"/var/log/*.log "$rootfs"/var/log/apt/* \
+         "$rootfs"/var/cache/debconf/*-old "$rootfs"/var/lib/dpkg/*-old \
+         "$rootfs"/tmp/* "$rootfs"/var/tmp/*
+  find "$rootfs/usr/share/doc" -mindepth 1 ! -name copyright ! -type d -delete 2>/dev/null || true
+  find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete 2>/dev/null || true
+  rm -rf "$rootfs"/usr/share/man/* "$rootfs"/usr/share/info/*
+  : >"$rootfs/etc/hostname"
+  : >"$rootfs/etc/resolv.conf"
+
+  log "importing the root filesystem as $LOCAL_BASE"
+  tar --numeric-owner --xattrs -C "$rootfs" -c . \
+    | docker import \
+        --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+        --change 'CMD ["bash"]' \
+        --message "debootstrap --variant=minbase $SUITE $mirror" \
+        - "$LOCAL_BASE" >/dev/null
+
+  rm -rf --one-file-system "$rootfs"
+  trap - EXIT
+  log "created $LOCAL_BASE"
+}
+
+BASE=""
+log "trying to pull $PUBLIC_BASE"
+if timeout 60 docker pull "$PUBLIC_BASE" >/dev/null 2>&1; then
+  BASE="$PUBLIC_BASE"
+  log "pulled $PUBLIC_BASE"
+elif image_exists "$PUBLIC_BASE"; then
+  BASE="$PUBLIC_BASE"
+  log "pull failed; using the $PUBLIC_BASE already present locally"
+else
+  log "pull failed (no registry reachable?); using the registry-free base $LOCAL_BASE"
+  if image_exists "$LOCAL_BASE"; then
+    log "$LOCAL_BASE already exists; reusing it"
+  else
+    build_local_base
+  fi
+  BASE="$LOCAL_BASE"
+fi
+
+# Build from a temporary copy of sandbox/ so that an optional CA bundle can
+# be added to the context without touching the work tree.
+if [[ -v HANDOFF_BUILD_CA_FILE ]]; then
+  CA_FILE="$HANDOFF_BUILD_CA_FILE"
+elif [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
+  CA_FILE=/etc/ssl/certs/ca-certificates.crt
+else
+  CA_FILE=""
+fi
+CONTEXT="$(mktemp -d "${TMPDIR:-/tmp}/handoff-sandbox-ctx.XXXXXX")"
+# shellcheck disable=SC2064
+trap "rm -rf '$CONTEXT'" EXIT
+cp -a sandbox/. "$CONTEXT/"
+rm -f "$CONTEXT"/build-ca*.pem
+if [[ -n "$CA_FILE" ]]; then
+  [[ -r "$CA_FILE" ]] || die "HANDOFF_BUILD_CA_FILE=$CA_FILE is not readable"
+  cp "$CA_FILE" "$CONTEXT/build-ca.pem"
+  log "npm will trust the CA bundle $CA_FILE during the build (not kept in the image)"
+fi
+
+log "building $IMAGE from $BASE"
+t0=$SECONDS
+docker build --network host --build-arg "BASE_IMAGE=$BASE" -t "$IMAGE" "$CONTEXT"
+log "build finished in $((SECONDS - t0))s"
+log "done: $(docker image ls --format '{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}' "$IMAGE")"
