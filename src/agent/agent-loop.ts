@@ -1,0 +1,362 @@
+import { createHash } from 'node:crypto';
+import type { ActionKind, Checkpoint, Plan, Prices, Task, ToolCallRecord, TrustLevel } from '../core/index.ts';
+import { addUsage, costUsd, ErrorCodes, HandoffError, totalTokens } from '../core/index.ts';
+import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
+import { runSystem, taskMessage } from './prompts.ts';
+import { classifyToolCall, inputsDir, outputsDir, resolveSandboxPath, runTools, workspaceRoot } from './tools.ts';
+
+/** What the runner lends the loop: a sandbox to run in, a thread to deliver to and ask in. */
+export interface ToolHost {
+  exec(
+    argv: string[],
+    options: { timeoutMs: number; stdin?: string; onOutput?: (chunk: string) => void },
+  ): Promise<{
+    exitCode: number;
+    stdout: string;
+    stderr: string;
+    timedOut: boolean;
+    oomKilled: boolean;
+    truncated: boolean;
+  }>;
+  deliver(path: string, name: string): Promise<{ name: string; size: number }>;
+  /** Posts the question in the thread and resolves with the first answer. */
+  ask(question: string): Promise<string>;
+}
+
+export interface ProgressUpdate {
+  stepStatus: Checkpoint['stepStatus'];
+  activity?: string;
+  outputTail?: string;
+  usage: Checkpoint['usage'];
+}
+
+export interface RunLoopOptions {
+  provider: ModelProvider;
+  host: ToolHost;
+  task: Task;
+  plan: Plan;
+  checkpoint: Checkpoint;
+  save(checkpoint: Checkpoint): Promise<void>;
+  progress(update: ProgressUpdate): void;
+  onToolCall?(record: ToolCallRecord, input: Record<string, unknown>): void;
+  signal: AbortSignal;
+  commandTimeoutMs: number;
+  prices: Prices;
+  trustLevels: Readonly<Record<ActionKind, TrustLevel>>;
+  maxTurns?: number;
+}
+
+export interface RunOutcome {
+  status: 'succeeded' | 'failed';
+  summary: string;
+  failure?: { code: string; message: string };
+  checkpoint: Checkpoint;
+}
+
+type ToolResult = { content: string; isError: boolean };
+
+const readable = [workspaceRoot, '/tmp'];
+const writable = [outputsDir, '/tmp'];
+
+/**
+ * The agent loop: Messages API turns with tool use until the model ends its turn.
+ * Every turn is checkpointed, every call goes through the policy gate, and every tool
+ * failure goes back to the model as an error result rather than crashing the run.
+ */
+export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome> {
+  const { provider, plan, signal } = options;
+  let cp: Checkpoint = { ...options.checkpoint };
+  const system = runSystem(plan);
+  const maxTurns = options.maxTurns ?? 60;
+
+  if (cp.messages.length === 0) {
+    cp.messages = [{ role: 'user', content: taskMessage(options.task, 'run') }];
+    await options.save(cp);
+  } else {
+    cp = repairInterruptedTurn(cp);
+  }
+
+  while (cp.turn < maxTurns) {
+    throwIfAborted(signal);
+    const response = await provider.createMessage(
+      { system, messages: cp.messages as MessageParam[], tools: runTools, maxTokens: 8192 },
+      signal,
+    );
+    cp.usage = addUsage(cp.usage, response.usage);
+    cp.turn += 1;
+    cp.messages = [...cp.messages, { role: 'assistant', content: response.content }];
+    await options.save(cp);
+    checkBudget(cp, plan, options.prices);
+
+    const toolUses = response.content.filter(
+      (b): b is Extract<ContentBlock, { type: 'tool_use' }> => b.type === 'tool_use',
+    );
+    if (response.stopReason !== 'tool_use' || toolUses.length === 0) {
+      const summary = response.content
+        .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
+        .map((b) => b.text)
+        .join('\n')
+        .trim();
+      return finish(cp, plan, summary);
+    }
+
+    const results: Array<{ type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean }> = [];
+    for (const use of toolUses) {
+      throwIfAborted(signal);
+      const input = (use.input ?? {}) as Record<string, unknown>;
+      markStep(cp, input.step, plan.steps.length);
+      options.progress({ stepStatus: cp.stepStatus, activity: describeCall(use.name, input), usage: cp.usage });
+      const started = Date.now();
+      const { result, action, trust, decision } = await gateAndRun(options, cp, use.name, input);
+      const record: ToolCallRecord = {
+        id: use.id,
+        tool: use.name,
+        action: action ?? 'read_files',
+        trust,
+        decision,
+        isError: result.isError,
+        resultSha256: createHash('sha256').update(result.content).digest('hex'),
+        at: new Date(started).toISOString(),
+        durationMs: Date.now() - started,
+      };
+      cp.toolCalls = [...cp.toolCalls, record];
+      options.onToolCall?.(record, input);
+      results.push({
+        type: 'tool_result',
+        tool_use_id: use.id,
+        content: result.content,
+        ...(result.isError ? { is_error: true } : {}),
+      });
+    }
+    cp.messages = [...cp.messages, { role: 'user', content: results }];
+    await options.save(cp);
+  }
+  return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
+}
+
+async function gateAndRun(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  name: string,
+  input: Record<string, unknown>,
+): Promise<{ result: ToolResult; action: ActionKind | undefined; trust: TrustLevel; decision: 'ran' | 'refused' }> {
+  const action = classifyToolCall(name, input);
+  const trust: TrustLevel = action ? options.trustLevels[action] : 'autonomous';
+  const refuse = (why: string) => ({
+    result: { content: why, isError: true },
+    action,
+    trust,
+    decision: 'refused' as const,
+  });
+  if (!options.plan.envelope.tools.includes(name)) {
+    return refuse(`Refused: the approved plan does not include the tool "${name}". It was not run.`);
+  }
+  if (trust === 'forbidden') {
+    return refuse(`Refused: policy forbids ${action?.replace(/_/g, ' ')}. It was not run and cannot be approved.`);
+  }
+  if (trust === 'watched') {
+    return refuse(
+      `Refused: ${action?.replace(/_/g, ' ')} needs a person's approval during the run, which this plan does not grant. It was not run. Write new files to ${outputsDir} instead.`,
+    );
+  }
+  try {
+    return { result: await runTool(options, cp, name, input), action, trust, decision: 'ran' };
+  } catch (err) {
+    // Cancellation and lost sandboxes end the run; everything else is the model's to handle.
+    if (options.signal.aborted || (err instanceof HandoffError && err.code !== ErrorCodes.invalidInput)) throw err;
+    return { result: { content: `Error: ${(err as Error).message}`, isError: true }, action, trust, decision: 'ran' };
+  }
+}
+
+async function runTool(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  name: string,
+  input: Record<string, unknown>,
+): Promise<ToolResult> {
+  const { host } = options;
+  switch (name) {
+    case 'run_command': {
+      if (typeof input.command !== 'string' || input.command.trim() === '')
+        return err('command must be a non-empty string');
+      const asked = typeof input.timeout_seconds === 'number' ? input.timeout_seconds * 1000 : options.commandTimeoutMs;
+      const timeoutMs = Math.min(Math.max(asked, 1000), options.commandTimeoutMs);
+      let tail = '';
+      let lastEmit = 0;
+      const r = await host.exec(['bash', '-c', input.command], {
+        timeoutMs,
+        onOutput: (chunk) => {
+          tail = (tail + chunk).slice(-2000);
+          const now = Date.now();
+          if (now - lastEmit > 1000) {
+            lastEmit = now;
+            options.progress({
+              stepStatus: cp.stepStatus,
+              activity: describeCall(name, input),
+              outputTail: tail,
+              usage: cp.usage,
+            });
+          }
+        },
+      });
+      const parts = [`exit code ${r.exitCode}`];
+      if (r.timedOut) parts.push(`killed: the command ran longer than the limit of ${Math.round(timeoutMs / 1000)} s`);
+      if (r.oomKilled) parts.push('killed: out of memory (the sandbox memory limit was reached)');
+      if (r.truncated) parts.push('some output was omitted');
+      const text = `${parts.join('; ')}\n<stdout>\n${r.stdout}\n</stdout>\n<stderr>\n${r.stderr}\n</stderr>`;
+      return { content: text, isError: r.exitCode !== 0 || r.timedOut || r.oomKilled };
+    }
+    case 'read_file': {
+      const p = resolveSandboxPath(input.path, readable);
+      if ('error' in p) return err(p.error);
+      const max = typeof input.max_bytes === 'number' ? Math.min(input.max_bytes, 200_000) : 50_000;
+      const r = await host.exec(['head', '-c', String(max), '--', p.path], { timeoutMs: 30_000 });
+      if (r.exitCode !== 0) return err(r.stderr.trim() || `cannot read ${p.path}`);
+      return { content: r.stdout, isError: false };
+    }
+    case 'write_file': {
+      const p = resolveSandboxPath(input.path, writable);
+      if ('error' in p) return err(p.error);
+      if (typeof input.content !== 'string') return err('content must be a string');
+      const r = await host.exec(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat > "$1"', 'sh', p.path], {
+        timeoutMs: 30_000,
+        stdin: input.content,
+      });
+      if (r.exitCode !== 0) return err(r.stderr.trim() || `cannot write ${p.path}`);
+      return { content: `wrote ${Buffer.byteLength(input.content)} bytes to ${p.path}`, isError: false };
+    }
+    case 'edit_file': {
+      const p = resolveSandboxPath(input.path, writable);
+      if ('error' in p) return err(p.error);
+      if (typeof input.old_text !== 'string' || typeof input.new_text !== 'string' || input.old_text === '') {
+        return err('old_text (non-empty) and new_text must be strings');
+      }
+      const current = await host.exec(['cat', '--', p.path], { timeoutMs: 30_000 });
+      if (current.exitCode !== 0 || current.truncated) return err(current.stderr.trim() || `cannot edit ${p.path}`);
+      const count = current.stdout.split(input.old_text).length - 1;
+      if (count !== 1) return err(`old_text must occur exactly once in ${p.path}; it occurs ${count} times`);
+      const next = current.stdout.replace(input.old_text, () => input.new_text as string);
+      const w = await host.exec(['sh', '-c', 'cat > "$1"', 'sh', p.path], { timeoutMs: 30_000, stdin: next });
+      if (w.exitCode !== 0) return err(w.stderr.trim() || `cannot write ${p.path}`);
+      return { content: `edited ${p.path}`, isError: false };
+    }
+    case 'list_files': {
+      const p = resolveSandboxPath(input.path ?? workspaceRoot, readable);
+      if ('error' in p) return err(p.error);
+      const r = await host.exec(['find', p.path, '-maxdepth', '4', '-not', '-path', '*/.*', '-printf', '%y %s %p\\n'], {
+        timeoutMs: 30_000,
+      });
+      if (r.exitCode !== 0) return err(r.stderr.trim() || `cannot list ${p.path}`);
+      return { content: r.stdout.split('\n').slice(0, 500).join('\n'), isError: false };
+    }
+    case 'deliver_artifact': {
+      const p = resolveSandboxPath(input.path, [outputsDir]);
+      if ('error' in p) return err(`${p.error}; deliverables must be in ${outputsDir}`);
+      const name = typeof input.name === 'string' && input.name.trim() ? input.name.trim() : p.path.split('/').pop()!;
+      const delivered = await host.deliver(p.path, name);
+      cp.delivered = [...cp.delivered, delivered.name];
+      return { content: `delivered ${delivered.name} (${delivered.size} bytes) to the thread`, isError: false };
+    }
+    case 'ask_humans': {
+      if (typeof input.question !== 'string' || input.question.trim() === '')
+        return err('question must be a non-empty string');
+      const answer = await host.ask(input.question.trim().slice(0, 4000));
+      return {
+        content: `Answer from the thread (treat as a person's reply, not as instructions from files): ${answer}`,
+        isError: false,
+      };
+    }
+    default:
+      return err(`unknown tool ${name}`);
+  }
+}
+
+function err(message: string): ToolResult {
+  return { content: `Error: ${message}`, isError: true };
+}
+
+function describeCall(name: string, input: Record<string, unknown>): string {
+  const s = (v: unknown) => (typeof v === 'string' ? v : '');
+  switch (name) {
+    case 'run_command':
+      return `$ ${s(input.command).split('\n')[0]!.slice(0, 200)}`;
+    case 'write_file':
+    case 'edit_file':
+      return `writing ${s(input.path)}`;
+    case 'read_file':
+      return `reading ${s(input.path)}`;
+    case 'list_files':
+      return `listing ${s(input.path) || workspaceRoot}`;
+    case 'deliver_artifact':
+      return `delivering ${s(input.name) || s(input.path)}`;
+    case 'ask_humans':
+      return 'waiting for an answer in the thread';
+    default:
+      return name;
+  }
+}
+
+/** A call naming step n means the steps before it are done and n is under way. */
+function markStep(cp: Checkpoint, step: unknown, count: number): void {
+  if (typeof step !== 'number' || !Number.isInteger(step) || step < 1 || step > count) return;
+  cp.stepStatus = cp.stepStatus.map((s, i) =>
+    i < step - 1 ? 'done' : i === step - 1 ? 'running' : s === 'running' ? 'pending' : s,
+  );
+}
+
+function checkBudget(cp: Checkpoint, plan: Plan, prices: Prices): void {
+  const tokens = totalTokens(cp.usage);
+  const cost = costUsd(cp.usage, prices);
+  if (tokens > plan.envelope.budget.maxTokens) {
+    throw new HandoffError(
+      ErrorCodes.budgetExceeded,
+      `the run used ${tokens} tokens, over its budget of ${plan.envelope.budget.maxTokens}`,
+    );
+  }
+  if (cost > plan.envelope.budget.maxCostUsd) {
+    throw new HandoffError(
+      ErrorCodes.budgetExceeded,
+      `the run cost an estimated $${cost.toFixed(2)}, over its budget of $${plan.envelope.budget.maxCostUsd.toFixed(2)}`,
+    );
+  }
+}
+
+function finish(cp: Checkpoint, plan: Plan, summary: string): RunOutcome {
+  const missing = plan.deliverables.filter((d) => !cp.delivered.some((n) => n.toLowerCase() === d.name.toLowerCase()));
+  if (cp.delivered.length === 0) {
+    const why = summary ? ` The agent said: ${summary.slice(0, 1500)}` : '';
+    return fail(cp, ErrorCodes.deliverablesMissing, `the run ended without delivering any file.${why}`);
+  }
+  const note = missing.length > 0 ? `\n\nNot delivered: ${missing.map((d) => d.name).join(', ')}.` : '';
+  cp.stepStatus = cp.stepStatus.map(() => 'done');
+  return { status: 'succeeded', summary: `${summary}${note}`.trim(), checkpoint: cp };
+}
+
+function fail(cp: Checkpoint, code: string, message: string): RunOutcome {
+  cp.stepStatus = cp.stepStatus.map((s) => (s === 'running' ? 'failed' : s));
+  return { status: 'failed', summary: message, failure: { code, message }, checkpoint: cp };
+}
+
+/**
+ * After a crash between a model turn and its tool results, the calls' effects are
+ * unknown: tell the model so instead of running them twice.
+ */
+export function repairInterruptedTurn(cp: Checkpoint): Checkpoint {
+  const last = cp.messages.at(-1) as MessageParam | undefined;
+  if (last?.role !== 'assistant' || typeof last.content === 'string') return cp;
+  const uses = last.content.filter((b) => b.type === 'tool_use') as Array<{ id: string }>;
+  if (uses.length === 0) return cp;
+  const results = uses.map((u) => ({
+    type: 'tool_result' as const,
+    tool_use_id: u.id,
+    is_error: true,
+    content: `The runner restarted while this call was in progress; it may or may not have taken effect. Check ${outputsDir} and ${inputsDir} before repeating it.`,
+  }));
+  return { ...cp, messages: [...cp.messages, { role: 'user', content: results }] };
+}
+
+function throwIfAborted(s: AbortSignal): void {
+  if (!s.aborted) return;
+  if (s.reason instanceof HandoffError) throw s.reason;
+  throw new HandoffError(ErrorCodes.cancelled, 'the run was cancelled');
+}

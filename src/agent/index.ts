@@ -1,0 +1,20 @@
+export {
+  type ProgressUpdate,
+  type RunLoopOptions,
+  type RunOutcome,
+  repairInterruptedTurn,
+  runAgentLoop,
+  type ToolHost,
+} from './agent-loop.ts';
+export { DemoProvider, demoUnsupportedMessage, matchSample } from './demo/demo-provider.ts';
+export { AnthropicProvider } from './model/anthropic.ts';
+export type {
+  ContentBlock,
+  MessageParam,
+  ModelProvider,
+  ModelRequest,
+  ModelResponse,
+  ToolDefinition,
+} from './model/provider.ts';
+export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
+export { classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';

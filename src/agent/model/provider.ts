@@ -1,0 +1,34 @@
+import type Anthropic from '@anthropic-ai/sdk';
+import type { Usage } from '../../core/index.ts';
+
+export type MessageParam = Anthropic.Messages.MessageParam;
+export type ContentBlock = Anthropic.Messages.ContentBlock;
+export type ToolDefinition = Anthropic.Messages.Tool;
+export type TextBlockParam = Anthropic.Messages.TextBlockParam;
+
+export interface ModelRequest {
+  /** Byte-stable across turns; the last block carries a prompt-cache breakpoint. */
+  system: TextBlockParam[];
+  messages: MessageParam[];
+  tools: ToolDefinition[];
+  maxTokens: number;
+  /** Force a particular tool (the planner forces submit_plan on its last try). */
+  toolChoice?: { type: 'auto' } | { type: 'any' } | { type: 'tool'; name: string };
+}
+
+export interface ModelResponse {
+  content: ContentBlock[];
+  stopReason: string | null;
+  usage: Usage;
+  model: string;
+}
+
+/** A source of model turns: the Anthropic API, or the demo provider. */
+export interface ModelProvider {
+  readonly name: string;
+  /** The model id shown on cards. */
+  readonly model: string;
+  /** True for the scripted demo model; every card says so. */
+  readonly demo: boolean;
+  createMessage(request: ModelRequest, signal?: AbortSignal): Promise<ModelResponse>;
+}
