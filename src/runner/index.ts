@@ -1,0 +1,11 @@
+export { buildPlan, processPlanJob, type RunnerDeps } from './plan-processor.ts';
+export { processRunJob } from './run-processor.ts';
+export { Runner, type RunnerOptions } from './runner.ts';
+export {
+  containerHardeningProblems,
+  DockerSandboxDriver,
+  type Sandbox,
+  type SandboxDriver,
+  type SandboxLimits,
+} from './sandbox/index.ts';
+export { prepareWorkspace, sandboxUser } from './workspace.ts';

@@ -1,0 +1,151 @@
+import { UnrecoverableError } from 'bullmq';
+import { draftPlan, type ModelProvider, toolsForPlan } from '../agent/index.ts';
+import { type PlanPolicy, planBlockers, stepTrustLevels } from '../approvals/index.ts';
+import {
+  asHandoffError,
+  costUsd,
+  ErrorCodes,
+  type Plan,
+  type PlanDraft,
+  type Prices,
+  type Task,
+  transition,
+} from '../core/index.ts';
+import type { Logger } from '../observability/index.ts';
+import type { PlanJob, Queues } from '../queue/index.ts';
+import type { ArtifactStore, AuditLog, StateStore } from '../storage/index.ts';
+import type { SandboxDriver, SandboxLimits } from './sandbox/index.ts';
+import { prepareWorkspace } from './workspace.ts';
+
+export interface RunnerDeps {
+  state: StateStore;
+  queues: Queues;
+  audit: AuditLog;
+  store: ArtifactStore;
+  driver: SandboxDriver;
+  provider: ModelProvider;
+  logger: Logger;
+  workspacesDir: string;
+  limits: SandboxLimits;
+  commandTimeoutMs: number;
+  runTimeoutMs: number;
+  questionTimeoutMs: number;
+  maxTokensPerRun: number;
+  maxCostUsdPerRun: number;
+  prices: Prices;
+  policy: PlanPolicy;
+}
+
+/** Turns a draft into the plan people approve: the envelope and the budget estimate. */
+export function buildPlan(task: Task, version: number, draft: PlanDraft, deps: RunnerDeps, at: Date): Plan {
+  // A rough estimate shown on the card: a few turns per step, priced like an average turn.
+  const estimatedTokens = deps.provider.demo ? 0 : Math.min(deps.maxTokensPerRun, 12_000 * (draft.steps.length + 2));
+  const estimatedCostUsd = costUsd(
+    {
+      inputTokens: Math.round(estimatedTokens * 0.85),
+      outputTokens: Math.round(estimatedTokens * 0.15),
+      cacheReadTokens: 0,
+      cacheWriteTokens: 0,
+    },
+    deps.prices,
+  );
+  return {
+    ...draft,
+    taskId: task.id,
+    version,
+    envelope: {
+      tools: toolsForPlan(draft),
+      egressDomains: [],
+      mayOverwrite: [],
+      mayDelete: [],
+      deliverableTypes: [...new Set(draft.deliverables.map((d) => d.type))],
+      budget: { maxTokens: deps.maxTokensPerRun, maxCostUsd: deps.maxCostUsdPerRun, maxWallTimeMs: deps.runTimeoutMs },
+    },
+    estimatedTokens,
+    estimatedCostUsd,
+    model: deps.provider.model,
+    demo: deps.provider.demo,
+    createdAt: at.toISOString(),
+  };
+}
+
+/**
+ * Plans a task: a read-only sandbox over its inputs, one planning conversation, a
+ * validated plan saved as the next version, and an event for the bot to post the card.
+ */
+export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: AbortSignal): Promise<void> {
+  const { state, queues, audit } = deps;
+  let task = await state.requireTask(job.taskId);
+  if (task.planVersion >= job.version) return; // already planned: a redelivered job
+  if (task.state === 'requested') {
+    task = (await state.updateTask(task.id, (t) => transition(t, 'planning', new Date()))).after;
+    await audit.append({ type: 'task.planning', taskId: task.id });
+  } else if (task.state !== 'planning') {
+    return; // cancelled or failed meanwhile
+  }
+
+  const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
+  const sandbox = await deps.driver.create(
+    {
+      taskId: task.id,
+      label: `plan-${task.id}-v${job.version}`,
+      workspaceDir: workspace,
+      readOnlyWorkspace: true,
+      limits: deps.limits,
+    },
+    signal,
+  );
+  try {
+    const result = await draftPlan({
+      provider: deps.provider,
+      host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
+      task,
+      signal,
+    });
+    const plan = buildPlan(task, job.version, result.draft, deps, new Date());
+    await state.savePlan(plan);
+    await state.updateTask(task.id, (t) =>
+      transition(t, 'awaiting_approval', new Date(), {
+        planVersion: plan.version,
+        usage: t.usage,
+      }),
+    );
+    await audit.append({
+      type: 'plan.created',
+      taskId: task.id,
+      data: {
+        version: plan.version,
+        promptSha256: result.promptSha256,
+        steps: stepTrustLevels(plan, deps.policy),
+        blockers: planBlockers(plan, deps.policy),
+        model: plan.model,
+      },
+    });
+    await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });
+  } finally {
+    await sandbox.destroy();
+  }
+}
+
+/** Called when a plan job will not be retried: the task fails and the thread is told why. */
+export async function failPlanning(deps: RunnerDeps, taskId: string, err: unknown): Promise<void> {
+  const e = asHandoffError(err);
+  const message = e.code === ErrorCodes.demoUnsupported ? e.message : `Planning failed: ${e.message}`;
+  try {
+    await deps.state.updateTask(taskId, (t) =>
+      t.state === 'requested' || t.state === 'planning'
+        ? transition(t, 'failed', new Date(), { failure: { code: e.code, message } })
+        : t,
+    );
+    await deps.audit.append({ type: 'task.failed', taskId, data: { code: e.code, message } });
+    await deps.queues.emit({ type: 'plan.failed', taskId, code: e.code, message });
+  } catch (inner) {
+    deps.logger.error({ err: inner, taskId }, 'could not record a planning failure');
+  }
+}
+
+/** Terminal errors skip BullMQ's retries; everything else is retried with backoff. */
+export function toJobError(err: unknown): Error {
+  const e = asHandoffError(err);
+  return e.retryable ? e : new UnrecoverableError(`${e.code}: ${e.message}`);
+}

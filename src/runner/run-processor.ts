@@ -1,0 +1,262 @@
+import { type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
+import {
+  asHandoffError,
+  type Checkpoint,
+  costUsd,
+  ErrorCodes,
+  fileNameProblem,
+  HandoffError,
+  isTerminal,
+  mediaTypeFor,
+  type Task,
+  transition,
+  zeroUsage,
+} from '../core/index.ts';
+import type { RunJob } from '../queue/index.ts';
+import type { RunnerDeps } from './plan-processor.ts';
+import type { Sandbox } from './sandbox/index.ts';
+import { prepareWorkspace } from './workspace.ts';
+
+/**
+ * Runs one approved plan version: resumes from its checkpoint when there is one,
+ * gives the agent a fresh hardened sandbox over the task's workspace, streams
+ * progress, stores deliverables, and always ends with one clear outcome.
+ */
+export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: AbortSignal): Promise<void> {
+  const { state, audit, queues } = deps;
+  let task = await state.requireTask(job.taskId);
+  if (isTerminal(task.state)) return;
+  if (task.state === 'queued') {
+    task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date(), { runId: job.runId }))).after;
+    await audit.append({
+      type: 'run.started',
+      taskId: task.id,
+      data: { runId: job.runId, planVersion: job.planVersion },
+    });
+  } else if (task.state !== 'running') {
+    return;
+  }
+  const plan = await state.getPlan(task.id, job.planVersion);
+  if (!plan) throw new HandoffError(ErrorCodes.notFound, `plan version ${job.planVersion} of ${task.id} is missing`);
+
+  const resumed = await state.getCheckpoint(job.runId);
+  const checkpoint: Checkpoint = resumed ?? {
+    runId: job.runId,
+    taskId: task.id,
+    planVersion: plan.version,
+    turn: 0,
+    messages: [],
+    usage: zeroUsage,
+    stepStatus: plan.steps.map(() => 'pending'),
+    toolCalls: [],
+    delivered: [],
+    startedAt: new Date().toISOString(),
+    elapsedMs: 0,
+  };
+  if (resumed)
+    await audit.append({ type: 'run.resumed', taskId: task.id, data: { runId: job.runId, turn: resumed.turn } });
+
+  // Wall time counts across resumes: the budget is for the run, not for this attempt.
+  const remainingMs = Math.max(1000, plan.envelope.budget.maxWallTimeMs - checkpoint.elapsedMs);
+  const timeout = new AbortController();
+  const timer = setTimeout(
+    () =>
+      timeout.abort(
+        new HandoffError(
+          ErrorCodes.runTimeout,
+          `the run reached its time limit of ${Math.round(plan.envelope.budget.maxWallTimeMs / 60000)} min`,
+        ),
+      ),
+    remainingMs,
+  );
+  const runSignal = AbortSignal.any([signal, timeout.signal]);
+  const attemptStart = Date.now();
+  let seq = 0;
+  let lastProgress = 0;
+  let latest = checkpoint;
+
+  let sandbox: Sandbox | undefined;
+  let outcome: RunOutcome;
+  try {
+    const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
+    sandbox = await deps.driver.create(
+      {
+        taskId: task.id,
+        label: `run-${job.runId}`,
+        workspaceDir: workspace,
+        readOnlyWorkspace: false,
+        limits: deps.limits,
+      },
+      runSignal,
+    );
+    const box = sandbox;
+    const host: ToolHost = {
+      exec: (argv, o) => box.exec(argv, { ...o, signal: runSignal }),
+      deliver: (path, name) => deliver(deps, task, box, path, name),
+      ask: (question) => waitForAnswer(deps, task, job.runId, question, runSignal),
+    };
+    outcome = await runAgentLoop({
+      provider: deps.provider,
+      host,
+      task,
+      plan,
+      checkpoint,
+      signal: runSignal,
+      commandTimeoutMs: deps.commandTimeoutMs,
+      prices: deps.prices,
+      trustLevels: deps.policy.trustLevels,
+      save: async (cp) => {
+        latest = { ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) };
+        await state.saveCheckpoint(latest);
+      },
+      progress: (update) => {
+        // At most one progress event a second per run; the surface coalesces further.
+        const now = Date.now();
+        if (now - lastProgress < 1000 && !update.outputTail) return;
+        lastProgress = now;
+        seq += 1;
+        void queues
+          .emit({
+            type: 'progress',
+            taskId: task.id,
+            runId: job.runId,
+            steps: plan.steps.map((s, i) => ({ title: s.title, status: update.stepStatus[i] ?? 'pending' })),
+            ...(update.activity ? { activity: update.activity.slice(0, 500) } : {}),
+            ...(update.outputTail ? { outputTail: update.outputTail.slice(-4000) } : {}),
+            elapsedMs: checkpoint.elapsedMs + (now - attemptStart),
+            usage: update.usage,
+            seq: (checkpoint.turn + 1) * 100_000 + seq,
+          })
+          .catch((err) => deps.logger.warn({ err, taskId: task.id }, 'progress event dropped'));
+      },
+      onToolCall: (record, input) => {
+        void audit
+          .append({
+            type: 'tool.call',
+            taskId: task.id,
+            data: { ...record, input: summariseInput(input) },
+          })
+          .catch((err) => deps.logger.error({ err, taskId: task.id }, 'audit append failed'));
+      },
+    });
+  } catch (err) {
+    const e = asHandoffError(err);
+    // Infrastructure trouble before anything ran is worth another attempt; BullMQ backs off.
+    if (e.retryable && !runSignal.aborted) throw e;
+    outcome = {
+      status: 'failed',
+      summary: e.message,
+      failure: { code: e.code, message: plainReason(e) },
+      checkpoint: latest,
+    };
+  } finally {
+    clearTimeout(timer);
+    await sandbox?.destroy();
+  }
+
+  const cancelled = outcome.failure?.code === ErrorCodes.cancelled;
+  const finalState = outcome.status === 'succeeded' ? 'succeeded' : cancelled ? 'cancelled' : 'failed';
+  const cp = outcome.checkpoint;
+  await state.saveCheckpoint({ ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) });
+  await state.updateTask(task.id, (t) =>
+    isTerminal(t.state)
+      ? t
+      : transition(t, finalState, new Date(), {
+          usage: cp.usage,
+          costUsd: costUsd(cp.usage, deps.prices),
+          ...(outcome.failure ? { failure: outcome.failure } : {}),
+          resultSummary: outcome.status === 'succeeded' ? outcome.summary : undefined,
+        }),
+  );
+  await audit.append({
+    type: `run.${finalState}`,
+    taskId: task.id,
+    data: {
+      runId: job.runId,
+      usage: cp.usage,
+      costUsd: costUsd(cp.usage, deps.prices),
+      ...(outcome.failure ? { failure: outcome.failure } : {}),
+    },
+  });
+  await queues.emit({ type: 'result', taskId: task.id, runId: job.runId });
+}
+
+/** Streams one deliverable out of the sandbox into the artifact store and onto the task. */
+async function deliver(deps: RunnerDeps, task: Task, sandbox: Sandbox, path: string, name: string) {
+  const problem = fileNameProblem(name);
+  if (problem) throw new HandoffError(ErrorCodes.invalidInput, `cannot deliver ${JSON.stringify(name)}: ${problem}`);
+  const { stream } = await sandbox.readFileStream(path);
+  const key = `tasks/${task.id}/out/${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  const mediaType = mediaTypeFor(name);
+  const stored = await deps.store.put(key, stream, { mediaType });
+  const artifact = {
+    name,
+    mediaType,
+    size: stored.size,
+    sha256: stored.sha256,
+    key,
+    createdAt: new Date().toISOString(),
+  };
+  // Recorded at once, so a file already delivered is never lost if the run fails later.
+  await deps.state.updateTask(task.id, (t) => ({
+    ...t,
+    artifacts: [...t.artifacts.filter((a) => a.name !== name), artifact],
+  }));
+  await deps.audit.append({
+    type: 'artifact.stored',
+    taskId: task.id,
+    data: { name, size: stored.size, sha256: stored.sha256 },
+  });
+  return { name, size: stored.size };
+}
+
+/** Posts the agent's question in the thread and waits for a reply (or the time limit). */
+async function waitForAnswer(
+  deps: RunnerDeps,
+  task: Task,
+  runId: string,
+  question: string,
+  signal: AbortSignal,
+): Promise<string> {
+  await deps.queues.emit({ type: 'question', taskId: task.id, runId, question });
+  await deps.audit.append({ type: 'run.question', taskId: task.id, data: { question } });
+  const deadline = Date.now() + deps.questionTimeoutMs;
+  while (Date.now() < deadline) {
+    if (signal.aborted)
+      throw signal.reason instanceof HandoffError
+        ? signal.reason
+        : new HandoffError(ErrorCodes.cancelled, 'the run was cancelled');
+    const answer = await deps.state.takeAnswer(task.id);
+    if (answer) {
+      await deps.audit.append({
+        type: 'run.answer',
+        taskId: task.id,
+        actor: answer.by,
+        data: { length: answer.text.length },
+      });
+      return answer.text;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+  }
+  return 'No one answered within the time limit. Proceed with your best judgement and say what you assumed.';
+}
+
+function plainReason(e: HandoffError): string {
+  switch (e.code) {
+    case ErrorCodes.sandboxUnavailable:
+      return `The sandbox could not be started: ${e.message}`;
+    case ErrorCodes.modelFailed:
+      return `The model could not be reached: ${e.message}`;
+    default:
+      return e.message;
+  }
+}
+
+/** Enough of a call's arguments to audit it without storing whole files. */
+function summariseInput(input: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    out[k] = typeof v === 'string' && v.length > 500 ? `${v.slice(0, 200)}… (${v.length} chars)` : v;
+  }
+  return out;
+}

@@ -1,0 +1,723 @@
+import { chown, mkdir } from 'node:fs/promises';
+import { join, posix, resolve as resolvePath } from 'node:path';
+import { type Duplex, PassThrough, type Readable, Writable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
+import Dockerode from 'dockerode';
+import { extract } from 'tar-stream';
+import { ErrorCodes, HandoffError } from '../../core/index.ts';
+import type { ExecOptions, ExecResult, Sandbox, SandboxDriver, SandboxSpec } from './driver.ts';
+
+/** Label every sandbox container carries; `attach` adopts only containers that have it. */
+const SANDBOX_LABEL = 'org.handoff.sandbox';
+const TASK_LABEL = 'org.handoff.task';
+const WORKSPACE = '/workspace';
+const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
+/**
+ * Runs the command under coreutils `timeout` (which puts it in a process group of its own and
+ * kills that group at the deadline), then kills whatever the group left behind: background jobs
+ * or the rest of a fork bomb would otherwise starve every later command of pids. stdin goes
+ * through fd 3 because sh points a background job's stdin at /dev/null. A process that leaves
+ * the group on purpose (setsid) lives until the sandbox is destroyed.
+ * Arguments: $1 is the time limit, the rest is the command.
+ */
+const EXEC_WRAPPER =
+  't=$1; shift; exec 3<&0; timeout --kill-after=2s "$t" "$@" <&3 3<&- & p=$!; exec 3<&-; ' +
+  'wait "$p"; rc=$?; kill -9 "-$p" 2>/dev/null; exit "$rc"';
+/** How long past the command's own deadline the host waits before it gives up on the exec stream. */
+const HOST_GRACE_MS = 10_000;
+/** Budget for the tiny `cat` that reads the OOM counter. */
+const PROBE_TIMEOUT_MS = 5_000;
+/** cgroup v2 first; cgroup v1 kernels (4.13+) expose the same counter in memory.oom_control. */
+const OOM_COUNTER_FILES = ['/sys/fs/cgroup/memory.events', '/sys/fs/cgroup/memory/memory.oom_control'];
+/** Errors that mean the engine itself cannot be reached, so retrying later may work. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOENT',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ESOCKETTIMEDOUT',
+]);
+
+/** Minimal logger; pino's matches. */
+export interface SandboxLogger {
+  warn(obj: object, msg: string): void;
+}
+
+export interface DockerSandboxDriverOptions {
+  /** Sandbox image, e.g. `handoff-sandbox:latest` (built by `npm run sandbox:build`). */
+  image: string;
+  /** Engine client. Default: `new Dockerode()`, which honours DOCKER_HOST. */
+  docker?: Dockerode;
+  /** `uid:gid` the sandboxed commands run as; MUST NOT be root. e.g. `1000:1000`. */
+  sandboxUser: string;
+  logger?: SandboxLogger;
+}
+
+/** Runs each sandbox as a hardened Docker container (DESIGN §7). */
+export class DockerSandboxDriver implements SandboxDriver {
+  readonly name = 'docker';
+  readonly #image: string;
+  readonly #docker: Dockerode;
+  readonly #user: string;
+  readonly #logger: SandboxLogger | undefined;
+  #closed = false;
+
+  constructor(options: DockerSandboxDriverOptions) {
+    if (isRootUser(options.sandboxUser)) {
+      throw new HandoffError(ErrorCodes.config, `The sandbox user must not be root (got "${options.sandboxUser}")`);
+    }
+    this.#image = options.image;
+    this.#docker = options.docker ?? new Dockerode();
+    this.#user = options.sandboxUser;
+    this.#logger = options.logger;
+  }
+
+  async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+    if (this.#closed) throw new HandoffError(ErrorCodes.sandboxUnavailable, 'The sandbox driver is closed');
+    throwIfAborted(signal);
+    // Bind sources must be absolute.
+    const workspaceDir = resolvePath(spec.workspaceDir);
+    await this.#prepareWorkspace(workspaceDir);
+    throwIfAborted(signal);
+
+    const { limits } = spec;
+    const memoryBytes = Math.round(limits.memoryMb * 1024 * 1024);
+    const mode = spec.readOnlyWorkspace ? 'ro' : 'rw';
+    let container: Dockerode.Container;
+    try {
+      container = await this.#docker.createContainer({
+        name: containerName(spec.label),
+        Image: this.#image,
+        User: this.#user,
+        Cmd: ['sleep', 'infinity'],
+        WorkingDir: WORKSPACE,
+        // Only these two: nothing from the runner's environment (model keys, connector secrets) goes in.
+        Env: ['HOME=/home/sandbox', 'LANG=C.UTF-8'],
+        NetworkDisabled: true,
+        Labels: { [TASK_LABEL]: spec.taskId, [SANDBOX_LABEL]: '1' },
+        HostConfig: {
+          NetworkMode: 'none',
+          ReadonlyRootfs: true,
+          CapDrop: ['ALL'],
+          // Docker's default seccomp profile stays on because nothing here overrides it.
+          SecurityOpt: ['no-new-privileges'],
+          Privileged: false,
+          IpcMode: 'private',
+          PidsLimit: limits.pids,
+          Memory: memoryBytes,
+          // Equal to Memory: no swap, so a memory hog is OOM-killed instead of thrashing the host.
+          MemorySwap: memoryBytes,
+          NanoCpus: Math.round(limits.cpus * 1e9),
+          Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(1, Math.round(limits.tmpfsMb))}m` },
+          Binds: [
+            `${join(workspaceDir, 'in')}:${WORKSPACE}/in:ro`,
+            `${join(workspaceDir, 'out')}:${WORKSPACE}/out:${mode}`,
+          ],
+          AutoRemove: false,
+          // docker-init as PID 1 reaps the zombies that agent commands leave behind.
+          Init: true,
+        },
+      });
+    } catch (err) {
+      throw this.#createError(err);
+    }
+
+    const sandbox = new DockerSandbox(container, this.#logger);
+    try {
+      throwIfAborted(signal);
+      await container.start();
+      throwIfAborted(signal);
+    } catch (err) {
+      await sandbox.destroy().catch(() => undefined);
+      if (err instanceof HandoffError) throw err;
+      throw this.#createError(err);
+    }
+    return sandbox;
+  }
+
+  async attach(id: string): Promise<Sandbox | undefined> {
+    const container = this.#docker.getContainer(id);
+    let info: Dockerode.ContainerInspectInfo;
+    try {
+      info = await container.inspect();
+    } catch (err) {
+      if (statusOf(err) === 404) return undefined;
+      throw toSandboxError(err, 'Could not inspect the sandbox container');
+    }
+    if (info.Config.Labels?.[SANDBOX_LABEL] !== '1' || !info.State.Running) return undefined;
+    return new DockerSandbox(container, this.#logger);
+  }
+
+  async ping(): Promise<void> {
+    try {
+      await this.#docker.ping();
+    } catch (err) {
+      throw unreachable(err);
+    }
+  }
+
+  async imagePresent(): Promise<boolean> {
+    try {
+      await this.#docker.getImage(this.#image).inspect();
+      return true;
+    } catch (err) {
+      if (statusOf(err) === 404) return false;
+      throw toSandboxError(err, 'Could not inspect the sandbox image');
+    }
+  }
+
+  async close(): Promise<void> {
+    // Sandboxes outlive the driver on purpose (attach after a restart); there is no connection to release.
+    this.#closed = true;
+  }
+
+  async #prepareWorkspace(workspaceDir: string): Promise<void> {
+    const [uid, gid] = this.#user.split(':').map((part) => Number.parseInt(part, 10));
+    try {
+      for (const dir of [join(workspaceDir, 'in'), join(workspaceDir, 'out')]) {
+        const created = await mkdir(dir, { recursive: true });
+        // A root runner would otherwise hand the sandbox user an out/ it cannot write to.
+        if (created !== undefined && process.getuid?.() === 0 && Number.isInteger(uid)) {
+          await chown(dir, uid!, Number.isInteger(gid) ? gid! : uid!);
+        }
+      }
+    } catch (err) {
+      throw new HandoffError(ErrorCodes.sandboxFailed, `Could not prepare the workspace ${workspaceDir}`, {
+        cause: err,
+      });
+    }
+  }
+
+  #createError(err: unknown): HandoffError {
+    if (err instanceof HandoffError) return err;
+    const status = statusOf(err);
+    const message = dockerMessage(err);
+    if (status === 404 && /image/i.test(message)) {
+      return new HandoffError(
+        ErrorCodes.sandboxUnavailable,
+        `The sandbox image ${this.#image} is missing; build it with \`npm run sandbox:build\``,
+        { cause: err },
+      );
+    }
+    if (status === 409) {
+      return new HandoffError(ErrorCodes.sandboxFailed, `A sandbox with this name already exists: ${message}`, {
+        cause: err,
+      });
+    }
+    return toSandboxError(err, 'Could not start the sandbox');
+  }
+}
+
+/** One hardened container. Exported through the driver only. */
+class DockerSandbox implements Sandbox {
+  readonly id: string;
+  readonly #container: Dockerode.Container;
+  readonly #logger: SandboxLogger | undefined;
+  #destroying: Promise<void> | undefined;
+  /** Set once destruction starts; the container may still exist for a moment. */
+  #gone = false;
+  #warnedNoOomCounter = false;
+  /** The cgroup's oom_kill count when the last command ended. */
+  #oomBaseline: number | undefined;
+
+  constructor(container: Dockerode.Container, logger: SandboxLogger | undefined) {
+    this.id = container.id;
+    this.#container = container;
+    this.#logger = logger;
+  }
+
+  async exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
+    if (argv.length === 0) throw new HandoffError(ErrorCodes.invalidInput, 'Cannot run an empty command');
+    const { signal, timeoutMs } = options;
+    throwIfAborted(signal);
+    const seconds = Math.max(0.001, timeoutMs / 1000);
+    const wrapped = ['sh', '-c', EXEC_WRAPPER, 'sh', `${seconds.toFixed(3)}s`, ...argv];
+    const live: LiveExec = {};
+
+    return await new Promise<ExecResult>((resolve, reject) => {
+      let settled = false;
+      // Set once the host decides the outcome (abort, safety net): what the exec stream does after that is moot.
+      let stopping = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(safetyNet);
+        signal?.removeEventListener('abort', onAbort);
+        fn();
+      };
+      const killThenReject = (error: HandoffError) => {
+        if (settled || stopping) return;
+        stopping = true;
+        live.stream?.destroy();
+        this.#kill()
+          .catch((err: unknown) => this.#logger?.warn({ err, containerId: this.id }, 'Could not remove the sandbox'))
+          .finally(() => settle(() => reject(error)));
+      };
+      const onAbort = () => killThenReject(cancellation(signal));
+      const safetyNet = setTimeout(
+        () =>
+          killThenReject(
+            new HandoffError(
+              ErrorCodes.sandboxFailed,
+              `The command did not end ${HOST_GRACE_MS / 1000}s after its ${timeoutMs} ms limit; the sandbox was destroyed`,
+            ),
+          ),
+        timeoutMs + HOST_GRACE_MS,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+
+      this.#execWithOomCheck(wrapped, options, live).then(
+        (result) => {
+          if (!stopping) settle(() => resolve(result));
+        },
+        (err) => {
+          if (!stopping) settle(() => reject(toSandboxError(err, 'The command could not be run in the sandbox')));
+        },
+      );
+    });
+  }
+
+  async readFileStream(path: string): Promise<{ stream: Readable; size: number }> {
+    const absolute = posix.resolve(WORKSPACE, path);
+    let archive: NodeJS.ReadableStream;
+    try {
+      // The engine resolves the path inside the container's own filesystem view, so a symlink
+      // cannot reach the host; a symlink at the path itself arrives as a symlink entry (refused below).
+      archive = await this.#container.getArchive({ path: absolute });
+    } catch (err) {
+      if (statusOf(err) === 404) {
+        throw new HandoffError(ErrorCodes.notFound, `No such file in the sandbox: ${absolute}`, { cause: err });
+      }
+      throw toSandboxError(err, `Could not read ${absolute} from the sandbox`);
+    }
+
+    return await new Promise((resolve, reject) => {
+      const untar = extract();
+      const out = new PassThrough();
+      let first = true;
+      const fail = (err: unknown) => {
+        const error = toSandboxError(err, `Could not read ${absolute} from the sandbox`);
+        if (first) reject(error);
+        else out.destroy(error);
+        untar.destroy();
+        destroyStream(archive);
+      };
+      untar.on('entry', (header, entry, next) => {
+        if (!first) {
+          // The archive of one path holds one regular file; skip anything else without reading it.
+          entry.resume();
+          entry.on('end', () => next());
+          return;
+        }
+        first = false;
+        if (header.type !== 'file') {
+          const what =
+            header.type === 'symlink' ? 'a symbolic link' : header.type === 'directory' ? 'a directory' : header.type;
+          reject(
+            new HandoffError(
+              ErrorCodes.invalidInput,
+              `${absolute} is ${what}, not a regular file; refusing to read it`,
+            ),
+          );
+          entry.resume();
+          untar.destroy();
+          destroyStream(archive);
+          return;
+        }
+        resolve({ stream: out, size: header.size ?? 0 });
+        // Forwarded by hand: tar-stream's entries are streamx streams, whose pipe() differs from Node's.
+        entry.on('data', (chunk: unknown) => {
+          if (!out.write(chunk)) {
+            entry.pause();
+            out.once('drain', () => entry.resume());
+          }
+        });
+        entry.on('error', fail);
+        entry.on('end', () => next());
+      });
+      untar.on('finish', () => {
+        if (first) {
+          first = false;
+          reject(new HandoffError(ErrorCodes.notFound, `No such file in the sandbox: ${absolute}`));
+        } else out.end();
+      });
+      untar.on('error', fail);
+      archive.on('error', fail);
+      // Stop pulling from the engine when the consumer gives up early.
+      out.on('close', () => {
+        if (!out.readableEnded) {
+          untar.destroy();
+          destroyStream(archive);
+        }
+      });
+      archive.pipe(untar);
+    });
+  }
+
+  destroy(): Promise<void> {
+    return this.#teardown(false);
+  }
+
+  /** Abort and safety-net path: stop everything in the sandbox now, then remove it. */
+  #kill(): Promise<void> {
+    return this.#teardown(true);
+  }
+
+  #teardown(killFirst: boolean): Promise<void> {
+    this.#gone = true;
+    this.#destroying ??= (async () => {
+      if (killFirst) {
+        try {
+          await this.#container.kill();
+        } catch (err) {
+          if (!isGone(err)) this.#logger?.warn({ err, containerId: this.id }, 'Could not kill the sandbox container');
+        }
+      }
+      try {
+        await this.#container.remove({ force: true });
+      } catch (err) {
+        if (isGone(err)) return;
+        // Let a later destroy() try again (e.g. once the engine is back).
+        this.#destroying = undefined;
+        throw toSandboxError(err, `Could not remove sandbox container ${this.id}`);
+      }
+    })();
+    return this.#destroying;
+  }
+
+  async #execWithOomCheck(argv: string[], options: ExecOptions, live: LiveExec): Promise<ExecResult> {
+    // The previous command's "after" is this one's "before": one probe per command, not two.
+    // Sound because each command's leftovers are killed when it ends (EXEC_WRAPPER), so nothing
+    // should allocate between commands.
+    const before = this.#oomBaseline ?? (await this.#oomKills());
+    const started = performance.now();
+    const run = await this.#run(argv, options, live);
+    const durationMs = Math.round(performance.now() - started);
+    const after = await this.#oomKills();
+    this.#oomBaseline = after;
+    const timedOut = (run.exitCode === 124 || run.exitCode === 137) && durationMs >= options.timeoutMs;
+    return {
+      ...run,
+      timedOut,
+      oomKilled: before !== undefined && after !== undefined && after > before,
+      durationMs,
+    };
+  }
+
+  /** The cgroup's `oom_kill` counter, or undefined when the kernel does not expose it. */
+  async #oomKills(): Promise<number | undefined> {
+    // After an abort the container is going away; there is nothing left to measure.
+    if (this.#gone) return undefined;
+    const live: LiveExec = {};
+    const timer = setTimeout(() => live.stream?.destroy(), PROBE_TIMEOUT_MS);
+    try {
+      // `cat` prints whichever file exists; its exit code is ignored on purpose.
+      const { stdout } = await this.#run(['cat', ...OOM_COUNTER_FILES], { maxOutputBytes: 4096 }, live);
+      const match = /^oom_kill (\d+)$/m.exec(stdout);
+      if (match) return Number(match[1]);
+      if (!this.#warnedNoOomCounter) {
+        this.#warnedNoOomCounter = true;
+        this.#logger?.warn(
+          { containerId: this.id },
+          'No cgroup oom_kill counter in the sandbox; OOM kills go unreported',
+        );
+      }
+      return undefined;
+    } catch (err) {
+      this.#logger?.warn({ err, containerId: this.id }, 'Could not read the sandbox OOM counter');
+      return undefined;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** One `docker exec`: streams output, returns once the process has ended. */
+  async #run(
+    argv: string[],
+    options: Pick<ExecOptions, 'stdin' | 'cwd' | 'onOutput' | 'maxOutputBytes'>,
+    live: LiveExec,
+  ): Promise<{ exitCode: number; stdout: string; stderr: string; truncated: boolean }> {
+    const hasStdin = options.stdin !== undefined;
+    const exec = await this.#container.exec({
+      Cmd: argv,
+      AttachStdin: hasStdin,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+      WorkingDir: options.cwd ?? WORKSPACE,
+    });
+    const stream = (await exec.start(hasStdin ? { hijack: true, stdin: true } : {})) as Duplex;
+    live.stream = stream;
+
+    const maxBytes = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+    const stdout = new HeadTailBuffer(maxBytes);
+    const stderr = new HeadTailBuffer(maxBytes);
+    const ended = new Promise<void>((resolve, reject) => {
+      stream.once('end', resolve);
+      stream.once('close', resolve);
+      stream.on('error', reject);
+    });
+    const outCollector = collector(stdout, options.onOutput, this.#logger);
+    const errCollector = collector(stderr, options.onOutput, this.#logger);
+    this.#container.modem.demuxStream(stream, outCollector.writable, errCollector.writable);
+    if (hasStdin) {
+      // Ending our half of the hijacked connection is what delivers EOF to the command's stdin.
+      stream.end(options.stdin);
+    }
+    await ended;
+    if (stream.destroyed && !stream.readableEnded) {
+      // Destroyed by us (abort, safety net): the caller has already decided the outcome.
+      throw new HandoffError(ErrorCodes.sandboxFailed, 'The exec stream was closed before the command ended');
+    }
+    outCollector.flush();
+    errCollector.flush();
+
+    return {
+      exitCode: await exitCodeOf(exec),
+      stdout: stdout.text(),
+      stderr: stderr.text(),
+      truncated: stdout.truncated || stderr.truncated,
+    };
+  }
+}
+
+interface LiveExec {
+  stream?: Duplex;
+}
+
+/**
+ * Keeps the first and last `maxBytes / 2` bytes of a stream: the head shows what the command
+ * started doing, the tail how it ended, and the middle of a flood is dropped.
+ */
+class HeadTailBuffer {
+  readonly #headLimit: number;
+  readonly #tailLimit: number;
+  #head: Buffer[] = [];
+  #headBytes = 0;
+  #tail: Buffer[] = [];
+  #tailBytes = 0;
+  #total = 0;
+
+  constructor(maxBytes: number) {
+    this.#headLimit = Math.ceil(Math.max(0, maxBytes) / 2);
+    this.#tailLimit = Math.floor(Math.max(0, maxBytes) / 2);
+  }
+
+  get truncated(): boolean {
+    return this.#total > this.#headBytes + this.#tailBytes;
+  }
+
+  push(chunk: Buffer): void {
+    this.#total += chunk.length;
+    const room = this.#headLimit - this.#headBytes;
+    if (room > 0) {
+      const part = chunk.subarray(0, room);
+      this.#head.push(part);
+      this.#headBytes += part.length;
+      chunk = chunk.subarray(part.length);
+    }
+    if (chunk.length === 0 || this.#tailLimit === 0) return;
+    this.#tail.push(chunk);
+    this.#tailBytes += chunk.length;
+    while (this.#tailBytes > this.#tailLimit) {
+      const first = this.#tail[0]!;
+      const excess = this.#tailBytes - this.#tailLimit;
+      if (first.length <= excess) {
+        this.#tail.shift();
+        this.#tailBytes -= first.length;
+      } else {
+        this.#tail[0] = first.subarray(excess);
+        this.#tailBytes -= excess;
+      }
+    }
+  }
+
+  text(): string {
+    const head = Buffer.concat(this.#head).toString('utf8');
+    const tail = Buffer.concat(this.#tail).toString('utf8');
+    if (!this.truncated) return head + tail;
+    const omitted = this.#total - this.#headBytes - this.#tailBytes;
+    return `${head}\n…[${omitted} bytes omitted]…\n${tail}`;
+  }
+}
+
+interface Collector {
+  writable: Writable;
+  /** Emits a multi-byte character left incomplete at the end of the stream. */
+  flush(): void;
+}
+
+function collector(buffer: HeadTailBuffer, onOutput: ExecOptions['onOutput'], logger?: SandboxLogger): Collector {
+  // One decoder per stream so a multi-byte character split across frames reaches onOutput whole.
+  const decoder = new StringDecoder('utf8');
+  const emit = (text: string) => {
+    if (!onOutput || text === '') return;
+    try {
+      onOutput(text);
+    } catch (err) {
+      logger?.warn({ err }, 'onOutput callback threw; output is still collected');
+    }
+  };
+  const writable = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      buffer.push(chunk);
+      emit(decoder.write(chunk));
+      callback();
+    },
+  });
+  return { writable, flush: () => emit(decoder.end()) };
+}
+
+/** The engine can report the stream's end a moment before the exec's exit code is recorded. */
+async function exitCodeOf(exec: Dockerode.Exec): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const info = await exec.inspect();
+    if (!info.Running && info.ExitCode !== null && info.ExitCode !== undefined) return info.ExitCode;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new HandoffError(ErrorCodes.sandboxFailed, 'The command ended but the engine reported no exit code');
+}
+
+/**
+ * Lists every hardening setting of a sandbox container that is not as DESIGN §7 requires.
+ * Empty means the container is hardened. Pure: used by `handoff doctor` and by tests.
+ */
+export function containerHardeningProblems(inspect: Dockerode.ContainerInspectInfo): string[] {
+  const problems: string[] = [];
+  const host = inspect.HostConfig ?? {};
+  const config = inspect.Config ?? ({} as Partial<Dockerode.ContainerInspectInfo['Config']>);
+
+  if (!config.User || isRootUser(config.User)) problems.push(`runs as root (User "${config.User ?? ''}")`);
+  if (host.Privileged) problems.push('is privileged');
+  if (host.ReadonlyRootfs !== true) problems.push('root filesystem is writable (ReadonlyRootfs is not set)');
+
+  const capDrop: string[] = host.CapDrop ?? [];
+  if (!capDrop.some((cap) => cap.toUpperCase() === 'ALL'))
+    problems.push('capabilities are not all dropped (CapDrop ALL)');
+  const capAdd: string[] = host.CapAdd ?? [];
+  if (capAdd.length > 0) problems.push(`capabilities are added: ${capAdd.join(', ')}`);
+
+  const securityOpt: string[] = host.SecurityOpt ?? [];
+  if (!securityOpt.some((opt) => /^no-new-privileges(?:[:=]true)?$/.test(opt))) {
+    problems.push('no-new-privileges is not set');
+  }
+  if (securityOpt.some((opt) => /^seccomp[:=]unconfined$/.test(opt))) problems.push('seccomp is unconfined');
+  if (securityOpt.some((opt) => /^apparmor[:=]unconfined$/.test(opt))) problems.push('AppArmor is unconfined');
+
+  if (!(typeof host.PidsLimit === 'number' && host.PidsLimit > 0)) problems.push('no pids limit');
+  if (!(typeof host.Memory === 'number' && host.Memory > 0)) problems.push('no memory limit');
+  else if (host.MemorySwap !== host.Memory) problems.push('swap is allowed (MemorySwap differs from Memory)');
+  if (!((host.NanoCpus ?? 0) > 0 || ((host.CpuQuota ?? 0) > 0 && (host.CpuPeriod ?? 0) > 0)))
+    problems.push('no CPU limit');
+
+  if (host.NetworkMode !== 'none') problems.push(`network is "${host.NetworkMode ?? 'default'}", not none`);
+  for (const [name, value] of [
+    ['IPC', host.IpcMode],
+    ['PID', host.PidMode],
+    ['UTS', host.UTSMode],
+    ['user', host.UsernsMode],
+  ] as const) {
+    if (value === 'host') problems.push(`shares the host's ${name} namespace`);
+  }
+  if (host.Init !== true) problems.push('no init process to reap zombies (Init)');
+  const devices: unknown[] = host.Devices ?? [];
+  if (devices.length > 0) problems.push('host devices are mapped in');
+  if (!host.Tmpfs || !('/tmp' in host.Tmpfs)) problems.push('/tmp is not a tmpfs');
+
+  const mounts = inspect.Mounts ?? [];
+  for (const mount of mounts) {
+    if (/docker\.sock|containerd\.sock|podman\.sock/.test(`${mount.Source} ${mount.Destination}`)) {
+      problems.push(`container engine socket is mounted (${mount.Source})`);
+    } else if (
+      mount.Type === 'bind' &&
+      mount.Destination !== `${WORKSPACE}/in` &&
+      mount.Destination !== `${WORKSPACE}/out`
+    ) {
+      problems.push(`unexpected host directory mounted at ${mount.Destination}`);
+    }
+  }
+  const input = mounts.find((mount) => mount.Destination === `${WORKSPACE}/in`);
+  if (!input) problems.push(`${WORKSPACE}/in is not mounted`);
+  else if (input.RW) problems.push(`${WORKSPACE}/in is writable`);
+  if (!mounts.some((mount) => mount.Destination === `${WORKSPACE}/out`))
+    problems.push(`${WORKSPACE}/out is not mounted`);
+
+  for (const entry of config.Env ?? []) {
+    const name = entry.split('=', 1)[0] ?? '';
+    if (/KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH|COOKIE|SESSION|DOCKER_HOST/i.test(name)) {
+      problems.push(`environment variable ${name} looks like a secret`);
+    }
+  }
+  return problems;
+}
+
+function containerName(label: string): string {
+  // Docker names: [a-zA-Z0-9][a-zA-Z0-9_.-]*; keep them short enough to read in `docker ps`.
+  const safe = label.replace(/[^a-zA-Z0-9_.-]+/g, '-').slice(0, 100);
+  return `handoff-${safe}`;
+}
+
+function isRootUser(user: string): boolean {
+  const name = user.split(':', 1)[0]?.trim() ?? '';
+  return name === '' || name === '0' || name === 'root';
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw cancellation(signal);
+}
+
+/** The abort reason when it is already a HandoffError (Cancel button, run timeout), else a plain cancellation. */
+function cancellation(signal: AbortSignal | undefined): HandoffError {
+  const reason: unknown = signal?.reason;
+  if (reason instanceof HandoffError) return reason;
+  return new HandoffError(ErrorCodes.cancelled, 'The command was cancelled and its sandbox destroyed', {
+    cause: reason,
+  });
+}
+
+function statusOf(err: unknown): number | undefined {
+  const status = (err as { statusCode?: unknown } | null)?.statusCode;
+  return typeof status === 'number' ? status : undefined;
+}
+
+function isGone(err: unknown): boolean {
+  const status = statusOf(err);
+  return status === 404 || status === 409;
+}
+
+function dockerMessage(err: unknown): string {
+  const json = (err as { json?: { message?: unknown } } | null)?.json;
+  if (typeof json?.message === 'string') return json.message.trim();
+  return err instanceof Error ? err.message : String(err);
+}
+
+function unreachable(err: unknown): HandoffError {
+  return new HandoffError(ErrorCodes.sandboxUnavailable, `Docker is not reachable: ${dockerMessage(err)}`, {
+    cause: err,
+    retryable: true,
+  });
+}
+
+function toSandboxError(err: unknown, what: string): HandoffError {
+  if (err instanceof HandoffError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const status = statusOf(err);
+  if ((typeof code === 'string' && UNREACHABLE_CODES.has(code)) || status === 502 || status === 503) {
+    return unreachable(err);
+  }
+  if (status === 404 && /container/i.test(dockerMessage(err))) {
+    return new HandoffError(ErrorCodes.sandboxFailed, `${what}: the sandbox container is gone`, { cause: err });
+  }
+  if (status === 409) {
+    return new HandoffError(ErrorCodes.sandboxFailed, `${what}: the sandbox container is not running`, { cause: err });
+  }
+  return new HandoffError(ErrorCodes.sandboxFailed, `${what}: ${dockerMessage(err)}`, { cause: err });
+}
+
+function destroyStream(stream: NodeJS.ReadableStream): void {
+  (stream as Partial<Readable>).destroy?.();
+}
