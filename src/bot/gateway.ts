@@ -1,0 +1,362 @@
+import { Readable } from 'node:stream';
+import { type ApprovalClick, checkPlanDecision, type PlanPolicy } from '../approvals/index.ts';
+import {
+  asHandoffError,
+  type ConversationRef,
+  ErrorCodes,
+  fileNameProblem,
+  HandoffError,
+  type Identity,
+  isTerminal,
+  mediaTypeFor,
+  newId,
+  newTask,
+  type RunnerEvent,
+  RunnerEventSchema,
+  type StoredFile,
+  type Task,
+  transition,
+} from '../core/index.ts';
+import type { Logger, Metrics } from '../observability/index.ts';
+import { type Queues, runIdFor } from '../queue/index.ts';
+import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
+import type { ChatSurface } from './chat-surface.ts';
+import { planView, progressView, resultView, statusView, type View } from './views.ts';
+
+export interface IncomingFile {
+  name: string;
+  size: number;
+  /** The file's bytes, streamed; the store enforces the size limit while reading. */
+  body: Readable | Buffer;
+}
+
+export interface GatewayLimits {
+  maxUploadBytes: number;
+  maxFilesPerRequest: number;
+  maxRequestChars: number;
+  downloadTtlMs: number;
+}
+
+export interface GatewayDeps {
+  state: StateStore;
+  queues: Queues;
+  audit: AuditLog;
+  store: ArtifactStore;
+  logger: Logger;
+  metrics: Metrics;
+  policy: PlanPolicy;
+  limits: GatewayLimits;
+  /** Whether the demo model handles tasks (every card says so). */
+  demo: boolean;
+  surfaces: ChatSurface[];
+}
+
+/**
+ * The surface-neutral half of the bot: turns what people do in chat into tasks,
+ * decisions and cancels, and turns runner events into views for the task's surface.
+ */
+export class Gateway {
+  constructor(private readonly deps: GatewayDeps) {}
+
+  /**
+   * Accepts a request: checks it, stores its files, creates the task and queues its
+   * planning. Throws a HandoffError fit to show the person; nothing is left half-written.
+   */
+  async submitRequest(input: {
+    conversation: ConversationRef;
+    requester: Identity;
+    text: string;
+    files: IncomingFile[];
+  }): Promise<Task> {
+    const { limits, store, state, queues, audit } = this.deps;
+    const text = input.text.trim();
+    if (text.length === 0)
+      throw new HandoffError(ErrorCodes.invalidInput, 'the request is empty: say what you need done');
+    if (text.length > limits.maxRequestChars) {
+      throw new HandoffError(
+        ErrorCodes.invalidInput,
+        `the request is longer than ${limits.maxRequestChars} characters`,
+      );
+    }
+    if (input.files.length > limits.maxFilesPerRequest) {
+      throw new HandoffError(ErrorCodes.invalidInput, `at most ${limits.maxFilesPerRequest} files per request`);
+    }
+    const seen = new Set<string>();
+    for (const f of input.files) {
+      const problem = fileNameProblem(f.name);
+      if (problem)
+        throw new HandoffError(
+          ErrorCodes.invalidInput,
+          `${JSON.stringify(f.name.slice(0, 100))} was refused: ${problem}`,
+        );
+      if (seen.has(f.name.toLowerCase()))
+        throw new HandoffError(ErrorCodes.invalidInput, `two files are named ${f.name}`);
+      seen.add(f.name.toLowerCase());
+      if (f.size > limits.maxUploadBytes) {
+        throw new HandoffError(
+          ErrorCodes.invalidInput,
+          `${f.name} (${formatBytes(f.size)}) is over the upload limit of ${formatBytes(limits.maxUploadBytes)}`,
+        );
+      }
+    }
+
+    const id = newId('t');
+    const inputs: StoredFile[] = [];
+    try {
+      for (const f of input.files) {
+        const key = `tasks/${id}/in/${f.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+        const body = Buffer.isBuffer(f.body) ? Readable.from([f.body]) : f.body;
+        const mediaType = mediaTypeFor(f.name);
+        const stored = await store.put(key, body, { mediaType, maxBytes: limits.maxUploadBytes });
+        inputs.push({ name: f.name, mediaType, size: stored.size, sha256: stored.sha256, key });
+      }
+      const task = newTask(
+        {
+          id,
+          conversation: input.conversation,
+          requester: input.requester,
+          request: text,
+          inputs,
+          demo: this.deps.demo,
+        },
+        new Date(),
+      );
+      await state.createTask(task);
+      try {
+        await state.linkThread(task.conversation.surface, task.conversation.channel, task.conversation.thread, task.id);
+        await queues.enqueuePlan({ taskId: task.id, version: 1 });
+      } catch (err) {
+        // The task exists but nothing will plan it: mark it failed rather than leave it hanging.
+        await state
+          .updateTask(task.id, (t) =>
+            transition(t, 'failed', new Date(), {
+              failure: { code: ErrorCodes.queueUnavailable, message: 'could not be queued' },
+            }),
+          )
+          .catch(() => undefined);
+        throw err;
+      }
+      this.deps.metrics.tasksCreated.inc({ surface: task.conversation.surface });
+      await audit
+        .append({
+          type: 'task.requested',
+          taskId: task.id,
+          actor: task.requester.id,
+          data: {
+            surface: task.conversation.surface,
+            channel: task.conversation.channel,
+            inputs: inputs.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
+          },
+        })
+        .catch((err) => this.deps.logger.error({ err }, 'audit append failed'));
+      return task;
+    } catch (err) {
+      await Promise.allSettled(inputs.map((f) => store.delete(f.key)));
+      throw asUnavailable(err);
+    }
+  }
+
+  /** Posts the immediate answer under a new request. */
+  async acknowledge(task: Task): Promise<void> {
+    const text =
+      task.inputs.length > 0
+        ? `Planning… (${task.inputs.length} file${task.inputs.length === 1 ? '' : 's'} received)`
+        : 'Planning…';
+    const ref = await this.surface(task).post(task.conversation, statusView(task, text));
+    await this.deps.state.setMessageRef(task.id, 'status', ref);
+  }
+
+  /** A click on Approve or Deny. Returns the words to show the person who clicked. */
+  async decide(click: ApprovalClick): Promise<string> {
+    const { state, queues, audit } = this.deps;
+    const plan = await state.getPlan(click.taskId, click.planVersion);
+    const { after } = await state.updateTask(click.taskId, (task) => {
+      checkPlanDecision(task, plan, click, this.deps.policy);
+      const decision = {
+        by: click.by,
+        at: new Date().toISOString(),
+        outcome: click.outcome,
+        planVersion: click.planVersion,
+        planHash: click.planHash,
+      };
+      return transition(task, click.outcome === 'approved' ? 'queued' : 'denied', new Date(), { decision });
+    });
+    await audit.append({
+      type: `plan.${click.outcome}`,
+      taskId: click.taskId,
+      actor: click.by.id,
+      data: { version: click.planVersion, planHash: click.planHash },
+    });
+    if (click.outcome === 'approved') {
+      try {
+        await queues.enqueueRun({
+          taskId: after.id,
+          planVersion: click.planVersion,
+          runId: runIdFor(after.id, click.planVersion),
+        });
+      } catch (err) {
+        await state.updateTask(after.id, (t) =>
+          t.state === 'queued'
+            ? transition(t, 'failed', new Date(), {
+                failure: { code: ErrorCodes.queueUnavailable, message: 'the run could not be queued' },
+              })
+            : t,
+        );
+        throw err;
+      }
+    }
+    await this.renderPlan(after.id, click.planVersion);
+    return click.outcome === 'approved' ? 'Approved: the run is queued.' : 'Denied: nothing will run.';
+  }
+
+  /** The Cancel button: stops planning or a run, whoever of requester and approvers asks. */
+  async cancel(taskId: string, by: Identity): Promise<string> {
+    const { state, audit } = this.deps;
+    const task = await state.requireTask(taskId);
+    if (isTerminal(task.state)) return `This task is already ${task.state}.`;
+    if (this.deps.policy.approvers && by.id !== task.requester.id && !this.deps.policy.approvers.includes(by.id)) {
+      throw new HandoffError(ErrorCodes.notApprover, 'only the requester or an approver can cancel this task');
+    }
+    await state.requestCancel(taskId);
+    await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
+    // Not yet running: cancel right here. A running task is stopped by its runner.
+    if (task.state !== 'running' && task.state !== 'waiting_for_approval') {
+      const { after } = await state.updateTask(taskId, (t) =>
+        isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
+      );
+      if (after.planVersion > 0) await this.renderPlan(taskId, after.planVersion);
+      if (task.state === 'queued') await this.renderResult(taskId);
+      return 'Cancelled.';
+    }
+    await state.updateTask(taskId, (t) => ({ ...t, cancelRequestedBy: by }));
+    return 'Cancelling: the run stops within seconds.';
+  }
+
+  /** A reply in a task's thread: answers the agent's pending question. */
+  async reply(conversation: ConversationRef, by: Identity, text: string): Promise<boolean> {
+    const taskId = await this.deps.state.taskForThread(conversation.surface, conversation.channel, conversation.thread);
+    if (!taskId || !text.trim()) return false;
+    const task = await this.deps.state.getTask(taskId);
+    if (task?.state !== 'running') return false;
+    await this.deps.state.pushAnswer(taskId, { by: by.id, text: text.trim().slice(0, 4000) });
+    return true;
+  }
+
+  /** Renders a runner event for the task's surface. Called by the notifications worker. */
+  async handleEvent(raw: unknown): Promise<void> {
+    const event: RunnerEvent = RunnerEventSchema.parse(raw);
+    switch (event.type) {
+      case 'plan.ready': {
+        await this.renderPlan(event.taskId, event.version);
+        const task = await this.deps.state.requireTask(event.taskId);
+        const ref = await this.deps.state.getMessageRef(task.id, 'status');
+        if (ref)
+          await this.surface(task).update(
+            task.conversation,
+            ref,
+            statusView(task, `Plan version ${event.version} is ready for approval.`),
+          );
+        return;
+      }
+      case 'plan.failed': {
+        const task = await this.deps.state.requireTask(event.taskId);
+        const view = statusView(task, event.message, 'error');
+        const ref = await this.deps.state.getMessageRef(task.id, 'status');
+        if (ref) await this.surface(task).update(task.conversation, ref, view);
+        else await this.surface(task).post(task.conversation, view);
+        return;
+      }
+      case 'progress': {
+        if (!(await this.deps.state.advanceProgressSeq(event.taskId, event.seq))) return;
+        const task = await this.deps.state.requireTask(event.taskId);
+        if (isTerminal(task.state)) return;
+        await this.upsert(task, 'progress', progressView(task, event));
+        return;
+      }
+      case 'question': {
+        const task = await this.deps.state.requireTask(event.taskId);
+        await this.surface(task).post(task.conversation, {
+          kind: 'question',
+          taskId: task.id,
+          question: event.question,
+          demo: task.demo,
+        });
+        return;
+      }
+      case 'result':
+        await this.renderResult(event.taskId);
+        return;
+    }
+  }
+
+  private async renderPlan(taskId: string, version: number): Promise<void> {
+    const task = await this.deps.state.requireTask(taskId);
+    const plan = await this.deps.state.getPlan(taskId, version);
+    if (!plan) return;
+    await this.upsert(task, `plan:${version}`, planView(task, plan, this.deps.policy));
+  }
+
+  private async renderResult(taskId: string): Promise<void> {
+    const task = await this.deps.state.requireTask(taskId);
+    const plan = task.planVersion > 0 ? await this.deps.state.getPlan(taskId, task.planVersion) : undefined;
+    const links = await Promise.all(
+      task.artifacts.map(async (artifact) => ({
+        artifact,
+        ...(await this.deps.store.downloadUrl(artifact.key, {
+          fileName: artifact.name,
+          mediaType: artifact.mediaType,
+          expiresInMs: this.deps.limits.downloadTtlMs,
+        })),
+      })),
+    );
+    // The progress message ends showing the final step states, without a Cancel button.
+    const progressRef = await this.deps.state.getMessageRef(task.id, 'progress');
+    if (progressRef && plan) {
+      await this.surface(task)
+        .update(task.conversation, progressRef, {
+          kind: 'progress',
+          taskId: task.id,
+          steps: plan.steps.map((s) => ({ title: s.title, status: task.state === 'succeeded' ? 'done' : 'skipped' })),
+          elapsedMs: task.finishedAt && task.startedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : 0,
+          tokens: 0,
+          cancellable: false,
+          demo: task.demo,
+        })
+        .catch((err) => this.deps.logger.warn({ err, taskId }, 'could not close the progress message'));
+    }
+    await this.upsert(task, 'result', resultView(task, plan, links));
+  }
+
+  private async upsert(task: Task, slot: string, view: View): Promise<void> {
+    const surface = this.surface(task);
+    const ref = await this.deps.state.getMessageRef(task.id, slot);
+    if (ref) {
+      await surface.update(task.conversation, ref, view);
+      return;
+    }
+    const posted = await surface.post(task.conversation, view);
+    await this.deps.state.setMessageRef(task.id, slot, posted);
+  }
+
+  private surface(task: Task): ChatSurface {
+    const surface = this.deps.surfaces.find((s) => s.name === task.conversation.surface);
+    if (!surface) throw new HandoffError(ErrorCodes.notFound, `no ${task.conversation.surface} surface is configured`);
+    return surface;
+  }
+}
+
+/** Redis being down shows up as connection errors; people get a plain sentence instead. */
+export function asUnavailable(err: unknown): HandoffError {
+  const e = asHandoffError(err);
+  if (
+    e.code === 'handoff_internal' &&
+    /ECONNREFUSED|Connection is closed|Stream isn't writeable|enableOfflineQueue|connect/i.test(e.message)
+  ) {
+    return new HandoffError(
+      ErrorCodes.queueUnavailable,
+      'Handoff cannot reach its database (Redis) right now; nothing was saved. Try again shortly.',
+      { cause: err, retryable: true },
+    );
+  }
+  return e;
+}

@@ -1,0 +1,83 @@
+import { formatBytes } from '../../../storage/index.ts';
+import { formatDuration, formatUsd, type View } from '../../views.ts';
+
+export function escapeHtml(s: string): string {
+  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+}
+
+const levelText = { autonomous: 'autonomous', batched: 'batched', watched: 'watched', forbidden: 'forbidden' } as const;
+const demoNote =
+  '<p class="demo-note">demo model — scripted sample, no AI involved; set ANTHROPIC_API_KEY to use Claude</p>';
+
+function time(iso: string): string {
+  return `<time datetime="${escapeHtml(iso)}">${escapeHtml(iso.replace('T', ' ').slice(0, 16))} UTC</time>`;
+}
+
+/** Renders a view as a card for the web console. Everything from outside is escaped. */
+export function renderHtml(view: View): string {
+  const e = escapeHtml;
+  switch (view.kind) {
+    case 'status':
+      return `<div class="card status ${view.tone === 'error' ? 'status-failed' : ''}"><p>${e(view.text)}</p>${view.demo && view.tone === 'error' ? '' : ''}</div>`;
+    case 'plan': {
+      const steps = view.steps
+        .map(
+          (s) =>
+            `<li><strong>${e(s.title)}</strong> <span class="badge badge-${s.level}">${levelText[s.level]}</span>${s.detail ? `<br><span class="muted">${e(s.detail)}</span>` : ''}</li>`,
+        )
+        .join('');
+      const deliverables = view.deliverables
+        .map((d) => `<li>${e(d.name)} <span class="muted">(${e(d.type)})</span></li>`)
+        .join('');
+      const budget = view.demo
+        ? 'no model cost (demo model)'
+        : `about ${view.budget.estimatedTokens.toLocaleString('en-US')} tokens, ≈ ${formatUsd(view.budget.estimatedCostUsd)}`;
+      const blockers = view.blockers.length
+        ? `<p class="status-failed">Cannot be approved: ${view.blockers.map(e).join('; ')}</p>`
+        : '';
+      let footer: string;
+      if (view.decision) {
+        const by = view.decision.by ? ` by ${e(view.decision.by)}` : '';
+        const words = {
+          approved: 'Approved',
+          denied: 'Denied',
+          cancelled: 'Cancelled',
+          superseded: 'Replaced by a newer plan version',
+        }[view.decision.outcome];
+        footer = `<p class="decision decision-${view.decision.outcome}">${words}${by} · ${time(view.decision.at)}</p>`;
+      } else {
+        const data = `data-task="${e(view.taskId)}" data-version="${view.version}" data-hash="${e(view.hash)}"`;
+        footer = `<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button></div>`;
+      }
+      return `<div class="card plan" data-task="${e(view.taskId)}"><h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p><ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
+    }
+    case 'progress': {
+      const steps = view.steps
+        .map((s) => `<li class="status-${s.status}"><span class="badge">${s.status}</span> ${e(s.title)}</li>`)
+        .join('');
+      const tail = view.outputTail ? `<pre class="tail">${e(view.outputTail.slice(-1500))}</pre>` : '';
+      const activity = view.activity ? `<p class="muted">${e(view.activity)}</p>` : '';
+      const cancel = view.cancellable
+        ? `<div class="actions"><button type="button" class="cancel" data-action="cancel" data-task="${e(view.taskId)}">Cancel</button></div>`
+        : '';
+      return `<div class="card progress" data-task="${e(view.taskId)}"><h3>${view.cancellable ? 'Working…' : 'Run finished'}</h3><ol class="steps">${steps}</ol>${activity}${tail}<p class="muted">${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${view.tokens.toLocaleString('en-US')} tokens`}</p>${cancel}</div>`;
+    }
+    case 'result': {
+      const title = { succeeded: 'Done', failed: 'The run failed', cancelled: 'Cancelled' }[view.status];
+      const files = view.files
+        .map(
+          (f) =>
+            `<li><a href="${e(f.url)}" download="${e(f.name)}">${e(f.name)}</a> <span class="muted">${e(f.mediaType.split('/').pop() ?? '')} · ${formatBytes(f.size)} · link valid until ${time(f.expiresAt)}</span></li>`,
+        )
+        .join('');
+      const reason = view.reason ? `<p class="status-failed">${e(view.reason)}</p>` : '';
+      const summary = view.summary ? `<p>${e(view.summary)}</p>` : '';
+      const cost = view.demo
+        ? 'demo model, no cost'
+        : `${view.tokens.toLocaleString('en-US')} tokens · ≈ ${formatUsd(view.costUsd)}`;
+      return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${files ? `<ul class="files">${files}</ul>` : ''}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p></div>`;
+    }
+    case 'question':
+      return `<div class="card question" data-task="${e(view.taskId)}"><h3>Question</h3><p>${e(view.question)}</p><p class="muted">Reply in this thread to answer.</p></div>`;
+  }
+}

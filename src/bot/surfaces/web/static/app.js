@@ -1,0 +1,952 @@
+// Handoff web console: a chat channel in the browser.
+// Plain module, no build step and nothing loaded from elsewhere, so the console works on
+// an air-gapped deployment. Person text is only ever set with textContent; the one HTML
+// we insert is a bot card's `html`, which the server renders and escapes.
+
+const NAME_KEY = 'handoff.name';
+const STATUS_CLASSES = ['status-pending', 'status-running', 'status-done', 'status-failed'];
+const NEAR_BOTTOM_PX = 120;
+
+const state = {
+  session: null,
+  channel: 'general',
+  /** @type {Map<string, any>} every message by id, roots and replies */
+  messages: new Map(),
+  openThreadId: null,
+  name: '',
+};
+
+const $ = (id) => document.getElementById(id);
+
+// ---------------------------------------------------------------------------
+// Small helpers
+
+function formatBytes(n) {
+  if (!Number.isFinite(n)) return '';
+  if (n < 1024) return `${n} B`;
+  const units = ['KB', 'MB', 'GB', 'TB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} ${units[i]}`;
+}
+
+/** A limit reads exactly when it is small ("2000 bytes"), else rounded ("25 MB"). */
+function formatLimit(n) {
+  return n < 10 * 1024 ? `${n} bytes` : formatBytes(n);
+}
+
+function formatTime(iso) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return '';
+  const time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const today = new Date();
+  if (d.toDateString() === today.toDateString()) return time;
+  return `${d.toLocaleDateString([], { month: 'short', day: 'numeric' })}, ${time}`;
+}
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'className') node.className = v;
+    else if (k === 'text') node.textContent = v;
+    else if (k === 'dataset') Object.assign(node.dataset, v);
+    else node.setAttribute(k, v === true ? '' : String(v));
+  }
+  for (const c of children) if (c != null) node.append(c);
+  return node;
+}
+
+function initials(name) {
+  const parts = String(name || '?')
+    .trim()
+    .split(/\s+/)
+    .filter(Boolean);
+  const s = parts.length > 1 ? parts[0][0] + parts[parts.length - 1][0] : (parts[0] || '?').slice(0, 2);
+  return s.toUpperCase();
+}
+
+function avatarHue(name) {
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.codePointAt(0)) % 360;
+  return h;
+}
+
+function avatar(author, small = false) {
+  const a = el('span', {
+    className: `avatar${small ? ' avatar-small' : ''}${author.bot ? ' avatar-bot' : ''}`,
+    'aria-hidden': 'true',
+  });
+  a.textContent = author.bot ? 'H' : initials(author.name);
+  if (!author.bot) a.style.setProperty('--hue', String(avatarHue(author.name)));
+  return a;
+}
+
+/** Person text as DOM nodes: plain text with @mentions highlighted; never parsed as HTML. */
+function personText(text) {
+  const frag = document.createDocumentFragment();
+  const re = /(^|[\s(])(@[A-Za-z0-9_.-]+)/g;
+  let last = 0;
+  for (let m = re.exec(text); m; m = re.exec(text)) {
+    const start = m.index + m[1].length;
+    frag.append(text.slice(last, start));
+    frag.append(el('span', { className: 'mention', text: m[2] }));
+    last = start + m[2].length;
+  }
+  frag.append(text.slice(last));
+  return frag;
+}
+
+function isRoot(m) {
+  return m.threadId === m.id;
+}
+
+function sortedMessages(filter) {
+  return [...state.messages.values()].filter(filter).sort((a, b) => {
+    const t = Date.parse(a.ts) - Date.parse(b.ts);
+    return t !== 0 ? t : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+  });
+}
+
+/** Replies per root, rebuilt lazily after any change (renders ask for it once per root). */
+let repliesIndex = null;
+
+function repliesOf(rootId) {
+  if (!repliesIndex) {
+    repliesIndex = new Map();
+    for (const m of sortedMessages((x) => !isRoot(x))) {
+      const list = repliesIndex.get(m.threadId);
+      if (list) list.push(m);
+      else repliesIndex.set(m.threadId, [m]);
+    }
+  }
+  return repliesIndex.get(rootId) || [];
+}
+
+/**
+ * A one-line summary of a bot message for the root's thread line in the channel:
+ * the card's heading plus its decision (or "awaiting approval"), and a status kind for the dot.
+ */
+function cardStatus(m) {
+  if (!m) return null;
+  const clip = (t) => {
+    const one = t.replace(/\s+/g, ' ').trim();
+    return one.length > 90 ? `${one.slice(0, 89)}…` : one;
+  };
+  if (!m.html) return { kind: null, label: clip(m.text || '') };
+  const tpl = document.createElement('template');
+  tpl.innerHTML = m.html;
+  const root = tpl.content;
+  const card = root.querySelector('.card') || root.firstElementChild;
+  const has = (sel) => root.querySelector(sel) !== null;
+  let kind = card ? STATUS_CLASSES.find((c) => card.classList.contains(c))?.slice('status-'.length) : undefined;
+  if (!kind) {
+    if (has('[data-action="approve"]:not([disabled])')) kind = 'pending';
+    else if (has('.status-running')) kind = 'running';
+    else if (has('.status-failed')) kind = 'failed';
+    else if (has('.decision-approved')) kind = 'running';
+    else if (has('.decision-denied, .decision-cancelled')) kind = 'failed';
+  }
+  const heading = root.querySelector('h3')?.textContent || '';
+  const decision = root.querySelector('.decision');
+  if (decision) for (const t of decision.querySelectorAll('time')) t.remove();
+  const parts = [heading];
+  if (decision) parts.push(decision.textContent.replace(/[\s·]+$/, ''));
+  else if (has('[data-action="approve"]')) parts.push('awaiting approval');
+  const label = parts.filter((p) => p.trim()).join(' · ') || root.textContent || '';
+  return { kind: kind ?? null, label: clip(label) };
+}
+
+// ---------------------------------------------------------------------------
+// HTTP
+
+class RequestError extends Error {
+  constructor(message, { status = 0, unavailable = false } = {}) {
+    super(message);
+    this.name = 'RequestError';
+    this.status = status;
+    this.unavailable = unavailable;
+  }
+  /** What the person sees. */
+  get display() {
+    return this.unavailable ? `Handoff is unavailable right now: ${this.message}` : this.message;
+  }
+}
+
+async function request(url, init) {
+  let res;
+  try {
+    res = await fetch(url, { credentials: 'same-origin', ...init });
+  } catch (err) {
+    throw new RequestError(err instanceof Error ? err.message : String(err), { unavailable: true });
+  }
+  let body = null;
+  const type = res.headers.get('content-type') || '';
+  try {
+    body = type.includes('application/json') ? await res.json() : await res.text();
+  } catch {
+    body = null;
+  }
+  if (!res.ok) {
+    const message =
+      (body && typeof body === 'object' && typeof body.error === 'string' && body.error) ||
+      (typeof body === 'string' && body.trim().slice(0, 300)) ||
+      `${res.status} ${res.statusText}`.trim();
+    throw new RequestError(message, { status: res.status, unavailable: res.status === 503 || res.status === 502 });
+  }
+  return body;
+}
+
+function showUnavailable(err) {
+  const banner = $('unavailable-banner');
+  if (!err) {
+    banner.hidden = true;
+    banner.textContent = '';
+    return;
+  }
+  banner.textContent = err.display ?? `Handoff is unavailable right now: ${err.message}`;
+  banner.hidden = false;
+}
+
+// ---------------------------------------------------------------------------
+// Rendering
+
+/** One message as a list item. `context` is 'channel' | 'thread-root' | 'thread'. */
+function renderMessage(m, context) {
+  const li = el('li', {
+    className: `message${m.author.bot ? ' from-bot' : ''}`,
+    id: `${context}-msg-${m.id}`,
+    dataset: { id: m.id, thread: m.threadId },
+  });
+  const body = el('div', { className: 'message-body' });
+  const head = el(
+    'div',
+    { className: 'message-head' },
+    el('span', { className: 'author', text: m.author.name }),
+    m.author.bot ? el('span', { className: 'app-tag', text: 'APP' }) : null,
+    el('time', {
+      className: 'ts muted',
+      datetime: m.ts,
+      title: new Date(m.ts).toLocaleString(),
+      text: formatTime(m.ts),
+    }),
+    m.editedTs
+      ? el('span', {
+          className: 'edited muted',
+          title: `Edited ${new Date(m.editedTs).toLocaleString()}`,
+          text: '(edited)',
+        })
+      : null,
+  );
+  body.append(head);
+
+  if (typeof m.text === 'string' && m.text.length > 0) {
+    const p = el('div', { className: 'message-text' });
+    p.append(personText(m.text));
+    body.append(p);
+  }
+  if (typeof m.html === 'string' && m.html.length > 0) {
+    const card = el('div', { className: 'message-html' });
+    // Server-rendered and escaped bot card (see the console contract).
+    card.innerHTML = m.html;
+    // Download links save the file; any other link opens beside the console instead of replacing it.
+    for (const a of card.querySelectorAll('a[href]:not([download]):not([target])')) {
+      a.setAttribute('target', '_blank');
+      a.setAttribute('rel', 'noopener');
+    }
+    body.append(card);
+  }
+  if (Array.isArray(m.files) && m.files.length > 0) {
+    const ul = el('ul', { className: 'attachments', 'aria-label': 'Attached files' });
+    for (const f of m.files) {
+      ul.append(
+        el(
+          'li',
+          { className: 'attachment' },
+          el('span', { className: 'file-icon', 'aria-hidden': 'true', text: fileBadge(f.name) }),
+          el('span', { className: 'file-name', text: f.name }),
+          el('span', { className: 'file-size muted', text: formatBytes(f.size) }),
+        ),
+      );
+    }
+    body.append(ul);
+  }
+
+  if (context === 'channel') {
+    const replies = repliesOf(m.id);
+    const footer = el('div', { className: 'thread-summary' });
+    if (replies.length > 0) {
+      const latestBot = [...replies].reverse().find((r) => r.author.bot);
+      const status = cardStatus(latestBot);
+      const btn = el('button', {
+        type: 'button',
+        className: 'replies-button',
+        dataset: { openThread: m.id },
+        text: `${replies.length} ${replies.length === 1 ? 'reply' : 'replies'}`,
+      });
+      footer.append(btn);
+      if (status?.label) {
+        footer.append(
+          el(
+            'span',
+            { className: `thread-status${status.kind ? ` is-${status.kind}` : ''}`, title: status.label },
+            el('span', { className: 'status-dot', 'aria-hidden': 'true' }),
+            el('span', { className: 'thread-status-text', text: status.label }),
+          ),
+        );
+      }
+    }
+    body.append(footer);
+    const hover = el(
+      'div',
+      { className: 'message-actions' },
+      el('button', {
+        type: 'button',
+        className: 'reply-in-thread',
+        dataset: { openThread: m.id },
+        text: 'Reply in thread',
+      }),
+    );
+    li.append(hover);
+  }
+
+  li.prepend(avatar(m.author));
+  li.append(body);
+  return li;
+}
+
+function fileBadge(name) {
+  const ext = String(name).split('.').pop() || '';
+  return ext.slice(0, 4).toUpperCase() || 'FILE';
+}
+
+/** Keyed update of a list: keep nodes whose message did not change, so focus and notices survive. */
+function syncList(listEl, messages, context) {
+  const wanted = new Set(messages.map((m) => m.id));
+  for (const child of [...listEl.children]) {
+    if (!wanted.has(child.dataset.id)) child.remove();
+  }
+  let prev = null;
+  for (const m of messages) {
+    const key = renderKey(m, context);
+    let node = listEl.querySelector(`:scope > li[data-id="${CSS.escape(m.id)}"]`);
+    if (!node || node.dataset.key !== key) {
+      const fresh = renderMessage(m, context);
+      fresh.dataset.key = key;
+      if (node) node.replaceWith(fresh);
+      node = fresh;
+    }
+    const expectedPos = prev ? prev.nextElementSibling : listEl.firstElementChild;
+    if (expectedPos !== node) {
+      if (prev) prev.after(node);
+      else listEl.prepend(node);
+    }
+    prev = node;
+  }
+}
+
+function renderKey(m, context) {
+  let key = `${m.ts}|${m.editedTs || ''}|${m.text ?? ''}|${m.html ?? ''}|${(m.files || []).length}`;
+  if (context === 'channel') {
+    const replies = repliesOf(m.id);
+    const latestBot = [...replies].reverse().find((r) => r.author.bot);
+    key += `|${replies.length}|${latestBot ? `${latestBot.id}:${latestBot.editedTs || latestBot.ts}:${latestBot.html?.length ?? 0}` : ''}`;
+  }
+  return key;
+}
+
+function isNearBottom(scroller) {
+  return scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < NEAR_BOTTOM_PX;
+}
+
+/** Whether each scroller was at the bottom before the last change, so it keeps following new messages. */
+const following = new WeakMap();
+
+function followBottom(scroller) {
+  following.set(scroller, true);
+  scroller.addEventListener('scroll', () => following.set(scroller, isNearBottom(scroller)), { passive: true });
+  // The list shrinks when the composer grows (chips, errors, longer text): stay at the bottom if we were there.
+  new ResizeObserver(() => {
+    if (following.get(scroller)) scrollToBottom(scroller);
+  }).observe(scroller);
+}
+
+function scrollToBottom(scroller) {
+  scroller.scrollTop = scroller.scrollHeight;
+}
+
+function renderChannel({ forceScroll = false } = {}) {
+  const scroller = $('channel-messages');
+  const stick = forceScroll || following.get(scroller) !== false;
+  const roots = sortedMessages((m) => isRoot(m) && m.channel === state.channel);
+  syncList($('channel-list'), roots, 'channel');
+  for (const li of $('channel-list').children)
+    li.classList.toggle('is-open-thread', li.dataset.id === state.openThreadId);
+  $('channel-empty').hidden = roots.length > 0;
+  if (stick) scrollToBottom(scroller);
+}
+
+function renderThread({ forceScroll = false } = {}) {
+  const panel = $('thread');
+  const id = state.openThreadId;
+  const root = id ? state.messages.get(id) : null;
+  if (!id) {
+    panel.hidden = true;
+    document.body.classList.remove('thread-open');
+    return;
+  }
+  panel.hidden = false;
+  document.body.classList.add('thread-open');
+  const scroller = $('thread-messages');
+  const stick = forceScroll || following.get(scroller) !== false;
+  const rootBox = $('thread-root');
+  if (!root) {
+    rootBox.replaceChildren(el('p', { className: 'muted', text: 'Loading thread…' }));
+  } else {
+    const key = renderKey(root, 'thread-root');
+    const existing = rootBox.firstElementChild;
+    if (!existing || existing.dataset.id !== root.id || existing.dataset.key !== key) {
+      const ol = el('ol', { className: 'message-list' });
+      const li = renderMessage(root, 'thread-root');
+      li.dataset.key = key;
+      ol.append(li);
+      ol.dataset.id = root.id;
+      ol.dataset.key = key;
+      rootBox.replaceChildren(ol);
+    }
+  }
+  const replies = id ? repliesOf(id) : [];
+  const divider = $('thread-divider');
+  divider.hidden = replies.length === 0;
+  divider.firstElementChild.textContent = `${replies.length} ${replies.length === 1 ? 'reply' : 'replies'}`;
+  syncList($('thread-list'), replies, 'thread');
+  if (stick) scrollToBottom(scroller);
+}
+
+function render(opts = {}) {
+  renderChannel(opts);
+  renderThread(opts);
+}
+
+// ---------------------------------------------------------------------------
+// Messages: load, merge, live updates
+
+function upsert(m) {
+  if (!m || typeof m.id !== 'string' || !m.author) return false;
+  if (m.channel && m.channel !== state.channel) return false;
+  const prev = state.messages.get(m.id);
+  if (prev) {
+    // A stale copy (e.g. a catch-up fetch racing a live edit) never overwrites a newer one.
+    const prevT = Date.parse(prev.editedTs || prev.ts) || 0;
+    const nextT = Date.parse(m.editedTs || m.ts) || 0;
+    if (nextT < prevT) return false;
+  }
+  state.messages.set(m.id, m);
+  repliesIndex = null;
+  return true;
+}
+
+async function loadMessages() {
+  const body = await request(`/api/messages?channel=${encodeURIComponent(state.channel)}`);
+  const list = Array.isArray(body?.messages) ? body.messages : [];
+  for (const m of list) upsert(m);
+  render();
+}
+
+let events = null;
+let reconnectTimer = null;
+/** Set when the last load failed or the stream dropped, so the next open catches up. */
+let needsCatchUp = false;
+
+function setConnection(status, text) {
+  const c = $('connection');
+  c.dataset.status = status;
+  c.querySelector('.connection-text').textContent = text;
+}
+
+function connectEvents() {
+  clearTimeout(reconnectTimer);
+  if (events) events.close();
+  events = new EventSource(`/api/events?channel=${encodeURIComponent(state.channel)}`);
+  events.addEventListener('open', () => {
+    setConnection('online', 'Connected');
+    showUnavailable(null);
+    // After a reconnect, catch up on whatever was posted while we were away.
+    if (needsCatchUp) {
+      needsCatchUp = false;
+      const catchUp = state.session ? loadMessages() : loadSession().then(loadMessages);
+      catchUp.catch((err) => {
+        needsCatchUp = true;
+        showUnavailable(err);
+      });
+    }
+  });
+  events.addEventListener('message', (ev) => {
+    let m;
+    try {
+      m = JSON.parse(ev.data);
+    } catch {
+      return;
+    }
+    onIncoming(m);
+  });
+  events.addEventListener('error', () => {
+    needsCatchUp = true;
+    if (events.readyState === EventSource.CLOSED) {
+      // The browser gave up (e.g. a non-200 answer): retry ourselves.
+      setConnection('offline', 'Disconnected — retrying…');
+      reconnectTimer = setTimeout(connectEvents, 3000);
+    } else {
+      setConnection('offline', 'Reconnecting…');
+    }
+  });
+}
+
+function onIncoming(m) {
+  const isNew = !state.messages.has(m.id);
+  if (!upsert(m)) return;
+  render();
+  if (isNew && isRoot(m) && m.author.bot === false && m.author.name === state.name && pendingAutoOpen.has(m.id)) {
+    openThread(m.id);
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Threads
+
+const pendingAutoOpen = new Set();
+
+function openThread(id, { focus = false } = {}) {
+  const changed = state.openThreadId !== id;
+  state.openThreadId = id;
+  if (changed) {
+    $('thread-list').replaceChildren();
+    $('thread-root').replaceChildren();
+    threadComposer.reset();
+  }
+  history.replaceState(null, '', `${location.pathname}${location.search}#thread=${encodeURIComponent(id)}`);
+  renderThread({ forceScroll: true });
+  renderChannel();
+  if (focus) $('thread-text').focus();
+}
+
+function closeThread() {
+  const id = state.openThreadId;
+  state.openThreadId = null;
+  history.replaceState(null, '', `${location.pathname}${location.search}`);
+  renderThread();
+  renderChannel();
+  const back = id && $('channel-list').querySelector(`li[data-id="${CSS.escape(id)}"] [data-open-thread]`);
+  if (back) back.focus();
+}
+
+// ---------------------------------------------------------------------------
+// Composer (the channel's and the thread's)
+
+class Composer {
+  constructor(form, { threadId }) {
+    this.form = form;
+    this.threadIdFn = threadId;
+    this.textarea = form.querySelector('textarea');
+    this.fileInput = form.querySelector('input[type=file]');
+    this.chips = form.querySelector('.chips');
+    this.error = form.querySelector('.composer-error');
+    this.sendButton = form.querySelector('.send-button');
+    /** Files go with new requests only: the server refuses them on thread replies. */
+    this.acceptsFiles = Boolean(this.fileInput);
+    /** @type {File[]} */
+    this.files = [];
+    this.sending = false;
+
+    this.textarea.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
+        e.preventDefault();
+        this.send();
+      }
+    });
+    this.textarea.addEventListener('input', () => this.autosize());
+    this.textarea.addEventListener('paste', (e) => {
+      const files = e.clipboardData?.files;
+      if (this.acceptsFiles && files && files.length > 0) {
+        e.preventDefault();
+        this.addFiles(files);
+      }
+    });
+    this.fileInput?.addEventListener('change', () => {
+      this.addFiles(this.fileInput.files);
+      this.fileInput.value = '';
+    });
+    form.addEventListener('submit', (e) => {
+      e.preventDefault();
+      this.send();
+    });
+    this.chips.addEventListener('click', (e) => {
+      const btn = e.target.closest('button[data-remove]');
+      if (!btn) return;
+      const index = Number(btn.dataset.remove);
+      this.files.splice(index, 1);
+      this.renderChips();
+      this.textarea.focus();
+    });
+  }
+
+  autosize() {
+    this.textarea.style.height = 'auto';
+    this.textarea.style.height = `${Math.min(this.textarea.scrollHeight, 240)}px`;
+  }
+
+  setError(message) {
+    this.error.textContent = message || '';
+    this.form.classList.toggle('has-error', Boolean(message));
+  }
+
+  addFiles(list) {
+    const session = state.session;
+    const maxBytes = session?.maxUploadBytes ?? Number.POSITIVE_INFINITY;
+    const maxFiles = session?.maxFiles ?? Number.POSITIVE_INFINITY;
+    const problems = [];
+    for (const f of Array.from(list || [])) {
+      if (this.files.some((g) => g.name === f.name && g.size === f.size && g.lastModified === f.lastModified)) continue;
+      if (f.size > maxBytes) {
+        problems.push(
+          `${f.name} is ${formatBytes(f.size)}: too large to attach. Files can be at most ${formatLimit(maxBytes)}.`,
+        );
+        continue;
+      }
+      if (this.files.length >= maxFiles) {
+        problems.push(
+          maxFiles === 0
+            ? 'This Handoff does not accept file uploads.'
+            : `You can attach at most ${maxFiles} ${maxFiles === 1 ? 'file' : 'files'} per message; ${f.name} was not added.`,
+        );
+        continue;
+      }
+      this.files.push(f);
+    }
+    this.renderChips();
+    this.setError(problems.join(' '));
+  }
+
+  renderChips() {
+    this.chips.replaceChildren(
+      ...this.files.map((f, i) =>
+        el(
+          'li',
+          { className: 'chip' },
+          el('span', { className: 'file-icon', 'aria-hidden': 'true', text: fileBadge(f.name) }),
+          el('span', { className: 'chip-name', text: f.name }),
+          el('span', { className: 'chip-size muted', text: formatBytes(f.size) }),
+          el(
+            'button',
+            {
+              type: 'button',
+              className: 'chip-remove',
+              dataset: { remove: String(i) },
+              'aria-label': `Remove ${f.name}`,
+              title: 'Remove',
+            },
+            '×',
+          ),
+        ),
+      ),
+    );
+    this.chips.hidden = this.files.length === 0;
+  }
+
+  reset() {
+    this.textarea.value = '';
+    this.files = [];
+    this.renderChips();
+    this.setError('');
+    this.autosize();
+  }
+
+  async send() {
+    if (this.sending) return;
+    if (!state.name) {
+      askName();
+      return;
+    }
+    const text = this.textarea.value;
+    if (text.trim() === '' && this.files.length === 0) {
+      this.setError('Your message is empty: write something (or attach a file) before sending.');
+      this.textarea.focus();
+      return;
+    }
+    const threadId = this.threadIdFn();
+    const sentFiles = [...this.files];
+    const fd = new FormData();
+    fd.set('channel', state.channel);
+    fd.set('author', state.name);
+    fd.set('text', text);
+    if (threadId) fd.set('threadId', threadId);
+    for (const f of sentFiles) fd.append('files', f, f.name);
+
+    this.sending = true;
+    this.form.setAttribute('aria-busy', 'true');
+    this.sendButton.disabled = true;
+    // The text is frozen while it travels; files can still be added and are kept for the next message.
+    this.textarea.readOnly = true;
+    this.setError('');
+    try {
+      const body = await request('/api/messages', { method: 'POST', body: fd });
+      const m = body?.message;
+      // Only now is it safe to clear: the server has the message and the files.
+      this.textarea.value = '';
+      this.files = this.files.filter((f) => !sentFiles.includes(f));
+      this.renderChips();
+      this.autosize();
+      if (m) {
+        if (!threadId && /(^|\s)@handoff\b/i.test(text)) pendingAutoOpen.add(m.id);
+        upsert(m);
+        render({ forceScroll: true });
+        if (pendingAutoOpen.has(m.id)) openThread(m.id);
+      }
+      showUnavailable(null);
+    } catch (err) {
+      this.setError(err instanceof RequestError ? err.display : String(err));
+    } finally {
+      this.sending = false;
+      this.textarea.readOnly = false;
+      this.form.removeAttribute('aria-busy');
+      this.sendButton.disabled = false;
+      this.textarea.focus();
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Card actions (Approve / Deny / Cancel)
+
+async function onAction(button) {
+  if (button.disabled) return;
+  if (!state.name) {
+    askName();
+    return;
+  }
+  const card = button.closest('.message-html') || button.parentElement;
+  const actions = button.closest('.actions') || button.parentElement;
+  let notice = actions.nextElementSibling?.classList.contains('action-notice') ? actions.nextElementSibling : null;
+  if (!notice) {
+    notice = el('p', { className: 'action-notice', role: 'status' });
+    actions.after(notice);
+  }
+  notice.textContent = '';
+  notice.classList.remove('is-error');
+
+  const payload = {
+    action: button.dataset.action,
+    taskId: button.dataset.task,
+    author: state.name,
+  };
+  if (button.dataset.version !== undefined && button.dataset.version !== '') {
+    const v = Number(button.dataset.version);
+    payload.planVersion = Number.isFinite(v) ? v : button.dataset.version;
+  }
+  if (button.dataset.hash) payload.planHash = button.dataset.hash;
+
+  const siblings = [...card.querySelectorAll('[data-action]')];
+  for (const b of siblings) b.disabled = true;
+  button.setAttribute('aria-busy', 'true');
+  const label = button.textContent;
+  button.classList.add('is-pending');
+  try {
+    const body = await request('/api/actions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(payload),
+    });
+    if (body?.message) notice.textContent = body.message;
+  } catch (err) {
+    notice.textContent = err instanceof RequestError ? err.display : String(err);
+    notice.classList.add('is-error');
+    notice.setAttribute('role', 'alert');
+  } finally {
+    // The card is usually replaced by its updated version over SSE; if not, let the person try again.
+    if (button.isConnected) {
+      for (const b of siblings) b.disabled = false;
+      button.removeAttribute('aria-busy');
+      button.classList.remove('is-pending');
+      button.textContent = label;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Display name
+
+function setName(name) {
+  state.name = name;
+  try {
+    localStorage.setItem(NAME_KEY, name);
+  } catch {
+    // Storage can be disabled (private mode); the name then lasts for this page only.
+  }
+  $('me-name').textContent = name || 'No name yet';
+  $('change-name').textContent = name ? 'Change name' : 'Set name';
+  const av = $('me-avatar');
+  av.textContent = initials(name);
+  av.style.setProperty('--hue', String(avatarHue(name)));
+}
+
+function askName() {
+  const dialog = $('name-dialog');
+  const input = $('name-input');
+  input.value = state.name;
+  $('name-error').textContent = '';
+  $('name-cancel').hidden = !state.name;
+  if (!dialog.open) dialog.showModal();
+  input.focus();
+  input.select();
+}
+
+function setupNameDialog() {
+  const dialog = $('name-dialog');
+  $('name-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const value = $('name-input').value.replace(/\s+/g, ' ').trim();
+    if (!value) {
+      $('name-error').textContent = 'Please enter a name.';
+      $('name-input').focus();
+      return;
+    }
+    setName(value.slice(0, 60));
+    dialog.close();
+    $('composer-text').focus();
+  });
+  $('name-cancel').addEventListener('click', () => dialog.close());
+  // Dismissing without a name is allowed: sending or clicking a card button asks again.
+  dialog.addEventListener('close', () => {
+    if (!state.name) $('composer-text').focus();
+  });
+  $('change-name').addEventListener('click', askName);
+}
+
+// ---------------------------------------------------------------------------
+// Drag and drop anywhere in the window
+
+function setupDragAndDrop() {
+  const overlay = $('drop-overlay');
+  let depth = 0;
+  const hasFiles = (e) => Array.from(e.dataTransfer?.types || []).includes('Files');
+  window.addEventListener('dragenter', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth++;
+    overlay.hidden = false;
+  });
+  window.addEventListener('dragover', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = 'copy';
+  });
+  window.addEventListener('dragleave', (e) => {
+    if (!hasFiles(e)) return;
+    depth = Math.max(0, depth - 1);
+    if (depth === 0) overlay.hidden = true;
+  });
+  window.addEventListener('drop', (e) => {
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    depth = 0;
+    overlay.hidden = true;
+    // A drop on the open thread panel attaches to the reply; anywhere else to the channel message.
+    const overThread =
+      !$('thread').hidden && (e.target.closest?.('#thread') || pointIn($('thread'), e.clientX, e.clientY));
+    const target = overThread && threadComposer.acceptsFiles ? threadComposer : channelComposer;
+    target.addFiles(e.dataTransfer.files);
+    target.textarea.focus();
+  });
+}
+
+function pointIn(node, x, y) {
+  const r = node.getBoundingClientRect();
+  return x >= r.left && x <= r.right && y >= r.top && y <= r.bottom;
+}
+
+// ---------------------------------------------------------------------------
+// Start
+
+let channelComposer;
+let threadComposer;
+
+function setupEvents() {
+  document.addEventListener('click', (e) => {
+    const target = e.target instanceof Element ? e.target : null;
+    if (!target) return;
+    const action = target.closest('.message-html [data-action]');
+    if (action) {
+      e.preventDefault();
+      onAction(action);
+      return;
+    }
+    const open = target.closest('[data-open-thread]');
+    if (open) {
+      openThread(open.dataset.openThread, { focus: true });
+      return;
+    }
+  });
+  $('thread-close').addEventListener('click', closeThread);
+  $('channel-link').addEventListener('click', (e) => {
+    e.preventDefault();
+    $('composer-text').focus();
+  });
+  document.addEventListener('keydown', (e) => {
+    if (e.key === 'Escape' && state.openThreadId && !$('name-dialog').open) {
+      closeThread();
+    }
+  });
+}
+
+async function loadSession() {
+  const s = await request('/api/session');
+  state.session = s;
+  state.channel = s?.channel || 'general';
+  $('demo-banner').hidden = !s?.demo;
+  const parts = [];
+  if (s?.mode) parts.push(`${s.mode} mode`);
+  if (s?.model) parts.push(`model: ${s.model}`);
+  $('session-info').textContent = parts.join(' · ');
+  if (s?.maxFiles === 0) {
+    for (const label of document.querySelectorAll('.attach')) label.hidden = true;
+  }
+}
+
+async function start() {
+  channelComposer = new Composer($('composer'), { threadId: () => null });
+  threadComposer = new Composer($('thread-composer'), { threadId: () => state.openThreadId });
+  setupEvents();
+  setupNameDialog();
+  setupDragAndDrop();
+  followBottom($('channel-messages'));
+  followBottom($('thread-messages'));
+
+  let stored = '';
+  try {
+    stored = localStorage.getItem(NAME_KEY) || '';
+  } catch {
+    stored = '';
+  }
+  setName(stored.trim());
+  if (!state.name) askName();
+
+  const hash = new URLSearchParams(location.hash.slice(1));
+  if (hash.get('thread')) openThread(hash.get('thread'));
+
+  try {
+    await loadSession();
+    await loadMessages();
+  } catch (err) {
+    needsCatchUp = true;
+    showUnavailable(err);
+  }
+  renderChannel({ forceScroll: true });
+  connectEvents();
+  document.documentElement.dataset.ready = 'true';
+}
+
+start();

@@ -1,0 +1,167 @@
+import { type PlanPolicy, planBlockers, planHash, stepTrustLevels } from '../approvals/index.ts';
+import {
+  type Artifact,
+  type DeliverableSpec,
+  type Plan,
+  type ProgressEvent,
+  type StepStatus,
+  type Task,
+  type TrustLevel,
+  totalTokens,
+} from '../core/index.ts';
+
+/** Surface-neutral views; each surface renders them its own way (HTML, Block Kit, Adaptive Cards). */
+export interface StatusView {
+  kind: 'status';
+  text: string;
+  tone: 'info' | 'error';
+  demo: boolean;
+}
+
+export interface PlanView {
+  kind: 'plan';
+  taskId: string;
+  version: number;
+  hash: string;
+  requester: string;
+  summary: string;
+  steps: Array<{ title: string; detail: string; level: TrustLevel }>;
+  deliverables: DeliverableSpec[];
+  budget: { estimatedTokens: number; estimatedCostUsd: number; maxCostUsd: number; maxWallTimeMin: number };
+  blockers: string[];
+  demo: boolean;
+  model: string;
+  /** Set once someone decided; the buttons are gone then. */
+  decision?: { outcome: 'approved' | 'denied' | 'cancelled' | 'superseded'; by: string; at: string };
+}
+
+export interface ProgressView {
+  kind: 'progress';
+  taskId: string;
+  steps: Array<{ title: string; status: StepStatus }>;
+  activity?: string;
+  outputTail?: string;
+  elapsedMs: number;
+  tokens: number;
+  cancellable: boolean;
+  demo: boolean;
+}
+
+export interface FileLink {
+  name: string;
+  mediaType: string;
+  size: number;
+  url: string;
+  expiresAt: string;
+}
+
+export interface ResultView {
+  kind: 'result';
+  taskId: string;
+  status: 'succeeded' | 'failed' | 'cancelled';
+  summary?: string;
+  reason?: string;
+  files: FileLink[];
+  durationMs: number;
+  tokens: number;
+  costUsd: number;
+  demo: boolean;
+}
+
+export interface QuestionView {
+  kind: 'question';
+  taskId: string;
+  question: string;
+  demo: boolean;
+}
+
+export type View = StatusView | PlanView | ProgressView | ResultView | QuestionView;
+
+export function planView(task: Task, plan: Plan, policy: PlanPolicy): PlanView {
+  const levels = stepTrustLevels(plan, policy);
+  const view: PlanView = {
+    kind: 'plan',
+    taskId: task.id,
+    version: plan.version,
+    hash: planHash(plan),
+    requester: task.requester.name,
+    summary: plan.summary,
+    steps: plan.steps.map((s, i) => ({ title: s.title, detail: s.detail, level: levels[i]!.level })),
+    deliverables: plan.deliverables,
+    budget: {
+      estimatedTokens: plan.estimatedTokens,
+      estimatedCostUsd: plan.estimatedCostUsd,
+      maxCostUsd: plan.envelope.budget.maxCostUsd,
+      maxWallTimeMin: Math.round(plan.envelope.budget.maxWallTimeMs / 60_000),
+    },
+    blockers: planBlockers(plan, policy),
+    demo: plan.demo,
+    model: plan.model,
+  };
+  if (task.planVersion > plan.version) {
+    view.decision = { outcome: 'superseded', by: '', at: task.updatedAt };
+  } else if (task.decision && task.decision.planVersion === plan.version) {
+    view.decision = { outcome: task.decision.outcome, by: task.decision.by.name, at: task.decision.at };
+  } else if (task.state === 'cancelled') {
+    view.decision = { outcome: 'cancelled', by: task.cancelRequestedBy?.name ?? '', at: task.updatedAt };
+  }
+  return view;
+}
+
+export function progressView(task: Task, event: ProgressEvent): ProgressView {
+  return {
+    kind: 'progress',
+    taskId: task.id,
+    steps: event.steps,
+    ...(event.activity ? { activity: event.activity } : {}),
+    ...(event.outputTail ? { outputTail: event.outputTail } : {}),
+    elapsedMs: event.elapsedMs,
+    tokens: totalTokens(event.usage),
+    cancellable: task.state === 'running' || task.state === 'queued',
+    demo: task.demo,
+  };
+}
+
+/** The final card of a run; `links` are fresh download links for the task's artifacts. */
+export function resultView(
+  task: Task,
+  plan: Plan | undefined,
+  links: Array<{ artifact: Artifact; url: string; expiresAt: string }>,
+): ResultView {
+  const status = task.state === 'succeeded' ? 'succeeded' : task.state === 'cancelled' ? 'cancelled' : 'failed';
+  const started = task.startedAt ? Date.parse(task.startedAt) : Date.parse(task.createdAt);
+  const ended = task.finishedAt ? Date.parse(task.finishedAt) : Date.now();
+  return {
+    kind: 'result',
+    taskId: task.id,
+    status,
+    ...(task.resultSummary ? { summary: task.resultSummary } : {}),
+    ...(status !== 'succeeded' && task.failure ? { reason: task.failure.message } : {}),
+    files: links.map(({ artifact, url, expiresAt }) => ({
+      name: artifact.name,
+      mediaType: artifact.mediaType,
+      size: artifact.size,
+      url,
+      expiresAt,
+    })),
+    durationMs: Math.max(0, ended - started),
+    tokens: totalTokens(task.usage),
+    costUsd: task.costUsd,
+    demo: plan?.demo ?? task.demo,
+  };
+}
+
+export function statusView(task: Pick<Task, 'demo'>, text: string, tone: StatusView['tone'] = 'info'): StatusView {
+  return { kind: 'status', text, tone, demo: task.demo };
+}
+
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  return `${m} min ${s % 60} s`;
+}
+
+export function formatUsd(n: number): string {
+  return n < 0.01 && n > 0 ? '< $0.01' : `$${n.toFixed(2)}`;
+}
