@@ -1,0 +1,341 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { type ServerType, serve } from '@hono/node-server';
+import type { Worker } from 'bullmq';
+import Dockerode from 'dockerode';
+import type { Redis } from 'ioredis';
+import { AnthropicProvider, DemoProvider, type ModelProvider } from './agent/index.ts';
+import { defaultPlanPolicy } from './approvals/index.ts';
+import { ConsoleStore, consoleRoutes, createHttpApp, Gateway, startNotifyWorker, WebSurface } from './bot/index.ts';
+import { type Config, loadConfig, settingsTable } from './config/index.ts';
+import { asHandoffError, ErrorCodes, HandoffError } from './core/index.ts';
+import { createLogger, type Logger, Metrics } from './observability/index.ts';
+import { Queues } from './queue/index.ts';
+import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
+import {
+  AuditLog,
+  closeConnection,
+  createQueueConnection,
+  createRecordConnection,
+  type EmbeddedRedis,
+  LocalArtifactStore,
+  redisHealth,
+  StateStore,
+  startRedisServer,
+  waitForReady,
+} from './storage/index.ts';
+
+export type Mode = 'dev' | 'bot' | 'runner';
+
+export interface StartOptions {
+  config: Config;
+  mode: Mode;
+  logger?: Logger;
+  /** Queue key prefix (tests use their own). */
+  queuePrefix?: string;
+  /** Replaces the Docker driver (in-memory tests of the code above it). */
+  driver?: SandboxDriver;
+  /** Replaces the configured model provider. */
+  provider?: ModelProvider;
+  /** Lock duration of runner jobs; shorter in tests of runner crashes. */
+  lockDurationMs?: number;
+}
+
+export interface RunningHandoff {
+  /** Base URL of the bot's HTTP server (bot and dev). */
+  url?: string;
+  redisUrl: string;
+  close(): Promise<void>;
+}
+
+/** Wires the concrete classes for one role. The only place that picks implementations. */
+export async function startHandoff(options: StartOptions): Promise<RunningHandoff> {
+  const { config, mode } = options;
+  const logger = options.logger ?? createLogger(config.logLevel);
+  const dataDir = resolve(config.dataDir);
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const close = async () => {
+    // Every cleanup runs even if one fails, newest first.
+    for (const step of cleanups.reverse()) await step().catch((err) => logger.warn({ err }, 'cleanup step failed'));
+    cleanups.length = 0;
+  };
+
+  try {
+    let redisUrl = config.redisUrl;
+    if (!redisUrl) {
+      if (mode !== 'dev')
+        throw new HandoffError(ErrorCodes.config, 'REDIS_URL is required for `handoff bot` and `handoff runner`');
+      const embedded: EmbeddedRedis = await startRedisServer({ dir: join(dataDir, 'redis') });
+      cleanups.push(() => embedded.stop());
+      redisUrl = embedded.url;
+      logger.info({ redisUrl }, 'started redis-server');
+    }
+    const records = createRecordConnection(redisUrl);
+    cleanups.push(() => closeConnection(records));
+    const queueConnection: Redis = createQueueConnection(redisUrl);
+    cleanups.push(() => closeConnection(queueConnection));
+    await waitForReady(records).catch((err) => {
+      throw new HandoffError(
+        ErrorCodes.config,
+        `cannot reach Redis at ${redactUrl(redisUrl!)}: ${(err as Error).message}`,
+      );
+    });
+    const health = await redisHealth(records);
+    if (health.evictionPolicy !== 'noeviction') {
+      logger.error(
+        { policy: health.evictionPolicy },
+        'Redis maxmemory-policy is not noeviction: queued jobs and records can be evicted. Set `maxmemory-policy noeviction`.',
+      );
+    }
+    if (!health.aof)
+      logger.warn('Redis AOF is off: a Redis restart loses recent tasks and queued jobs. Set `appendonly yes`.');
+
+    const state = new StateStore(records);
+    const audit = new AuditLog(records);
+    const queues = new Queues({ connection: records, ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}) });
+    cleanups.push(() => queues.close());
+    const metrics = new Metrics({ defaultMetrics: mode !== 'dev' });
+    let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+    const signingSecret = config.signingSecret ?? (mode === 'dev' ? await devSigningSecret(dataDir) : undefined);
+    if (!signingSecret)
+      throw new HandoffError(
+        ErrorCodes.config,
+        'HANDOFF_SIGNING_SECRET (≥ 32 characters) is required outside `handoff dev`',
+      );
+    const store = new LocalArtifactStore({
+      root: join(dataDir, 'artifacts'),
+      signingSecret,
+      publicUrl: () => publicUrl,
+    });
+    const provider: ModelProvider =
+      options.provider ??
+      (config.anthropicApiKey
+        ? new AnthropicProvider({
+            apiKey: config.anthropicApiKey,
+            model: config.model,
+            ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
+          })
+        : new DemoProvider());
+    const policy = defaultPlanPolicy(config.allowSelfApproval ?? mode === 'dev');
+    const running: RunningHandoff = { redisUrl, close };
+
+    if (mode === 'dev' || mode === 'runner') {
+      const driver =
+        options.driver ??
+        new DockerSandboxDriver({
+          image: config.sandboxImage,
+          docker: new Dockerode(),
+          sandboxUser: sandboxUser().user,
+          logger,
+        });
+      cleanups.push(() => driver.close());
+      try {
+        await driver.ping();
+        if (!(await driver.imagePresent()))
+          logger.error(`sandbox image ${config.sandboxImage} is missing: run \`npm run sandbox:build\``);
+      } catch (err) {
+        logger.error(
+          { err: asHandoffError(err).message },
+          'Docker is not reachable: runs will retry, then fail with a clear message',
+        );
+      }
+      const runner = new Runner(
+        {
+          state,
+          queues,
+          audit,
+          store,
+          driver,
+          provider,
+          logger,
+          workspacesDir: join(dataDir, 'workspaces'),
+          limits: {
+            memoryMb: config.sandboxMemoryMb,
+            cpus: config.sandboxCpus,
+            pids: config.sandboxPids,
+            tmpfsMb: config.sandboxTmpfsMb,
+          },
+          commandTimeoutMs: config.commandTimeoutMs,
+          runTimeoutMs: config.runTimeoutMs,
+          questionTimeoutMs: config.questionTimeoutMs,
+          maxTokensPerRun: config.maxTokensPerRun,
+          maxCostUsdPerRun: config.maxCostUsdPerRun,
+          prices: {
+            inputPerMTok: config.priceInputPerMTok,
+            outputPerMTok: config.priceOutputPerMTok,
+            cacheReadPerMTok: config.priceInputPerMTok / 10,
+            cacheWritePerMTok: config.priceInputPerMTok * 1.25,
+          },
+          policy,
+        },
+        {
+          connection: queueConnection,
+          ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}),
+          concurrency: config.runnerConcurrency,
+          ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+        },
+      );
+      cleanups.push(() => runner.close());
+      await runner.waitUntilReady();
+    }
+
+    if (mode === 'dev' || mode === 'bot') {
+      const consoleStore = new ConsoleStore(records);
+      const gateway = new Gateway({
+        state,
+        queues,
+        audit,
+        store,
+        logger,
+        metrics,
+        policy,
+        limits: {
+          maxUploadBytes: config.maxUploadBytes,
+          maxFilesPerRequest: config.maxFilesPerRequest,
+          maxRequestChars: config.maxRequestChars,
+          downloadTtlMs: config.downloadTtlMs,
+        },
+        demo: provider.demo,
+        surfaces: [new WebSurface(consoleStore)],
+      });
+      const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, options.queuePrefix);
+      cleanups.push(() => notify.close());
+      const consoleEnabled = mode === 'dev' || Boolean(config.consoleToken);
+      let consoleApp: ReturnType<typeof consoleRoutes> | undefined;
+      if (consoleEnabled) {
+        const subscriber = records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+        cleanups.push(() => closeConnection(subscriber));
+        consoleApp = consoleRoutes({
+          gateway,
+          store: consoleStore,
+          subscriber,
+          logger,
+          mode: mode === 'dev' ? 'dev' : 'bot',
+          ...(config.consoleToken ? { token: config.consoleToken } : {}),
+          demo: provider.demo,
+          model: provider.model,
+          maxUploadBytes: config.maxUploadBytes,
+          maxFiles: config.maxFilesPerRequest,
+        });
+      }
+      const app = createHttpApp({
+        redis: records,
+        metrics,
+        localArtifacts: store,
+        ...(consoleApp ? { console: consoleApp } : {}),
+      });
+      const server: ServerType = await new Promise((resolveServer, reject) => {
+        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
+        s.once('error', (err: NodeJS.ErrnoException) =>
+          reject(
+            err.code === 'EADDRINUSE'
+              ? new HandoffError(ErrorCodes.config, `port ${config.port} is in use: set HANDOFF_PORT to another port`)
+              : err,
+          ),
+        );
+      });
+      cleanups.push(
+        () =>
+          new Promise<void>((r) => {
+            server.close(() => r());
+            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+          }),
+      );
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : config.port;
+      publicUrl = config.publicUrl ?? `http://${config.host}:${port}`;
+      running.url = publicUrl;
+      if (!consoleEnabled) logger.info('web console is off: set HANDOFF_CONSOLE_TOKEN to enable it');
+    }
+    return running;
+  } catch (err) {
+    await close();
+    throw err;
+  }
+}
+
+/** `handoff dev` keeps one signing secret in its data dir so links survive restarts. */
+async function devSigningSecret(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'signing-secret');
+  try {
+    const existing = (await readFile(path, 'utf8')).trim();
+    if (existing.length >= 32) return existing;
+  } catch {
+    // first start: create it below
+  }
+  await mkdir(dataDir, { recursive: true });
+  const secret = randomBytes(32).toString('base64url');
+  await writeFile(path, secret, { mode: 0o600 });
+  return secret;
+}
+
+function redactUrl(url: string): string {
+  return url.replace(/\/\/[^@/]*@/, '//***@');
+}
+
+const help = `handoff — hand work to an AI coworker from chat
+
+Usage: handoff <command>
+
+Commands:
+  dev       everything in one process: bot + runner + web console, its own redis-server
+            (unless REDIS_URL is set), the Docker sandbox, the demo model without ANTHROPIC_API_KEY
+  bot       the chat gateway: web console (with HANDOFF_CONSOLE_TOKEN), downloads, /healthz, /metrics
+  runner    the workers: planning and runs in Docker sandboxes
+  doctor    checks Redis, Docker, the sandbox image, the model and the port, with the fix for each
+  config    prints every setting with its env variable and default
+
+Settings come from the environment and an optional handoff.yaml (see README).`;
+
+/** The CLI. Returns the exit code for one-shot commands; long-running ones resolve on shutdown. */
+export async function cli(argv: string[]): Promise<number> {
+  const command = argv[0];
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    console.log(help);
+    return command ? 0 : 1;
+  }
+  if (command === 'config') {
+    console.log(settingsTable());
+    return 0;
+  }
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 2;
+  }
+  if (command === 'doctor') {
+    const { doctor } = await import('./doctor.ts');
+    return doctor(config);
+  }
+  if (command !== 'dev' && command !== 'bot' && command !== 'runner') {
+    console.error(`handoff: unknown command ${JSON.stringify(command)}\n\n${help}`);
+    return 2;
+  }
+  const logger = createLogger(config.logLevel);
+  let running: RunningHandoff;
+  try {
+    running = await startHandoff({ config, mode: command, logger });
+  } catch (err) {
+    const e = asHandoffError(err);
+    logger.fatal({ code: e.code }, e.message);
+    return 1;
+  }
+  if (running.url) {
+    const demo = config.anthropicApiKey ? '' : ' (demo model: set ANTHROPIC_API_KEY to use Claude)';
+    console.log(`\nHandoff is running${demo}.\nWeb console: ${running.url}\n`);
+  } else {
+    logger.info('runner started');
+  }
+  await new Promise<void>((resolveStop) => {
+    const stop = (signal: string) => {
+      logger.info({ signal }, 'shutting down');
+      void running.close().then(resolveStop);
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  return 0;
+}
