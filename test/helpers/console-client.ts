@@ -1,0 +1,74 @@
+import { readFile } from 'node:fs/promises';
+import type { ConsoleMessage } from '../../src/bot/surfaces/web/index.ts';
+
+/** Talks to the web console's HTTP API as the browser does. */
+export class ConsoleClient {
+  constructor(
+    readonly url: string,
+    readonly author = 'Ana',
+  ) {}
+
+  async post(text: string, files: Array<{ name: string; path?: string; content?: Buffer }> = [], threadId?: string) {
+    const form = new FormData();
+    form.set('channel', 'general');
+    form.set('author', this.author);
+    form.set('text', text);
+    if (threadId) form.set('threadId', threadId);
+    for (const f of files) {
+      const bytes = f.content ?? (await readFile(f.path!));
+      form.append('files', new Blob([new Uint8Array(bytes)]), f.name);
+    }
+    const res = await fetch(`${this.url}/api/messages`, { method: 'POST', body: form });
+    return {
+      status: res.status,
+      body: (await res.json()) as { message?: ConsoleMessage; taskId?: string; error?: string },
+    };
+  }
+
+  async action(body: Record<string, unknown>, author = this.author) {
+    const res = await fetch(`${this.url}/api/actions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ author, ...body }),
+    });
+    return { status: res.status, body: (await res.json()) as { ok?: boolean; message?: string; error?: string } };
+  }
+
+  async messages(): Promise<ConsoleMessage[]> {
+    const res = await fetch(`${this.url}/api/messages?channel=general`);
+    return ((await res.json()) as { messages: ConsoleMessage[] }).messages;
+  }
+
+  async thread(threadId: string): Promise<ConsoleMessage[]> {
+    return (await this.messages()).filter((m) => m.threadId === threadId);
+  }
+
+  /** Polls the thread until a bot card matches, or fails after `timeoutMs`. */
+  async waitForCard(threadId: string, match: (html: string) => boolean, timeoutMs = 120_000): Promise<ConsoleMessage> {
+    const deadline = Date.now() + timeoutMs;
+    let last: ConsoleMessage[] = [];
+    while (Date.now() < deadline) {
+      last = await this.thread(threadId);
+      const found = last.find((m) => m.author.bot && m.html && match(m.html));
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(
+      `no matching card within ${timeoutMs} ms; thread was:\n${last.map((m) => m.html ?? m.text).join('\n---\n')}`,
+    );
+  }
+}
+
+/** The approve/deny data on a plan card. */
+export function planButtons(html: string): { taskId: string; planVersion: number; planHash: string } {
+  const m = /data-action="approve" data-task="([^"]+)" data-version="(\d+)" data-hash="([0-9a-f]{64})"/.exec(html);
+  if (!m) throw new Error(`no Approve button on card: ${html}`);
+  return { taskId: m[1]!, planVersion: Number(m[2]), planHash: m[3]! };
+}
+
+export function links(html: string): Array<{ name: string; href: string }> {
+  return [...html.matchAll(/<a href="([^"]+)" download="([^"]+)">/g)].map((m) => ({
+    href: m[1]!.replace(/&amp;/g, '&'),
+    name: m[2]!,
+  }));
+}

@@ -1,0 +1,43 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../../src/config/index.ts';
+import { type StartOptions, startHandoff } from '../../src/main.ts';
+import { createLogger } from '../../src/observability/index.ts';
+
+export interface TestHandoff {
+  url: string;
+  redisUrl: string;
+  dataDir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `handoff dev` in-process for a test: its own redis-server, data dir and port,
+ * the real Docker sandbox and the demo model unless the env says otherwise.
+ */
+export async function startDevHandoff(
+  options: { env?: Record<string, string> } & Omit<Partial<StartOptions>, 'config' | 'mode'> = {},
+): Promise<TestHandoff> {
+  const { env = {}, ...rest } = options;
+  const dataDir = await mkdtemp(join(tmpdir(), 'handoff-test-'));
+  const config = loadConfig({
+    env: { HANDOFF_PORT: '0', HANDOFF_DATA_DIR: dataDir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...env },
+    file: '/dev/null',
+  });
+  const running = await startHandoff({
+    config,
+    mode: 'dev',
+    logger: createLogger(config.logLevel, 'handoff-test'),
+    ...rest,
+  });
+  return {
+    url: running.url!,
+    redisUrl: running.redisUrl,
+    dataDir,
+    close: async () => {
+      await running.close();
+      await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+    },
+  };
+}
