@@ -43,6 +43,7 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;
   let invalidPlans = 0;
+  let silentReplies = 0;
   const maxTurns = options.maxTurns ?? 8;
 
   for (let turn = 0; turn < maxTurns; turn++) {
@@ -65,8 +66,8 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
     );
 
     if (uses.length === 0) {
-      invalidPlans += 1;
-      if (invalidPlans >= 2) {
+      silentReplies += 1;
+      if (silentReplies >= 2) {
         throw new HandoffError(ErrorCodes.planInvalid, 'the model did not produce a plan; try rephrasing the request');
       }
       messages.push({ role: 'user', content: 'Please call submit_plan with the plan now.' });

@@ -1,0 +1,390 @@
+import { describe, expect, it } from 'vitest';
+import { repairInterruptedTurn, runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
+import type { ContentBlock, ModelProvider, ModelRequest, ModelResponse } from '../../../src/agent/model/provider.ts';
+import { defaultTrustLevels } from '../../../src/approvals/index.ts';
+import { type Checkpoint, HandoffError, type Plan, type Task, type Usage } from '../../../src/core/index.ts';
+
+const text = (t: string): ContentBlock => ({ type: 'text', text: t, citations: null });
+const toolUse = (id: string, name: string, input: Record<string, unknown>): ContentBlock => ({
+  type: 'tool_use',
+  id,
+  name,
+  input,
+  caller: { type: 'direct' },
+});
+
+const turnUsage: Usage = { inputTokens: 1000, outputTokens: 200, cacheReadTokens: 0, cacheWriteTokens: 0 };
+
+/** A model that plays back scripted turns and keeps a copy of every request it was sent. */
+class ScriptedModel implements ModelProvider {
+  readonly name = 'scripted';
+  readonly model = 'scripted-model';
+  readonly demo = false;
+  readonly requests: ModelRequest[] = [];
+  private readonly turns: ContentBlock[][];
+  constructor(turns: ContentBlock[][]) {
+    this.turns = [...turns];
+  }
+
+  async createMessage(request: ModelRequest): Promise<ModelResponse> {
+    this.requests.push(structuredClone(request));
+    const content = this.turns.shift();
+    if (!content) throw new Error('the scripted model ran out of turns');
+    return {
+      content,
+      stopReason: content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn',
+      usage: turnUsage,
+      model: this.model,
+    };
+  }
+}
+
+/**
+ * An in-memory sandbox: a map of files, enough of `sh`/`head`/`cat`/`find` for the loop's
+ * tools, and a thread that records what was delivered to it.
+ */
+class MemoryHost implements ToolHost {
+  readonly files = new Map<string, string>([['/workspace/in/data.csv', 'region,amount\nNorth,10\nSouth,20\n']]);
+  readonly execs: Array<{ argv: string[]; stdin?: string }> = [];
+  readonly delivered: string[] = [];
+  onExec?: () => void;
+
+  async exec(argv: string[], options: { timeoutMs: number; stdin?: string }) {
+    this.execs.push({ argv, ...(options.stdin === undefined ? {} : { stdin: options.stdin }) });
+    this.onExec?.();
+    const ok = (stdout: string) => ({
+      exitCode: 0,
+      stdout,
+      stderr: '',
+      timedOut: false,
+      oomKilled: false,
+      truncated: false,
+    });
+    const fail = (stderr: string) => ({
+      exitCode: 1,
+      stdout: '',
+      stderr,
+      timedOut: false,
+      oomKilled: false,
+      truncated: false,
+    });
+    const [cmd] = argv;
+    if (cmd === 'sh' && argv[1] === '-c' && argv[2]?.includes('cat >')) {
+      this.files.set(argv.at(-1)!, options.stdin ?? '');
+      return ok('');
+    }
+    if (cmd === 'head' || cmd === 'cat') {
+      const content = this.files.get(argv.at(-1)!);
+      return content === undefined ? fail(`${cmd}: ${argv.at(-1)}: No such file or directory`) : ok(content);
+    }
+    if (cmd === 'find') {
+      return ok([...this.files].map(([p, c]) => `f ${c.length} ${p}`).join('\n'));
+    }
+    if (cmd === 'bash') return ok('');
+    return fail(`${cmd}: command not found`);
+  }
+
+  async deliver(path: string, name: string) {
+    const content = this.files.get(path);
+    if (content === undefined) throw new Error(`${path} does not exist`);
+    this.delivered.push(name);
+    return { name, size: Buffer.byteLength(content) };
+  }
+
+  async ask(): Promise<string> {
+    return 'Use the March figures.';
+  }
+}
+
+const task: Task = {
+  id: 't_abcdef123',
+  createdAt: '2025-03-01T09:00:00.000Z',
+  updatedAt: '2025-03-01T09:03:00.000Z',
+  conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
+  requester: { id: 'u_ana', name: 'Ana' },
+  request: 'Summarise data.csv into a short markdown report',
+  inputs: [
+    { name: 'data.csv', mediaType: 'text/csv', size: 33, sha256: 'a'.repeat(64), key: 'in/t_abcdef123/data.csv' },
+  ],
+  state: 'running',
+  planVersion: 1,
+  runId: 'r_run123456',
+  artifacts: [],
+  usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+  costUsd: 0,
+  demo: false,
+  startedAt: '2025-03-01T09:03:00.000Z',
+};
+
+function makePlan(overrides: Partial<Plan['envelope']> = {}): Plan {
+  return {
+    taskId: task.id,
+    version: 1,
+    summary: 'Write report.md summarising data.csv.',
+    steps: [
+      { title: 'Read the data', detail: '', actions: ['read_files'] },
+      { title: 'Write the report', detail: '', actions: ['create_files'] },
+    ],
+    deliverables: [{ name: 'report.md', type: 'md' }],
+    envelope: {
+      tools: ['ask_humans', 'read_file', 'write_file', 'edit_file', 'list_files', 'deliver_artifact'],
+      egressDomains: [],
+      mayOverwrite: [],
+      mayDelete: [],
+      deliverableTypes: ['md'],
+      budget: { maxTokens: 100_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
+      ...overrides,
+    },
+    estimatedTokens: 20_000,
+    estimatedCostUsd: 0.1,
+    model: 'scripted-model',
+    demo: false,
+    createdAt: '2025-03-01T09:01:00.000Z',
+  };
+}
+
+function freshCheckpoint(): Checkpoint {
+  return {
+    runId: 'r_run123456',
+    taskId: task.id,
+    planVersion: 1,
+    turn: 0,
+    messages: [],
+    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    stepStatus: ['pending', 'pending'],
+    toolCalls: [],
+    delivered: [],
+    startedAt: '2025-03-01T09:03:00.000Z',
+    elapsedMs: 0,
+  };
+}
+
+function setup(turns: ContentBlock[][], options: { plan?: Plan; checkpoint?: Checkpoint; signal?: AbortSignal } = {}) {
+  const model = new ScriptedModel(turns);
+  const host = new MemoryHost();
+  const saved: Checkpoint[] = [];
+  const run = () =>
+    runAgentLoop({
+      provider: model,
+      host,
+      task,
+      plan: options.plan ?? makePlan(),
+      checkpoint: options.checkpoint ?? freshCheckpoint(),
+      save: async (cp) => {
+        saved.push(structuredClone(cp));
+      },
+      progress: () => undefined,
+      signal: options.signal ?? new AbortController().signal,
+      commandTimeoutMs: 60_000,
+      prices: { inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3, cacheWritePerMTok: 3.75 },
+      trustLevels: defaultTrustLevels,
+    });
+  return { model, host, saved, run };
+}
+
+type ToolResultBlock = { type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean };
+
+/** The tool results the model was shown at the start of a request. */
+function toolResultsIn(request: ModelRequest): ToolResultBlock[] {
+  const last = request.messages.at(-1)!;
+  expect(last.role).toBe('user');
+  return (last.content as ToolResultBlock[]).filter((b) => b.type === 'tool_result');
+}
+
+async function rejection(promise: Promise<unknown>): Promise<HandoffError> {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof HandoffError)) throw new Error(`expected a HandoffError, got ${String(err)}`);
+  return err;
+}
+
+const report = '# Sales\n\nNorth 10, South 20.\n';
+const deliveringRun = [
+  [toolUse('tu_1', 'read_file', { path: 'in/data.csv', step: 1 })],
+  [toolUse('tu_2', 'write_file', { path: '/workspace/out/report.md', content: report, step: 2 })],
+  [toolUse('tu_3', 'deliver_artifact', { path: '/workspace/out/report.md', step: 2 })],
+  [text('Made report.md: two regions, 30 in total.')],
+];
+
+describe('runAgentLoop', () => {
+  it('refuses to overwrite an input (watched), leaves it untouched and tells the model', async () => {
+    const { model, host, run } = setup([
+      [toolUse('tu_1', 'write_file', { path: '/workspace/in/data.csv', content: 'region,amount\n' })],
+      [text('I could not overwrite the input.')],
+    ]);
+    const outcome = await run();
+
+    expect(host.files.get('/workspace/in/data.csv')).toBe('region,amount\nNorth,10\nSouth,20\n');
+    expect(host.execs).toEqual([]);
+    const [result] = toolResultsIn(model.requests[1]!);
+    expect(result).toMatchObject({ tool_use_id: 'tu_1', is_error: true });
+    expect(result!.content).toContain('Refused');
+    expect(result!.content).toContain('overwrite input');
+    expect(outcome.checkpoint.toolCalls).toEqual([
+      expect.objectContaining({ id: 'tu_1', action: 'overwrite_input', trust: 'watched', decision: 'refused' }),
+    ]);
+    expect(outcome.status).toBe('failed');
+  });
+
+  it('refuses a tool the approved plan does not include', async () => {
+    const { model, host, run } = setup(
+      [[toolUse('tu_1', 'run_command', { command: 'curl https://example.com' })], [text('Stopping.')]],
+      { plan: makePlan({ tools: ['read_file', 'list_files', 'write_file', 'deliver_artifact'] }) },
+    );
+    await run();
+
+    expect(host.execs).toEqual([]);
+    const [result] = toolResultsIn(model.requests[1]!);
+    expect(result).toMatchObject({ tool_use_id: 'tu_1', is_error: true });
+    expect(result!.content).toContain('does not include the tool "run_command"');
+  });
+
+  it('succeeds when the deliverable is delivered, with every step done', async () => {
+    const { model, host, saved, run } = setup(deliveringRun);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(outcome.failure).toBeUndefined();
+    expect(outcome.summary).toBe('Made report.md: two regions, 30 in total.');
+    expect(outcome.checkpoint.stepStatus).toEqual(['done', 'done']);
+    expect(outcome.checkpoint.delivered).toEqual(['report.md']);
+    expect(host.delivered).toEqual(['report.md']);
+    expect(host.files.get('/workspace/out/report.md')).toBe(report);
+    expect(outcome.checkpoint.toolCalls.map((c) => [c.tool, c.decision, c.isError])).toEqual([
+      ['read_file', 'ran', false],
+      ['write_file', 'ran', false],
+      ['deliver_artifact', 'ran', false],
+    ]);
+    // The model saw the input it asked for.
+    expect(toolResultsIn(model.requests[1]!)[0]!.content).toContain('North,10');
+    // Progress was checkpointed as it went, the last one holding the whole transcript.
+    expect(saved.length).toBeGreaterThanOrEqual(4);
+    expect(saved.at(-1)!.turn).toBe(4);
+    expect(saved.at(-1)!.usage.inputTokens).toBe(4000);
+  });
+
+  it('notes a planned deliverable that was not delivered', async () => {
+    const plan = makePlan();
+    plan.deliverables = [...plan.deliverables, { name: 'chart.png', type: 'png' }];
+    const { run } = setup(deliveringRun, { plan });
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(outcome.summary).toContain('Not delivered: chart.png');
+  });
+
+  it('fails with handoff_deliverables_missing when the run ends without delivering', async () => {
+    const { run } = setup([
+      [toolUse('tu_1', 'write_file', { path: 'out/report.md', content: report, step: 2 })],
+      [text('All finished!')],
+    ]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('failed');
+    expect(outcome.failure?.code).toBe('handoff_deliverables_missing');
+    expect(outcome.failure?.message).toContain('without delivering');
+    expect(outcome.failure?.message).toContain('All finished!');
+    expect(outcome.checkpoint.stepStatus).toEqual(['done', 'failed']);
+  });
+
+  it('throws handoff_budget_exceeded once the token budget is spent', async () => {
+    const plan = makePlan({ budget: { maxTokens: 2000, maxCostUsd: 5, maxWallTimeMs: 900_000 } });
+    const { model, saved, run } = setup(
+      [[toolUse('tu_1', 'list_files', {})], [toolUse('tu_2', 'list_files', {})], [text('never reached')]],
+      { plan },
+    );
+    const err = await rejection(run());
+
+    expect(err.code).toBe('handoff_budget_exceeded');
+    expect(err.message).toContain('2400 tokens');
+    expect(err.message).toContain('2000');
+    expect(model.requests).toHaveLength(2);
+    // The turn that crossed the line is still checkpointed.
+    expect(saved.at(-1)!.turn).toBe(2);
+  });
+
+  it('throws handoff_cancelled when the signal is aborted before a turn', async () => {
+    const controller = new AbortController();
+    controller.abort();
+    const { model, run } = setup(deliveringRun, { signal: controller.signal });
+    const err = await rejection(run());
+
+    expect(err.code).toBe('handoff_cancelled');
+    expect(model.requests).toHaveLength(0);
+  });
+
+  it('stops before the next turn when cancelled while a tool runs', async () => {
+    const controller = new AbortController();
+    const { model, host, run } = setup(deliveringRun, { signal: controller.signal });
+    host.onExec = () => controller.abort();
+    const err = await rejection(run());
+
+    expect(err.code).toBe('handoff_cancelled');
+    expect(model.requests).toHaveLength(1);
+    expect(host.delivered).toEqual([]);
+  });
+
+  it('resumes an interrupted checkpoint by telling the model its calls may not have run', async () => {
+    const checkpoint: Checkpoint = {
+      ...freshCheckpoint(),
+      turn: 1,
+      messages: [
+        { role: 'user', content: 'Carry out the approved plan.' },
+        { role: 'assistant', content: [toolUse('tu_9', 'write_file', { path: 'out/report.md', content: report })] },
+      ],
+    };
+    const { model, run } = setup(deliveringRun.slice(1), { checkpoint });
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    const [repaired] = toolResultsIn(model.requests[0]!);
+    expect(repaired).toMatchObject({ tool_use_id: 'tu_9', is_error: true });
+  });
+});
+
+describe('repairInterruptedTurn', () => {
+  it('answers every tool_use of a trailing assistant turn with an is_error tool_result', () => {
+    const checkpoint: Checkpoint = {
+      ...freshCheckpoint(),
+      turn: 1,
+      messages: [
+        { role: 'user', content: 'Carry out the approved plan.' },
+        {
+          role: 'assistant',
+          content: [
+            text('Writing and checking.'),
+            toolUse('tu_a', 'write_file', { path: 'out/report.md', content: report }),
+            toolUse('tu_b', 'run_command', { command: 'wc -l out/report.md' }),
+          ],
+        },
+      ],
+    };
+    const repaired = repairInterruptedTurn(checkpoint);
+
+    expect(repaired.messages).toHaveLength(3);
+    const last = repaired.messages.at(-1) as { role: string; content: ToolResultBlock[] };
+    expect(last.role).toBe('user');
+    expect(last.content.map((b) => [b.type, b.tool_use_id, b.is_error])).toEqual([
+      ['tool_result', 'tu_a', true],
+      ['tool_result', 'tu_b', true],
+    ]);
+    expect(last.content[0]!.content).toMatch(/may or may not have taken effect/);
+    // The checkpoint passed in is not changed.
+    expect(checkpoint.messages).toHaveLength(2);
+  });
+
+  it('leaves a checkpoint alone when its last message is not an assistant tool call', () => {
+    const afterResults: Checkpoint = {
+      ...freshCheckpoint(),
+      messages: [
+        { role: 'user', content: 'Carry out the approved plan.' },
+        { role: 'assistant', content: [text('Thinking it over.')] },
+      ],
+    };
+    expect(repairInterruptedTurn(afterResults).messages).toEqual(afterResults.messages);
+    const userLast: Checkpoint = { ...freshCheckpoint(), messages: [{ role: 'user', content: 'Go.' }] };
+    expect(repairInterruptedTurn(userLast).messages).toEqual(userLast.messages);
+  });
+});

@@ -1,0 +1,249 @@
+import { describe, expect, it } from 'vitest';
+import {
+  type ApprovalClick,
+  checkPlanDecision,
+  defaultPlanPolicy,
+  defaultTrustLevels,
+  type PlanPolicy,
+  planBlockers,
+  planHash,
+} from '../../../src/approvals/index.ts';
+import { type ActionKind, ActionKindSchema, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
+
+const ana = { id: 'u_ana', name: 'Ana' };
+const bo = { id: 'u_bo', name: 'Bo' };
+
+function makePlan(overrides: Partial<Plan> = {}): Plan {
+  return {
+    taskId: 't_abcdef123',
+    version: 2,
+    summary: 'Turn sales.csv into a formatted spreadsheet with totals per region.',
+    steps: [
+      { title: 'Read the CSV', detail: 'Check columns and row count.', actions: ['read_files'] },
+      { title: 'Build the workbook', detail: 'One sheet per region.', actions: ['run_commands', 'create_files'] },
+    ],
+    deliverables: [{ name: 'sales.xlsx', type: 'xlsx' }],
+    envelope: {
+      tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact', 'ask_humans'],
+      egressDomains: [],
+      mayOverwrite: [],
+      mayDelete: [],
+      deliverableTypes: ['xlsx'],
+      budget: { maxTokens: 400_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
+    },
+    estimatedTokens: 60_000,
+    estimatedCostUsd: 0.3,
+    model: 'claude-sonnet-4-5',
+    demo: false,
+    createdAt: '2025-03-01T09:01:00.000Z',
+    ...overrides,
+  };
+}
+
+function makeTask(overrides: Partial<Task> = {}): Task {
+  return {
+    id: 't_abcdef123',
+    createdAt: '2025-03-01T09:00:00.000Z',
+    updatedAt: '2025-03-01T09:01:00.000Z',
+    conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
+    requester: ana,
+    request: 'Turn sales.csv into a spreadsheet',
+    inputs: [],
+    state: 'awaiting_approval',
+    planVersion: 2,
+    artifacts: [],
+    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    costUsd: 0,
+    demo: false,
+    ...overrides,
+  };
+}
+
+function clickOn(plan: Plan, overrides: Partial<ApprovalClick> = {}): ApprovalClick {
+  return {
+    taskId: plan.taskId,
+    planVersion: plan.version,
+    planHash: planHash(plan),
+    by: bo,
+    outcome: 'approved',
+    ...overrides,
+  };
+}
+
+function refusal(fn: () => void): HandoffError {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof HandoffError) return err;
+    throw err;
+  }
+  throw new Error('expected a HandoffError, but nothing was thrown');
+}
+
+/** Rebuilds an object with its keys in reverse order, all the way down. */
+function reverseKeys<T>(value: T): T {
+  if (Array.isArray(value)) return value.map(reverseKeys) as T;
+  if (value === null || typeof value !== 'object') return value;
+  return Object.fromEntries(
+    Object.entries(value as Record<string, unknown>)
+      .reverse()
+      .map(([k, v]) => [k, reverseKeys(v)]),
+  ) as T;
+}
+
+describe('planHash', () => {
+  it('is a sha256 hex digest that does not depend on key order', () => {
+    const plan = makePlan();
+    const shuffled = reverseKeys(plan);
+    expect(JSON.stringify(shuffled)).not.toBe(JSON.stringify(plan));
+    expect(planHash(plan)).toMatch(/^[0-9a-f]{64}$/);
+    expect(planHash(shuffled)).toBe(planHash(plan));
+  });
+
+  it('changes when the version changes', () => {
+    expect(planHash(makePlan({ version: 3 }))).not.toBe(planHash(makePlan()));
+  });
+
+  it('changes when a step changes', () => {
+    const plan = makePlan();
+    const edited = makePlan({
+      steps: [plan.steps[0]!, { ...plan.steps[1]!, actions: ['run_commands', 'create_files', 'delete_file'] }],
+    });
+    const retitled = makePlan({ steps: [{ ...plan.steps[0]!, title: 'Read every CSV' }, plan.steps[1]!] });
+    expect(planHash(edited)).not.toBe(planHash(plan));
+    expect(planHash(retitled)).not.toBe(planHash(plan));
+  });
+
+  it('changes when the envelope budget widens', () => {
+    const plan = makePlan();
+    const wider = makePlan({ envelope: { ...plan.envelope, budget: { ...plan.envelope.budget, maxCostUsd: 50 } } });
+    expect(planHash(wider)).not.toBe(planHash(plan));
+  });
+});
+
+describe('checkPlanDecision', () => {
+  const policy = defaultPlanPolicy(false);
+
+  it('accepts an approval by someone else on the current card', () => {
+    const plan = makePlan();
+    expect(() => checkPlanDecision(makeTask(), plan, clickOn(plan), policy)).not.toThrow();
+  });
+
+  it('refuses a click on a plan that was already approved, naming who approved it', () => {
+    const plan = makePlan();
+    const task = makeTask({
+      state: 'queued',
+      decision: {
+        by: bo,
+        at: '2025-03-01T09:02:00.000Z',
+        outcome: 'approved',
+        planVersion: 2,
+        planHash: planHash(plan),
+      },
+    });
+    const err = refusal(() => checkPlanDecision(task, plan, clickOn(plan, { by: { id: 'u_cy', name: 'Cy' } }), policy));
+    expect(err.code).toBe('handoff_stale_approval');
+    expect(err.message).toContain('already approved');
+    expect(err.message).toContain('Bo');
+  });
+
+  it('refuses a click when the task is not awaiting approval', () => {
+    const plan = makePlan();
+    const err = refusal(() => checkPlanDecision(makeTask({ state: 'planning' }), plan, clickOn(plan), policy));
+    expect(err.code).toBe('handoff_stale_approval');
+    expect(err.message).toContain('planning');
+  });
+
+  it('refuses a click on an older plan version', () => {
+    const old = makePlan({ version: 1 });
+    const current = makePlan({ version: 2 });
+    const err = refusal(() => checkPlanDecision(makeTask(), current, clickOn(old), policy));
+    expect(err.code).toBe('handoff_stale_approval');
+    expect(err.message).toMatch(/outdated plan version/);
+  });
+
+  it('refuses a click carrying a forged hash', () => {
+    const plan = makePlan();
+    const err = refusal(() => checkPlanDecision(makeTask(), plan, clickOn(plan, { planHash: 'f'.repeat(64) }), policy));
+    expect(err.code).toBe('handoff_stale_approval');
+    expect(err.message).toMatch(/does not match the current plan/);
+  });
+
+  it('refuses a hash made for a wider envelope than the stored plan', () => {
+    const plan = makePlan();
+    const wider = makePlan({ envelope: { ...plan.envelope, egressDomains: ['example.com'] } });
+    const err = refusal(() => checkPlanDecision(makeTask(), plan, clickOn(wider), policy));
+    expect(err.code).toBe('handoff_stale_approval');
+  });
+
+  it('refuses self-approval unless policy allows it', () => {
+    const plan = makePlan();
+    const self = clickOn(plan, { by: ana });
+    const err = refusal(() => checkPlanDecision(makeTask(), plan, self, defaultPlanPolicy(false)));
+    expect(err.code).toBe('handoff_not_approver');
+    expect(err.message).toMatch(/your own request/);
+    expect(() => checkPlanDecision(makeTask(), plan, self, defaultPlanPolicy(true))).not.toThrow();
+  });
+
+  it('lets the requester deny their own plan', () => {
+    const plan = makePlan();
+    expect(() =>
+      checkPlanDecision(makeTask(), plan, clickOn(plan, { by: ana, outcome: 'denied' }), defaultPlanPolicy(false)),
+    ).not.toThrow();
+  });
+
+  it('refuses someone outside the approvers list, and accepts someone on it', () => {
+    const plan = makePlan();
+    const restricted: PlanPolicy = { ...defaultPlanPolicy(false), approvers: ['u_dee'] };
+    const err = refusal(() => checkPlanDecision(makeTask(), plan, clickOn(plan), restricted));
+    expect(err.code).toBe('handoff_not_approver');
+    expect(err.message).toMatch(/not an approver/);
+    const dee = clickOn(plan, { by: { id: 'u_dee', name: 'Dee' } });
+    expect(() => checkPlanDecision(makeTask(), plan, dee, restricted)).not.toThrow();
+  });
+
+  it('refuses to approve a plan with a forbidden action, naming the step', () => {
+    const plan = makePlan({
+      steps: [
+        { title: 'Read the invoices', detail: '', actions: ['read_files'] },
+        { title: 'Pay the supplier', detail: '', actions: ['payments'] },
+      ],
+    });
+    const err = refusal(() => checkPlanDecision(makeTask(), plan, clickOn(plan), policy));
+    expect(err.code).toBe('handoff_plan_not_approvable');
+    expect(err.message).toContain('Pay the supplier');
+    expect(err.message).toContain('payments');
+    const blockers = planBlockers(plan, policy);
+    expect(blockers).toHaveLength(1);
+    expect(blockers[0]).toContain('step 2');
+    expect(blockers[0]).toContain('Pay the supplier');
+    expect(planBlockers(makePlan(), policy)).toEqual([]);
+  });
+});
+
+describe('default trust table (DESIGN §6)', () => {
+  const expected: Record<ActionKind, string> = {
+    read_files: 'autonomous',
+    create_files: 'batched',
+    overwrite_input: 'watched',
+    delete_file: 'watched',
+    run_commands: 'batched',
+    network_egress: 'watched',
+    connector_read: 'batched',
+    connector_write: 'watched',
+    post_elsewhere: 'watched',
+    payments: 'forbidden',
+    billing: 'forbidden',
+    hr_payroll_write: 'forbidden',
+    credential_change: 'forbidden',
+  };
+
+  it('covers every action kind', () => {
+    expect(Object.keys(expected).sort()).toEqual([...ActionKindSchema.options].sort());
+  });
+
+  it.each(Object.entries(expected))('%s is %s', (action, level) => {
+    expect(defaultTrustLevels[action as ActionKind]).toBe(level);
+    expect(defaultPlanPolicy(false).trustLevels[action as ActionKind]).toBe(level);
+  });
+});

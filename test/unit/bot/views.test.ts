@@ -1,0 +1,241 @@
+import { describe, expect, it } from 'vitest';
+import { defaultPlanPolicy, planHash } from '../../../src/approvals/index.ts';
+import { renderHtml } from '../../../src/bot/surfaces/web/render-html.ts';
+import { planView, resultView } from '../../../src/bot/views.ts';
+import type { Artifact, Plan, Task } from '../../../src/core/index.ts';
+
+const policy = defaultPlanPolicy(false);
+const ana = { id: 'u_ana', name: 'Ana' };
+const bo = { id: 'u_bo', name: 'Bo' };
+
+function makePlan(overrides: Partial<Plan> = {}): Plan {
+  return {
+    taskId: 't_abcdef123',
+    version: 2,
+    summary: 'Turn sales.csv into a formatted spreadsheet with totals per region.',
+    steps: [
+      { title: 'Read the CSV', detail: 'Check columns and row count.', actions: ['read_files'] },
+      { title: 'Build the workbook', detail: '', actions: ['run_commands', 'create_files'] },
+      { title: 'Replace the input', detail: '', actions: ['read_files', 'overwrite_input'] },
+    ],
+    deliverables: [
+      { name: 'sales.xlsx', type: 'xlsx' },
+      { name: 'Q3 summary (final).md', type: 'md' },
+    ],
+    envelope: {
+      tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact', 'ask_humans'],
+      egressDomains: [],
+      mayOverwrite: [],
+      mayDelete: [],
+      deliverableTypes: ['xlsx', 'md'],
+      budget: { maxTokens: 400_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
+    },
+    estimatedTokens: 60_000,
+    estimatedCostUsd: 0.3,
+    model: 'claude-sonnet-4-5',
+    demo: false,
+    createdAt: '2025-03-01T09:01:00.000Z',
+    ...overrides,
+  };
+}
+
+function makeTask(overrides: Partial<Task> = {}): Task {
+  return {
+    id: 't_abcdef123',
+    createdAt: '2025-03-01T09:00:00.000Z',
+    updatedAt: '2025-03-01T09:01:00.000Z',
+    conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
+    requester: ana,
+    request: 'Turn sales.csv into a spreadsheet',
+    inputs: [],
+    state: 'awaiting_approval',
+    planVersion: 2,
+    artifacts: [],
+    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    costUsd: 0,
+    demo: false,
+    ...overrides,
+  };
+}
+
+/** The card's buttons, each as its label and attributes. */
+function buttons(html: string): Array<{ label: string; attrs: Record<string, string> }> {
+  return [...html.matchAll(/<button([^>]*)>([^<]*)<\/button>/g)].map((m) => ({
+    label: m[2]!,
+    attrs: Object.fromEntries([...m[1]!.matchAll(/([a-z-]+)(?:="([^"]*)")?/g)].map((a) => [a[1]!, a[2] ?? ''])),
+  }));
+}
+
+/** The text of each step item, tags stripped. */
+function stepTexts(html: string): string[] {
+  const list = /<ol class="steps">(.*?)<\/ol>/.exec(html)?.[1] ?? '';
+  return [...list.matchAll(/<li>(.*?)<\/li>/g)].map((m) =>
+    m[1]!
+      .replace(/<[^>]+>/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim(),
+  );
+}
+
+describe('plan card', () => {
+  it('shows every step with its trust badge and every deliverable', () => {
+    const html = renderHtml(planView(makeTask(), makePlan(), policy));
+
+    expect(stepTexts(html)).toEqual([
+      'Read the CSV autonomous Check columns and row count.',
+      'Build the workbook batched',
+      'Replace the input watched',
+    ]);
+    expect(html).toContain('badge-autonomous');
+    expect(html).toContain('badge-batched');
+    expect(html).toContain('badge-watched');
+    expect(html).toContain('sales.xlsx');
+    expect(html).toContain('Q3 summary (final).md');
+    expect(html).toContain('Plan v2 for Ana');
+    expect(html).toContain('model claude-sonnet-4-5');
+    expect(html).not.toContain('demo model');
+  });
+
+  it('says "demo model" when the demo model wrote the plan', () => {
+    const html = renderHtml(planView(makeTask({ demo: true }), makePlan({ demo: true }), policy));
+    expect(html).toContain('demo model');
+    expect(html).not.toContain('model claude-sonnet-4-5');
+  });
+
+  it('has Approve and Deny buttons bound to the task, the version and the plan hash', () => {
+    const plan = makePlan();
+    const html = renderHtml(planView(makeTask(), plan, policy));
+    const found = buttons(html);
+
+    expect(found.map((b) => b.label)).toEqual(['Approve', 'Deny']);
+    for (const b of found) {
+      expect(b.attrs['data-task']).toBe('t_abcdef123');
+      expect(b.attrs['data-version']).toBe('2');
+      expect(b.attrs['data-hash']).toBe(planHash(plan));
+      expect(b.attrs).not.toHaveProperty('disabled');
+    }
+    expect(found.map((b) => b.attrs['data-action'])).toEqual(['approve', 'deny']);
+  });
+
+  it('drops the buttons and names the approver once decided', () => {
+    const plan = makePlan();
+    const task = makeTask({
+      state: 'queued',
+      decision: {
+        by: bo,
+        at: '2025-03-01T09:02:00.000Z',
+        outcome: 'approved',
+        planVersion: 2,
+        planHash: planHash(plan),
+      },
+    });
+    const html = renderHtml(planView(task, plan, policy));
+
+    expect(buttons(html)).toEqual([]);
+    expect(html).toContain('Approved by Bo');
+    expect(html).toContain('2025-03-01 09:02 UTC');
+  });
+
+  it('shows a denial, and marks an older version as replaced', () => {
+    const plan = makePlan();
+    const denied = makeTask({
+      state: 'denied',
+      decision: { by: bo, at: '2025-03-01T09:02:00.000Z', outcome: 'denied', planVersion: 2, planHash: planHash(plan) },
+    });
+    expect(renderHtml(planView(denied, plan, policy))).toContain('Denied by Bo');
+
+    const old = renderHtml(planView(makeTask({ planVersion: 3 }), plan, policy));
+    expect(buttons(old)).toEqual([]);
+    expect(old).toContain('Replaced by a newer plan version');
+  });
+
+  it('disables Approve and says why when a step needs a forbidden action', () => {
+    const plan = makePlan({
+      steps: [
+        { title: 'Read the invoices', detail: '', actions: ['read_files'] },
+        { title: 'Pay the supplier', detail: '', actions: ['payments'] },
+      ],
+    });
+    const html = renderHtml(planView(makeTask(), plan, policy));
+    const [approve, deny] = buttons(html);
+
+    expect(approve!.label).toBe('Approve');
+    expect(approve!.attrs).toHaveProperty('disabled');
+    expect(deny!.attrs).not.toHaveProperty('disabled');
+    expect(html).toContain('Cannot be approved');
+    expect(html).toContain('step 2');
+    expect(html).toContain('Pay the supplier');
+    expect(html).toContain('badge-forbidden');
+  });
+
+  it('escapes HTML coming from the request and the plan', () => {
+    const plan = makePlan({
+      summary: 'Summary <script>alert(1)</script>',
+      steps: [{ title: '<img src=x onerror=alert(2)>', detail: '"quoted" & \'single\'', actions: ['read_files'] }],
+    });
+    const task = makeTask({ requester: { id: 'u_eve', name: '<b>Eve</b>' } });
+    const html = renderHtml(planView(task, plan, policy));
+
+    expect(html).not.toContain('<script>');
+    expect(html).not.toContain('<img');
+    expect(html).not.toContain('<b>Eve');
+    expect(html).toContain('Summary &lt;script&gt;alert(1)&lt;/script&gt;');
+    expect(html).toContain('&lt;img src=x onerror=alert(2)&gt;');
+    expect(html).toContain('&quot;quoted&quot; &amp; &#39;single&#39;');
+    expect(html).toContain('&lt;b&gt;Eve&lt;/b&gt;');
+  });
+});
+
+describe('result card', () => {
+  const artifact = (name: string, size: number): Artifact => ({
+    name,
+    mediaType: 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet',
+    size,
+    sha256: 'b'.repeat(64),
+    key: `out/t_abcdef123/${name}`,
+    createdAt: '2025-03-01T09:10:00.000Z',
+  });
+
+  it('lists each file with its name, size, download link and expiry', () => {
+    const task = makeTask({
+      state: 'succeeded',
+      startedAt: '2025-03-01T09:03:00.000Z',
+      finishedAt: '2025-03-01T09:05:30.000Z',
+      resultSummary: 'Made sales.xlsx with four regions.',
+    });
+    const links = [
+      {
+        artifact: artifact('sales.xlsx', 20_480),
+        url: '/files/abc?sig=1&exp=2',
+        expiresAt: '2025-03-02T09:10:00.000Z',
+      },
+      { artifact: artifact('notes.md', 512), url: '/files/def?sig=3', expiresAt: '2025-03-02T09:11:00.000Z' },
+    ];
+    const view = resultView(task, makePlan(), links);
+    const html = renderHtml(view);
+
+    expect(view.status).toBe('succeeded');
+    expect(html).toContain('<h3>Done</h3>');
+    expect(html).toContain('Made sales.xlsx with four regions.');
+    expect(html).toContain('<a href="/files/abc?sig=1&amp;exp=2" download="sales.xlsx">sales.xlsx</a>');
+    expect(html).toContain('20.0 KB');
+    expect(html).toContain('link valid until <time datetime="2025-03-02T09:10:00.000Z">2025-03-02 09:10 UTC</time>');
+    expect(html).toContain('<a href="/files/def?sig=3" download="notes.md">notes.md</a>');
+    expect(html).toContain('512 B');
+    expect(html).toContain('2 min 30 s');
+  });
+
+  it('shows why a run failed', () => {
+    const task = makeTask({
+      state: 'failed',
+      startedAt: '2025-03-01T09:03:00.000Z',
+      finishedAt: '2025-03-01T09:04:00.000Z',
+      failure: { code: 'handoff_deliverables_missing', message: 'the run ended without delivering any file.' },
+    });
+    const html = renderHtml(resultView(task, makePlan(), []));
+
+    expect(html).toContain('The run failed');
+    expect(html).toContain('the run ended without delivering any file.');
+    expect(html).not.toContain('<ul class="files">');
+  });
+});
