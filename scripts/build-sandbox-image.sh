@@ -92,7 +92,7 @@ build_local_base() {
     log "the registry-free base ($LOCAL_BASE) must be created with debootstrap, which needs root."
     log "run this instead:"
     printf '\n  sudo HANDOFF_SANDBOX_IMAGE=%q HANDOFF_DEBIAN_MIRROR=%q %q%s\n\n' \
-      "$IMAGE" "$mirror" "$SCRIPT_PATH" "$([[ "$FORCE" -eq 1 ]] && echo ' --force')" >&2
+      "$IMAGE" "$mirror" "$SCRIPT_PATH" "$([[ "$FORCE" -eq 1 ]] && echo ' --force')"
     exit 1
   fi
   command -v debootstrap >/dev/null 2>&1 || die "debootstrap not found (apt-get install -y debootstrap)"

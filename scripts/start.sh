@@ -24,8 +24,10 @@ if [ "$node_major" -lt 20 ]; then
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-  say "installing npm dependencies (npm ci)"
-  npm ci --no-audit --no-fund
+  # npm install (not npm ci) honours the lock file and tolerates optional per-platform
+  # packages that a registry mirror does not carry; npm ci refuses those.
+  say "installing npm dependencies"
+  npm install --no-audit --no-fund
 fi
 
 if [ -z "${REDIS_URL:-}" ] && ! command -v redis-server >/dev/null; then

@@ -507,18 +507,11 @@ function connectEvents() {
 }
 
 function onIncoming(m) {
-  const isNew = !state.messages.has(m.id);
-  if (!upsert(m)) return;
-  render();
-  if (isNew && isRoot(m) && m.author.bot === false && m.author.name === state.name && pendingAutoOpen.has(m.id)) {
-    openThread(m.id);
-  }
+  if (upsert(m)) render();
 }
 
 // ---------------------------------------------------------------------------
 // Threads
-
-const pendingAutoOpen = new Set();
 
 function openThread(id, { focus = false } = {}) {
   const changed = state.openThreadId !== id;
@@ -701,10 +694,10 @@ class Composer {
       this.renderChips();
       this.autosize();
       if (m) {
-        if (!threadId && /(^|\s)@handoff\b/i.test(text)) pendingAutoOpen.add(m.id);
         upsert(m);
         render({ forceScroll: true });
-        if (pendingAutoOpen.has(m.id)) openThread(m.id);
+        // A new request's plan and results arrive in its thread: open it so they are seen.
+        if (!threadId && /(^|\s)@handoff\b/i.test(text)) openThread(m.id);
       }
       showUnavailable(null);
     } catch (err) {
