@@ -46,8 +46,14 @@ const samples: Sample[] = [
       },
       { name: 'deliver_artifact', input: { path: '/workspace/out/sales-summary.xlsx', step: 3 } },
     ],
-    closing: (outputs) =>
-      `Here is sales-summary.xlsx: a Data sheet with every row, a Totals sheet with a SUMIF formula per region and a grand total, and a bar chart of revenue by region.${outputs[1] ? ` (${outputs[1]})` : ''}`,
+    closing: (outputs) => {
+      const facts = parseFacts(outputs[1]);
+      const numbers =
+        facts && typeof facts.rows === 'number' && typeof facts.regions === 'number' && typeof facts.total === 'number'
+          ? ` It covers ${facts.rows} rows across ${facts.regions} regions, ${facts.total.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })} in total.`
+          : '';
+      return `Here is sales-summary.xlsx: a Data sheet with every row, a Totals sheet with a SUMIF formula per region and a grand total, and a bar chart of revenue by region.${numbers}`;
+    },
   },
   {
     id: 'brief',
@@ -156,6 +162,14 @@ function toolResultsOf(message: MessageParam | undefined): Array<{ text: string;
         isError: r.is_error === true,
       };
     });
+}
+
+function parseFacts(json: string | undefined): Record<string, unknown> | undefined {
+  try {
+    return json ? (JSON.parse(json) as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function lastJsonLine(text: string): string {

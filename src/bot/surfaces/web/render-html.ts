@@ -67,7 +67,7 @@ export function renderHtml(view: View): string {
       const files = view.files
         .map(
           (f) =>
-            `<li><a href="${e(f.url)}" download="${e(f.name)}">${e(f.name)}</a> <span class="muted">${e(f.mediaType.split('/').pop() ?? '')} · ${formatBytes(f.size)} · link valid until ${time(f.expiresAt)}</span></li>`,
+            `<li><a href="${e(f.url)}" download="${e(f.name)}">${e(f.name)}</a> <span class="muted">${e((f.name.split('.').pop() ?? '').toUpperCase())} · ${formatBytes(f.size)} · link valid until ${time(f.expiresAt)}</span></li>`,
         )
         .join('');
       const reason = view.reason ? `<p class="status-failed">${e(view.reason)}</p>` : '';
