@@ -81,7 +81,7 @@ export const settingDefs = [
   {
     key: 'model',
     env: 'HANDOFF_MODEL',
-    schema: z.string().min(1).default('claude-sonnet-4-5'),
+    schema: z.string().min(1).default('claude-sonnet-5-5'),
     doc: 'Model id for planning and runs.',
   },
   {

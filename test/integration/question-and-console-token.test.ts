@@ -1,0 +1,122 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { loadConfig } from '../../src/config/index.ts';
+import { startHandoff } from '../../src/main.ts';
+import { createLogger } from '../../src/observability/index.ts';
+import { startRedisServer } from '../../src/storage/index.ts';
+import { type FakeAnthropicServer, type FakeReply, startFakeAnthropic } from '../fakes/anthropic-server.ts';
+import { ConsoleClient, links, planButtons } from '../helpers/console-client.ts';
+import { describeDocker } from '../helpers/docker.ts';
+import { startDevHandoff, type TestHandoff } from '../helpers/handoff.ts';
+
+const plan: FakeReply = {
+  content: [
+    {
+      type: 'tool_use',
+      name: 'submit_plan',
+      input: {
+        summary: 'Write the greeting the requester asks for into a markdown file.',
+        steps: [{ title: 'Ask who to greet, then write the file', actions: ['run_commands', 'create_files'] }],
+        deliverables: [{ name: 'greeting.md', type: 'md' }],
+      },
+    },
+  ],
+};
+
+describeDocker('the agent asks a question in the thread and a reply answers it (Anthropic API via the SDK)', () => {
+  let model: FakeAnthropicServer;
+  let handoff: TestHandoff;
+
+  beforeAll(async () => {
+    model = await startFakeAnthropic({ apiKey: 'sk-ant-test-key' });
+    handoff = await startDevHandoff({ env: { ANTHROPIC_API_KEY: 'sk-ant-test-key', ANTHROPIC_BASE_URL: model.url } });
+  });
+  afterAll(async () => {
+    await handoff?.close();
+    await model?.close();
+  });
+
+  it('waits for the reply, passes it to the model, and delivers', async () => {
+    let answer = '';
+    model.enqueue(
+      plan,
+      { content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }] },
+      (body) => {
+        const last = body.messages.at(-1) as { content: Array<{ type: string; content?: string }> };
+        answer = last.content.find((b) => b.type === 'tool_result')?.content ?? '';
+        return {
+          content: [
+            {
+              type: 'tool_use',
+              name: 'run_command',
+              input: {
+                command: `printf '# Hello\\n\\n%s\\n' "$(echo '${answer.includes('Dana') ? 'Dana' : 'nobody'}')" > /workspace/out/greeting.md`,
+                step: 1,
+              },
+            },
+          ],
+        };
+      },
+      { content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/greeting.md' } }] },
+      { content: [{ type: 'text', text: 'Wrote greeting.md for Dana.' }] },
+    );
+    const client = new ConsoleClient(handoff.url, 'Ana');
+    const posted = await client.post('@handoff write a greeting');
+    const thread = posted.body.message!.id;
+    const card = await client.waitForCard(thread, (h) => h.includes('card plan'));
+    expect(card.html).toContain('model claude-');
+    await client.action({ action: 'approve', ...planButtons(card.html!) });
+
+    await client.waitForCard(thread, (h) => h.includes('Who should the greeting address?'), 60_000);
+    const reply = await client.post('Dana, please', [], thread);
+    expect(reply.status).toBe(201);
+
+    const result = await client.waitForCard(thread, (h) => h.includes('card result'), 120_000);
+    expect(answer).toContain('Dana, please');
+    expect(result.html).toContain('Wrote greeting.md for Dana.');
+    const [file] = links(result.html!);
+    const text = await (await fetch(new URL(file!.href, handoff.url))).text();
+    expect(text).toContain('Hello');
+    expect(text).toContain('Dana');
+    // The key went to the model API, and only there.
+    expect(model.messageRequests.length).toBeGreaterThanOrEqual(5);
+  });
+});
+
+it('under `handoff bot` the console needs its access token', async () => {
+  const dir = `${process.env.TMPDIR ?? '/tmp'}/handoff-bot-${randomBytes(4).toString('hex')}`;
+  const redis = await startRedisServer({ dir });
+  const token = randomBytes(24).toString('base64url');
+  const config = loadConfig({
+    env: {
+      REDIS_URL: redis.url,
+      HANDOFF_PORT: '0',
+      HANDOFF_DATA_DIR: dir,
+      HANDOFF_SIGNING_SECRET: randomBytes(32).toString('hex'),
+      HANDOFF_CONSOLE_TOKEN: token,
+      LOG_LEVEL: 'silent',
+    },
+    file: '/dev/null',
+  });
+  const bot = await startHandoff({ config, mode: 'bot', logger: createLogger('silent') });
+  try {
+    expect((await fetch(`${bot.url}/api/session`)).status).toBe(401);
+    expect(
+      (await fetch(`${bot.url}/api/session`, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status,
+    ).toBe(401);
+    const ok = await fetch(`${bot.url}/api/session`, { headers: { authorization: `Bearer ${token}` } });
+    expect(ok.status).toBe(200);
+    expect(((await ok.json()) as { mode: string }).mode).toBe('bot');
+    const login = await fetch(`${bot.url}/?token=${token}`, { redirect: 'manual' });
+    expect(login.status).toBe(302);
+    const cookie = login.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect((await fetch(`${bot.url}/api/session`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
+    // Health stays open for load balancers.
+    expect((await fetch(`${bot.url}/healthz`)).status).toBe(200);
+    // Without a token configured the console is off entirely.
+  } finally {
+    await bot.close();
+    await redis.stop();
+  }
+});
