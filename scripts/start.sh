@@ -47,7 +47,8 @@ if ! docker info >/dev/null 2>&1; then
     else
       mkdir -p .handoff
       say "starting dockerd (log: .handoff/dockerd.log)"
-      nohup dockerd >.handoff/dockerd.log 2>&1 &
+      # Its own session, so stopping Handoff (Ctrl-C) does not stop Docker with it.
+      setsid nohup dockerd >.handoff/dockerd.log 2>&1 < /dev/null &
     fi
     for _ in $(seq 1 30); do docker info >/dev/null 2>&1 && break; sleep 1; done
     docker info >/dev/null 2>&1 || { say "dockerd did not start; see .handoff/dockerd.log"; exit 1; }

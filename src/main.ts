@@ -24,6 +24,7 @@ import {
   StateStore,
   startRedisServer,
   waitForReady,
+  watchErrors,
 } from './storage/index.ts';
 
 export type Mode = 'dev' | 'bot' | 'runner';
@@ -71,9 +72,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       redisUrl = embedded.url;
       logger.info({ redisUrl }, 'started redis-server');
     }
-    const records = createRecordConnection(redisUrl);
+    const onRedisError = (err: Error) => logger.warn({ err: err.message }, 'Redis connection problem; retrying');
+    const records = createRecordConnection(redisUrl, {}, onRedisError);
     cleanups.push(() => closeConnection(records));
-    const queueConnection: Redis = createQueueConnection(redisUrl);
+    const queueConnection: Redis = createQueueConnection(redisUrl, {}, onRedisError);
     cleanups.push(() => closeConnection(queueConnection));
     await waitForReady(records).catch((err) => {
       throw new HandoffError(
@@ -159,6 +161,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           commandTimeoutMs: config.commandTimeoutMs,
           runTimeoutMs: config.runTimeoutMs,
           questionTimeoutMs: config.questionTimeoutMs,
+          approvalExpiryMs: config.approvalExpiryMs,
           maxTokensPerRun: config.maxTokensPerRun,
           maxCostUsdPerRun: config.maxCostUsdPerRun,
           prices: {
@@ -204,7 +207,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       const consoleEnabled = mode === 'dev' || Boolean(config.consoleToken);
       let consoleApp: ReturnType<typeof consoleRoutes> | undefined;
       if (consoleEnabled) {
-        const subscriber = records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null });
+        const subscriber = watchErrors(
+          records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }),
+          onRedisError,
+        );
         cleanups.push(() => closeConnection(subscriber));
         consoleApp = consoleRoutes({
           gateway,

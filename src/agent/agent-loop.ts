@@ -1,6 +1,16 @@
 import { createHash } from 'node:crypto';
-import type { ActionKind, Checkpoint, Plan, Prices, Task, ToolCallRecord, TrustLevel } from '../core/index.ts';
-import { addUsage, costUsd, ErrorCodes, HandoffError, totalTokens } from '../core/index.ts';
+import type {
+  ActionDecision,
+  ActionKind,
+  Checkpoint,
+  PendingAction,
+  Plan,
+  Prices,
+  Task,
+  ToolCallRecord,
+  TrustLevel,
+} from '../core/index.ts';
+import { addUsage, costUsd, ErrorCodes, HandoffError, newId, totalTokens } from '../core/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
 import { runSystem, taskMessage } from './prompts.ts';
 import { classifyToolCall, inputsDir, outputsDir, resolveSandboxPath, runTools, workspaceRoot } from './tools.ts';
@@ -21,6 +31,11 @@ export interface ToolHost {
   deliver(path: string, name: string): Promise<{ name: string; size: number }>;
   /** Posts the question in the thread and resolves with the first answer. */
   ask(question: string): Promise<string>;
+  /**
+   * Changes an input file after a person approved it. Inputs are mounted read-only in
+   * the sandbox, so this happens outside it, on the workspace; `content` undefined deletes.
+   */
+  changeInput(name: string, content: string | undefined): Promise<void>;
 }
 
 export interface ProgressUpdate {
@@ -44,10 +59,15 @@ export interface RunLoopOptions {
   prices: Prices;
   trustLevels: Readonly<Record<ActionKind, TrustLevel>>;
   maxTurns?: number;
+  /** A person's decision on the checkpoint's pending action, when resuming after one. */
+  actionDecision?: ActionDecision;
+  /** How long a person has to decide on a paused call. */
+  approvalExpiryMs: number;
 }
 
 export interface RunOutcome {
-  status: 'succeeded' | 'failed';
+  /** `paused`: a call waits for a person (checkpoint.pendingAction); nothing else runs until then. */
+  status: 'succeeded' | 'failed' | 'paused';
   summary: string;
   failure?: { code: string; message: string };
   checkpoint: Checkpoint;
@@ -65,19 +85,88 @@ const writable = [outputsDir, '/tmp'];
  */
 export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome> {
   const { provider, plan, signal } = options;
-  let cp: Checkpoint = { ...options.checkpoint };
+  const cp: Checkpoint = { ...options.checkpoint, partialResults: options.checkpoint.partialResults ?? [] };
   const system = runSystem(plan);
   const maxTurns = options.maxTurns ?? 60;
 
   if (cp.messages.length === 0) {
     cp.messages = [{ role: 'user', content: taskMessage(options.task, 'run') }];
     await options.save(cp);
-  } else {
-    cp = repairInterruptedTurn(cp);
   }
 
-  while (cp.turn < maxTurns) {
+  for (;;) {
     throwIfAborted(signal);
+    const pendingUses = unansweredToolUses(cp);
+    if (pendingUses.length > 0) {
+      for (const use of pendingUses) {
+        throwIfAborted(signal);
+        const input = (use.input ?? {}) as Record<string, unknown>;
+        markStep(cp, input.step, plan.steps.length);
+        options.progress({ stepStatus: cp.stepStatus, activity: describeCall(use.name, input), usage: cp.usage });
+        const started = Date.now();
+        let step: GateResult;
+        if (cp.inFlight === use.id) {
+          // The runner died while this call ran: its effect is unknown, so it is not run again.
+          step = {
+            kind: 'result',
+            result: {
+              content: `The runner restarted while this call was in progress; it may or may not have taken effect. Check ${outputsDir} before repeating it.`,
+              isError: true,
+            },
+            ...classify(options, use.name, input),
+            decision: 'ran',
+          };
+        } else if (cp.pendingAction?.toolUseId === use.id) {
+          const decision = options.actionDecision;
+          if (!decision || decision.approvalId !== cp.pendingAction.id)
+            return { status: 'paused', summary: cp.pendingAction.reason, checkpoint: cp };
+          step = await decided(options, cp, cp.pendingAction, decision, use.name, input);
+          cp.pendingAction = undefined;
+        } else {
+          cp.inFlight = use.id;
+          await options.save(cp);
+          step = await gateAndRun(options, cp, use.id, use.name, input);
+        }
+        if (step.kind === 'pause') {
+          cp.inFlight = undefined;
+          cp.pendingAction = step.pending;
+          await options.save(cp);
+          recordCall(options, cp, use.id, use.name, input, step.action, step.trust, 'paused', '', false, started);
+          return { status: 'paused', summary: step.pending.reason, checkpoint: cp };
+        }
+        recordCall(
+          options,
+          cp,
+          use.id,
+          use.name,
+          input,
+          step.action,
+          step.trust,
+          step.decision,
+          step.result.content,
+          step.result.isError,
+          started,
+        );
+        cp.inFlight = undefined;
+        cp.partialResults = [
+          ...cp.partialResults,
+          {
+            type: 'tool_result',
+            tool_use_id: use.id,
+            content: step.result.content,
+            ...(step.result.isError ? { is_error: true } : {}),
+          },
+        ];
+        await options.save(cp);
+      }
+      cp.messages = [...cp.messages, { role: 'user', content: cp.partialResults }];
+      cp.partialResults = [];
+      await options.save(cp);
+      continue;
+    }
+
+    if (cp.turn >= maxTurns)
+      return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
     const response = await provider.createMessage(
       { system, messages: cp.messages as MessageParam[], tools: runTools, maxTokens: 8192 },
       signal,
@@ -88,9 +177,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
     await options.save(cp);
     checkBudget(cp, plan, options.prices);
 
-    const toolUses = response.content.filter(
-      (b): b is Extract<ContentBlock, { type: 'tool_use' }> => b.type === 'tool_use',
-    );
+    const toolUses = response.content.filter((b) => b.type === 'tool_use');
     if (response.stopReason !== 'tool_use' || toolUses.length === 0) {
       const summary = response.content
         .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
@@ -99,73 +186,196 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         .trim();
       return finish(cp, plan, summary);
     }
-
-    const results: Array<{ type: 'tool_result'; tool_use_id: string; content: string; is_error?: boolean }> = [];
-    for (const use of toolUses) {
-      throwIfAborted(signal);
-      const input = (use.input ?? {}) as Record<string, unknown>;
-      markStep(cp, input.step, plan.steps.length);
-      options.progress({ stepStatus: cp.stepStatus, activity: describeCall(use.name, input), usage: cp.usage });
-      const started = Date.now();
-      const { result, action, trust, decision } = await gateAndRun(options, cp, use.name, input);
-      const record: ToolCallRecord = {
-        id: use.id,
-        tool: use.name,
-        action: action ?? 'read_files',
-        trust,
-        decision,
-        isError: result.isError,
-        resultSha256: createHash('sha256').update(result.content).digest('hex'),
-        at: new Date(started).toISOString(),
-        durationMs: Date.now() - started,
-      };
-      cp.toolCalls = [...cp.toolCalls, record];
-      options.onToolCall?.(record, input);
-      results.push({
-        type: 'tool_result',
-        tool_use_id: use.id,
-        content: result.content,
-        ...(result.isError ? { is_error: true } : {}),
-      });
-    }
-    cp.messages = [...cp.messages, { role: 'user', content: results }];
-    await options.save(cp);
   }
-  return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
 }
 
+type ToolUse = { id: string; name: string; input: unknown };
+
+/** Tool calls of the last assistant turn that have no result yet, in order. */
+function unansweredToolUses(cp: Checkpoint): ToolUse[] {
+  const last = cp.messages.at(-1) as MessageParam | undefined;
+  if (!last || last.role !== 'assistant' || typeof last.content === 'string') return [];
+  const answered = new Set(cp.partialResults.map((r) => r.tool_use_id));
+  return (last.content.filter((b) => b.type === 'tool_use') as ToolUse[]).filter((u) => !answered.has(u.id));
+}
+
+type GateResult =
+  | {
+      kind: 'result';
+      result: ToolResult;
+      action: ActionKind | undefined;
+      trust: TrustLevel;
+      decision: 'ran' | 'refused';
+    }
+  | { kind: 'pause'; pending: PendingAction; action: ActionKind | undefined; trust: TrustLevel };
+
+function classify(options: RunLoopOptions, name: string, input: Record<string, unknown>) {
+  const action = classifyToolCall(name, input);
+  const trust: TrustLevel = action ? options.trustLevels[action] : 'autonomous';
+  return { action, trust };
+}
+
+/**
+ * The policy gate. Forbidden: refused, and the model is told why. Watched, or outside
+ * the approved envelope: paused until a person decides in the thread. Otherwise: run.
+ */
 async function gateAndRun(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  toolUseId: string,
+  name: string,
+  input: Record<string, unknown>,
+): Promise<GateResult> {
+  const { action, trust } = classify(options, name, input);
+  if (trust === 'forbidden') {
+    return {
+      kind: 'result',
+      result: {
+        content: `Refused: policy forbids ${action?.replace(/_/g, ' ')}. It was not run and cannot be approved.`,
+        isError: true,
+      },
+      action,
+      trust,
+      decision: 'refused',
+    };
+  }
+  const outsideEnvelope = !options.plan.envelope.tools.includes(name);
+  if (trust === 'watched' || outsideEnvelope) {
+    const why = outsideEnvelope
+      ? `the approved plan did not include ${describeCall(name, input)}`
+      : `${describeCall(name, input)} is a ${action?.replace(/_/g, ' ')} action, which needs a person's approval`;
+    const now = Date.now();
+    return {
+      kind: 'pause',
+      pending: {
+        id: newId('a'),
+        toolUseId,
+        tool: name,
+        input: abbreviate(input),
+        action: action ?? 'connector_write',
+        trust,
+        reason: why,
+        requestedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + options.approvalExpiryMs).toISOString(),
+      },
+      action,
+      trust,
+    };
+  }
+  return { kind: 'result', result: await runSafely(options, cp, name, input), action, trust, decision: 'ran' };
+}
+
+/** Runs a paused call once a person decided on it. */
+async function decided(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  pending: PendingAction,
+  decision: ActionDecision,
+  name: string,
+  input: Record<string, unknown>,
+): Promise<GateResult> {
+  const { action, trust } = classify(options, name, input);
+  if (decision.outcome === 'denied') {
+    return {
+      kind: 'result',
+      result: {
+        content: `Refused: ${decision.by.name} denied this (${pending.reason}). It was not run; continue without it.`,
+        isError: true,
+      },
+      action,
+      trust,
+      decision: 'refused',
+    };
+  }
+  if (
+    action === 'overwrite_input' ||
+    (action === 'delete_file' && typeof input.path === 'string' && input.path.startsWith(`${inputsDir}/`))
+  ) {
+    return { kind: 'result', result: await changeInput(options, name, input), action, trust, decision: 'ran' };
+  }
+  if (!runTools.some((t) => t.name === name)) {
+    return {
+      kind: 'result',
+      result: err(`${name} is not available in this deployment`),
+      action,
+      trust,
+      decision: 'refused',
+    };
+  }
+  return { kind: 'result', result: await runSafely(options, cp, name, input), action, trust, decision: 'ran' };
+}
+
+/** An approved change to an input file, made outside the sandbox (inputs are read-only inside). */
+async function changeInput(options: RunLoopOptions, name: string, input: Record<string, unknown>): Promise<ToolResult> {
+  const p = resolveSandboxPath(input.path, [inputsDir]);
+  if ('error' in p) return err(p.error);
+  const file = p.path.slice(inputsDir.length + 1);
+  if (file.includes('/')) return err('only files directly in /workspace/in can be changed');
+  if (name === 'delete_file') {
+    await options.host.changeInput(file, undefined);
+    return { content: `deleted ${p.path}`, isError: false };
+  }
+  if (name === 'write_file' && typeof input.content === 'string') {
+    await options.host.changeInput(file, input.content);
+    return { content: `wrote ${p.path}`, isError: false };
+  }
+  return err(`${name} on an input file is not supported; write a new file to ${outputsDir} instead`);
+}
+
+async function runSafely(
   options: RunLoopOptions,
   cp: Checkpoint,
   name: string,
   input: Record<string, unknown>,
-): Promise<{ result: ToolResult; action: ActionKind | undefined; trust: TrustLevel; decision: 'ran' | 'refused' }> {
-  const action = classifyToolCall(name, input);
-  const trust: TrustLevel = action ? options.trustLevels[action] : 'autonomous';
-  const refuse = (why: string) => ({
-    result: { content: why, isError: true },
-    action,
-    trust,
-    decision: 'refused' as const,
-  });
-  if (!options.plan.envelope.tools.includes(name)) {
-    return refuse(`Refused: the approved plan does not include the tool "${name}". It was not run.`);
-  }
-  if (trust === 'forbidden') {
-    return refuse(`Refused: policy forbids ${action?.replace(/_/g, ' ')}. It was not run and cannot be approved.`);
-  }
-  if (trust === 'watched') {
-    return refuse(
-      `Refused: ${action?.replace(/_/g, ' ')} needs a person's approval during the run, which this plan does not grant. It was not run. Write new files to ${outputsDir} instead.`,
-    );
-  }
+): Promise<ToolResult> {
   try {
-    return { result: await runTool(options, cp, name, input), action, trust, decision: 'ran' };
-  } catch (err) {
+    return await runTool(options, cp, name, input);
+  } catch (error) {
     // Cancellation and lost sandboxes end the run; everything else is the model's to handle.
-    if (options.signal.aborted || (err instanceof HandoffError && err.code !== ErrorCodes.invalidInput)) throw err;
-    return { result: { content: `Error: ${(err as Error).message}`, isError: true }, action, trust, decision: 'ran' };
+    if (
+      options.signal.aborted ||
+      (error instanceof HandoffError && error.code !== ErrorCodes.invalidInput && error.code !== ErrorCodes.notFound)
+    )
+      throw error;
+    return { content: `Error: ${(error as Error).message}`, isError: true };
   }
+}
+
+function recordCall(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  id: string,
+  tool: string,
+  input: Record<string, unknown>,
+  action: ActionKind | undefined,
+  trust: TrustLevel,
+  decision: ToolCallRecord['decision'],
+  content: string,
+  isError: boolean,
+  started: number,
+): void {
+  const record: ToolCallRecord = {
+    id,
+    tool,
+    action: action ?? 'read_files',
+    trust,
+    decision,
+    isError,
+    resultSha256: createHash('sha256').update(content).digest('hex'),
+    at: new Date(started).toISOString(),
+    durationMs: Date.now() - started,
+  };
+  cp.toolCalls = [...cp.toolCalls, record];
+  options.onToolCall?.(record, input);
+}
+
+/** Long string arguments are cut for cards and audit records. */
+function abbreviate(input: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    out[k] = typeof v === 'string' && v.length > 2000 ? `${v.slice(0, 2000)}… (${v.length} characters)` : v;
+  }
+  return out;
 }
 
 async function runTool(
@@ -257,6 +467,13 @@ async function runTool(
       cp.delivered = [...cp.delivered, delivered.name];
       return { content: `delivered ${delivered.name} (${delivered.size} bytes) to the thread`, isError: false };
     }
+    case 'delete_file': {
+      const p = resolveSandboxPath(input.path, writable);
+      if ('error' in p) return err(p.error);
+      const r = await host.exec(['rm', '-f', '--', p.path], { timeoutMs: 30_000 });
+      if (r.exitCode !== 0) return err(r.stderr.trim() || `cannot delete ${p.path}`);
+      return { content: `deleted ${p.path}`, isError: false };
+    }
     case 'ask_humans': {
       if (typeof input.question !== 'string' || input.question.trim() === '')
         return err('question must be a non-empty string');
@@ -291,6 +508,8 @@ function describeCall(name: string, input: Record<string, unknown>): string {
       return `delivering ${s(input.name) || s(input.path)}`;
     case 'ask_humans':
       return 'waiting for an answer in the thread';
+    case 'delete_file':
+      return `deleting ${s(input.path)}`;
     default:
       return name;
   }
@@ -335,24 +554,6 @@ function finish(cp: Checkpoint, plan: Plan, summary: string): RunOutcome {
 function fail(cp: Checkpoint, code: string, message: string): RunOutcome {
   cp.stepStatus = cp.stepStatus.map((s) => (s === 'running' ? 'failed' : s));
   return { status: 'failed', summary: message, failure: { code, message }, checkpoint: cp };
-}
-
-/**
- * After a crash between a model turn and its tool results, the calls' effects are
- * unknown: tell the model so instead of running them twice.
- */
-export function repairInterruptedTurn(cp: Checkpoint): Checkpoint {
-  const last = cp.messages.at(-1) as MessageParam | undefined;
-  if (last?.role !== 'assistant' || typeof last.content === 'string') return cp;
-  const uses = last.content.filter((b) => b.type === 'tool_use') as Array<{ id: string }>;
-  if (uses.length === 0) return cp;
-  const results = uses.map((u) => ({
-    type: 'tool_result' as const,
-    tool_use_id: u.id,
-    is_error: true,
-    content: `The runner restarted while this call was in progress; it may or may not have taken effect. Check ${outputsDir} and ${inputsDir} before repeating it.`,
-  }));
-  return { ...cp, messages: [...cp.messages, { role: 'user', content: results }] };
 }
 
 function throwIfAborted(s: AbortSignal): void {

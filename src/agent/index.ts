@@ -2,7 +2,6 @@ export {
   type ProgressUpdate,
   type RunLoopOptions,
   type RunOutcome,
-  repairInterruptedTurn,
   runAgentLoop,
   type ToolHost,
 } from './agent-loop.ts';

@@ -64,6 +64,11 @@ export const runTools: ToolDefinition[] = [
     input_schema: { type: 'object', properties: { path: { type: 'string' }, ...stepField } },
   },
   {
+    name: 'delete_file',
+    description: 'Delete a file. Deleting anything under /workspace/in waits for a person to approve it.',
+    input_schema: { type: 'object', properties: { path: { type: 'string' }, ...stepField }, required: ['path'] },
+  },
+  {
     name: 'deliver_artifact',
     description:
       'Deliver a finished file from /workspace/out to the people who asked: it is posted into their thread. Call once per deliverable.',
@@ -128,6 +133,7 @@ const toolsForAction: Partial<Record<ActionKind, string[]>> = {
   read_files: ['read_file', 'list_files'],
   create_files: ['write_file', 'edit_file', 'deliver_artifact'],
   run_commands: ['run_command'],
+  delete_file: ['delete_file'],
 };
 
 /** The agent tools an approved plan allows (asking the thread is always allowed). */
@@ -170,6 +176,13 @@ export function classifyToolCall(name: string, input: Record<string, unknown>): 
         return 'overwrite_input';
       }
       return 'create_files';
+    }
+    case 'delete_file': {
+      const resolved = resolveSandboxPath(input.path, [workspaceRoot]);
+      // Removing scratch or own output is ordinary work; removing an input is a deletion.
+      if ('path' in resolved && !(resolved.path === inputsDir || resolved.path.startsWith(`${inputsDir}/`)))
+        return 'create_files';
+      return 'delete_file';
     }
     case 'deliver_artifact':
       return 'create_files';

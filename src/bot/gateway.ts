@@ -18,10 +18,10 @@ import {
   transition,
 } from '../core/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
-import { type Queues, runIdFor } from '../queue/index.ts';
+import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
-import { planView, progressView, resultView, statusView, type View } from './views.ts';
+import { approvalView, planView, progressView, resultView, statusView, type View } from './views.ts';
 
 export interface IncomingFile {
   name: string;
@@ -209,6 +209,62 @@ export class Gateway {
     return click.outcome === 'approved' ? 'Approved: the run is queued.' : 'Denied: nothing will run.';
   }
 
+  /**
+   * A click on Approve or Deny of a paused call. The first decision wins (recorded with
+   * SET NX), and the parked run is woken at once.
+   */
+  async decideAction(click: {
+    taskId: string;
+    approvalId: string;
+    by: Identity;
+    outcome: 'approved' | 'denied';
+  }): Promise<string> {
+    const { state, audit, queues, policy } = this.deps;
+    const task = await state.requireTask(click.taskId);
+    const earlier = task.runId ? await state.getActionDecision(task.runId, click.approvalId) : undefined;
+    if (earlier)
+      throw new HandoffError(
+        ErrorCodes.staleApproval,
+        `this step was already ${earlier.outcome} by ${earlier.by.name}`,
+      );
+    const checkpoint = task.runId ? await state.getCheckpoint(task.runId) : undefined;
+    const pending = checkpoint?.pendingAction;
+    if (!task.runId || !pending || pending.id !== click.approvalId) {
+      throw new HandoffError(ErrorCodes.staleApproval, 'this approval request is no longer open');
+    }
+    if (task.state !== 'waiting_for_approval')
+      throw new HandoffError(ErrorCodes.staleApproval, 'this run is not waiting for this approval');
+    if (Date.parse(pending.expiresAt) <= Date.now())
+      throw new HandoffError(ErrorCodes.staleApproval, 'this approval request has expired');
+    if (policy.approvers && !policy.approvers.includes(click.by.id)) {
+      throw new HandoffError(ErrorCodes.notApprover, 'you are not an approver for this channel');
+    }
+    if (click.outcome === 'approved' && click.by.id === task.requester.id && !policy.allowSelfApproval) {
+      throw new HandoffError(ErrorCodes.notApprover, 'you cannot approve a step of your own request; ask an approver');
+    }
+    const decision = { approvalId: pending.id, outcome: click.outcome, by: click.by, at: new Date().toISOString() };
+    if (!(await state.recordActionDecision(task.runId, decision))) {
+      const first = await state.getActionDecision(task.runId, pending.id);
+      throw new HandoffError(
+        ErrorCodes.staleApproval,
+        `this step was already ${first?.outcome ?? 'decided'} by ${first?.by.name ?? 'someone'}`,
+      );
+    }
+    await audit.append({
+      type: `action.${click.outcome}`,
+      taskId: task.id,
+      actor: click.by.id,
+      data: { approvalId: pending.id, tool: pending.tool, action: pending.action },
+    });
+    const job = await queues.run.getJob(runJobId(task.id, task.planVersion));
+    // The run parks itself before its card is posted; promote fails only if it already woke.
+    await job?.promote().catch(() => undefined);
+    await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+    return click.outcome === 'approved'
+      ? 'Approved: the run continues.'
+      : 'Denied: the agent is told and continues without it.';
+  }
+
   /** The Cancel button: stops planning or a run, whoever of requester and approvers asks. */
   async cancel(taskId: string, by: Identity): Promise<string> {
     const { state, audit } = this.deps;
@@ -219,8 +275,17 @@ export class Gateway {
     }
     await state.requestCancel(taskId);
     await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
-    // Not yet running: cancel right here. A running task is stopped by its runner.
-    if (task.state !== 'running' && task.state !== 'waiting_for_approval') {
+    // Not yet running, or parked for an approval: cancel right here. A running task is stopped by its runner.
+    if (task.state === 'waiting_for_approval') {
+      await state.updateTask(taskId, (t) =>
+        isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
+      );
+      // Wakes the parked job so its runner removes the container it kept.
+      await (await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion)))?.promote().catch(() => undefined);
+      await this.renderResult(taskId);
+      return 'Cancelled.';
+    }
+    if (task.state !== 'running') {
       const { after } = await state.updateTask(taskId, (t) =>
         isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
       );
@@ -286,6 +351,15 @@ export class Gateway {
       case 'result':
         await this.renderResult(event.taskId);
         return;
+      case 'approval.needed': {
+        const task = await this.deps.state.requireTask(event.taskId);
+        const pending = (await this.deps.state.getCheckpoint(event.runId))?.pendingAction;
+        if (!pending || pending.id !== event.approvalId) return;
+        const decision = await this.deps.state.getActionDecision(event.runId, pending.id);
+        await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+        await this.deps.state.setMessageRef(task.id, 'approval:last', pending.id);
+        return;
+      }
     }
   }
 
@@ -325,6 +399,12 @@ export class Gateway {
         .catch((err) => this.deps.logger.warn({ err, taskId }, 'could not close the progress message'));
     }
     await this.upsert(task, 'result', resultView(task, plan, links));
+    const lastApproval = await this.deps.state.getMessageRef(task.id, 'approval:last');
+    const pending = task.runId ? (await this.deps.state.getCheckpoint(task.runId))?.pendingAction : undefined;
+    if (lastApproval && pending && pending.id === lastApproval && task.runId) {
+      const decision = await this.deps.state.getActionDecision(task.runId, pending.id);
+      await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+    }
   }
 
   private async upsert(task: Task, slot: string, view: View): Promise<void> {

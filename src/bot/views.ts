@@ -1,7 +1,10 @@
 import { type PlanPolicy, planBlockers, planHash, stepTrustLevels } from '../approvals/index.ts';
 import {
+  type ActionDecision,
   type Artifact,
   type DeliverableSpec,
+  isTerminal,
+  type PendingAction,
   type Plan,
   type ProgressEvent,
   type StepStatus,
@@ -75,7 +78,52 @@ export interface QuestionView {
   demo: boolean;
 }
 
-export type View = StatusView | PlanView | ProgressView | ResultView | QuestionView;
+/** A paused call: exactly what will happen if a person approves it. */
+export interface ApprovalRequestView {
+  kind: 'approval';
+  taskId: string;
+  approvalId: string;
+  tool: string;
+  action: string;
+  trust: TrustLevel;
+  reason: string;
+  /** The command, the file and its new content, or the tool's arguments. */
+  details: Array<{ label: string; value: string }>;
+  expiresAt: string;
+  state: 'pending' | 'approved' | 'denied' | 'expired' | 'stopped';
+  decidedBy?: string;
+  decidedAt?: string;
+  demo: boolean;
+}
+
+export type View = StatusView | PlanView | ProgressView | ResultView | QuestionView | ApprovalRequestView;
+
+export function approvalView(
+  task: Task,
+  pending: PendingAction,
+  decision: ActionDecision | undefined,
+): ApprovalRequestView {
+  const details = Object.entries(pending.input)
+    .filter(([k]) => k !== 'step')
+    .map(([label, v]) => ({ label, value: typeof v === 'string' ? v : JSON.stringify(v) }));
+  let state: ApprovalRequestView['state'] = decision ? decision.outcome : 'pending';
+  if (!decision && Date.parse(pending.expiresAt) <= Date.now()) state = 'expired';
+  if (!decision && isTerminal(task.state)) state = 'stopped';
+  return {
+    kind: 'approval',
+    taskId: task.id,
+    approvalId: pending.id,
+    tool: pending.tool,
+    action: pending.action,
+    trust: pending.trust,
+    reason: pending.reason,
+    details,
+    expiresAt: pending.expiresAt,
+    state,
+    ...(decision ? { decidedBy: decision.by.name, decidedAt: decision.at } : {}),
+    demo: task.demo,
+  };
+}
 
 export function planView(task: Task, plan: Plan, policy: PlanPolicy): PlanView {
   const levels = stepTrustLevels(plan, policy);
@@ -117,7 +165,7 @@ export function progressView(task: Task, event: ProgressEvent): ProgressView {
     ...(event.outputTail ? { outputTail: event.outputTail } : {}),
     elapsedMs: event.elapsedMs,
     tokens: totalTokens(event.usage),
-    cancellable: task.state === 'running' || task.state === 'queued',
+    cancellable: task.state === 'running' || task.state === 'queued' || task.state === 'waiting_for_approval',
     demo: task.demo,
   };
 }

@@ -133,6 +133,12 @@ export const settingDefs = [
     doc: 'How long a run waits for an answer to the agent’s question.',
   },
   {
+    key: 'approvalExpiryMs',
+    env: 'HANDOFF_APPROVAL_EXPIRY_MS',
+    schema: int(10_000, 2_592_000_000).default(86_400_000),
+    doc: 'How long a paused call waits for a person before the run stops.',
+  },
+  {
     key: 'maxUploadBytes',
     env: 'HANDOFF_MAX_UPLOAD_BYTES',
     schema: int(1, 2 ** 40).default(25 * 1024 * 1024),

@@ -27,6 +27,7 @@ export const ErrorCodes = {
   notFound: 'handoff_not_found',
   invalidInput: 'handoff_invalid_input',
   staleApproval: 'handoff_stale_approval',
+  approvalExpired: 'handoff_approval_expired',
   notApprover: 'handoff_not_approver',
   planNotApprovable: 'handoff_plan_not_approvable',
   planInvalid: 'handoff_plan_invalid',

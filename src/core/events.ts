@@ -33,6 +33,7 @@ export const RunnerEventSchema = z.discriminatedUnion('type', [
     question: z.string().max(4000),
   }),
   z.object({ type: z.literal('result'), taskId: z.string(), runId: z.string() }),
+  z.object({ type: z.literal('approval.needed'), taskId: z.string(), runId: z.string(), approvalId: z.string() }),
 ]);
 export type RunnerEvent = z.infer<typeof RunnerEventSchema>;
 export type ProgressEvent = Extract<RunnerEvent, { type: 'progress' }>;

@@ -35,8 +35,12 @@ export {
   PlanStepSchema,
 } from './plan.ts';
 export {
+  type ActionDecision,
+  ActionDecisionSchema,
   type Checkpoint,
   CheckpointSchema,
+  type PendingAction,
+  PendingActionSchema,
   type StepStatus,
   StepStatusSchema,
   type ToolCallRecord,

@@ -30,6 +30,8 @@ export interface RunnerDeps {
   commandTimeoutMs: number;
   runTimeoutMs: number;
   questionTimeoutMs: number;
+  /** How long a paused call waits for a person before the run stops. */
+  approvalExpiryMs: number;
   maxTokensPerRun: number;
   maxCostUsdPerRun: number;
   prices: Prices;

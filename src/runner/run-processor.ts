@@ -1,5 +1,8 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
 import {
+  type ActionDecision,
   asHandoffError,
   type Checkpoint,
   costUsd,
@@ -17,21 +20,68 @@ import type { RunnerDeps } from './plan-processor.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace } from './workspace.ts';
 
+/** How a run parks itself while a person decides on a call, without holding a worker slot. */
+export interface RunControl {
+  /** Moves the job to the delayed set until `untilMs`; an approval promotes it sooner. */
+  park(untilMs: number): Promise<void>;
+}
+
+/** Thrown after parking: the job goes back to BullMQ as delayed, not failed. */
+export class RunParked extends Error {
+  constructor() {
+    super('the run is waiting for an approval');
+    this.name = 'RunParked';
+  }
+}
+
 /**
  * Runs one approved plan version: resumes from its checkpoint when there is one,
- * gives the agent a fresh hardened sandbox over the task's workspace, streams
- * progress, stores deliverables, and always ends with one clear outcome.
+ * gives the agent a hardened sandbox over the task's workspace, streams progress,
+ * stores deliverables, parks while a person decides on a call, and always ends with
+ * one clear outcome.
  */
-export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: AbortSignal): Promise<void> {
+export async function processRunJob(
+  deps: RunnerDeps,
+  job: RunJob,
+  signal: AbortSignal,
+  control: RunControl,
+): Promise<void> {
   const { state, audit, queues } = deps;
   let task = await state.requireTask(job.taskId);
-  if (isTerminal(task.state)) return;
+  if (isTerminal(task.state)) {
+    // Cancelled while parked: the container kept for the approval goes now.
+    const kept = (await state.getCheckpoint(job.runId))?.sandboxId;
+    if (kept) await (await deps.driver.attach(kept))?.destroy();
+    return;
+  }
+  let actionDecision: ActionDecision | undefined;
   if (task.state === 'queued') {
     task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date(), { runId: job.runId }))).after;
     await audit.append({
       type: 'run.started',
       taskId: task.id,
       data: { runId: job.runId, planVersion: job.planVersion },
+    });
+  } else if (task.state === 'waiting_for_approval') {
+    const waiting = await state.getCheckpoint(job.runId);
+    const pending = waiting?.pendingAction;
+    if (!pending)
+      throw new HandoffError(ErrorCodes.notFound, `run ${job.runId} waits for an approval that is not recorded`);
+    actionDecision = await state.getActionDecision(job.runId, pending.id);
+    if (!actionDecision) {
+      if (Date.now() < Date.parse(pending.expiresAt)) {
+        await control.park(Date.parse(pending.expiresAt));
+        throw new RunParked();
+      }
+      await expireRun(deps, task, job.runId, pending.reason, pending.expiresAt);
+      return;
+    }
+    task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date()))).after;
+    await audit.append({
+      type: 'run.resumed_after_decision',
+      taskId: task.id,
+      actor: actionDecision.by.id,
+      data: { approvalId: pending.id, outcome: actionDecision.outcome },
     });
   } else if (task.state !== 'running') {
     return;
@@ -50,10 +100,11 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
     stepStatus: plan.steps.map(() => 'pending'),
     toolCalls: [],
     delivered: [],
+    partialResults: [],
     startedAt: new Date().toISOString(),
     elapsedMs: 0,
   };
-  if (resumed)
+  if (resumed && !actionDecision)
     await audit.append({ type: 'run.resumed', taskId: task.id, data: { runId: job.runId, turn: resumed.turn } });
 
   // Wall time counts across resumes: the budget is for the run, not for this attempt.
@@ -77,12 +128,15 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
 
   let sandbox: Sandbox | undefined;
   let outcome: RunOutcome;
+  let keepSandbox = false;
   try {
     const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
-    sandbox = await deps.driver.create(
+    // A run that waited for an approval gets its own container back, /tmp and all.
+    sandbox = checkpoint.sandboxId ? await deps.driver.attach(checkpoint.sandboxId) : undefined;
+    sandbox ??= await deps.driver.create(
       {
         taskId: task.id,
-        label: `run-${job.runId}`,
+        label: `run-${job.runId}-${Date.now().toString(36)}`,
         workspaceDir: workspace,
         readOnlyWorkspace: false,
         limits: deps.limits,
@@ -94,6 +148,7 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
       exec: (argv, o) => box.exec(argv, { ...o, signal: runSignal }),
       deliver: (path, name) => deliver(deps, task, box, path, name),
       ask: (question) => waitForAnswer(deps, task, job.runId, question, runSignal),
+      changeInput: (name, content) => changeInput(workspace, name, content),
     };
     outcome = await runAgentLoop({
       provider: deps.provider,
@@ -105,6 +160,8 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
       commandTimeoutMs: deps.commandTimeoutMs,
       prices: deps.prices,
       trustLevels: deps.policy.trustLevels,
+      approvalExpiryMs: deps.approvalExpiryMs,
+      ...(actionDecision ? { actionDecision } : {}),
       save: async (cp) => {
         latest = { ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) };
         await state.saveCheckpoint(latest);
@@ -149,9 +206,33 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
       failure: { code: e.code, message: plainReason(e) },
       checkpoint: latest,
     };
+    if (outcome.status === 'paused') keepSandbox = true;
   } finally {
     clearTimeout(timer);
-    await sandbox?.destroy();
+    if (!keepSandbox) await sandbox?.destroy();
+  }
+
+  if (outcome.status === 'paused') {
+    const pending = outcome.checkpoint.pendingAction!;
+    await state.saveCheckpoint({ ...latest, sandboxId: sandbox?.id });
+    await state.updateTask(task.id, (t) => transition(t, 'waiting_for_approval', new Date()));
+    await audit.append({
+      type: 'action.approval_requested',
+      taskId: task.id,
+      data: {
+        approvalId: pending.id,
+        tool: pending.tool,
+        action: pending.action,
+        trust: pending.trust,
+        reason: pending.reason,
+        input: pending.input,
+        expiresAt: pending.expiresAt,
+      },
+    });
+    // Parked before the card is posted, so the quickest click still finds a delayed job to promote.
+    await control.park(Date.parse(pending.expiresAt));
+    await queues.emit({ type: 'approval.needed', taskId: task.id, runId: job.runId, approvalId: pending.id });
+    throw new RunParked();
   }
 
   const cancelled = outcome.failure?.code === ErrorCodes.cancelled;
@@ -179,6 +260,36 @@ export async function processRunJob(deps: RunnerDeps, job: RunJob, signal: Abort
     },
   });
   await queues.emit({ type: 'result', taskId: task.id, runId: job.runId });
+}
+
+/** A pending approval ran out: the run stops cleanly and the thread says why. */
+async function expireRun(
+  deps: RunnerDeps,
+  task: Task,
+  runId: string,
+  reason: string,
+  expiresAt: string,
+): Promise<void> {
+  const message = `The run stopped: nobody decided on "${reason}" before the approval expired (${expiresAt.replace('T', ' ').slice(0, 16)} UTC).`;
+  const cp = await deps.state.getCheckpoint(runId);
+  if (cp?.sandboxId) await (await deps.driver.attach(cp.sandboxId))?.destroy();
+  await deps.state.updateTask(task.id, (t) =>
+    isTerminal(t.state)
+      ? t
+      : transition(t, 'failed', new Date(), { failure: { code: ErrorCodes.approvalExpired, message } }),
+  );
+  await deps.audit.append({ type: 'action.approval_expired', taskId: task.id, data: { runId, reason } });
+  await deps.queues.emit({ type: 'result', taskId: task.id, runId });
+}
+
+/** An approved change to an input: made on the workspace, outside the sandbox, where inputs are read-only. */
+async function changeInput(workspace: string, name: string, content: string | undefined): Promise<void> {
+  const problem = fileNameProblem(name);
+  if (problem)
+    throw new HandoffError(ErrorCodes.invalidInput, `cannot change input ${JSON.stringify(name)}: ${problem}`);
+  const path = join(workspace, 'in', name);
+  if (content === undefined) await rm(path, { force: true });
+  else await writeFile(path, content);
 }
 
 /** Streams one deliverable out of the sandbox into the artifact store and onto the task. */

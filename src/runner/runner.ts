@@ -1,10 +1,10 @@
-import { type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
 import { failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
-import { processRunJob } from './run-processor.ts';
+import { processRunJob, type RunControl, RunParked } from './run-processor.ts';
 
 export interface RunnerOptions {
   /** A connection for the workers (maxRetriesPerRequest null); duplicated per worker. */
@@ -38,12 +38,14 @@ export class Runner {
       maxStalledCount: 1,
     };
     this.planWorker = new Worker<PlanJob>(queueNames.plan, (job, _token, signal) => this.plan(job, signal), common);
-    this.runWorker = new Worker<RunJob>(queueNames.run, (job, _token, signal) => this.run(job, signal), common);
+    this.runWorker = new Worker<RunJob>(queueNames.run, (job, token, signal) => this.run(job, token, signal), common);
     for (const worker of [this.planWorker, this.runWorker]) {
       worker.on('failed', (job, err) => void this.onFailed(job, err));
       worker.on('error', (err) => deps.logger.error({ err }, 'worker error'));
     }
     this.subscriber = options.connection.duplicate();
+    // The main connection already reports Redis trouble.
+    this.subscriber.on('error', () => undefined);
     void this.subscriber
       .subscribe(cancelChannel)
       .catch((err) => deps.logger.error({ err }, 'cannot subscribe to cancels'));
@@ -66,12 +68,19 @@ export class Runner {
     });
   }
 
-  private async run(job: Job<RunJob>, jobSignal?: AbortSignal): Promise<void> {
+  private async run(job: Job<RunJob>, token: string | undefined, jobSignal?: AbortSignal): Promise<void> {
     const data = RunJobSchema.parse(job.data);
+    const control: RunControl = {
+      park: async (untilMs) => {
+        await job.moveToDelayed(untilMs, token);
+      },
+    };
     await this.withSignal(data.taskId, jobSignal, async (signal) => {
       try {
-        await processRunJob(this.deps, data, signal);
+        await processRunJob(this.deps, data, signal, control);
       } catch (err) {
+        // Parked for an approval: BullMQ keeps the job delayed; the worker slot is free.
+        if (err instanceof RunParked) throw new DelayedError();
         const e = asHandoffError(err);
         const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (!e.retryable || lastAttempt) await this.failRun(data.taskId, e.code, `The run failed: ${e.message}`);

@@ -14,6 +14,7 @@ export {
   type RedisHealth,
   redisHealth,
   waitForReady,
+  watchErrors,
 } from './redis.ts';
 export { type EmbeddedRedis, startRedisServer } from './redis-server.ts';
 export { cancelChannel, StateStore } from './state-store.ts';

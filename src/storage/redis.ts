@@ -4,13 +4,31 @@ import { Redis, type RedisOptions } from 'ioredis';
  * A connection for records: commands fail fast when Redis is down, so a person is told
  * at once instead of waiting on a hung request.
  */
-export function createRecordConnection(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, ...options });
+export function createRecordConnection(url: string, options: RedisOptions = {}, onError?: (err: Error) => void): Redis {
+  return watchErrors(
+    new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, ...options }),
+    onError,
+  );
 }
 
 /** A connection for BullMQ workers, which MUST have maxRetriesPerRequest null. */
-export function createQueueConnection(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, ...options });
+export function createQueueConnection(url: string, options: RedisOptions = {}, onError?: (err: Error) => void): Redis {
+  return watchErrors(new Redis(url, { maxRetriesPerRequest: null, ...options }), onError);
+}
+
+/**
+ * While Redis is down ioredis emits an error on every reconnect attempt, and prints each
+ * one when nobody listens. Reported at most once every 30 s instead.
+ */
+export function watchErrors<T extends Redis>(redis: T, onError: ((err: Error) => void) | undefined): T {
+  let last = 0;
+  redis.on('error', (err: Error) => {
+    const now = Date.now();
+    if (now - last < 30_000) return;
+    last = now;
+    onError?.(err);
+  });
+  return redis;
 }
 
 export interface RedisHealth {

@@ -1,5 +1,7 @@
 import type { Redis } from 'ioredis';
 import {
+  type ActionDecision,
+  ActionDecisionSchema,
   type Checkpoint,
   CheckpointSchema,
   ErrorCodes,
@@ -19,6 +21,7 @@ const k = {
   recent: `${prefix}tasks:recent`,
   cancel: (taskId: string) => `${prefix}cancel:${taskId}`,
   messages: (taskId: string) => `${prefix}msgs:${taskId}`,
+  actionDecision: (runId: string, approvalId: string) => `${prefix}action:${runId}:${approvalId}`,
   thread: (surface: string, channel: string, thread: string) => `${prefix}thread:${surface}:${channel}:${thread}`,
 };
 
@@ -113,6 +116,17 @@ export class StateStore {
 
   async cancelRequested(taskId: string): Promise<boolean> {
     return (await this.redis.exists(k.cancel(taskId))) === 1;
+  }
+
+  /** Records a person's decision on a paused call; only the first decision counts. */
+  async recordActionDecision(runId: string, decision: ActionDecision): Promise<boolean> {
+    const ok = await this.redis.set(k.actionDecision(runId, decision.approvalId), JSON.stringify(decision), 'NX');
+    return ok === 'OK';
+  }
+
+  async getActionDecision(runId: string, approvalId: string): Promise<ActionDecision | undefined> {
+    const raw = await this.redis.get(k.actionDecision(runId, approvalId));
+    return raw ? ActionDecisionSchema.parse(JSON.parse(raw)) : undefined;
   }
 
   /** Remembers which chat message shows which part of a task (plan card, progress), to edit it in place. */

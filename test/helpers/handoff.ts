@@ -17,10 +17,11 @@ export interface TestHandoff {
  * the real Docker sandbox and the demo model unless the env says otherwise.
  */
 export async function startDevHandoff(
-  options: { env?: Record<string, string> } & Omit<Partial<StartOptions>, 'config' | 'mode'> = {},
+  options: { env?: Record<string, string>; dataDir?: string } & Omit<Partial<StartOptions>, 'config' | 'mode'> = {},
 ): Promise<TestHandoff> {
-  const { env = {}, ...rest } = options;
-  const dataDir = await mkdtemp(join(tmpdir(), 'handoff-test-'));
+  const { env = {}, dataDir: givenDir, ...rest } = options;
+  // A given data dir outlives this instance (restart tests); a fresh one is removed on close.
+  const dataDir = givenDir ?? (await mkdtemp(join(tmpdir(), 'handoff-test-')));
   const config = loadConfig({
     env: { HANDOFF_PORT: '0', HANDOFF_DATA_DIR: dataDir, LOG_LEVEL: process.env.LOG_LEVEL ?? 'warn', ...env },
     file: '/dev/null',
@@ -37,7 +38,7 @@ export async function startDevHandoff(
     dataDir,
     close: async () => {
       await running.close();
-      await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
+      if (!givenDir) await rm(dataDir, { recursive: true, force: true }).catch(() => undefined);
     },
   };
 }

@@ -42,7 +42,7 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
       plan,
       { content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }] },
       (body) => {
-        const last = body.messages.at(-1) as { content: Array<{ type: string; content?: string }> };
+        const last = (body.messages as unknown[]).at(-1) as { content: Array<{ type: string; content?: string }> };
         answer = last.content.find((b) => b.type === 'tool_result')?.content ?? '';
         return {
           content: [

@@ -1,8 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { repairInterruptedTurn, runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
+import { runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
 import type { ContentBlock, ModelProvider, ModelRequest, ModelResponse } from '../../../src/agent/model/provider.ts';
 import { defaultTrustLevels } from '../../../src/approvals/index.ts';
-import { type Checkpoint, HandoffError, type Plan, type Task, type Usage } from '../../../src/core/index.ts';
+import {
+  type ActionDecision,
+  type Checkpoint,
+  HandoffError,
+  type Plan,
+  type Task,
+  type Usage,
+} from '../../../src/core/index.ts';
 
 const text = (t: string): ContentBlock => ({ type: 'text', text: t, citations: null });
 const toolUse = (id: string, name: string, input: Record<string, unknown>): ContentBlock => ({
@@ -94,6 +101,11 @@ class MemoryHost implements ToolHost {
   async ask(): Promise<string> {
     return 'Use the March figures.';
   }
+
+  async changeInput(name: string, content: string | undefined): Promise<void> {
+    if (content === undefined) this.files.delete(`/workspace/in/${name}`);
+    else this.files.set(`/workspace/in/${name}`, content);
+  }
 }
 
 const task: Task = {
@@ -154,22 +166,28 @@ function freshCheckpoint(): Checkpoint {
     stepStatus: ['pending', 'pending'],
     toolCalls: [],
     delivered: [],
+    partialResults: [],
     startedAt: '2025-03-01T09:03:00.000Z',
     elapsedMs: 0,
   };
 }
 
-function setup(turns: ContentBlock[][], options: { plan?: Plan; checkpoint?: Checkpoint; signal?: AbortSignal } = {}) {
+function setup(
+  turns: ContentBlock[][],
+  options: { plan?: Plan; checkpoint?: Checkpoint; signal?: AbortSignal; host?: MemoryHost } = {},
+) {
   const model = new ScriptedModel(turns);
-  const host = new MemoryHost();
+  const host = options.host ?? new MemoryHost();
   const saved: Checkpoint[] = [];
-  const run = () =>
+  const run = (resume?: { checkpoint: Checkpoint; decision: ActionDecision }) =>
     runAgentLoop({
       provider: model,
       host,
       task,
       plan: options.plan ?? makePlan(),
-      checkpoint: options.checkpoint ?? freshCheckpoint(),
+      checkpoint: resume?.checkpoint ?? options.checkpoint ?? freshCheckpoint(),
+      ...(resume ? { actionDecision: resume.decision } : {}),
+      approvalExpiryMs: 3_600_000,
       save: async (cp) => {
         saved.push(structuredClone(cp));
       },
@@ -209,36 +227,112 @@ const deliveringRun = [
 ];
 
 describe('runAgentLoop', () => {
-  it('refuses to overwrite an input (watched), leaves it untouched and tells the model', async () => {
+  it('pauses a watched call (overwriting an input) and runs nothing until a person decides', async () => {
     const { model, host, run } = setup([
       [toolUse('tu_1', 'write_file', { path: '/workspace/in/data.csv', content: 'region,amount\n' })],
-      [text('I could not overwrite the input.')],
+      [text('I left the input as it was.')],
     ]);
-    const outcome = await run();
+    const paused = await run();
 
+    expect(paused.status).toBe('paused');
+    expect(paused.checkpoint.pendingAction).toMatchObject({
+      toolUseId: 'tu_1',
+      tool: 'write_file',
+      action: 'overwrite_input',
+      trust: 'watched',
+    });
+    expect(paused.checkpoint.pendingAction!.reason).toContain('/workspace/in/data.csv');
     expect(host.files.get('/workspace/in/data.csv')).toBe('region,amount\nNorth,10\nSouth,20\n');
     expect(host.execs).toEqual([]);
-    const [result] = toolResultsIn(model.requests[1]!);
-    expect(result).toMatchObject({ tool_use_id: 'tu_1', is_error: true });
-    expect(result!.content).toContain('Refused');
-    expect(result!.content).toContain('overwrite input');
-    expect(outcome.checkpoint.toolCalls).toEqual([
-      expect.objectContaining({ id: 'tu_1', action: 'overwrite_input', trust: 'watched', decision: 'refused' }),
-    ]);
-    expect(outcome.status).toBe('failed');
+    expect(model.requests).toHaveLength(1);
+
+    // Resumed without a decision for this approval: still paused, still nothing run.
+    const again = await run({
+      checkpoint: paused.checkpoint,
+      decision: {
+        approvalId: 'a_other',
+        outcome: 'approved',
+        by: { id: 'u2', name: 'Bo' },
+        at: new Date().toISOString(),
+      },
+    });
+    expect(again.status).toBe('paused');
+    expect(model.requests).toHaveLength(1);
   });
 
-  it('refuses a tool the approved plan does not include', async () => {
-    const { model, host, run } = setup(
-      [[toolUse('tu_1', 'run_command', { command: 'curl https://example.com' })], [text('Stopping.')]],
-      { plan: makePlan({ tools: ['read_file', 'list_files', 'write_file', 'deliver_artifact'] }) },
-    );
-    await run();
+  it('tells the model who denied a paused call, and leaves the input untouched', async () => {
+    const { model, host, run } = setup([
+      [toolUse('tu_1', 'write_file', { path: '/workspace/in/data.csv', content: 'x' })],
+      [text('Understood, I left the input alone.')],
+    ]);
+    const paused = await run();
+    const decision: ActionDecision = {
+      approvalId: paused.checkpoint.pendingAction!.id,
+      outcome: 'denied',
+      by: { id: 'u2', name: 'Bo' },
+      at: new Date().toISOString(),
+    };
+    const outcome = await run({ checkpoint: paused.checkpoint, decision });
 
-    expect(host.execs).toEqual([]);
     const [result] = toolResultsIn(model.requests[1]!);
     expect(result).toMatchObject({ tool_use_id: 'tu_1', is_error: true });
-    expect(result!.content).toContain('does not include the tool "run_command"');
+    expect(result!.content).toContain('Bo denied this');
+    expect(host.files.get('/workspace/in/data.csv')).toContain('North,10');
+    expect(outcome.checkpoint.pendingAction).toBeUndefined();
+    expect(outcome.checkpoint.toolCalls.map((c) => c.decision)).toEqual(['paused', 'refused']);
+  });
+
+  it('runs an approved overwrite outside the sandbox, exactly once', async () => {
+    const { model, host, run } = setup([
+      [toolUse('tu_1', 'write_file', { path: '/workspace/in/data.csv', content: 'region,amount\nNorth,11\n' })],
+      [text('Fixed the input.')],
+    ]);
+    const paused = await run();
+    const decision: ActionDecision = {
+      approvalId: paused.checkpoint.pendingAction!.id,
+      outcome: 'approved',
+      by: { id: 'u2', name: 'Bo' },
+      at: new Date().toISOString(),
+    };
+    await run({ checkpoint: paused.checkpoint, decision });
+
+    expect(host.files.get('/workspace/in/data.csv')).toBe('region,amount\nNorth,11\n');
+    expect(toolResultsIn(model.requests[1]!)[0]).toMatchObject({ tool_use_id: 'tu_1' });
+    expect(toolResultsIn(model.requests[1]!)[0]!.is_error).toBeUndefined();
+  });
+
+  it('pauses a call outside the approved plan and says so', async () => {
+    const { host, run } = setup([[toolUse('tu_1', 'run_command', { command: 'curl https://example.com' })]], {
+      plan: makePlan({ tools: ['read_file', 'list_files', 'write_file', 'deliver_artifact'] }),
+    });
+    const outcome = await run();
+
+    expect(host.execs).toEqual([]);
+    expect(outcome.status).toBe('paused');
+    expect(outcome.checkpoint.pendingAction!.reason).toContain('the approved plan did not include');
+  });
+
+  it('refuses a forbidden call outright, and the model is told why', async () => {
+    const trust = { ...defaultTrustLevels, run_commands: 'forbidden' as const };
+    const model = new ScriptedModel([[toolUse('tu_1', 'run_command', { command: 'true' })], [text('Cannot.')]]);
+    const host = new MemoryHost();
+    const outcome = await runAgentLoop({
+      provider: model,
+      host,
+      task,
+      plan: makePlan({ tools: ['run_command', 'deliver_artifact'] }),
+      checkpoint: freshCheckpoint(),
+      save: async () => undefined,
+      progress: () => undefined,
+      signal: new AbortController().signal,
+      commandTimeoutMs: 60_000,
+      prices: { inputPerMTok: 3, outputPerMTok: 15, cacheReadPerMTok: 0.3, cacheWritePerMTok: 3.75 },
+      trustLevels: trust,
+      approvalExpiryMs: 60_000,
+    });
+    expect(host.execs).toEqual([]);
+    expect(toolResultsIn(model.requests[1]!)[0]!.content).toContain('policy forbids run commands');
+    expect(outcome.status).toBe('failed');
   });
 
   it('succeeds when the deliverable is delivered, with every step done', async () => {
@@ -326,7 +420,30 @@ describe('runAgentLoop', () => {
     expect(host.delivered).toEqual([]);
   });
 
-  it('resumes an interrupted checkpoint by telling the model its calls may not have run', async () => {
+  it('after a crash mid-call, tells the model the call may have run instead of running it again', async () => {
+    const checkpoint: Checkpoint = {
+      ...freshCheckpoint(),
+      turn: 1,
+      inFlight: 'tu_9',
+      messages: [
+        { role: 'user', content: 'Carry out the approved plan.' },
+        { role: 'assistant', content: [toolUse('tu_9', 'write_file', { path: 'out/report.md', content: report })] },
+      ],
+    };
+    const { model, host, run } = setup(deliveringRun.slice(1), { checkpoint });
+    await run();
+
+    const [repaired] = toolResultsIn(model.requests[0]!);
+    expect(repaired).toMatchObject({ tool_use_id: 'tu_9', is_error: true });
+    expect(repaired!.content).toMatch(/may or may not have taken effect/);
+    expect(
+      host.execs.some(
+        (e) => e.stdin === report && e.argv.join(' ').includes('out/report.md') && model.requests.length === 0,
+      ),
+    ).toBe(false);
+  });
+
+  it('after a crash before a call started, runs it (it never ran)', async () => {
     const checkpoint: Checkpoint = {
       ...freshCheckpoint(),
       turn: 1,
@@ -335,56 +452,11 @@ describe('runAgentLoop', () => {
         { role: 'assistant', content: [toolUse('tu_9', 'write_file', { path: 'out/report.md', content: report })] },
       ],
     };
-    const { model, run } = setup(deliveringRun.slice(1), { checkpoint });
+    const { model, host, run } = setup(deliveringRun.slice(2), { checkpoint });
     const outcome = await run();
 
+    expect(host.files.get('/workspace/out/report.md')).toBe(report);
+    expect(toolResultsIn(model.requests[0]!)[0]!.is_error).toBeUndefined();
     expect(outcome.status).toBe('succeeded');
-    const [repaired] = toolResultsIn(model.requests[0]!);
-    expect(repaired).toMatchObject({ tool_use_id: 'tu_9', is_error: true });
-  });
-});
-
-describe('repairInterruptedTurn', () => {
-  it('answers every tool_use of a trailing assistant turn with an is_error tool_result', () => {
-    const checkpoint: Checkpoint = {
-      ...freshCheckpoint(),
-      turn: 1,
-      messages: [
-        { role: 'user', content: 'Carry out the approved plan.' },
-        {
-          role: 'assistant',
-          content: [
-            text('Writing and checking.'),
-            toolUse('tu_a', 'write_file', { path: 'out/report.md', content: report }),
-            toolUse('tu_b', 'run_command', { command: 'wc -l out/report.md' }),
-          ],
-        },
-      ],
-    };
-    const repaired = repairInterruptedTurn(checkpoint);
-
-    expect(repaired.messages).toHaveLength(3);
-    const last = repaired.messages.at(-1) as { role: string; content: ToolResultBlock[] };
-    expect(last.role).toBe('user');
-    expect(last.content.map((b) => [b.type, b.tool_use_id, b.is_error])).toEqual([
-      ['tool_result', 'tu_a', true],
-      ['tool_result', 'tu_b', true],
-    ]);
-    expect(last.content[0]!.content).toMatch(/may or may not have taken effect/);
-    // The checkpoint passed in is not changed.
-    expect(checkpoint.messages).toHaveLength(2);
-  });
-
-  it('leaves a checkpoint alone when its last message is not an assistant tool call', () => {
-    const afterResults: Checkpoint = {
-      ...freshCheckpoint(),
-      messages: [
-        { role: 'user', content: 'Carry out the approved plan.' },
-        { role: 'assistant', content: [text('Thinking it over.')] },
-      ],
-    };
-    expect(repairInterruptedTurn(afterResults).messages).toEqual(afterResults.messages);
-    const userLast: Checkpoint = { ...freshCheckpoint(), messages: [{ role: 'user', content: 'Go.' }] };
-    expect(repairInterruptedTurn(userLast).messages).toEqual(userLast.messages);
   });
 });

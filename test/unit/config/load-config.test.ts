@@ -35,7 +35,7 @@ describe('loadConfig', () => {
       port: 3000,
       host: '127.0.0.1',
       dataDir: '.handoff',
-      model: 'claude-sonnet-4-5',
+      model: 'claude-sonnet-5-5',
       sandboxImage: 'handoff-sandbox:latest',
       sandboxMemoryMb: 1024,
       sandboxCpus: 1,

@@ -39,7 +39,8 @@ const channelPattern = /^[a-z0-9-]{1,40}$/;
 const mention = /(^|\s)@handoff\b/i;
 
 const ActionSchema = z.object({
-  action: z.enum(['approve', 'deny', 'cancel']),
+  action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action']),
+  approvalId: z.string().min(1).max(64).optional(),
   taskId: z.string().min(1).max(64),
   planVersion: z.number().int().positive().optional(),
   planHash: z
@@ -235,9 +236,14 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
     try {
       const parsed = ActionSchema.safeParse(await c.req.json().catch(() => undefined));
       if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
-      const { action, taskId, planVersion, planHash, author } = parsed.data;
+      const { action, taskId, planVersion, planHash, author, approvalId } = parsed.data;
       const by = identityFrom(author);
       if (action === 'cancel') return c.json({ ok: true, message: await options.gateway.cancel(taskId, by) });
+      if (action === 'approve-action' || action === 'deny-action') {
+        if (!approvalId) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+        const outcome = action === 'approve-action' ? 'approved' : 'denied';
+        return c.json({ ok: true, message: await options.gateway.decideAction({ taskId, approvalId, by, outcome }) });
+      }
       if (planVersion === undefined || planHash === undefined)
         throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
       const message = await options.gateway.decide({

@@ -77,6 +77,26 @@ export function renderHtml(view: View): string {
         : `${view.tokens.toLocaleString('en-US')} tokens · ≈ ${formatUsd(view.costUsd)}`;
       return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${files ? `<ul class="files">${files}</ul>` : ''}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p></div>`;
     }
+    case 'approval': {
+      const details = view.details
+        .map((d) => `<dt>${e(d.label)}</dt><dd><pre class="tail">${e(d.value.slice(0, 2000))}</pre></dd>`)
+        .join('');
+      let footer: string;
+      if (view.state === 'pending') {
+        const data = `data-task="${e(view.taskId)}" data-approval="${e(view.approvalId)}"`;
+        footer = `<p class="muted">Waiting for an approver until ${time(view.expiresAt)}.</p><div class="actions"><button type="button" class="approve" data-action="approve-action" ${data}>Approve</button><button type="button" class="deny" data-action="deny-action" ${data}>Deny</button></div>`;
+      } else {
+        const words = {
+          approved: 'Approved',
+          denied: 'Denied',
+          expired: 'Expired: nobody decided in time',
+          stopped: 'No longer needed: the run ended',
+        }[view.state];
+        const by = view.decidedBy ? ` by ${e(view.decidedBy)}` : '';
+        footer = `<p class="decision decision-${view.state === 'approved' ? 'approved' : 'denied'}">${words}${by}${view.decidedAt ? ` · ${time(view.decidedAt)}` : ''}</p>`;
+      }
+      return `<div class="card approval" data-task="${e(view.taskId)}"><h3>Approve this step?</h3><p>${e(view.reason)} <span class="badge badge-${view.trust}">${e(view.trust)}</span></p><dl class="details">${details}</dl>${footer}</div>`;
+    }
     case 'question':
       return `<div class="card question" data-task="${e(view.taskId)}"><h3>Question</h3><p>${e(view.question)}</p><p class="muted">Reply in this thread to answer.</p></div>`;
   }

@@ -741,6 +741,7 @@ async function onAction(button) {
     payload.planVersion = Number.isFinite(v) ? v : button.dataset.version;
   }
   if (button.dataset.hash) payload.planHash = button.dataset.hash;
+  if (button.dataset.approval) payload.approvalId = button.dataset.approval;
 
   const siblings = [...card.querySelectorAll('[data-action]')];
   for (const b of siblings) b.disabled = true;
