@@ -6,6 +6,7 @@ export {
   type LocalArtifactStoreOptions,
   type SignedDownload,
 } from './artifacts/local.ts';
+export { artifactStoreFailed, S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3.ts';
 export { AuditLog, type AuditRecord, hashRecord, verifyChain } from './audit-log.ts';
 export {
   closeConnection,
