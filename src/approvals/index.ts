@@ -7,5 +7,20 @@ export {
   planBlockers,
   type StepTrust,
   stepTrustLevels,
+  type Tally,
+  tallyPlanDecision,
 } from './plan-decision.ts';
 export { planHash } from './plan-hash.ts';
+export {
+  builtInPolicy,
+  type EffectiveChannelPolicy,
+  egressAllowed,
+  loadPolicy,
+  type Policy,
+  PolicyError,
+  parsePolicy,
+  policyForChannel,
+  toPlanPolicy,
+} from './policy.ts';
+export { type CliOutput, policyCheck, policyExplain } from './policy-cli.ts';
+export { domainProblem, PolicyFileSchema, parseDuration } from './policy-schema.ts';

@@ -6,6 +6,7 @@ import {
   type Plan,
   type Task,
   type TrustLevel,
+  transition,
 } from '../core/index.ts';
 import { defaultTrustLevels, strictest } from './default-policy.ts';
 import { planHash } from './plan-hash.ts';
@@ -16,6 +17,10 @@ export interface PlanPolicy {
   allowSelfApproval: boolean;
   /** Who may approve; undefined means anyone in the conversation. */
   approvers?: readonly string[];
+  /** Distinct approvers needed to approve a plan (default 1). */
+  quorum?: number;
+  /** How long a plan waits for approval before it expires. */
+  approvalExpiryMs?: number;
 }
 
 export function defaultPlanPolicy(allowSelfApproval: boolean): PlanPolicy {
@@ -57,7 +62,19 @@ export interface ApprovalClick {
  * Checks a click on a plan card against the task, the current plan and policy.
  * Throws a HandoffError whose message is fit to show the person who clicked.
  */
-export function checkPlanDecision(task: Task, plan: Plan | undefined, click: ApprovalClick, policy: PlanPolicy): void {
+export function checkPlanDecision(
+  task: Task,
+  plan: Plan | undefined,
+  click: ApprovalClick,
+  policy: PlanPolicy,
+  now: number = Date.now(),
+): void {
+  if (task.state === 'expired') {
+    throw new HandoffError(
+      ErrorCodes.staleApproval,
+      'this plan expired before it was approved; ask again for a new plan',
+    );
+  }
   if (task.state !== 'awaiting_approval') {
     const who = task.decision ? ` by ${task.decision.by.name}` : '';
     throw new HandoffError(
@@ -73,8 +90,23 @@ export function checkPlanDecision(task: Task, plan: Plan | undefined, click: App
   if (planHash(plan) !== click.planHash) {
     throw new HandoffError(ErrorCodes.staleApproval, 'this card does not match the current plan; use the latest card');
   }
+  if (task.approvalExpiresAt && Date.parse(task.approvalExpiresAt) <= now) {
+    throw new HandoffError(
+      ErrorCodes.staleApproval,
+      'this plan expired before it was approved; ask again for a new plan',
+    );
+  }
   if (policy.approvers && !policy.approvers.includes(click.by.id)) {
     throw new HandoffError(ErrorCodes.notApprover, 'you are not an approver for this channel');
+  }
+  if (
+    click.outcome === 'approved' &&
+    (task.votes ?? []).some((v) => v.by.id === click.by.id && v.planVersion === click.planVersion)
+  ) {
+    throw new HandoffError(
+      ErrorCodes.staleApproval,
+      `you already approved this plan; it needs ${remainingVotes(task, policy)} more approver(s)`,
+    );
   }
   if (click.outcome === 'approved') {
     if (click.by.id === task.requester.id && !policy.allowSelfApproval) {
@@ -85,4 +117,42 @@ export function checkPlanDecision(task: Task, plan: Plan | undefined, click: App
       throw new HandoffError(ErrorCodes.planNotApprovable, `this plan cannot be approved: ${blockers.join('; ')}`);
     }
   }
+}
+
+function remainingVotes(task: Task, policy: PlanPolicy): number {
+  const distinct = new Set((task.votes ?? []).filter((v) => v.planVersion === task.planVersion).map((v) => v.by.id));
+  return Math.max(0, (policy.quorum ?? 1) - distinct.size);
+}
+
+export interface Tally {
+  /** The task with the vote applied (state moved when the decision is final). */
+  task: Task;
+  /** approved/denied: final. pending: approved by fewer than the quorum so far. */
+  outcome: 'approved' | 'denied' | 'pending';
+  /** Approvals still needed when pending. */
+  remaining: number;
+}
+
+/**
+ * Applies one valid click (checked with checkPlanDecision first). A deny by an approver
+ * denies at once; approvals count per distinct person until the quorum is reached.
+ */
+export function tallyPlanDecision(task: Task, click: ApprovalClick, policy: PlanPolicy, at: Date): Tally {
+  const decision = {
+    by: click.by,
+    at: at.toISOString(),
+    outcome: click.outcome,
+    planVersion: click.planVersion,
+    planHash: click.planHash,
+  };
+  if (click.outcome === 'denied')
+    return { task: transition(task, 'denied', at, { decision }), outcome: 'denied', remaining: 0 };
+  const votes = [
+    ...(task.votes ?? []).filter((v) => v.planVersion === click.planVersion),
+    { by: click.by, at: decision.at, planVersion: click.planVersion, planHash: click.planHash },
+  ];
+  const withVote: Task = { ...task, votes, updatedAt: decision.at };
+  const remaining = remainingVotes(withVote, policy);
+  if (remaining > 0) return { task: withVote, outcome: 'pending', remaining };
+  return { task: transition(withVote, 'queued', at, { decision }), outcome: 'approved', remaining: 0 };
 }

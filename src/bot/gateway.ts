@@ -1,5 +1,11 @@
 import { Readable } from 'node:stream';
-import { type ApprovalClick, checkPlanDecision, type PlanPolicy } from '../approvals/index.ts';
+import {
+  type ApprovalClick,
+  checkPlanDecision,
+  type PlanPolicy,
+  type Tally,
+  tallyPlanDecision,
+} from '../approvals/index.ts';
 import {
   asHandoffError,
   type ConversationRef,
@@ -46,6 +52,8 @@ export interface GatewayDeps {
   metrics: Metrics;
   policy: PlanPolicy;
   limits: GatewayLimits;
+  /** Per-channel policy; defaults to `policy` everywhere. */
+  policyFor?: (conversation: ConversationRef) => PlanPolicy;
   /** Whether the demo model handles tasks (every card says so). */
   demo: boolean;
   surfaces: ChatSurface[];
@@ -170,23 +178,23 @@ export class Gateway {
   async decide(click: ApprovalClick): Promise<string> {
     const { state, queues, audit } = this.deps;
     const plan = await state.getPlan(click.taskId, click.planVersion);
+    let tally: Tally | undefined;
     const { after } = await state.updateTask(click.taskId, (task) => {
-      checkPlanDecision(task, plan, click, this.deps.policy);
-      const decision = {
-        by: click.by,
-        at: new Date().toISOString(),
-        outcome: click.outcome,
-        planVersion: click.planVersion,
-        planHash: click.planHash,
-      };
-      return transition(task, click.outcome === 'approved' ? 'queued' : 'denied', new Date(), { decision });
+      const policy = this.policyFor(task);
+      checkPlanDecision(task, plan, click, policy);
+      tally = tallyPlanDecision(task, click, policy, new Date());
+      return tally.task;
     });
     await audit.append({
-      type: `plan.${click.outcome}`,
+      type: tally!.outcome === 'pending' ? 'plan.vote' : `plan.${click.outcome}`,
       taskId: click.taskId,
       actor: click.by.id,
-      data: { version: click.planVersion, planHash: click.planHash },
+      data: { version: click.planVersion, planHash: click.planHash, remaining: tally!.remaining },
     });
+    if (tally!.outcome === 'pending') {
+      await this.renderPlan(after.id, click.planVersion);
+      return `Approval recorded: ${tally!.remaining} more approver(s) needed.`;
+    }
     if (click.outcome === 'approved') {
       try {
         await queues.enqueueRun({
@@ -219,8 +227,9 @@ export class Gateway {
     by: Identity;
     outcome: 'approved' | 'denied';
   }): Promise<string> {
-    const { state, audit, queues, policy } = this.deps;
+    const { state, audit, queues } = this.deps;
     const task = await state.requireTask(click.taskId);
+    const policy = this.policyFor(task);
     const earlier = task.runId ? await state.getActionDecision(task.runId, click.approvalId) : undefined;
     if (earlier)
       throw new HandoffError(
@@ -270,7 +279,11 @@ export class Gateway {
     const { state, audit } = this.deps;
     const task = await state.requireTask(taskId);
     if (isTerminal(task.state)) return `This task is already ${task.state}.`;
-    if (this.deps.policy.approvers && by.id !== task.requester.id && !this.deps.policy.approvers.includes(by.id)) {
+    if (
+      this.policyFor(task).approvers &&
+      by.id !== task.requester.id &&
+      !this.policyFor(task).approvers?.includes(by.id)
+    ) {
       throw new HandoffError(ErrorCodes.notApprover, 'only the requester or an approver can cancel this task');
     }
     await state.requestCancel(taskId);
@@ -367,7 +380,7 @@ export class Gateway {
     const task = await this.deps.state.requireTask(taskId);
     const plan = await this.deps.state.getPlan(taskId, version);
     if (!plan) return;
-    await this.upsert(task, `plan:${version}`, planView(task, plan, this.deps.policy));
+    await this.upsert(task, `plan:${version}`, planView(task, plan, this.policyFor(task)));
   }
 
   private async renderResult(taskId: string): Promise<void> {
@@ -416,6 +429,10 @@ export class Gateway {
     }
     const posted = await surface.post(task.conversation, view);
     await this.deps.state.setMessageRef(task.id, slot, posted);
+  }
+
+  private policyFor(task: Task): PlanPolicy {
+    return this.deps.policyFor?.(task.conversation) ?? this.deps.policy;
   }
 
   private surface(task: Task): ChatSurface {

@@ -35,7 +35,10 @@ export interface PlanView {
   demo: boolean;
   model: string;
   /** Set once someone decided; the buttons are gone then. */
-  decision?: { outcome: 'approved' | 'denied' | 'cancelled' | 'superseded'; by: string; at: string };
+  decision?: { outcome: 'approved' | 'denied' | 'cancelled' | 'superseded' | 'expired'; by: string; at: string };
+  /** Approvals so far when a quorum of several is needed. */
+  votes?: { names: string[]; needed: number };
+  expiresAt?: string;
 }
 
 export interface ProgressView {
@@ -145,11 +148,18 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy): PlanView {
     blockers: planBlockers(plan, policy),
     demo: plan.demo,
     model: plan.model,
+    votes: {
+      names: (task.votes ?? []).filter((v) => v.planVersion === plan.version).map((v) => v.by.name),
+      needed: policy.quorum ?? 1,
+    },
+    ...(task.approvalExpiresAt && task.planVersion === plan.version ? { expiresAt: task.approvalExpiresAt } : {}),
   };
   if (task.planVersion > plan.version) {
     view.decision = { outcome: 'superseded', by: '', at: task.updatedAt };
   } else if (task.decision && task.decision.planVersion === plan.version) {
     view.decision = { outcome: task.decision.outcome, by: task.decision.by.name, at: task.decision.at };
+  } else if (task.state === 'expired') {
+    view.decision = { outcome: 'expired', by: '', at: task.updatedAt };
   } else if (task.state === 'cancelled') {
     view.decision = { outcome: 'cancelled', by: task.cancelRequestedBy?.name ?? '', at: task.updatedAt };
   }

@@ -34,6 +34,7 @@ export {
   type PlanStep,
   PlanStepSchema,
 } from './plan.ts';
+export { type RedactionKind, RedactionKindSchema, type RedactionResult, redact, redactionKinds } from './redaction.ts';
 export {
   type ActionDecision,
   ActionDecisionSchema,
@@ -60,6 +61,8 @@ export {
   TaskStateSchema,
   terminalStates,
   transition,
+  type Vote,
+  VoteSchema,
 } from './task.ts';
 export { type ActionKind, ActionKindSchema, type TrustLevel, TrustLevelSchema } from './trust.ts';
 export { addUsage, costUsd, type Prices, totalTokens, type Usage, UsageSchema, zeroUsage } from './usage.ts';

@@ -28,6 +28,15 @@ export const DecisionSchema = z.object({
 });
 export type Decision = z.infer<typeof DecisionSchema>;
 
+/** One approver's vote on one plan version; a quorum of distinct approvers approves it. */
+export const VoteSchema = z.object({
+  by: IdentitySchema,
+  at: z.string(),
+  planVersion: z.number().int().positive(),
+  planHash: z.string(),
+});
+export type Vote = z.infer<typeof VoteSchema>;
+
 export const FailureSchema = z.object({ code: z.string(), message: z.string() });
 export type Failure = z.infer<typeof FailureSchema>;
 
@@ -43,6 +52,10 @@ export const TaskSchema = z.object({
   /** Latest plan version (0 until the first plan exists). */
   planVersion: z.number().int().nonnegative(),
   decision: DecisionSchema.optional(),
+  /** Approvals so far for the current plan version (quorum not reached yet). */
+  votes: z.array(VoteSchema).default([]),
+  /** When the current plan's approval request expires. */
+  approvalExpiresAt: z.string().optional(),
   runId: z.string().optional(),
   artifacts: z.array(ArtifactSchema),
   usage: UsageSchema,
@@ -119,6 +132,7 @@ export function newTask(input: NewTask, at: Date): Task {
     state: 'requested',
     planVersion: 0,
     artifacts: [],
+    votes: [],
     usage: zeroUsage,
     costUsd: 0,
   };

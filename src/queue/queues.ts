@@ -54,6 +54,16 @@ export class Queues {
     await guard(() => this.plan.add('plan', job, { jobId: planJobId(job.taskId, job.version) }));
   }
 
+  /** Expires a plan's approval request at `atMs` unless it was decided by then. */
+  async scheduleExpiry(job: PlanJob, atMs: number): Promise<void> {
+    await guard(() =>
+      this.plan.add('expire', job, {
+        jobId: `expire-${job.taskId}-v${job.version}`,
+        delay: Math.max(0, atMs - Date.now()),
+      }),
+    );
+  }
+
   async enqueueRun(job: RunJob): Promise<void> {
     await guard(() => this.run.add('run', job, { jobId: runJobId(job.taskId, job.planVersion) }));
   }

@@ -106,12 +106,15 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     });
     const plan = buildPlan(task, job.version, result.draft, deps, new Date());
     await state.savePlan(plan);
+    const expiresAtMs = Date.now() + (deps.policy.approvalExpiryMs ?? deps.approvalExpiryMs);
     await state.updateTask(task.id, (t) =>
       transition(t, 'awaiting_approval', new Date(), {
         planVersion: plan.version,
-        usage: t.usage,
+        votes: [],
+        approvalExpiresAt: new Date(expiresAtMs).toISOString(),
       }),
     );
+    await queues.scheduleExpiry({ taskId: task.id, version: plan.version }, expiresAtMs);
     await audit.append({
       type: 'plan.created',
       taskId: task.id,
@@ -127,6 +130,21 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   } finally {
     await sandbox.destroy();
   }
+}
+
+/** A plan nobody decided on in time: the task expires and its card says so. */
+export async function expirePlan(deps: RunnerDeps, job: PlanJob): Promise<void> {
+  const { after, before } = await deps.state.updateTask(job.taskId, (t) =>
+    t.state === 'awaiting_approval' &&
+    t.planVersion === job.version &&
+    t.approvalExpiresAt &&
+    Date.parse(t.approvalExpiresAt) <= Date.now()
+      ? transition(t, 'expired', new Date())
+      : t,
+  );
+  if (before.state === after.state) return;
+  await deps.audit.append({ type: 'plan.expired', taskId: job.taskId, data: { version: job.version } });
+  await deps.queues.emit({ type: 'plan.ready', taskId: job.taskId, version: job.version });
 }
 
 /** Called when a plan job will not be retried: the task fails and the thread is told why. */

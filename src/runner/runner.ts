@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
-import { failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
+import { expirePlan, failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
 import { processRunJob, type RunControl, RunParked } from './run-processor.ts';
 
 export interface RunnerOptions {
@@ -56,6 +56,10 @@ export class Runner {
 
   private async plan(job: Job<PlanJob>, jobSignal?: AbortSignal): Promise<void> {
     const data = PlanJobSchema.parse(job.data);
+    if (job.name === 'expire') {
+      await expirePlan(this.deps, data);
+      return;
+    }
     await this.withSignal(data.taskId, jobSignal, async (signal) => {
       try {
         await processPlanJob(this.deps, data, signal);

@@ -13,8 +13,12 @@ export interface AuditRecord {
   hash: string;
 }
 
-const listKey = 'hf:audit';
-const genesis = '0'.repeat(64);
+/** Redis list holding the audit records, oldest first. */
+export const auditListKey = 'hf:audit';
+/** The prevHash of the very first record. */
+export const auditGenesis = '0'.repeat(64);
+const listKey = auditListKey;
+const genesis = auditGenesis;
 
 // Append in one script so concurrent writers (several bots and runners) never fork the chain.
 const appendScript = `
@@ -35,6 +39,11 @@ return {prev, seq}
  */
 export class AuditLog {
   constructor(private readonly redis: Redis) {}
+
+  /** The Redis connection the log writes to (verification, export and pruning read it). */
+  get connection(): Redis {
+    return this.redis;
+  }
 
   async append(entry: {
     type: string;
@@ -83,7 +92,11 @@ export function hashRecord(body: Omit<AuditRecord, 'hash'>): string {
   return createHash('sha256').update(canonicalJson(body)).digest('hex');
 }
 
-/** Finds the first record whose chain is broken; undefined when the log is intact. */
+/**
+ * Finds the first record whose chain is broken; undefined when the log is intact.
+ * `verifyAudit` (audit-verify.ts) also says what happened (edited, inserted, deleted,
+ * reordered) and starts from the prune anchor; use it for anything a person reads.
+ */
 export function verifyChain(records: AuditRecord[]): { index: number; seq: number; reason: string } | undefined {
   let prev = genesis;
   for (const [index, record] of records.entries()) {

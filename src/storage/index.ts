@@ -7,7 +7,25 @@ export {
   type SignedDownload,
 } from './artifacts/local.ts';
 export { artifactStoreFailed, S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3.ts';
+export { type AuditCliOutput, auditExport, auditPrune, auditVerify, parseSince } from './audit-cli.ts';
 export { AuditLog, type AuditRecord, hashRecord, verifyChain } from './audit-log.ts';
+export {
+  type AuditAnchor,
+  type AuditExportDigest,
+  type AuditExportResult,
+  type AuditExportTarget,
+  type AuditProblem,
+  type AuditProblemKind,
+  type AuditVerifyResult,
+  auditAnchorKey,
+  auditExportedKey,
+  exportAudit,
+  type PruneResult,
+  parseAuditEntries,
+  pruneAudit,
+  verifyAudit,
+  verifyAuditInRedis,
+} from './audit-verify.ts';
 export {
   closeConnection,
   createQueueConnection,

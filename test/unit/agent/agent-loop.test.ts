@@ -122,6 +122,7 @@ const task: Task = {
   planVersion: 1,
   runId: 'r_run123456',
   artifacts: [],
+  votes: [],
   usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
   costUsd: 0,
   demo: false,

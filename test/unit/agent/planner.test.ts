@@ -65,6 +65,7 @@ const task: Task = {
   state: 'planning',
   planVersion: 0,
   artifacts: [],
+  votes: [],
   usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
   costUsd: 0,
   demo: false,

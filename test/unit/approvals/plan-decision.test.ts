@@ -7,6 +7,7 @@ import {
   type PlanPolicy,
   planBlockers,
   planHash,
+  tallyPlanDecision,
 } from '../../../src/approvals/index.ts';
 import { type ActionKind, ActionKindSchema, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
 
@@ -52,6 +53,7 @@ function makeTask(overrides: Partial<Task> = {}): Task {
     state: 'awaiting_approval',
     planVersion: 2,
     artifacts: [],
+    votes: [],
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
     costUsd: 0,
     demo: false,
@@ -245,5 +247,50 @@ describe('default trust table (DESIGN §6)', () => {
   it.each(Object.entries(expected))('%s is %s', (action, level) => {
     expect(defaultTrustLevels[action as ActionKind]).toBe(level);
     expect(defaultPlanPolicy(false).trustLevels[action as ActionKind]).toBe(level);
+  });
+});
+
+describe('quorum and expiry', () => {
+  const cy = { id: 'u_cy', name: 'Cy' };
+  const quorum2 = { ...defaultPlanPolicy(false), quorum: 2 };
+  const at = new Date('2025-03-01T09:05:00.000Z');
+
+  it('needs two distinct approvers; the same person clicking twice counts once', () => {
+    const plan = makePlan();
+    const first = tallyPlanDecision(makeTask(), clickOn(plan, { by: bo }), quorum2, at);
+    expect(first.outcome).toBe('pending');
+    expect(first.remaining).toBe(1);
+    expect(first.task.state).toBe('awaiting_approval');
+
+    expect(() => checkPlanDecision(first.task, plan, clickOn(plan, { by: bo }), quorum2)).toThrow(/already approved/);
+
+    checkPlanDecision(first.task, plan, clickOn(plan, { by: cy }), quorum2);
+    const second = tallyPlanDecision(first.task, clickOn(plan, { by: cy }), quorum2, at);
+    expect(second.outcome).toBe('approved');
+    expect(second.task.state).toBe('queued');
+    expect(second.task.votes.map((v) => v.by.name)).toEqual(['Bo', 'Cy']);
+    expect(second.task.decision).toMatchObject({ outcome: 'approved', by: cy });
+  });
+
+  it('a deny by an approver denies at once, even after an approval', () => {
+    const plan = makePlan();
+    const first = tallyPlanDecision(makeTask(), clickOn(plan, { by: bo }), quorum2, at);
+    const denied = tallyPlanDecision(first.task, clickOn(plan, { by: cy, outcome: 'denied' }), quorum2, at);
+    expect(denied.outcome).toBe('denied');
+    expect(denied.task.state).toBe('denied');
+  });
+
+  it('refuses a click after the approval request expired (fake clock)', () => {
+    const plan = makePlan();
+    const task = makeTask({ approvalExpiresAt: '2025-03-02T09:00:00.000Z' });
+    expect(() =>
+      checkPlanDecision(task, plan, clickOn(plan), defaultPlanPolicy(false), Date.parse('2025-03-02T08:59:59.000Z')),
+    ).not.toThrow();
+    expect(() =>
+      checkPlanDecision(task, plan, clickOn(plan), defaultPlanPolicy(false), Date.parse('2025-03-02T09:00:00.000Z')),
+    ).toThrow(/expired/);
+    expect(() =>
+      checkPlanDecision(makeTask({ state: 'expired' }), plan, clickOn(plan), defaultPlanPolicy(false)),
+    ).toThrow(/expired/);
   });
 });

@@ -51,6 +51,7 @@ function makeTask(overrides: Partial<Task> = {}): Task {
     state: 'awaiting_approval',
     planVersion: 2,
     artifacts: [],
+    votes: [],
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
     costUsd: 0,
     demo: false,

@@ -43,11 +43,17 @@ export function renderHtml(view: View): string {
           denied: 'Denied',
           cancelled: 'Cancelled',
           superseded: 'Replaced by a newer plan version',
+          expired: 'Expired: nobody approved it in time',
         }[view.decision.outcome];
         footer = `<p class="decision decision-${view.decision.outcome}">${words}${by} · ${time(view.decision.at)}</p>`;
       } else {
         const data = `data-task="${e(view.taskId)}" data-version="${view.version}" data-hash="${e(view.hash)}"`;
-        footer = `<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button></div>`;
+        const votes =
+          view.votes && view.votes.needed > 1
+            ? `<p class="muted">Approvals: ${view.votes.names.length} of ${view.votes.needed}${view.votes.names.length ? ` (${view.votes.names.map(e).join(', ')})` : ''}</p>`
+            : '';
+        const expires = view.expiresAt ? `<p class="muted">Open for approval until ${time(view.expiresAt)}.</p>` : '';
+        footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button></div>`;
       }
       return `<div class="card plan" data-task="${e(view.taskId)}"><h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p><ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
     }

@@ -1,0 +1,142 @@
+import { z } from 'zod';
+import { ActionKindSchema, RedactionKindSchema, TrustLevelSchema } from '../core/index.ts';
+
+/**
+ * The policy file's shape (docs/policy.md). Every object is strict: a typo in a
+ * security policy is an error, never a key that silently does nothing.
+ */
+
+const durationPattern = /^(?:\d+(?:ms|s|m|h|d))+$/;
+const durationUnitsMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `90s`, `15m`, `24h`, `7d`, `1h30m` → milliseconds; undefined when not a duration. */
+export function parseDuration(text: string): number | undefined {
+  if (!durationPattern.test(text)) return undefined;
+  let ms = 0;
+  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * durationUnitsMs[m[2]!]!;
+  return ms;
+}
+
+export const DurationSchema = z
+  .string({ error: 'must be a duration such as 90s, 15m, 24h or 7d' })
+  .refine((s) => durationPattern.test(s), {
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 24h`,
+    abort: true,
+  })
+  .refine((s) => (parseDuration(s) ?? 0) > 0, { error: 'must be longer than zero' });
+
+const labelPattern = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+/** Why `domain` is not a host name an egress allowlist can hold; undefined when it is fine. */
+export function domainProblem(domain: string): string | undefined {
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(domain)) return 'write the host name only, without a scheme (https://)';
+  if (/[/?#]/.test(domain)) return 'write the host name only, without a path';
+  if (/:\d+$/.test(domain)) return 'write the host name only, without a port';
+  if (domain !== domain.toLowerCase()) return 'write domain names in lower case';
+  if (/^\d{1,3}(?:\.\d{1,3}){3}$/.test(domain) || domain.includes(':')) return 'an IP address is not a domain name';
+  const host = domain.startsWith('*.') ? domain.slice(2) : domain;
+  if (host.includes('*')) return 'a wildcard is only allowed as the first label, as in *.example.com';
+  if (host.length > 253) return 'a domain name is at most 253 characters';
+  const labels = host.split('.');
+  if (labels.length < 2) return 'a domain needs at least two labels, as in example.com';
+  if (!labels.every((l) => labelPattern.test(l))) {
+    return 'each label is 1–63 letters, digits or hyphens, not starting or ending with a hyphen';
+  }
+  if (!/^[a-z]{2,63}$|^xn--[a-z0-9-]+$/.test(labels.at(-1)!)) return 'the last label must be a top-level domain';
+  return undefined;
+}
+
+const DomainSchema = z.string().superRefine((domain, ctx) => {
+  const problem = domainProblem(domain);
+  if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(domain)}: ${problem}` });
+});
+
+const ConnectorNameSchema = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_.-]{0,99}$/, 'a connector name: lower-case letters, digits, _ . -');
+
+/** Trust-level overrides per action kind; unknown action kinds are errors. */
+export const TrustOverridesSchema = z.strictObject(
+  Object.fromEntries(ActionKindSchema.options.map((k) => [k, TrustLevelSchema.optional()])) as Record<
+    z.infer<typeof ActionKindSchema>,
+    z.ZodOptional<typeof TrustLevelSchema>
+  >,
+);
+export type TrustOverrides = z.infer<typeof TrustOverridesSchema>;
+
+export const BudgetPolicySchema = z.strictObject({
+  /** Tokens per task (input + output). */
+  maxTokens: z.number().int().positive().optional(),
+  /** Estimated cost per task, in US dollars. */
+  maxCostUsd: z.number().positive().optional(),
+  /** Wall time per run, as a duration (`15m`). */
+  maxWallTime: DurationSchema.optional(),
+  /** Estimated cost per channel per calendar month (UTC), in US dollars. */
+  monthlyCostCapUsd: z.number().positive().optional(),
+});
+export type BudgetPolicy = z.infer<typeof BudgetPolicySchema>;
+
+export const RedactionPolicySchema = z.strictObject({
+  enabled: z.boolean().optional(),
+  kinds: z.array(RedactionKindSchema).min(1).optional(),
+});
+export type RedactionPolicy = z.infer<typeof RedactionPolicySchema>;
+
+export const ApproversSchema = z.strictObject({
+  /** Chat user ids as the surface gives them (Slack `U…`, Teams AAD object ids, web user ids). */
+  users: z.array(z.string().min(1).max(200)).optional(),
+  /** Group ids (Slack user groups `S…`, Teams/Entra groups). */
+  groups: z.array(z.string().min(1).max(200)).optional(),
+});
+export type Approvers = z.infer<typeof ApproversSchema>;
+
+export const DefaultsSchema = z.strictObject({
+  trust: TrustOverridesSchema.optional(),
+  requesterMayApprove: z.boolean().optional(),
+  approvalExpiry: DurationSchema.optional(),
+  budget: BudgetPolicySchema.optional(),
+  redaction: RedactionPolicySchema.optional(),
+});
+export type Defaults = z.infer<typeof DefaultsSchema>;
+
+export const ChannelRuleSchema = z.strictObject({
+  approvers: ApproversSchema.optional(),
+  /** How many distinct approvers must approve (default 1). */
+  quorum: z.number().int().min(1).max(20).optional(),
+  requesterMayApprove: z.boolean().optional(),
+  approvalExpiry: DurationSchema.optional(),
+  /** Connectors runs in this channel may use (default: none). */
+  connectors: z.array(ConnectorNameSchema).optional(),
+  /** Domains an envelope in this channel may name for egress (default: none). */
+  egressDomains: z.array(DomainSchema).optional(),
+  budget: BudgetPolicySchema.optional(),
+  trust: TrustOverridesSchema.optional(),
+  redaction: RedactionPolicySchema.optional(),
+});
+export type ChannelRule = z.infer<typeof ChannelRuleSchema>;
+
+export const PolicyFileSchema = z.strictObject({
+  version: z.literal(1, {
+    error: (issue) =>
+      issue.input === undefined
+        ? 'is required: start the file with `version: 1`'
+        : 'must be 1 (the only policy file version)',
+  }),
+  defaults: DefaultsSchema.optional(),
+  channels: z.record(z.string(), ChannelRuleSchema).optional(),
+});
+export type PolicyFile = z.infer<typeof PolicyFileSchema>;
+
+/** Every key the file may contain, for "did you mean" hints on typos. */
+export const knownPolicyKeys: readonly string[] = [
+  ...new Set([
+    ...Object.keys(PolicyFileSchema.shape),
+    ...Object.keys(DefaultsSchema.shape),
+    ...Object.keys(ChannelRuleSchema.shape),
+    ...Object.keys(BudgetPolicySchema.shape),
+    ...Object.keys(RedactionPolicySchema.shape),
+    ...Object.keys(ApproversSchema.shape),
+    ...ActionKindSchema.options,
+  ]),
+];
