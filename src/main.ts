@@ -1,20 +1,32 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import { AnthropicProvider, DemoProvider, type ModelProvider } from './agent/index.ts';
-import { defaultPlanPolicy } from './approvals/index.ts';
+import {
+  type EffectiveChannelPolicy,
+  loadPolicy,
+  type PlanPolicy,
+  policyCheck,
+  policyExplain,
+  policyForChannel,
+  toPlanPolicy,
+} from './approvals/index.ts';
 import { ConsoleStore, consoleRoutes, createHttpApp, Gateway, startNotifyWorker, WebSurface } from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
-import { asHandoffError, ErrorCodes, HandoffError } from './core/index.ts';
+import { asHandoffError, type ConversationRef, ErrorCodes, HandoffError } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
 import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
 import {
   AuditLog,
+  auditExport,
+  auditPrune,
+  auditVerify,
   closeConnection,
   createQueueConnection,
   createRecordConnection,
@@ -119,7 +131,24 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
             ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
           })
         : new DemoProvider());
-    const policy = defaultPlanPolicy(config.allowSelfApproval ?? mode === 'dev');
+    // The policy file is validated before anything starts: a typo must not pass silently.
+    const policyDoc = loadPolicy(config.policyFile);
+    // Self-approval: an explicit setting wins; then the policy file; `handoff dev` without
+    // a policy file lets one person try the whole flow.
+    const selfApproval = (effective: EffectiveChannelPolicy) =>
+      config.allowSelfApproval ??
+      (config.policyFile ? effective.requesterMayApprove : mode === 'dev' || effective.requesterMayApprove);
+    const policyFor = (conversation: ConversationRef): PlanPolicy => {
+      const effective = policyForChannel(policyDoc, conversation);
+      return {
+        ...toPlanPolicy(effective),
+        allowSelfApproval: selfApproval(effective),
+        // Without a policy file the deployment's setting decides how long approvals stay open.
+        approvalExpiryMs: config.policyFile ? effective.approvalExpiryMs : config.approvalExpiryMs,
+      };
+    };
+    const policy = policyFor({ surface: 'web', channel: 'general', thread: '-' });
+    await audit.append({ type: 'policy.loaded', data: { source: config.policyFile ?? 'built-in', mode } });
     const running: RunningHandoff = { redisUrl, close };
 
     if (mode === 'dev' || mode === 'runner') {
@@ -164,6 +193,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           approvalExpiryMs: config.approvalExpiryMs,
           maxTokensPerRun: config.maxTokensPerRun,
           maxCostUsdPerRun: config.maxCostUsdPerRun,
+          policyFor,
           prices: {
             inputPerMTok: config.priceInputPerMTok,
             outputPerMTok: config.priceOutputPerMTok,
@@ -193,6 +223,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         logger,
         metrics,
         policy,
+        policyFor,
         limits: {
           maxUploadBytes: config.maxUploadBytes,
           maxFilesPerRequest: config.maxFilesPerRequest,
@@ -291,6 +322,11 @@ Commands:
   runner    the workers: planning and runs in Docker sandboxes
   doctor    checks Redis, Docker, the sandbox image, the model and the port, with the fix for each
   config    prints every setting with its env variable and default
+  policy check FILE                              validates a policy file (exit 1 with every problem)
+  policy explain --channel C [--action A]        which rule applies to a channel, and why
+  audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
+  audit export [--since T] [--to DIR]            writes JSONL segments and a digest
+  audit prune [--older-than-days N]              removes exported records older than N days (default 180)
 
 Settings come from the environment and an optional handoff.yaml (see README).`;
 
@@ -305,6 +341,7 @@ export async function cli(argv: string[]): Promise<number> {
     console.log(settingsTable());
     return 0;
   }
+  if (command === 'policy') return policyCommand(argv.slice(1));
   let config: Config;
   try {
     config = loadConfig();
@@ -312,6 +349,7 @@ export async function cli(argv: string[]): Promise<number> {
     console.error(`handoff: ${(err as Error).message}`);
     return 2;
   }
+  if (command === 'audit') return auditCommand(argv.slice(1), config);
   if (command === 'doctor') {
     const { doctor } = await import('./doctor.ts');
     return doctor(config);
@@ -344,4 +382,62 @@ export async function cli(argv: string[]): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   return 0;
+}
+
+function policyCommand(args: string[]): number {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { channel: { type: 'string' }, action: { type: 'string' }, policy: { type: 'string' } },
+    });
+    if (positionals[0] === 'check' && positionals[1]) return policyCheck(positionals[1]);
+    if (positionals[0] === 'explain' && values.channel) {
+      const policy = loadPolicy(values.policy ?? process.env.HANDOFF_POLICY);
+      console.log(
+        policyExplain(policy, { channel: values.channel, ...(values.action ? { action: values.action } : {}) }),
+      );
+      return 0;
+    }
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 1;
+  }
+  console.error('usage: handoff policy check FILE | handoff policy explain --channel C [--action A] [--policy FILE]');
+  return 2;
+}
+
+async function auditCommand(args: string[], config: Config): Promise<number> {
+  let parsed: ReturnType<
+    typeof parseArgs<{
+      allowPositionals: true;
+      options: { since: { type: 'string' }; to: { type: 'string' }; 'older-than-days': { type: 'string' } };
+    }>
+  >;
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { since: { type: 'string' }, to: { type: 'string' }, 'older-than-days': { type: 'string' } },
+    });
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  if (!config.redisUrl) {
+    console.error('handoff: set REDIS_URL to the Redis that holds the audit log');
+    return 2;
+  }
+  if (positionals[0] === 'verify') return auditVerify(config.redisUrl);
+  if (positionals[0] === 'export') {
+    return auditExport(config.redisUrl, {
+      ...(values.since ? { since: values.since } : {}),
+      ...(values.to ? { to: values.to } : {}),
+    });
+  }
+  if (positionals[0] === 'prune')
+    return auditPrune(config.redisUrl, { olderThanDays: Number(values['older-than-days'] ?? 180) });
+  console.error('usage: handoff audit verify | export [--since T] [--to DIR] | prune [--older-than-days N]');
+  return 2;
 }

@@ -63,6 +63,18 @@ export interface RunLoopOptions {
   actionDecision?: ActionDecision;
   /** How long a person has to decide on a paused call. */
   approvalExpiryMs: number;
+  /** Applied to every text before it reaches the model (the request, tool results). */
+  redact?: Redactor;
+}
+
+/** Removes sensitive text and counts what it removed, by kind. */
+export type Redactor = (text: string) => { text: string; counts: Record<string, number> };
+
+function redacted(options: Pick<RunLoopOptions, 'redact'>, cp: Pick<Checkpoint, 'redactions'>, text: string): string {
+  if (!options.redact) return text;
+  const r = options.redact(text);
+  for (const [kind, n] of Object.entries(r.counts)) if (n > 0) cp.redactions[kind] = (cp.redactions[kind] ?? 0) + n;
+  return r.text;
 }
 
 export interface RunOutcome {
@@ -90,7 +102,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
   const maxTurns = options.maxTurns ?? 60;
 
   if (cp.messages.length === 0) {
-    cp.messages = [{ role: 'user', content: taskMessage(options.task, 'run') }];
+    cp.messages = [{ role: 'user', content: redacted(options, cp, taskMessage(options.task, 'run')) }];
     await options.save(cp);
   }
 

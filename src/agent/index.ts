@@ -1,5 +1,6 @@
 export {
   type ProgressUpdate,
+  type Redactor,
   type RunLoopOptions,
   type RunOutcome,
   runAgentLoop,

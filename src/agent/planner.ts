@@ -10,7 +10,7 @@ import {
   type Usage,
   zeroUsage,
 } from '../core/index.ts';
-import type { ToolHost } from './agent-loop.ts';
+import type { Redactor, ToolHost } from './agent-loop.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
 import { plannerSystem, taskMessage } from './prompts.ts';
 import { planTools, resolveSandboxPath, workspaceRoot } from './tools.ts';
@@ -22,6 +22,8 @@ export interface PlannerOptions {
   task: Task;
   signal: AbortSignal;
   maxTurns?: number;
+  /** Applied to the request and to what the model reads while planning. */
+  redact?: Redactor;
 }
 
 export interface PlannerResult {
@@ -29,6 +31,8 @@ export interface PlannerResult {
   usage: Usage;
   /** sha256 of the exact first prompt sent to the model (system + request), for the audit trail. */
   promptSha256: string;
+  /** How many of each kind of sensitive text were redacted. */
+  redactions: Record<string, number>;
 }
 
 /**
@@ -39,7 +43,9 @@ export interface PlannerResult {
 export async function draftPlan(options: PlannerOptions): Promise<PlannerResult> {
   const { provider, host, task, signal } = options;
   const system = plannerSystem();
-  const messages: MessageParam[] = [{ role: 'user', content: taskMessage(task, 'plan') }];
+  const counts = { redactions: {} as Record<string, number> };
+  const clean = (text: string) => redactText(options.redact, counts, text);
+  const messages: MessageParam[] = [{ role: 'user', content: clean(taskMessage(task, 'plan')) }];
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;
   let invalidPlans = 0;
@@ -78,7 +84,7 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
     for (const use of uses) {
       if (use.name === 'submit_plan') {
         const parsed = PlanDraftSchema.safeParse(use.input);
-        if (parsed.success) return { draft: parsed.data, usage, promptSha256 };
+        if (parsed.success) return { draft: parsed.data, usage, promptSha256, redactions: counts.redactions };
         invalidPlans += 1;
         if (invalidPlans >= 2) {
           throw new HandoffError(
@@ -94,7 +100,8 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
         });
         continue;
       }
-      results.push({ type: 'tool_result', tool_use_id: use.id, ...(await lookAtInputs(host, use.name, use.input)) });
+      const looked = await lookAtInputs(host, use.name, use.input);
+      results.push({ type: 'tool_result', tool_use_id: use.id, ...looked, content: clean(looked.content) });
     }
     messages.push({ role: 'user', content: results });
   }
@@ -119,6 +126,13 @@ async function lookAtInputs(
   const r = await host.exec(argv, { timeoutMs: 30_000 });
   if (r.exitCode !== 0) return { content: `Error: ${r.stderr.trim() || 'failed'}`, is_error: true };
   return { content: r.stdout };
+}
+
+function redactText(redact: Redactor | undefined, into: { redactions: Record<string, number> }, text: string): string {
+  if (!redact) return text;
+  const r = redact(text);
+  for (const [kind, n] of Object.entries(r.counts)) if (n > 0) into.redactions[kind] = (into.redactions[kind] ?? 0) + n;
+  return r.text;
 }
 
 function describeIssues(error: z.ZodError): string {

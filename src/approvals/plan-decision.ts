@@ -4,6 +4,7 @@ import {
   HandoffError,
   type Identity,
   type Plan,
+  type RedactionKind,
   type Task,
   type TrustLevel,
   transition,
@@ -21,6 +22,10 @@ export interface PlanPolicy {
   quorum?: number;
   /** How long a plan waits for approval before it expires. */
   approvalExpiryMs?: number;
+  /** Caps that replace the deployment's defaults for this channel. */
+  budget?: { maxTokens?: number; maxCostUsd?: number; maxWallTimeMs?: number; monthlyCostCapUsd?: number };
+  /** What is redacted from text before it reaches the model. */
+  redaction?: { enabled: boolean; kinds: RedactionKind[] };
 }
 
 export function defaultPlanPolicy(allowSelfApproval: boolean): PlanPolicy {

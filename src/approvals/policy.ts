@@ -437,6 +437,10 @@ export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
     trustLevels: effective.trustLevels,
     allowSelfApproval: effective.requesterMayApprove,
     ...(effective.approvers ? { approvers: effective.approvers.users } : {}),
+    quorum: effective.quorum,
+    approvalExpiryMs: effective.approvalExpiryMs,
+    budget: effective.budget,
+    redaction: effective.redaction,
   };
 }
 

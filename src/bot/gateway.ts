@@ -108,6 +108,22 @@ export class Gateway {
       }
     }
 
+    const cap =
+      this.deps.policyFor?.(input.conversation)?.budget?.monthlyCostCapUsd ??
+      this.deps.policy.budget?.monthlyCostCapUsd;
+    if (cap !== undefined) {
+      const now = new Date();
+      const spent = await state.channelCost(input.conversation, now).catch((err) => {
+        throw asUnavailable(err);
+      });
+      if (spent >= cap) {
+        const month = now.toLocaleString('en-US', { month: 'long', year: 'numeric', timeZone: 'UTC' });
+        throw new HandoffError(
+          ErrorCodes.budgetExceeded,
+          `this channel has used $${spent.toFixed(2)} of its $${cap.toFixed(2)} monthly budget for ${month}; ask an admin to raise the cap in the policy`,
+        );
+      }
+    }
     const id = newId('t');
     const inputs: StoredFile[] = [];
     try {

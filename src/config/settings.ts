@@ -133,6 +133,12 @@ export const settingDefs = [
     doc: 'How long a run waits for an answer to the agent’s question.',
   },
   {
+    key: 'policyFile',
+    env: 'HANDOFF_POLICY',
+    schema: z.string().min(1).optional(),
+    doc: 'Policy file (YAML, see docs/policy.md); validated at start. Default: the built-in policy.',
+  },
+  {
     key: 'approvalExpiryMs',
     env: 'HANDOFF_APPROVAL_EXPIRY_MS',
     schema: int(10_000, 2_592_000_000).default(86_400_000),

@@ -71,6 +71,8 @@ export const CheckpointSchema = z.object({
   inFlight: z.string().optional(),
   /** The call waiting for a person's approval. */
   pendingAction: PendingActionSchema.optional(),
+  /** How many of each kind of sensitive text were redacted before reaching the model. */
+  redactions: z.record(z.string(), z.number().int().nonnegative()).default({}),
   /** The container kept while the run waits, re-attached on resume. */
   sandboxId: z.string().optional(),
   /** Set while waiting for a person to answer the agent's question. */

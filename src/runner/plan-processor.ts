@@ -1,13 +1,16 @@
 import { UnrecoverableError } from 'bullmq';
-import { draftPlan, type ModelProvider, toolsForPlan } from '../agent/index.ts';
+import { draftPlan, type ModelProvider, type Redactor, toolsForPlan } from '../agent/index.ts';
 import { type PlanPolicy, planBlockers, stepTrustLevels } from '../approvals/index.ts';
 import {
+  addUsage,
   asHandoffError,
+  type ConversationRef,
   costUsd,
   ErrorCodes,
   type Plan,
   type PlanDraft,
   type Prices,
+  redact,
   type Task,
   transition,
 } from '../core/index.ts';
@@ -36,6 +39,22 @@ export interface RunnerDeps {
   maxCostUsdPerRun: number;
   prices: Prices;
   policy: PlanPolicy;
+  /** The policy of the channel a task came from; `policy` where unset. */
+  policyFor?: (conversation: ConversationRef) => PlanPolicy;
+}
+
+export function channelPolicy(deps: RunnerDeps, task: Task): PlanPolicy {
+  return deps.policyFor?.(task.conversation) ?? deps.policy;
+}
+
+/** The redactor a channel's policy asks for, if any. */
+export function redactorFor(policy: PlanPolicy): Redactor | undefined {
+  const r = policy.redaction;
+  if (!r?.enabled || r.kinds.length === 0) return undefined;
+  return (text) => {
+    const out = redact(text, r.kinds);
+    return { text: out.text, counts: out.counts };
+  };
 }
 
 /** Turns a draft into the plan people approve: the envelope and the budget estimate. */
@@ -51,6 +70,7 @@ export function buildPlan(task: Task, version: number, draft: PlanDraft, deps: R
     },
     deps.prices,
   );
+  const caps = channelPolicy(deps, task).budget ?? {};
   return {
     ...draft,
     taskId: task.id,
@@ -61,7 +81,11 @@ export function buildPlan(task: Task, version: number, draft: PlanDraft, deps: R
       mayOverwrite: [],
       mayDelete: [],
       deliverableTypes: [...new Set(draft.deliverables.map((d) => d.type))],
-      budget: { maxTokens: deps.maxTokensPerRun, maxCostUsd: deps.maxCostUsdPerRun, maxWallTimeMs: deps.runTimeoutMs },
+      budget: {
+        maxTokens: caps.maxTokens ?? deps.maxTokensPerRun,
+        maxCostUsd: caps.maxCostUsd ?? deps.maxCostUsdPerRun,
+        maxWallTimeMs: caps.maxWallTimeMs ?? deps.runTimeoutMs,
+      },
     },
     estimatedTokens,
     estimatedCostUsd,
@@ -103,13 +127,19 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
       task,
       signal,
+      ...(redactorFor(channelPolicy(deps, task)) ? { redact: redactorFor(channelPolicy(deps, task))! } : {}),
     });
     const plan = buildPlan(task, job.version, result.draft, deps, new Date());
     await state.savePlan(plan);
-    const expiresAtMs = Date.now() + (deps.policy.approvalExpiryMs ?? deps.approvalExpiryMs);
+    // Planning is real spend: it counts on the task and against the channel's month.
+    const planningCost = costUsd(result.usage, deps.prices);
+    if (planningCost > 0) await state.addChannelCost(task.conversation, planningCost, new Date());
+    const expiresAtMs = Date.now() + (channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs);
     await state.updateTask(task.id, (t) =>
       transition(t, 'awaiting_approval', new Date(), {
         planVersion: plan.version,
+        usage: addUsage(t.usage, result.usage),
+        costUsd: t.costUsd + planningCost,
         votes: [],
         approvalExpiresAt: new Date(expiresAtMs).toISOString(),
       }),
@@ -121,8 +151,9 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       data: {
         version: plan.version,
         promptSha256: result.promptSha256,
-        steps: stepTrustLevels(plan, deps.policy),
-        blockers: planBlockers(plan, deps.policy),
+        steps: stepTrustLevels(plan, channelPolicy(deps, task)),
+        blockers: planBlockers(plan, channelPolicy(deps, task)),
+        redactions: result.redactions,
         model: plan.model,
       },
     });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
 import {
   type ActionDecision,
+  addUsage,
   asHandoffError,
   type Checkpoint,
   costUsd,
@@ -16,7 +17,7 @@ import {
   zeroUsage,
 } from '../core/index.ts';
 import type { RunJob } from '../queue/index.ts';
-import type { RunnerDeps } from './plan-processor.ts';
+import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace } from './workspace.ts';
 
@@ -101,6 +102,7 @@ export async function processRunJob(
     toolCalls: [],
     delivered: [],
     partialResults: [],
+    redactions: {},
     startedAt: new Date().toISOString(),
     elapsedMs: 0,
   };
@@ -159,8 +161,9 @@ export async function processRunJob(
       signal: runSignal,
       commandTimeoutMs: deps.commandTimeoutMs,
       prices: deps.prices,
-      trustLevels: deps.policy.trustLevels,
-      approvalExpiryMs: deps.approvalExpiryMs,
+      trustLevels: channelPolicy(deps, task).trustLevels,
+      ...(redactorFor(channelPolicy(deps, task)) ? { redact: redactorFor(channelPolicy(deps, task))! } : {}),
+      approvalExpiryMs: channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
       save: async (cp) => {
         latest = { ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) };
@@ -243,12 +246,17 @@ export async function processRunJob(
     isTerminal(t.state)
       ? t
       : transition(t, finalState, new Date(), {
-          usage: cp.usage,
-          costUsd: costUsd(cp.usage, deps.prices),
+          usage: addUsage(t.usage, cp.usage),
+          costUsd: t.costUsd + costUsd(cp.usage, deps.prices),
           ...(outcome.failure ? { failure: outcome.failure } : {}),
           resultSummary: outcome.status === 'succeeded' ? outcome.summary : undefined,
         }),
   );
+  const runCost = costUsd(cp.usage, deps.prices);
+  if (runCost > 0) await state.addChannelCost(task.conversation, runCost, new Date());
+  if (Object.keys(cp.redactions ?? {}).length > 0) {
+    await audit.append({ type: 'run.redactions', taskId: task.id, data: { runId: job.runId, counts: cp.redactions } });
+  }
   await audit.append({
     type: `run.${finalState}`,
     taskId: task.id,

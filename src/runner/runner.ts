@@ -104,7 +104,7 @@ export class Runner {
     try {
       await fn(signal);
     } finally {
-      this.active.delete(taskId);
+      if (this.active.get(taskId) === controller) this.active.delete(taskId);
     }
   }
 

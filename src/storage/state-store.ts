@@ -23,6 +23,7 @@ const k = {
   messages: (taskId: string) => `${prefix}msgs:${taskId}`,
   actionDecision: (runId: string, approvalId: string) => `${prefix}action:${runId}:${approvalId}`,
   thread: (surface: string, channel: string, thread: string) => `${prefix}thread:${surface}:${channel}:${thread}`,
+  cost: (surface: string, channel: string, month: string) => `${prefix}cost:${surface}:${channel}:${month}`,
 };
 
 const compareAndSet = `if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('SET', KEYS[1], ARGV[2]) return 1 end return 0`;
@@ -127,6 +128,23 @@ export class StateStore {
   async getActionDecision(runId: string, approvalId: string): Promise<ActionDecision | undefined> {
     const raw = await this.redis.get(k.actionDecision(runId, approvalId));
     return raw ? ActionDecisionSchema.parse(JSON.parse(raw)) : undefined;
+  }
+
+  /** Adds a run's estimated cost to its channel's month (UTC), for the monthly cap. */
+  async addChannelCost(conversation: { surface: string; channel: string }, usd: number, at: Date): Promise<void> {
+    const key = k.cost(conversation.surface, conversation.channel, at.toISOString().slice(0, 7));
+    await this.redis
+      .multi()
+      .incrbyfloat(key, usd)
+      .expire(key, 100 * 86_400)
+      .exec();
+  }
+
+  /** Estimated cost of the channel's runs this month (UTC), in USD. */
+  async channelCost(conversation: { surface: string; channel: string }, at: Date): Promise<number> {
+    return Number(
+      (await this.redis.get(k.cost(conversation.surface, conversation.channel, at.toISOString().slice(0, 7)))) ?? 0,
+    );
   }
 
   /** Remembers which chat message shows which part of a task (plan card, progress), to edit it in place. */

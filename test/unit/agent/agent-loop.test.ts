@@ -168,6 +168,7 @@ function freshCheckpoint(): Checkpoint {
     toolCalls: [],
     delivered: [],
     partialResults: [],
+    redactions: {},
     startedAt: '2025-03-01T09:03:00.000Z',
     elapsedMs: 0,
   };

@@ -284,7 +284,13 @@ describe('policyForChannel', () => {
       trustLevels: eff.trustLevels,
       allowSelfApproval: false,
       approvers: ['U05CTRL1', 'U05CTRL2', 'U05CTRL3'],
+      quorum: eff.quorum,
+      approvalExpiryMs: eff.approvalExpiryMs,
+      budget: eff.budget,
+      redaction: eff.redaction,
     });
+    expect(planPolicy.quorum).toBe(2);
+    expect(planPolicy.approvalExpiryMs).toBe(4 * 3600_000);
     const click = (id: string) => ({
       taskId: task.id,
       planVersion: 1,
@@ -295,10 +301,9 @@ describe('policyForChannel', () => {
     expect(() => checkPlanDecision(task, plan, click('U04OPSLEAD1'), planPolicy)).toThrow(/not an approver/);
     expect(() => checkPlanDecision(task, plan, click('U05CTRL1'), planPolicy)).toThrow(/your own request/);
     expect(() => checkPlanDecision(task, plan, click('U05CTRL2'), planPolicy)).not.toThrow();
-    expect(toPlanPolicy(policyForChannel(builtInPolicy(), 'web:general'))).toEqual({
-      trustLevels: defaultTrustLevels,
-      allowSelfApproval: false,
-    });
+    const builtIn = toPlanPolicy(policyForChannel(builtInPolicy(), 'web:general'));
+    expect(builtIn).toMatchObject({ trustLevels: defaultTrustLevels, allowSelfApproval: false, quorum: 1 });
+    expect(builtIn.approvers).toBeUndefined();
   });
 });
 

@@ -66,6 +66,8 @@ export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503
       return 403;
     case ErrorCodes.notFound:
       return 404;
+    case ErrorCodes.budgetExceeded:
+      return 403;
     case ErrorCodes.staleApproval:
     case ErrorCodes.planNotApprovable:
     case ErrorCodes.illegalTransition:
