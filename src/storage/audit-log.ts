@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { canonicalJson } from '../core/index.ts';
+import { canonicalJson, redact } from '../core/index.ts';
 
 export interface AuditRecord {
   seq: number;
@@ -59,7 +59,7 @@ export class AuditLog {
         type: entry.type,
         ...(entry.taskId ? { taskId: entry.taskId } : {}),
         ...(entry.actor ? { actor: entry.actor } : {}),
-        data: entry.data ?? {},
+        data: scrubSecrets(entry.data ?? {}) as Record<string, unknown>,
         prevHash,
       };
       const record: AuditRecord = { ...body, hash: hashRecord(body) };
@@ -107,4 +107,17 @@ export function verifyChain(records: AuditRecord[]): { index: number; seq: numbe
     prev = hash;
   }
   return undefined;
+}
+
+/**
+ * Audit records outlive everything else and are exported: any string that looks like a
+ * key, token or private key is replaced before it is written, wherever it sits.
+ */
+export function scrubSecrets(value: unknown): unknown {
+  if (typeof value === 'string') return redact(value, ['secret']).text;
+  if (Array.isArray(value)) return value.map(scrubSecrets);
+  if (value && typeof value === 'object') {
+    return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, scrubSecrets(v)]));
+  }
+  return value;
 }
