@@ -23,6 +23,7 @@ import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
 import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
 import {
+  type ArtifactStore,
   AuditLog,
   auditExport,
   auditPrune,
@@ -33,6 +34,7 @@ import {
   type EmbeddedRedis,
   LocalArtifactStore,
   redisHealth,
+  S3ArtifactStore,
   StateStore,
   startRedisServer,
   waitForReady,
@@ -117,11 +119,20 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         ErrorCodes.config,
         'HANDOFF_SIGNING_SECRET (≥ 32 characters) is required outside `handoff dev`',
       );
-    const store = new LocalArtifactStore({
+    // Local files are served by the bot through signed links; S3 objects through presigned ones.
+    const localStore = new LocalArtifactStore({
       root: join(dataDir, 'artifacts'),
       signingSecret,
       publicUrl: () => publicUrl,
     });
+    const store: ArtifactStore = config.s3Bucket
+      ? new S3ArtifactStore({
+          bucket: config.s3Bucket,
+          ...(config.s3Prefix ? { prefix: config.s3Prefix } : {}),
+          ...(config.s3Region ? { region: config.s3Region } : {}),
+          ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+        })
+      : localStore;
     const provider: ModelProvider =
       options.provider ??
       (config.anthropicApiKey
@@ -259,7 +270,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       const app = createHttpApp({
         redis: records,
         metrics,
-        localArtifacts: store,
+        ...(store === localStore ? { localArtifacts: localStore } : {}),
         ...(consoleApp ? { console: consoleApp } : {}),
       });
       const server: ServerType = await new Promise((resolveServer, reject) => {

@@ -1,6 +1,6 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, throttledLog } from '../observability/index.ts';
 import { type NotifyJob, queueNames } from '../queue/index.ts';
 import type { Gateway } from './gateway.ts';
 
@@ -22,6 +22,9 @@ export function startNotifyWorker(
   worker.on('failed', (job, err) =>
     logger.warn({ err, event: job?.data.type, taskId: job?.data.taskId }, 'could not deliver an event to chat'),
   );
-  worker.on('error', (err) => logger.error({ err }, 'notify worker error'));
+  worker.on(
+    'error',
+    throttledLog((skipped, err) => logger.error({ err, skipped }, 'notify worker error')),
+  );
   return worker;
 }

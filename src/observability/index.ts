@@ -1,2 +1,2 @@
-export { createLogger, type Logger } from './logger.ts';
+export { createLogger, type Logger, throttledLog } from './logger.ts';
 export { Metrics } from './metrics.ts';

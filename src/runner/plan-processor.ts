@@ -111,6 +111,8 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   }
 
   const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
+  // A planning sandbox left by a runner that died would block this one's name.
+  await deps.driver.removeTaskSandboxes(task.id);
   const sandbox = await deps.driver.create(
     {
       taskId: task.id,

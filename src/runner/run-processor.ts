@@ -135,6 +135,8 @@ export async function processRunJob(
     const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
     // A run that waited for an approval gets its own container back, /tmp and all.
     sandbox = checkpoint.sandboxId ? await deps.driver.attach(checkpoint.sandboxId) : undefined;
+    // Whatever else this task left running (a runner that died mid-run) goes now.
+    await deps.driver.removeTaskSandboxes(task.id, sandbox?.id);
     sandbox ??= await deps.driver.create(
       {
         taskId: task.id,

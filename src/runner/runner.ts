@@ -1,6 +1,7 @@
 import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
+import { throttledLog } from '../observability/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
 import { expirePlan, failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
@@ -39,9 +40,10 @@ export class Runner {
     };
     this.planWorker = new Worker<PlanJob>(queueNames.plan, (job, _token, signal) => this.plan(job, signal), common);
     this.runWorker = new Worker<RunJob>(queueNames.run, (job, token, signal) => this.run(job, token, signal), common);
+    const workerError = throttledLog((skipped, err) => deps.logger.error({ err, skipped }, 'worker error'));
     for (const worker of [this.planWorker, this.runWorker]) {
       worker.on('failed', (job, err) => void this.onFailed(job, err));
-      worker.on('error', (err) => deps.logger.error({ err }, 'worker error'));
+      worker.on('error', workerError);
     }
     this.subscriber = options.connection.duplicate();
     // The main connection already reports Redis trouble.

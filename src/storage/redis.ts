@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
+import { throttledLog } from '../observability/index.ts';
 
 /**
  * A connection for records: commands fail fast when Redis is down, so a person is told
@@ -21,13 +22,10 @@ export function createQueueConnection(url: string, options: RedisOptions = {}, o
  * one when nobody listens. Reported at most once every 30 s instead.
  */
 export function watchErrors<T extends Redis>(redis: T, onError: ((err: Error) => void) | undefined): T {
-  let last = 0;
-  redis.on('error', (err: Error) => {
-    const now = Date.now();
-    if (now - last < 30_000) return;
-    last = now;
-    onError?.(err);
-  });
+  redis.on(
+    'error',
+    throttledLog((_skipped, err) => onError?.(err as Error)),
+  );
   return redis;
 }
 

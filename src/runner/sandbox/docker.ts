@@ -152,6 +152,28 @@ export class DockerSandboxDriver implements SandboxDriver {
     return new DockerSandbox(container, this.#logger);
   }
 
+  async removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
+    let listed: Dockerode.ContainerInfo[];
+    try {
+      listed = await this.#docker.listContainers({
+        all: true,
+        filters: { label: [`${TASK_LABEL}=${taskId}`, `${SANDBOX_LABEL}=1`] },
+      });
+    } catch (err) {
+      throw toSandboxError(err, 'Could not list the task’s sandbox containers');
+    }
+    const stale = listed.filter((c) => c.Id !== keepId && !(keepId && c.Id.startsWith(keepId)));
+    await Promise.all(
+      stale.map((c) =>
+        this.#docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
+    return stale.length;
+  }
+
   async ping(): Promise<void> {
     try {
       await this.#docker.ping();

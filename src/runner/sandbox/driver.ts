@@ -61,6 +61,11 @@ export interface SandboxDriver {
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
   /** Re-attaches to a sandbox that survived a runner restart, if it still runs. */
   attach(id: string): Promise<Sandbox | undefined>;
+  /**
+   * Removes a task's sandboxes except `keepId`: those left behind by a runner that died.
+   * Returns how many were removed.
+   */
+  removeTaskSandboxes(taskId: string, keepId?: string): Promise<number>;
   /** Throws a HandoffError (retryable) when the engine cannot be reached. */
   ping(): Promise<void>;
   imagePresent(): Promise<boolean>;
