@@ -152,25 +152,6 @@ export const settingDefs = [
   },
   { key: 's3Region', env: 'AWS_REGION', schema: z.string().min(1).optional(), doc: 'Region of the bucket.' },
   {
-    key: 's3Bucket',
-    env: 'HANDOFF_S3_BUCKET',
-    schema: z.string().min(3).max(63).optional(),
-    doc: 'Keep inputs and deliverables in this S3 bucket (links are presigned) instead of the data dir.',
-  },
-  {
-    key: 's3Prefix',
-    env: 'HANDOFF_S3_PREFIX',
-    schema: z.string().max(200).optional(),
-    doc: 'Key prefix inside the bucket.',
-  },
-  {
-    key: 's3Endpoint',
-    env: 'AWS_ENDPOINT_URL_S3',
-    schema: z.url().optional(),
-    doc: 'S3-compatible endpoint (MinIO, Ceph, R2…); path-style addressing is used with it. Credentials: the standard AWS variables.',
-  },
-  { key: 's3Region', env: 'AWS_REGION', schema: z.string().min(1).optional(), doc: 'Region of the bucket.' },
-  {
     key: 'policyFile',
     env: 'HANDOFF_POLICY',
     schema: z.string().min(1).optional(),

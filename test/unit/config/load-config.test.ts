@@ -103,3 +103,13 @@ describe('loadConfig', () => {
     expect(err.message).toContain(`cannot read config file ${missing}`);
   });
 });
+
+describe('the settings table', () => {
+  it('names every setting and every environment variable once', async () => {
+    const { settingDefs } = await import('../../../src/config/index.ts');
+    const keys = settingDefs.map((d) => d.key);
+    const envs = settingDefs.map((d) => d.env);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i)).toEqual([]);
+    expect(envs.filter((e, i) => envs.indexOf(e) !== i)).toEqual([]);
+  });
+});
