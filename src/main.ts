@@ -16,7 +16,17 @@ import {
   policyForChannel,
   toPlanPolicy,
 } from './approvals/index.ts';
-import { ConsoleStore, consoleRoutes, createHttpApp, Gateway, startNotifyWorker, WebSurface } from './bot/index.ts';
+import {
+  ConsoleStore,
+  consoleRoutes,
+  createHttpApp,
+  createSlack,
+  Gateway,
+  type SlackIntegration,
+  type SlackOptions,
+  startNotifyWorker,
+  WebSurface,
+} from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
 import { asHandoffError, type ConversationRef, ErrorCodes, HandoffError } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
@@ -226,6 +236,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
 
     if (mode === 'dev' || mode === 'bot') {
       const consoleStore = new ConsoleStore(records);
+      const slack = config.slackBotToken
+        ? startSlack(config, { state, store, audit, queues, policy, redis: records, logger })
+        : undefined;
+      if (slack) cleanups.push(() => slack.close());
       const gateway = new Gateway({
         state,
         queues,
@@ -242,8 +256,9 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           downloadTtlMs: config.downloadTtlMs,
         },
         demo: provider.demo,
-        surfaces: [new WebSurface(consoleStore)],
+        surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : [])],
       });
+      await slack?.start(gateway);
       const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, options.queuePrefix);
       cleanups.push(() => notify.close());
       const consoleEnabled = mode === 'dev' || Boolean(config.consoleToken);
@@ -272,6 +287,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         metrics,
         ...(store === localStore ? { localArtifacts: localStore } : {}),
         ...(consoleApp ? { console: consoleApp } : {}),
+        ...(slack?.routes ? { slack: slack.routes } : {}),
       });
       const server: ServerType = await new Promise((resolveServer, reject) => {
         const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
@@ -301,6 +317,35 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     await close();
     throw err;
   }
+}
+
+/** The Slack app and surface, when SLACK_BOT_TOKEN is set: HTTP receiver or Socket Mode. */
+function startSlack(
+  config: Config,
+  deps: Pick<SlackOptions, 'state' | 'store' | 'audit' | 'queues' | 'policy' | 'redis' | 'logger'>,
+): SlackIntegration {
+  if (!config.slackSigningSecret && !config.slackAppToken) {
+    throw new HandoffError(
+      ErrorCodes.config,
+      'SLACK_BOT_TOKEN is set: also set SLACK_SIGNING_SECRET (HTTP, /slack/events) or SLACK_APP_TOKEN (Socket Mode)',
+    );
+  }
+  return createSlack({
+    ...deps,
+    botToken: config.slackBotToken!,
+    ...(config.slackSigningSecret ? { signingSecret: config.slackSigningSecret } : {}),
+    ...(config.slackAppToken ? { appToken: config.slackAppToken } : {}),
+    ...(config.slackApiUrl
+      ? { apiUrl: config.slackApiUrl.endsWith('/') ? config.slackApiUrl : `${config.slackApiUrl}/` }
+      : {}),
+    approvers: config.slackApprovers ?? {},
+    allowSelfApproval: config.allowSelfApproval ?? false,
+    limits: {
+      maxInputBytes: config.maxUploadBytes,
+      maxFilesPerRequest: config.maxFilesPerRequest,
+      maxUploadBytes: config.slackMaxUploadBytes,
+    },
+  });
 }
 
 /** `handoff dev` keeps one signing secret in its data dir so links survive restarts. */

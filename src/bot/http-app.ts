@@ -11,6 +11,8 @@ export interface HttpAppOptions {
   localArtifacts?: LocalArtifactStore;
   /** The web console, when enabled. */
   console?: Hono;
+  /** Slack's `/slack/events` (HTTP receiver), mounted before the console so its auth never applies. */
+  slack?: Hono;
 }
 
 /** The bot's HTTP surface: health, metrics, signed downloads, and the console. */
@@ -58,6 +60,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       }
     });
   }
+  if (options.slack) app.route('/', options.slack);
   if (options.console) app.route('/', options.console);
   return app;
 }

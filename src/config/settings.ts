@@ -229,6 +229,66 @@ export const settingDefs = [
     schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     doc: 'Log level.',
   },
+  {
+    key: 'slackBotToken',
+    env: 'SLACK_BOT_TOKEN',
+    schema: z
+      .string()
+      .regex(/^xoxb-/, 'a bot token starts with xoxb-')
+      .optional(),
+    doc: 'Slack bot token (xoxb-…). When set, the bot serves Slack: at /slack/events, or over Socket Mode with SLACK_APP_TOKEN.',
+    secret: true,
+  },
+  {
+    key: 'slackSigningSecret',
+    env: 'SLACK_SIGNING_SECRET',
+    schema: z.string().min(16).optional(),
+    doc: 'Slack signing secret: verifies every request to /slack/events (HTTP mode).',
+    secret: true,
+  },
+  {
+    key: 'slackAppToken',
+    env: 'SLACK_APP_TOKEN',
+    schema: z
+      .string()
+      .regex(/^xapp-/, 'an app-level token starts with xapp-')
+      .optional(),
+    doc: 'Slack app-level token (xapp-…, connections:write): Socket Mode, no public URL needed.',
+    secret: true,
+  },
+  {
+    key: 'slackApiUrl',
+    env: 'SLACK_API_URL',
+    schema: z.url().optional(),
+    doc: 'Slack Web API base URL (default https://slack.com/api/); tests point it at a local fake.',
+  },
+  {
+    key: 'slackApprovers',
+    env: 'SLACK_APPROVERS',
+    schema: z
+      .preprocess(
+        (v) => {
+          if (typeof v !== 'string') return v;
+          try {
+            return JSON.parse(v);
+          } catch {
+            return v;
+          }
+        },
+        z.record(
+          z.string().min(1),
+          z.array(z.string().regex(/^[USW][A-Z0-9]{1,30}$/, 'a Slack user (U…/W…) or user group (S…) id')),
+        ),
+      )
+      .optional(),
+    doc: 'Who may approve plans in Slack, per channel id, as JSON: {"C123":["U1","S_GROUP"],"*":["U2"]}. User groups (S…) are resolved by Slack. Unlisted channels: anyone but the requester.',
+  },
+  {
+    key: 'slackMaxUploadBytes',
+    env: 'HANDOFF_SLACK_MAX_UPLOAD_BYTES',
+    schema: int(1, 1024 * 1024 * 1024).default(50 * 1024 * 1024),
+    doc: 'Deliverables up to this size are uploaded into the Slack thread; larger ones are posted as download links.',
+  },
 ] as const satisfies readonly SettingDef[];
 
 type Defs = typeof settingDefs;

@@ -1,0 +1,18 @@
+export { type ApproverCheck, type SlackApproverMap, SlackApprovers } from './approvers.ts';
+export {
+  actionIds,
+  blockKitLimits,
+  callbackIds,
+  decodeButtonValue,
+  encodeButtonValue,
+  escapeMrkdwn,
+  homeView,
+  type PlanButtonValue,
+  renderBlocks,
+  type SlackMessage,
+} from './block-kit.ts';
+export { defaultInputExtensions, downloadSlackFiles, type SlackFile } from './files-in.ts';
+export { HonoReceiver, type HonoReceiverOptions } from './hono-receiver.ts';
+export { EditLimiter } from './rate-limit.ts';
+export { createSlack, type SlackIntegration, type SlackOptions } from './slack-app.ts';
+export { SlackSurface, type SlackSurfaceOptions, undeliverableErrors } from './slack-surface.ts';

@@ -1,0 +1,684 @@
+import { Readable } from 'node:stream';
+import { App, type Logger as BoltLogger, LogLevel, SocketModeReceiver, webApi } from '@slack/bolt';
+import { Hono } from 'hono';
+import type { Redis } from 'ioredis';
+import type { PlanPolicy } from '../../../approvals/index.ts';
+import { type ConversationRef, ErrorCodes, HandoffError, type Identity, type Task } from '../../../core/index.ts';
+import type { Logger } from '../../../observability/index.ts';
+import type { Queues } from '../../../queue/index.ts';
+import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
+import { asUnavailable, type Gateway } from '../../gateway.ts';
+import { requestChanges } from '../../revise.ts';
+import { planView } from '../../views.ts';
+import { type SlackApproverMap, SlackApprovers } from './approvers.ts';
+import {
+  actionIds,
+  callbackIds,
+  changesModal,
+  decodeButtonValue,
+  type HomeTask,
+  homeView,
+  type PlanButtonValue,
+} from './block-kit.ts';
+import { defaultInputExtensions, downloadSlackFiles, type SlackFile } from './files-in.ts';
+import { HonoReceiver } from './hono-receiver.ts';
+import { describe, SlackSurface } from './slack-surface.ts';
+
+export interface SlackOptions {
+  /** `xoxb-…`; never logged. */
+  botToken: string;
+  /** Verifies requests to `/slack/events` (HTTP mode). */
+  signingSecret?: string;
+  /** `xapp-…`: Socket Mode, no public URL needed. Takes precedence over HTTP when set. */
+  appToken?: string;
+  /** Web API base URL, ending in `/` (tests point it at a local fake). */
+  apiUrl?: string;
+  approvers: SlackApproverMap;
+  allowSelfApproval: boolean;
+  state: StateStore;
+  store: ArtifactStore;
+  audit: AuditLog;
+  queues: Queues;
+  /** The gateway's plan policy (trust levels on re-rendered cards, request-changes checks). */
+  policy: PlanPolicy;
+  /** For de-duplicating Slack's retried events across bots. */
+  redis: Redis;
+  logger: Logger;
+  limits: {
+    /** Largest input file downloaded from Slack. */
+    maxInputBytes: number;
+    maxFilesPerRequest: number;
+    /** Deliverables up to this size are uploaded into the thread; larger ones are linked. */
+    maxUploadBytes: number;
+  };
+}
+
+export interface SlackIntegration {
+  surface: SlackSurface;
+  /** Serves `POST /slack/events` (HTTP mode); mount it on the bot's HTTP app before other routes. */
+  routes?: Hono;
+  /** Registers the listeners (needs the gateway) and checks the token with auth.test. */
+  start(gateway: Gateway): Promise<void>;
+  close(): Promise<void>;
+}
+
+const eventDedupeTtlSeconds = 60 * 60;
+const nameCacheTtlMs = 10 * 60_000;
+
+/**
+ * The Slack app: Bolt 5 with either a receiver on the bot's HTTP server or Socket Mode,
+ * and the Slack surface that renders views. Every listener acknowledges first and then
+ * does the work, so Slack always gets its answer within 3 seconds.
+ */
+export function createSlack(options: SlackOptions): SlackIntegration {
+  const { logger } = options;
+  const clientOptions: webApi.WebClientOptions = {
+    ...(options.apiUrl ? { slackApiUrl: options.apiUrl } : {}),
+    // 429s come back to us (SlackSurface and the edit limiter honour Retry-After with a
+    // bound) instead of the WebClient's default: pause and retry for up to ~30 minutes.
+    rejectRateLimitedCalls: true,
+    retryConfig: { retries: 2, factor: 2, minTimeout: 500, maxTimeout: 3000, randomize: true },
+    timeout: 30_000,
+    logger: boltLogger(logger),
+  };
+  const client = new webApi.WebClient(options.botToken, clientOptions);
+  const surface = new SlackSurface({
+    client,
+    logger,
+    state: options.state,
+    store: options.store,
+    audit: options.audit,
+    maxUploadBytes: options.limits.maxUploadBytes,
+  });
+  const approvers = new SlackApprovers(client, options.approvers, options.allowSelfApproval);
+
+  let receiver: HonoReceiver | undefined;
+  let app: App;
+  if (options.appToken) {
+    // Built here rather than by App so its WebSocket client uses the same API URL
+    // (apps.connections.open) as everything else.
+    const socket = new SocketModeReceiver({
+      appToken: options.appToken,
+      logger: boltLogger(logger),
+      installerOptions: { clientOptions: { ...(options.apiUrl ? { slackApiUrl: options.apiUrl } : {}) } },
+    });
+    app = new App({
+      token: options.botToken,
+      receiver: socket,
+      socketMode: true,
+      clientOptions,
+      logger: boltLogger(logger),
+      deferInitialization: true,
+    });
+  } else {
+    if (!options.signingSecret) {
+      throw new HandoffError(ErrorCodes.config, 'SLACK_SIGNING_SECRET is required for the HTTP receiver');
+    }
+    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger });
+    app = new App({
+      token: options.botToken,
+      receiver,
+      clientOptions,
+      logger: boltLogger(logger),
+      deferInitialization: true,
+    });
+  }
+
+  const routes = receiver ? new Hono() : undefined;
+  if (routes && receiver) {
+    const r = receiver;
+    routes.post('/slack/events', (c) => r.handle(c));
+  }
+
+  const apiHost = options.apiUrl ? new URL(options.apiUrl).host : undefined;
+  const fileHosts = ['files.slack.com', ...(apiHost ? [apiHost] : [])];
+  const names = new Map<string, { name: string; at: number }>();
+  let botUserId: string | undefined;
+
+  const nameOf = async (userId: string, fallback?: string): Promise<string> => {
+    const cached = names.get(userId);
+    if (cached && Date.now() - cached.at < nameCacheTtlMs) return cached.name;
+    try {
+      const res = await client.users.info({ user: userId });
+      const name = res.user?.profile?.display_name || res.user?.real_name || res.user?.name || fallback || userId;
+      if (names.size > 10_000) names.clear();
+      names.set(userId, { name: name.slice(0, 200), at: Date.now() });
+      return name.slice(0, 200);
+    } catch {
+      return fallback || userId;
+    }
+  };
+  const identity = async (userId: string, fallback?: string): Promise<Identity> => ({
+    id: userId,
+    name: await nameOf(userId, fallback),
+  });
+
+  /** True the first time an event id is seen (Slack retries with X-Slack-Retry-Num). */
+  const firstDelivery = async (key: string): Promise<boolean> =>
+    (await options.redis.set(`hf:slack:seen:${key}`, '1', 'EX', eventDedupeTtlSeconds, 'NX')) === 'OK';
+
+  const postInThread = async (channel: string, thread: string, text: string) => {
+    await client.chat
+      .postMessage({ channel, thread_ts: thread, text, unfurl_links: false })
+      .catch((err) => logger.warn({ err: describe(err), channel }, 'slack: could not post in the thread'));
+  };
+
+  const ephemeral = async (channel: string, user: string, text: string, thread?: string) => {
+    await client.chat
+      .postEphemeral({ channel, user, text, ...(thread ? { thread_ts: thread } : {}) })
+      .catch((err) => logger.warn({ err: describe(err), channel }, 'slack: could not post an ephemeral message'));
+  };
+
+  const cleanText = (text: string): string =>
+    text
+      .replace(botUserId ? new RegExp(`<@${botUserId}(\\|[^>]*)?>`, 'g') : /^$/, '')
+      .replace(/<(https?:[^|>]+)\|([^>]+)>/g, '$2 ($1)')
+      .replace(/<(https?:[^>]+)>/g, '$1')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&amp;/g, '&')
+      .trim();
+
+  /** A new request from a mention, a DM, the message shortcut or the slash command. */
+  const submit = async (
+    gateway: Gateway,
+    input: {
+      channel: string;
+      thread: string;
+      team?: string;
+      userId: string;
+      userName?: string;
+      text: string;
+      files: readonly SlackFile[];
+    },
+  ) => {
+    const conversation: ConversationRef = {
+      surface: 'slack',
+      channel: input.channel,
+      thread: input.thread,
+      ...(input.team ? { workspace: input.team } : {}),
+    };
+    const { accepted, refused } = await downloadSlackFiles(input.files, {
+      token: options.botToken,
+      limits: {
+        maxBytes: options.limits.maxInputBytes,
+        maxFiles: options.limits.maxFilesPerRequest,
+        extensions: defaultInputExtensions,
+      },
+      allowedHosts: fileHosts,
+    });
+    if (refused.length > 0) {
+      await postInThread(
+        input.channel,
+        input.thread,
+        `Not used:\n${refused.map((f) => `• ${escapeText(f.name)}: ${escapeText(f.reason)}`).join('\n')}`,
+      );
+    }
+    let task: Task;
+    try {
+      task = await gateway.submitRequest({
+        conversation,
+        requester: await identity(input.userId, input.userName),
+        text: input.text,
+        files: accepted,
+      });
+    } catch (err) {
+      for (const f of accepted) if (f.body instanceof Readable) f.body.destroy();
+      const e = asUnavailable(err);
+      if (e.code === 'handoff_internal') logger.error({ err: describe(err) }, 'slack: request failed');
+      const words =
+        e.code === 'handoff_internal' ? 'something went wrong on our side; the error was logged' : e.message;
+      await postInThread(input.channel, input.thread, `:warning: ${escapeText(words)}`);
+      return;
+    }
+    await gateway
+      .acknowledge(task)
+      .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
+  };
+
+  /** A message in a task's thread from the requester or an approver reaches the agent. */
+  const maybeReply = async (gateway: Gateway, channel: string, thread: string, userId: string, text: string) => {
+    const taskId = await options.state.taskForThread('slack', channel, thread);
+    if (!taskId) return false;
+    const task = await options.state.getTask(taskId);
+    if (!task) return false;
+    const allowed = userId === task.requester.id || (await approvers.isApprover(channel, userId));
+    if (!allowed) return true;
+    await gateway.reply({ surface: 'slack', channel, thread }, await identity(userId), cleanText(text));
+    return true;
+  };
+
+  const register = (gateway: Gateway) => {
+    app.error(async (err) => {
+      logger.error({ err: describe(err) }, 'slack: listener error');
+    });
+
+    app.event('app_mention', async ({ event, body }) => {
+      const e = event as typeof event & { files?: SlackFile[]; team?: string };
+      if (!e.user) return;
+      try {
+        if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+        if (e.thread_ts && (await maybeReply(gateway, e.channel, e.thread_ts, e.user, e.text))) return;
+        await submit(gateway, {
+          channel: e.channel,
+          thread: e.thread_ts ?? e.ts,
+          ...(e.team ? { team: e.team } : {}),
+          userId: e.user,
+          text: cleanText(e.text),
+          files: e.files ?? [],
+        });
+      } catch (err) {
+        await reportFailure(err, e.channel, e.thread_ts ?? e.ts);
+      }
+    });
+
+    app.event('message', async ({ event, body }) => {
+      const m = event as unknown as {
+        subtype?: string;
+        bot_id?: string;
+        user?: string;
+        text?: string;
+        ts: string;
+        thread_ts?: string;
+        channel: string;
+        channel_type?: string;
+        files?: SlackFile[];
+        team?: string;
+      };
+      if ((m.subtype && m.subtype !== 'file_share') || m.bot_id || !m.user) return;
+      const text = m.text ?? '';
+      // In channels a mention arrives as app_mention too; that listener handles it.
+      if (m.channel_type !== 'im' && botUserId && text.includes(`<@${botUserId}`)) return;
+      try {
+        if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+        if (m.thread_ts && (await maybeReply(gateway, m.channel, m.thread_ts, m.user, text))) return;
+        if (m.channel_type === 'im' && !m.thread_ts) {
+          await submit(gateway, {
+            channel: m.channel,
+            thread: m.ts,
+            ...(m.team ? { team: m.team } : {}),
+            userId: m.user,
+            text: cleanText(text),
+            files: m.files ?? [],
+          });
+        }
+      } catch (err) {
+        await reportFailure(err, m.channel, m.thread_ts ?? m.ts);
+      }
+    });
+
+    app.shortcut(callbackIds.messageShortcut, async ({ shortcut, ack }) => {
+      await ack();
+      const s = shortcut as unknown as {
+        user: { id: string; name?: string };
+        channel: { id: string };
+        team?: { id?: string };
+        message: { ts: string; thread_ts?: string; text?: string; files?: SlackFile[]; user?: string };
+      };
+      const thread = s.message.thread_ts ?? s.message.ts;
+      try {
+        const author = s.message.user ? ` (message from ${await nameOf(s.message.user)})` : '';
+        await submit(gateway, {
+          channel: s.channel.id,
+          thread,
+          ...(s.team?.id ? { team: s.team.id } : {}),
+          userId: s.user.id,
+          ...(s.user.name ? { userName: s.user.name } : {}),
+          text: `Handle this message${author}:\n${cleanText(s.message.text ?? '') || '(no text; see the files)'}`,
+          files: s.message.files ?? [],
+        });
+      } catch (err) {
+        await reportFailure(err, s.channel.id, thread);
+      }
+    });
+
+    app.command('/handoff', async ({ command, ack, respond }) => {
+      const text = cleanText(command.text ?? '');
+      if (!text) {
+        await ack({ response_type: 'ephemeral', text: 'Usage: `/handoff <what you need done>`' });
+        return;
+      }
+      await ack();
+      try {
+        // The request becomes a message in the channel; its thread is the task's thread.
+        const root = await client.chat.postMessage({
+          channel: command.channel_id,
+          text: `<@${command.user_id}> handed off: ${escapeText(text)}`,
+          unfurl_links: false,
+        });
+        if (!root.ts) return;
+        await submit(gateway, {
+          channel: command.channel_id,
+          thread: root.ts,
+          team: command.team_id,
+          userId: command.user_id,
+          userName: command.user_name,
+          text,
+          files: [],
+        });
+      } catch (err) {
+        logger.warn({ err: describe(err) }, 'slack: /handoff failed');
+        // The response URL works even where the bot is not a member, unlike chat.postEphemeral.
+        await respond({
+          response_type: 'ephemeral',
+          text: 'Handoff could not post in this channel: invite it with `/invite @handoff` and try again.',
+        }).catch(() => undefined);
+      }
+    });
+
+    const onDecision = (outcome: 'approved' | 'denied') =>
+      app.action(outcome === 'approved' ? actionIds.approve : actionIds.deny, async ({ ack, body, action }) => {
+        await ack();
+        const b = body as {
+          user: { id: string; name?: string };
+          channel?: { id: string };
+          message?: { ts: string; thread_ts?: string };
+        };
+        const value = decodeButtonValue((action as { value?: unknown }).value);
+        const channel = b.channel?.id ?? '';
+        const thread = b.message?.thread_ts;
+        if (!value) {
+          await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
+          return;
+        }
+        try {
+          const task = await options.state.requireTask(value.taskId);
+          const allowed = await approvers.check(
+            { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
+            outcome,
+          );
+          if (!allowed.ok) {
+            await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot decide on this plan.', thread);
+            return;
+          }
+          await gateway.decide({
+            taskId: value.taskId,
+            planVersion: value.version,
+            planHash: value.hash,
+            by: await identity(b.user.id, b.user.name),
+            outcome,
+          });
+        } catch (err) {
+          await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
+        }
+      });
+    onDecision('approved');
+    onDecision('denied');
+
+    app.action(actionIds.cancel, async ({ ack, body, action }) => {
+      await ack();
+      const b = body as {
+        user: { id: string; name?: string };
+        channel?: { id: string };
+        message?: { thread_ts?: string };
+      };
+      const channel = b.channel?.id ?? '';
+      const thread = b.message?.thread_ts;
+      let taskId: string | undefined;
+      try {
+        const v = JSON.parse(String((action as { value?: unknown }).value ?? '')) as { t?: unknown };
+        if (typeof v.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t)) taskId = v.t;
+      } catch {
+        // not ours: answered below
+      }
+      if (!taskId) {
+        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
+        return;
+      }
+      try {
+        const task = await options.state.requireTask(taskId);
+        if (b.user.id !== task.requester.id && !(await approvers.isApprover(task.conversation.channel, b.user.id))) {
+          await ephemeral(
+            channel,
+            b.user.id,
+            `Only the requester or an approver can cancel; ask ${approvers.mention(task.conversation.channel)}.`,
+            thread,
+          );
+          return;
+        }
+        const words = await gateway.cancel(taskId, await identity(b.user.id, b.user.name));
+        await ephemeral(channel, b.user.id, words, thread);
+      } catch (err) {
+        await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
+      }
+    });
+
+    const onActionDecision = (outcome: 'approved' | 'denied') =>
+      app.action(
+        outcome === 'approved' ? actionIds.actionApprove : actionIds.actionDeny,
+        async ({ ack, body, action }) => {
+          await ack();
+          const b = body as {
+            user: { id: string; name?: string };
+            channel?: { id: string };
+            message?: { thread_ts?: string };
+          };
+          const channel = b.channel?.id ?? '';
+          const thread = b.message?.thread_ts;
+          let value: { t: string; a: string } | undefined;
+          try {
+            const v = JSON.parse(String((action as { value?: unknown }).value ?? '')) as { t?: unknown; a?: unknown };
+            if (typeof v.t === 'string' && typeof v.a === 'string' && v.t.length <= 64 && v.a.length <= 128)
+              value = { t: v.t, a: v.a };
+          } catch {
+            // not ours: answered below
+          }
+          if (!value) {
+            await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
+            return;
+          }
+          try {
+            const task = await options.state.requireTask(value.t);
+            const allowed = await approvers.check(
+              { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
+              outcome,
+            );
+            if (!allowed.ok) {
+              await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot decide on this step.', thread);
+              return;
+            }
+            await gateway.decideAction({
+              taskId: value.t,
+              approvalId: value.a,
+              by: await identity(b.user.id, b.user.name),
+              outcome,
+            });
+          } catch (err) {
+            await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
+          }
+        },
+      );
+    onActionDecision('approved');
+    onActionDecision('denied');
+
+    app.action(actionIds.requestChanges, async ({ ack, body, action }) => {
+      await ack();
+      const b = body as {
+        user: { id: string };
+        trigger_id?: string;
+        channel?: { id: string };
+        message?: { thread_ts?: string };
+      };
+      const channel = b.channel?.id ?? '';
+      const value = decodeButtonValue((action as { value?: unknown }).value);
+      if (!value || !b.trigger_id) {
+        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', b.message?.thread_ts);
+        return;
+      }
+      try {
+        const task = await options.state.requireTask(value.taskId);
+        const allowed = await approvers.check(
+          { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
+          'changes',
+        );
+        if (!allowed.ok) {
+          await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot change this plan.', b.message?.thread_ts);
+          return;
+        }
+        await client.views.open({ trigger_id: b.trigger_id, view: changesModal(value, channel) as never });
+      } catch (err) {
+        await ephemeral(channel, b.user.id, refusalText(err, logger), b.message?.thread_ts);
+      }
+    });
+
+    app.view(callbackIds.changesModal, async ({ ack, body, view }) => {
+      const text = String(
+        (view.state.values as Record<string, Record<string, { value?: string | null }>>).changes?.text?.value ?? '',
+      ).trim();
+      if (text.length < 3) {
+        await ack({ response_action: 'errors', errors: { changes: 'Say what should change.' } });
+        return;
+      }
+      await ack();
+      let meta: (PlanButtonValue & { channel: string }) | undefined;
+      try {
+        const raw = JSON.parse(view.private_metadata) as { c?: unknown };
+        const decoded = decodeButtonValue(view.private_metadata);
+        if (decoded && typeof raw.c === 'string') meta = { ...decoded, channel: raw.c };
+      } catch {
+        meta = undefined;
+      }
+      if (!meta) return;
+      const userId = body.user.id;
+      try {
+        const task = await options.state.requireTask(meta.taskId);
+        const allowed = await approvers.check(
+          { channel: task.conversation.channel, requesterId: task.requester.id, userId },
+          'changes',
+        );
+        if (!allowed.ok) {
+          await ephemeral(
+            meta.channel,
+            userId,
+            allowed.reason ?? 'You cannot change this plan.',
+            task.conversation.thread,
+          );
+          return;
+        }
+        const by = await identity(userId, body.user.name);
+        const after = await requestChanges(options, { taskId: meta.taskId, planVersion: meta.version, by, text });
+        // The old card loses its buttons and says who asked for what.
+        const plan = await options.state.getPlan(after.id, meta.version);
+        const ref = await options.state.getMessageRef(after.id, `plan:${meta.version}`);
+        if (plan && ref) {
+          const view = planView(after, plan, options.policy);
+          view.decision = { outcome: 'superseded', by: by.name, at: after.updatedAt };
+          await surface.update(after.conversation, ref, view);
+        }
+        await postInThread(
+          after.conversation.channel,
+          after.conversation.thread,
+          `${escapeText(by.name)} asked for changes: “${escapeText(text)}”. Drafting plan version ${meta.version + 1}…`,
+        );
+      } catch (err) {
+        await ephemeral(meta.channel, userId, refusalText(err, logger));
+      }
+    });
+
+    app.event('app_home_opened', async ({ event, body }) => {
+      if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+      const e = event as { user: string; tab?: string };
+      if (e.tab && e.tab !== 'home') return;
+      try {
+        const home = await homeFor(e.user);
+        await client.views.publish({ user_id: e.user, view: homeView(home) as never });
+      } catch (err) {
+        logger.warn({ err: describe(err) }, 'slack: could not publish App Home');
+      }
+    });
+  };
+
+  /** My recent tasks and the plans waiting for me, from the most recent tasks of all. */
+  const homeFor = async (userId: string): Promise<{ mine: HomeTask[]; waiting: HomeTask[] }> => {
+    const ids = await options.state.recentTaskIds(300);
+    const tasks = (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
+      (t): t is Task => t?.conversation.surface === 'slack',
+    );
+    const toHome = (t: Task): HomeTask => ({ id: t.id, request: t.request, state: t.state, updatedAt: t.updatedAt });
+    const mine = tasks
+      .filter((t) => t.requester.id === userId)
+      .slice(0, 15)
+      .map(toHome);
+    const waiting: HomeTask[] = [];
+    for (const t of tasks) {
+      if (t.state !== 'awaiting_approval' || waiting.length >= 15) continue;
+      const check = await approvers.check(
+        { channel: t.conversation.channel, requesterId: t.requester.id, userId },
+        'approved',
+      );
+      // Only lists where a person was named: "anyone may approve" would list every plan.
+      if (check.ok && approvers.entriesFor(t.conversation.channel)) waiting.push(toHome(t));
+    }
+    return { mine, waiting };
+  };
+
+  const reportFailure = async (err: unknown, channel: string, thread: string) => {
+    const e = asUnavailable(err);
+    logger.warn({ err: describe(err), channel }, 'slack: could not handle a message');
+    await postInThread(
+      channel,
+      thread,
+      `:warning: ${escapeText(e.code === 'handoff_internal' ? 'something went wrong on our side; the error was logged' : e.message)}`,
+    );
+  };
+
+  let started = false;
+  return {
+    surface,
+    ...(routes ? { routes } : {}),
+    async start(gateway: Gateway) {
+      if (started) return;
+      started = true;
+      register(gateway);
+      try {
+        await app.init();
+        const auth = await client.auth.test();
+        botUserId = auth.user_id;
+      } catch (err) {
+        const e = describe(err);
+        throw new Error(`Slack refused the bot token (auth.test: ${e.slackError ?? e.message}); check SLACK_BOT_TOKEN`);
+      }
+      if (options.appToken) await app.start();
+      logger.info({ mode: options.appToken ? 'socket' : 'http', botUserId }, 'slack: ready');
+    },
+    async close() {
+      surface.close();
+      if (options.appToken && started) await app.stop().catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Words for the person whose click was refused (ephemeral). Unknown errors are logged
+ * and not shown.
+ */
+function refusalText(err: unknown, logger: Logger): string {
+  const e = asUnavailable(err);
+  if (e.code === 'handoff_internal') {
+    logger.error({ err: describe(err) }, 'slack: action failed');
+    return 'Something went wrong on our side; the error was logged.';
+  }
+  const text = e.message.charAt(0).toUpperCase() + e.message.slice(1);
+  return escapeText(/[.!?]$/.test(text) ? text : `${text}.`);
+}
+
+function escapeText(text: string): string {
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
+
+/** Bolt and the WebClient log through pino; their messages never include tokens. */
+function boltLogger(logger: Logger): BoltLogger {
+  const child = logger.child({ component: 'slack-bolt' });
+  let level: LogLevel = LogLevel.WARN;
+  return {
+    debug: (...msg: unknown[]) => child.debug(msg.map(String).join(' ')),
+    info: (...msg: unknown[]) => child.info(msg.map(String).join(' ')),
+    warn: (...msg: unknown[]) => child.warn(msg.map(String).join(' ')),
+    error: (...msg: unknown[]) => child.error(msg.map(String).join(' ')),
+    setLevel: (l: LogLevel) => {
+      level = l;
+    },
+    getLevel: () => level,
+    setName: () => undefined,
+  };
+}

@@ -1,0 +1,293 @@
+import type { Readable } from 'node:stream';
+import type { webApi } from '@slack/bolt';
+import type { ConversationRef } from '../../../core/index.ts';
+import type { Logger } from '../../../observability/index.ts';
+import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
+import type { ChatSurface } from '../../chat-surface.ts';
+import type { View } from '../../views.ts';
+import { renderBlocks } from './block-kit.ts';
+import { EditLimiter, isRateLimited, retryAfterMs, slackErrorCode } from './rate-limit.ts';
+
+type WebClient = webApi.WebClient;
+
+/**
+ * Slack errors after which posting to that message or thread can never succeed: the
+ * channel or message is gone, or the bot was removed. They are logged and audited, and
+ * the call returns normally so a run never fails or retries forever because of them.
+ */
+export const undeliverableErrors: ReadonlySet<string> = new Set([
+  'channel_not_found',
+  'not_in_channel',
+  'message_not_found',
+  'is_archived',
+  'thread_not_found',
+  'cant_update_message',
+  'edit_window_closed',
+  'restricted_action',
+]);
+
+/** A message reference for a post that could not be made: later edits of it are skipped. */
+const lostPrefix = 'lost:';
+
+export interface SlackSurfaceOptions {
+  client: WebClient;
+  logger: Logger;
+  state: StateStore;
+  store: ArtifactStore;
+  audit?: AuditLog;
+  /** Deliverables up to this size are uploaded into the thread; larger ones are posted as links. */
+  maxUploadBytes: number;
+  /** At most one edit per message per this interval (Slack allows about one per second). */
+  minEditIntervalMs?: number;
+  /** The longest `Retry-After` honoured before a post gives up (the notify job retries it later). */
+  maxRetryAfterMs?: number;
+  /** Attempts of one call that keeps answering 429. */
+  maxRateLimitedAttempts?: number;
+  /**
+   * While a run is in progress and no newer progress arrives, the progress message is
+   * re-sent this often with the elapsed time moved on: a visible sign of life.
+   */
+  heartbeatMs?: number;
+}
+
+/** Slack as a chat surface: Block Kit messages in the task's thread, edited in place. */
+export class SlackSurface implements ChatSurface {
+  readonly name = 'slack' as const;
+  private readonly limiter: EditLimiter;
+  private readonly maxRetryAfterMs: number;
+  private readonly maxAttempts: number;
+  private readonly heartbeats = new Map<string, NodeJS.Timeout>();
+
+  constructor(private readonly options: SlackSurfaceOptions) {
+    this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
+    this.maxAttempts = options.maxRateLimitedAttempts ?? 4;
+    this.limiter = new EditLimiter({
+      minIntervalMs: options.minEditIntervalMs ?? 1000,
+      maxRetryAfterMs: this.maxRetryAfterMs,
+      maxAttempts: this.maxAttempts,
+    });
+  }
+
+  async post(conversation: ConversationRef, view: View): Promise<string> {
+    const uploaded = view.kind === 'result' ? await this.deliverFiles(conversation, view.taskId) : [];
+    const message = renderBlocks(view, { uploaded });
+    try {
+      const res = await this.withRetryAfter(() =>
+        this.options.client.chat.postMessage({
+          channel: conversation.channel,
+          thread_ts: conversation.thread,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
+      return `${res.channel ?? conversation.channel}:${res.ts}`;
+    } catch (err) {
+      if (await this.swallowUndeliverable(err, conversation, 'post', taskIdOf(view))) {
+        return `${lostPrefix}${conversation.channel}:${conversation.thread}`;
+      }
+      throw err;
+    }
+  }
+
+  /**
+   * Edits a message. Edits of one message are coalesced (only the newest pending view
+   * is sent) and spaced by the edit interval. A progress edit returns once it is queued,
+   * so a chatty run never holds up other notifications; every other edit waits until
+   * Slack has it.
+   */
+  async update(conversation: ConversationRef, ref: string, view: View): Promise<void> {
+    if (ref.startsWith(lostPrefix)) return;
+    this.stopHeartbeat(ref);
+    const [channel, ts] = splitRef(ref, conversation.channel);
+    const send = async () => {
+      const uploaded = view.kind === 'result' ? await this.uploadedNames(view.taskId) : [];
+      const message = renderBlocks(view, { uploaded });
+      await this.options.client.chat.update({ channel, ts, text: message.text, blocks: message.blocks });
+    };
+    const delivered = this.limiter.submit(ref, send).catch(async (err) => {
+      if (await this.swallowUndeliverable(err, conversation, 'update', taskIdOf(view))) return;
+      throw err;
+    });
+    if (view.kind === 'progress') {
+      delivered.catch((err) =>
+        this.options.logger.warn({ err: describe(err), taskId: view.taskId }, 'slack: progress edit failed'),
+      );
+      if (view.cancellable) this.startHeartbeat(conversation, ref, view, Date.now());
+      return;
+    }
+    await delivered;
+  }
+
+  /** Stops pending edits and heartbeats (shutdown). */
+  close(): void {
+    for (const timer of this.heartbeats.values()) clearTimeout(timer);
+    this.heartbeats.clear();
+    this.limiter.close();
+  }
+
+  /**
+   * Re-sends a progress view with the elapsed time moved on, until newer progress, a
+   * final view, or the end of the task. Only the bot that rendered the latest progress
+   * keeps the heartbeat, so several bots never race on one message.
+   */
+  private startHeartbeat(
+    conversation: ConversationRef,
+    ref: string,
+    view: Extract<View, { kind: 'progress' }>,
+    since: number,
+  ): void {
+    const every = this.options.heartbeatMs ?? 10_000;
+    const timer = setTimeout(async () => {
+      const task = await this.options.state.getTask(view.taskId).catch(() => undefined);
+      // Newer progress or a final view replaced this heartbeat meanwhile.
+      if (this.heartbeats.get(ref) !== timer) return;
+      this.heartbeats.delete(ref);
+      if (!task || !['queued', 'running', 'waiting_for_approval'].includes(task.state)) return;
+      const next = { ...view, elapsedMs: view.elapsedMs + (Date.now() - since) };
+      const [channel, ts] = splitRef(ref, conversation.channel);
+      this.limiter
+        .submit(ref, async () => {
+          const message = renderBlocks(next);
+          await this.options.client.chat.update({ channel, ts, text: message.text, blocks: message.blocks });
+        })
+        .catch((err) => this.options.logger.debug({ err: describe(err) }, 'slack: heartbeat edit failed'));
+      this.startHeartbeat(conversation, ref, view, since);
+    }, every);
+    timer.unref();
+    this.heartbeats.set(ref, timer);
+  }
+
+  private stopHeartbeat(ref: string): void {
+    const timer = this.heartbeats.get(ref);
+    if (timer) clearTimeout(timer);
+    this.heartbeats.delete(ref);
+  }
+
+  /**
+   * Uploads the task's deliverables that fit the upload limit into the thread with
+   * filesUploadV2 (getUploadURLExternal → upload → completeUploadExternal). Each file is
+   * uploaded once: a redelivered result event finds the marker and skips it.
+   */
+  private async deliverFiles(conversation: ConversationRef, taskId: string): Promise<string[]> {
+    const { state, store, client, logger } = this.options;
+    const task = await state.getTask(taskId);
+    if (!task) return [];
+    const names: string[] = [];
+    for (const artifact of task.artifacts) {
+      if (artifact.size > this.options.maxUploadBytes) continue;
+      const slot = `upload:${artifact.sha256}:${artifact.name}`;
+      if (await state.getMessageRef(taskId, slot)) {
+        names.push(artifact.name);
+        continue;
+      }
+      try {
+        // filesUploadV2 reads a stream fully into memory before uploading (and never settles
+        // if the stream fails), so the bytes are read here, bounded by maxUploadBytes.
+        const data = await readAll(await store.get(artifact.key), this.options.maxUploadBytes);
+        const res = await this.withRetryAfter(() =>
+          client.filesUploadV2({
+            channel_id: conversation.channel,
+            thread_ts: conversation.thread,
+            file: data,
+            filename: artifact.name,
+            title: artifact.name,
+          }),
+        );
+        const fileId = (res as { files?: Array<{ files?: Array<{ id?: string }> }> }).files?.[0]?.files?.[0]?.id;
+        await state.setMessageRef(taskId, slot, fileId ?? 'uploaded');
+        names.push(artifact.name);
+      } catch (err) {
+        if (await this.swallowUndeliverable(err, conversation, 'upload', taskId)) return names;
+        // The result message still links the file, so nothing is lost.
+        logger.warn({ err: describe(err), taskId, file: artifact.name }, 'slack: upload failed; posting a link');
+      }
+    }
+    return names;
+  }
+
+  private async uploadedNames(taskId: string): Promise<string[]> {
+    const task = await this.options.state.getTask(taskId);
+    if (!task) return [];
+    const names: string[] = [];
+    for (const a of task.artifacts) {
+      if (await this.options.state.getMessageRef(taskId, `upload:${a.sha256}:${a.name}`)) names.push(a.name);
+    }
+    return names;
+  }
+
+  /** Retries a call that answered 429 after its `Retry-After`, a bounded number of times. */
+  private async withRetryAfter<T>(call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await call();
+      } catch (err) {
+        if (!isRateLimited(err) || attempt >= this.maxAttempts) throw err;
+        const wait = retryAfterMs(err);
+        if (wait > this.maxRetryAfterMs) throw err;
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
+  private async swallowUndeliverable(
+    err: unknown,
+    conversation: ConversationRef,
+    what: string,
+    taskId: string | undefined,
+  ): Promise<boolean> {
+    const code = slackErrorCode(err);
+    if (!code || !undeliverableErrors.has(code)) return false;
+    this.options.logger.warn(
+      { slackError: code, channel: conversation.channel, thread: conversation.thread, taskId },
+      `slack: could not ${what} in the thread (${code}); the task goes on without it`,
+    );
+    if (taskId && this.options.audit) {
+      await this.options.audit
+        .append({
+          type: 'chat.delivery_failed',
+          taskId,
+          data: { surface: 'slack', action: what, error: code, channel: conversation.channel },
+        })
+        .catch(() => undefined);
+    }
+    return true;
+  }
+}
+
+function taskIdOf(view: View): string | undefined {
+  return 'taskId' in view ? view.taskId : undefined;
+}
+
+function splitRef(ref: string, fallbackChannel: string): [string, string] {
+  const i = ref.lastIndexOf(':');
+  return i > 0 ? [ref.slice(0, i), ref.slice(i + 1)] : [fallbackChannel, ref];
+}
+
+async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of stream) {
+    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+    size += b.length;
+    if (size > maxBytes) {
+      stream.destroy();
+      throw new Error(`the file is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(b);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** An error as a short loggable object: Slack's error code and message, never request data or tokens. */
+export function describe(err: unknown): { code?: string; slackError?: string; message: string } {
+  const e = err as { code?: unknown; message?: unknown };
+  const slackError = slackErrorCode(err);
+  return {
+    ...(typeof e?.code === 'string' ? { code: e.code } : {}),
+    ...(slackError ? { slackError } : {}),
+    message:
+      typeof e?.message === 'string' ? e.message.replace(/xox[a-z]-[A-Za-z0-9-]+/g, 'xox?-[redacted]') : String(err),
+  };
+}
