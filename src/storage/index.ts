@@ -1,7 +1,7 @@
 export type { ArtifactStore, DownloadLink, PutResult } from './artifacts/artifact-store.ts';
+export { formatBytes } from './artifacts/format-bytes.ts';
 export {
   assertValidKey,
-  formatBytes,
   LocalArtifactStore,
   type LocalArtifactStoreOptions,
   type SignedDownload,

@@ -1,12 +1,12 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
-import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ErrorCodes, HandoffError } from '../../core/index.ts';
 import type { ArtifactStore, DownloadLink, PutResult } from './artifact-store.ts';
+import { meteredStream } from './meter.ts';
 
 /** Keys are slash-separated segments of safe characters; nothing can climb out of the root. */
 const keyPattern = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}(\/[A-Za-z0-9_-][A-Za-z0-9._-]{0,200}){0,8}$/;
@@ -48,29 +48,16 @@ export class LocalArtifactStore implements ArtifactStore {
     const target = this.path(key);
     await mkdir(dirname(target), { recursive: true });
     const partial = `${target}.partial-${process.pid}-${Date.now()}`;
-    const hash = createHash('sha256');
-    let size = 0;
-    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (size > max) {
-          done(new HandoffError(ErrorCodes.invalidInput, `the file is larger than the limit of ${formatBytes(max)}`));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const meter = meteredStream(options.maxBytes);
     try {
-      await pipeline(body, meter, createWriteStream(partial, { mode: 0o600 }));
+      await pipeline(body, meter.stream, createWriteStream(partial, { mode: 0o600 }));
       // Renamed only when complete, so a reader never sees half a file.
       await rename(partial, target);
     } catch (err) {
       await rm(partial, { force: true });
       throw err;
     }
-    return { size, sha256: hash.digest('hex') };
+    return { size: meter.size(), sha256: meter.sha256() };
   }
 
   async get(key: string): Promise<Readable> {
@@ -130,11 +117,4 @@ export class LocalArtifactStore implements ArtifactStore {
       .update(`${key}\n${fileName}\n${mediaType}\n${expiresAtMs}`)
       .digest('base64url');
   }
-}
-
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
-  if (n < 1024 ** 3) return `${(n / 1024 / 1024).toFixed(1)} MB`;
-  return `${(n / 1024 ** 3).toFixed(1)} GB`;
 }

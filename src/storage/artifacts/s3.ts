@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { pipeline, Readable, Transform } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import {
   CopyObjectCommand,
   DeleteObjectCommand,
@@ -13,7 +12,9 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { ErrorCodes, HandoffError } from '../../core/index.ts';
 import type { ArtifactStore, DownloadLink, PutResult } from './artifact-store.ts';
-import { assertValidKey, formatBytes } from './local.ts';
+import { formatBytes } from './format-bytes.ts';
+import { assertValidKey } from './local.ts';
+import { meteredStream } from './meter.ts';
 
 /** Stable code for a store failure that is not the caller's fault; `retryable` says whether to try again. */
 export const artifactStoreFailed = 'handoff_artifact_store_failed';
@@ -82,20 +83,8 @@ export class S3ArtifactStore implements ArtifactStore {
 
   async put(key: string, body: Readable, options: { mediaType: string; maxBytes?: number }): Promise<PutResult> {
     const Key = this.#objectKey(key);
-    const hash = createHash('sha256');
-    let size = 0;
-    const max = options.maxBytes ?? Number.POSITIVE_INFINITY;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        size += chunk.length;
-        if (size > max) {
-          done(new HandoffError(ErrorCodes.invalidInput, `the file is larger than the limit of ${formatBytes(max)}`));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    const metered = meteredStream(options.maxBytes);
+    const meter = metered.stream;
     // An error on either side destroys both, so the producer stops when the limit is hit;
     // the error itself surfaces through the reads below.
     pipeline(body, meter, () => undefined);
@@ -108,7 +97,7 @@ export class S3ArtifactStore implements ArtifactStore {
       while (headBytes <= this.#partSizeBytes) {
         const next = await chunks.next();
         if (next.done) {
-          const sha256 = hash.digest('hex');
+          const sha256 = metered.sha256();
           await this.#client.send(
             new PutObjectCommand({
               Bucket: this.#bucket,
@@ -119,7 +108,7 @@ export class S3ArtifactStore implements ArtifactStore {
               Metadata: { sha256 },
             }),
           );
-          return { size, sha256 };
+          return { size: metered.size(), sha256 };
         }
         head.push(next.value);
         headBytes += next.value.length;
@@ -129,10 +118,10 @@ export class S3ArtifactStore implements ArtifactStore {
       meter.destroy();
       throw mapError(err, `could not store artifact ${key}`);
     }
-    const sha256 = hash.digest('hex');
+    const sha256 = metered.sha256();
     // CreateMultipartUpload, which carries the metadata, went out before the digest was known:
     // set it with a server-side copy onto itself, which moves no bytes through us.
-    if (size <= maxCopyBytes) {
+    if (metered.size() <= maxCopyBytes) {
       try {
         await this.#client.send(
           new CopyObjectCommand({
@@ -150,7 +139,7 @@ export class S3ArtifactStore implements ArtifactStore {
         throw mapError(err, `could not record the digest of artifact ${key}`);
       }
     }
-    return { size, sha256 };
+    return { size: metered.size(), sha256 };
   }
 
   async #putMultipart(Key: string, body: Readable, mediaType: string): Promise<void> {
