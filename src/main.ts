@@ -135,14 +135,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       signingSecret,
       publicUrl: () => publicUrl,
     });
-    const store: ArtifactStore = config.s3Bucket
-      ? new S3ArtifactStore({
-          bucket: config.s3Bucket,
-          ...(config.s3Prefix ? { prefix: config.s3Prefix } : {}),
-          ...(config.s3Region ? { region: config.s3Region } : {}),
-          ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
-        })
-      : localStore;
+    const store: ArtifactStore = config.s3Bucket ? s3StoreFrom(config) : localStore;
     const provider: ModelProvider =
       options.provider ??
       (config.anthropicApiKey
@@ -381,8 +374,8 @@ Commands:
   policy check FILE                              validates a policy file (exit 1 with every problem)
   policy explain --channel C [--action A]        which rule applies to a channel, and why
   audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
-  audit export [--since T] [--to DIR]            writes JSONL segments and a digest
-  audit prune [--older-than-days N]              removes exported records older than N days (default 180)
+  audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
+  audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
 
 Settings come from the environment and an optional handoff.yaml (see README).`;
 
@@ -487,13 +480,31 @@ async function auditCommand(args: string[], config: Config): Promise<number> {
   }
   if (positionals[0] === 'verify') return auditVerify(config.redisUrl);
   if (positionals[0] === 'export') {
-    return auditExport(config.redisUrl, {
-      ...(values.since ? { since: values.since } : {}),
-      ...(values.to ? { to: values.to } : {}),
+    // `--to s3` writes the segments to the configured bucket (HANDOFF_S3_BUCKET), e.g. one with Object Lock.
+    let to: string | ArtifactStore | undefined = values.to;
+    if (values.to === 's3') {
+      if (!config.s3Bucket) {
+        console.error('handoff: --to s3 needs HANDOFF_S3_BUCKET');
+        return 2;
+      }
+      to = s3StoreFrom(config);
+    }
+    return auditExport(config.redisUrl, { ...(values.since ? { since: values.since } : {}), ...(to ? { to } : {}) });
+  }
+  if (positionals[0] === 'prune') {
+    return auditPrune(config.redisUrl, {
+      olderThanDays: Number(values['older-than-days'] ?? config.auditRetentionDays),
     });
   }
-  if (positionals[0] === 'prune')
-    return auditPrune(config.redisUrl, { olderThanDays: Number(values['older-than-days'] ?? 180) });
   console.error('usage: handoff audit verify | export [--since T] [--to DIR] | prune [--older-than-days N]');
   return 2;
+}
+
+function s3StoreFrom(config: Config): S3ArtifactStore {
+  return new S3ArtifactStore({
+    bucket: config.s3Bucket!,
+    ...(config.s3Prefix ? { prefix: config.s3Prefix } : {}),
+    ...(config.s3Region ? { region: config.s3Region } : {}),
+    ...(config.s3Endpoint ? { endpoint: config.s3Endpoint } : {}),
+  });
 }

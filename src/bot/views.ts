@@ -110,8 +110,9 @@ export function approvalView(
     .filter(([k]) => k !== 'step')
     .map(([label, v]) => ({ label, value: typeof v === 'string' ? v : JSON.stringify(v) }));
   let state: ApprovalRequestView['state'] = decision ? decision.outcome : 'pending';
-  if (!decision && Date.parse(pending.expiresAt) <= Date.now()) state = 'expired';
   if (!decision && isTerminal(task.state)) state = 'stopped';
+  // Expiry is the more precise reason when both hold: it is what stopped the run.
+  if (!decision && Date.parse(pending.expiresAt) <= Date.now()) state = 'expired';
   return {
     kind: 'approval',
     taskId: task.id,

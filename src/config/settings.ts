@@ -152,6 +152,12 @@ export const settingDefs = [
   },
   { key: 's3Region', env: 'AWS_REGION', schema: z.string().min(1).optional(), doc: 'Region of the bucket.' },
   {
+    key: 'auditRetentionDays',
+    env: 'HANDOFF_AUDIT_RETENTION_DAYS',
+    schema: int(1, 36_500).default(180),
+    doc: 'Audit records older than this (and already exported) are removed by `handoff audit prune`.',
+  },
+  {
     key: 'policyFile',
     env: 'HANDOFF_POLICY',
     schema: z.string().min(1).optional(),

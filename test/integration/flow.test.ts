@@ -77,4 +77,12 @@ describeDocker('request → plan → approve → sandboxed run → download (dem
         .sort(),
     ).toEqual(['brief.docx', 'brief.pdf']);
   });
+
+  it('answers a request the demo model cannot handle with how to configure a real model', async () => {
+    const posted = await client.post('@handoff write a haiku about our Q3 numbers');
+    expect(posted.status).toBe(201);
+    const card = await client.waitForCard(posted.body.message!.id, (h) => h.includes('ANTHROPIC_API_KEY'), 30_000);
+    expect(card.html).toContain('demo model only handles the bundled sample tasks');
+    expect(card.html).not.toContain('card plan');
+  });
 });

@@ -205,4 +205,30 @@ describeDocker('mid-run approvals', () => {
     expect(audit.filter((r) => r.type === 'run.resumed_after_decision')).toHaveLength(1);
     redis.disconnect();
   }, 240_000);
+
+  it('a paused call nobody decides on expires, and the run stops with a message', async () => {
+    model = await startFakeAnthropic();
+    model.enqueue(plan, {
+      content: [{ type: 'tool_use', name: 'delete_file', input: { path: '/workspace/in/notes.txt', step: 1 } }],
+    });
+    const handoff = await startDevHandoff({
+      env: { ANTHROPIC_API_KEY: 'sk-ant-test', ANTHROPIC_BASE_URL: model.url, HANDOFF_APPROVAL_EXPIRY_MS: '10000' },
+    });
+    instances.push(handoff);
+    const ana = new ConsoleClient(handoff.url, 'Ana');
+    const posted = await ana.post('@handoff copy the notes', [{ name: 'notes.txt', content: Buffer.from('x\n') }]);
+    const thread = posted.body.message!.id;
+    const card = await ana.waitForCard(thread, (h) => h.includes('card plan'));
+    await ana.action({ action: 'approve', ...planButtons(card.html!) });
+    await ana.waitForCard(thread, (h) => h.includes('card approval'), 60_000);
+
+    const result = await ana.waitForCard(thread, (h) => h.includes('card result'), 40_000);
+    expect(result.html).toContain('The run failed');
+    expect(result.html).toContain('before the approval expired');
+    const approval = (await ana.thread(thread)).find((m) => m.html?.includes('card approval'))!;
+    expect(approval.html).toContain('Expired: nobody decided in time');
+    expect(approval.html).not.toContain('data-action="approve-action"');
+    // The model was not called again: the run stopped at the paused call.
+    expect(model.messageRequests).toHaveLength(2);
+  }, 90_000);
 });
