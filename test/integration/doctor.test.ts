@@ -1,0 +1,62 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { loadConfig } from '../../src/config/index.ts';
+import { doctor } from '../../src/doctor.ts';
+import { type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
+
+let redis: EmbeddedRedis;
+let dir: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'handoff-doctor-'));
+  redis = await startRedisServer({ dir, appendOnly: false });
+  const client = new Redis(redis.url);
+  // A Redis that would silently drop queued jobs under memory pressure.
+  await client.config('SET', 'maxmemory-policy', 'allkeys-lru');
+  client.disconnect();
+});
+afterAll(async () => {
+  await redis?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function run(env: Record<string, string>): Promise<{ code: number; out: string }> {
+  const lines: string[] = [];
+  const spy = vi.spyOn(console, 'log').mockImplementation((...args: unknown[]) => {
+    lines.push(args.join(' '));
+  });
+  try {
+    const code = await doctor(loadConfig({ env: { HANDOFF_PORT: '0', ...env }, file: '/dev/null' }));
+    return { code, out: lines.join('\n') };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
+it('names each Redis problem with its fix and exits non-zero', async () => {
+  const { code, out } = await run({ REDIS_URL: redis.url });
+  expect(code).toBe(1);
+  expect(out).toMatch(/ok {4}Redis: reachable/);
+  expect(out).toMatch(/FAIL {2}Redis eviction policy: allkeys-lru\n\s+fix: .*noeviction/);
+  expect(out).toMatch(/FAIL {2}Redis AOF: off\n\s+fix: .*appendonly yes/);
+  expect(out).toContain('Model: demo model');
+});
+
+it('says when Redis cannot be reached, and how to fix it', async () => {
+  const { code, out } = await run({ REDIS_URL: 'redis://127.0.0.1:1' });
+  expect(code).toBe(1);
+  expect(out).toMatch(/FAIL {2}Redis: unreachable.*\n\s+fix: start Redis or correct REDIS_URL/);
+});
+
+it('reports the model in use without revealing the key', async () => {
+  const { out } = await run({
+    REDIS_URL: redis.url,
+    ANTHROPIC_API_KEY: 'sk-ant-doctor-secret',
+    HANDOFF_MODEL: 'claude-sonnet-5-5',
+  });
+  expect(out).toContain('Anthropic API, model claude-sonnet-5-5');
+  expect(out).not.toContain('sk-ant-doctor-secret');
+});
