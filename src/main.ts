@@ -22,8 +22,10 @@ import {
   createHttpApp,
   createSlack,
   Gateway,
+  mentionApprovers,
   type SlackIntegration,
   type SlackOptions,
+  slackApproversFor,
   startNotifyWorker,
   WebSurface,
 } from './bot/index.ts';
@@ -149,17 +151,31 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     const policyDoc = loadPolicy(config.policyFile);
     // Self-approval: an explicit setting wins; then the policy file; `handoff dev` without
     // a policy file lets one person try the whole flow.
-    const selfApproval = (effective: EffectiveChannelPolicy) =>
+    // The dev exception is for the console only: a Slack workspace has other people to ask.
+    const selfApproval = (effective: EffectiveChannelPolicy, conversation: ConversationRef) =>
       config.allowSelfApproval ??
-      (config.policyFile ? effective.requesterMayApprove : mode === 'dev' || effective.requesterMayApprove);
+      (config.policyFile
+        ? effective.requesterMayApprove
+        : (mode === 'dev' && conversation.surface === 'web') || effective.requesterMayApprove);
     const policyFor = (conversation: ConversationRef): PlanPolicy => {
       const effective = policyForChannel(policyDoc, conversation);
-      return {
+      const planPolicy: PlanPolicy = {
         ...toPlanPolicy(effective),
-        allowSelfApproval: selfApproval(effective),
+        allowSelfApproval: selfApproval(effective, conversation),
         // Without a policy file the deployment's setting decides how long approvals stay open.
         approvalExpiryMs: config.policyFile ? effective.approvalExpiryMs : config.approvalExpiryMs,
       };
+      // Who approves on Slack: the policy's approvers for the channel when it names any,
+      // else SLACK_APPROVERS (users and user groups), else anyone in the channel.
+      const fromEnv =
+        conversation.surface === 'slack' && !planPolicy.approvers
+          ? slackApproversFor(config.slackApprovers ?? {}, conversation.channel)
+          : undefined;
+      if (fromEnv) {
+        planPolicy.approvers = fromEnv.users;
+        if (fromEnv.groups.length > 0) planPolicy.approverGroups = fromEnv.groups;
+      }
+      return planPolicy;
     };
     const policy = policyFor({ surface: 'web', channel: 'general', thread: '-' });
     await audit.append({ type: 'policy.loaded', data: { source: config.policyFile ?? 'built-in', mode } });
@@ -242,6 +258,11 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         metrics,
         policy,
         policyFor,
+        // Approver groups are Slack user groups; the console has none, so there they approve nobody.
+        inApproverGroup: async (conversation, who, groups) =>
+          conversation.surface === 'slack' && slack ? slack.userGroups.includes(who.id, groups) : false,
+        nameApprovers: (conversation, approvers) =>
+          conversation.surface === 'slack' ? mentionApprovers(approvers) : undefined,
         limits: {
           maxUploadBytes: config.maxUploadBytes,
           maxFilesPerRequest: config.maxFilesPerRequest,
@@ -331,13 +352,12 @@ function startSlack(
     ...(config.slackApiUrl
       ? { apiUrl: config.slackApiUrl.endsWith('/') ? config.slackApiUrl : `${config.slackApiUrl}/` }
       : {}),
-    approvers: config.slackApprovers ?? {},
-    allowSelfApproval: config.allowSelfApproval ?? false,
     limits: {
       maxInputBytes: config.maxUploadBytes,
       maxFilesPerRequest: config.maxFilesPerRequest,
       maxUploadBytes: config.slackMaxUploadBytes,
     },
+    nativeProgress: config.slackNativeProgress,
   });
 }
 

@@ -206,7 +206,7 @@ type ToolUse = { id: string; name: string; input: unknown };
 /** Tool calls of the last assistant turn that have no result yet, in order. */
 function unansweredToolUses(cp: Checkpoint): ToolUse[] {
   const last = cp.messages.at(-1) as MessageParam | undefined;
-  if (!last || last.role !== 'assistant' || typeof last.content === 'string') return [];
+  if (last?.role !== 'assistant' || typeof last.content === 'string') return [];
   const answered = new Set(cp.partialResults.map((r) => r.tool_use_id));
   return (last.content.filter((b) => b.type === 'tool_use') as ToolUse[]).filter((u) => !answered.has(u.id));
 }

@@ -17,4 +17,5 @@ export type {
   ToolDefinition,
 } from './model/provider.ts';
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
+export type { PlanRevision } from './prompts.ts';
 export { classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';

@@ -12,7 +12,7 @@ import {
 } from '../core/index.ts';
 import type { Redactor, ToolHost } from './agent-loop.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
-import { plannerSystem, taskMessage } from './prompts.ts';
+import { type PlanRevision, plannerSystem, taskMessage } from './prompts.ts';
 import { planTools, resolveSandboxPath, workspaceRoot } from './tools.ts';
 
 export interface PlannerOptions {
@@ -24,6 +24,8 @@ export interface PlannerOptions {
   maxTurns?: number;
   /** Applied to the request and to what the model reads while planning. */
   redact?: Redactor;
+  /** For a revision: the plan it replaces and the changes people asked for. */
+  previous?: PlanRevision;
 }
 
 export interface PlannerResult {
@@ -45,7 +47,7 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   const system = plannerSystem();
   const counts = { redactions: {} as Record<string, number> };
   const clean = (text: string) => redactText(options.redact, counts, text);
-  const messages: MessageParam[] = [{ role: 'user', content: clean(taskMessage(task, 'plan')) }];
+  const messages: MessageParam[] = [{ role: 'user', content: clean(taskMessage(task, 'plan', options.previous)) }];
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;
   let invalidPlans = 0;

@@ -1,8 +1,11 @@
 export { defaultTrustLevels, strictest, trustLevelOf } from './default-policy.ts';
 export {
   type ApprovalClick,
+  type ApproverLookup,
   checkPlanDecision,
   defaultPlanPolicy,
+  describeApprovers,
+  isApprover,
   type PlanPolicy,
   planBlockers,
   type StepTrust,
@@ -10,11 +13,13 @@ export {
   type Tally,
   tallyPlanDecision,
 } from './plan-decision.ts';
+export { countPlanChanges, type PlanDiff, type PlanStepChange, planDiff } from './plan-diff.ts';
 export { planHash } from './plan-hash.ts';
 export {
   builtInPolicy,
   type EffectiveChannelPolicy,
   egressAllowed,
+  groupSurfaces,
   loadPolicy,
   type Policy,
   PolicyError,

@@ -16,8 +16,18 @@ export interface PlanPolicy {
   trustLevels: Readonly<Record<ActionKind, TrustLevel>>;
   /** Whether the requester may approve their own plan. */
   allowSelfApproval: boolean;
-  /** Who may approve; undefined means anyone in the conversation. */
+  /**
+   * Who may approve, by user id; undefined means anyone in the conversation. With
+   * `approverGroups`, members of those groups may approve too (an empty list then
+   * means: only group members).
+   */
   approvers?: readonly string[];
+  /**
+   * Groups whose members may approve (Slack user groups `S…`). Membership needs I/O, so
+   * the caller resolves it and hands the answer to `checkPlanDecision` / `isApprover`;
+   * a surface that cannot resolve groups answers no (fail closed).
+   */
+  approverGroups?: readonly string[];
   /** Distinct approvers needed to approve a plan (default 1). */
   quorum?: number;
   /** How long a plan waits for approval before it expires. */
@@ -55,6 +65,33 @@ export function planBlockers(plan: Plan, policy: PlanPolicy): string[] {
   return blockers;
 }
 
+/**
+ * Whether `userId` may approve under `policy`: anyone when no approvers are set;
+ * otherwise a listed user, or a member of a listed group (`inApproverGroup`, resolved by
+ * the caller). Self-approval is checked separately.
+ */
+export function isApprover(policy: PlanPolicy, userId: string, inApproverGroup = false): boolean {
+  if (!policy.approvers) return true;
+  if (policy.approvers.includes(userId)) return true;
+  return inApproverGroup && (policy.approverGroups?.length ?? 0) > 0;
+}
+
+/** "U1, U2 or a member of S1" — who to ask, in plain ids, when the surface has no nicer names. */
+export function describeApprovers(policy: PlanPolicy): string {
+  if (!policy.approvers) return 'someone else in this conversation';
+  const names = [...policy.approvers, ...(policy.approverGroups ?? []).map((g) => `a member of ${g}`)];
+  if (names.length <= 1) return names[0] ?? 'an approver';
+  return `${names.slice(0, -1).join(', ')} or ${names.at(-1)}`;
+}
+
+/** What the caller resolved about the person who clicked, before the pure check. */
+export interface ApproverLookup {
+  /** Whether they belong to one of `PlanPolicy.approverGroups` (default: no). */
+  inApproverGroup?: boolean;
+  /** Who to ask, as the surface names them (Slack mentions); `describeApprovers` by default. */
+  ask?: string;
+}
+
 export interface ApprovalClick {
   taskId: string;
   planVersion: number;
@@ -65,7 +102,8 @@ export interface ApprovalClick {
 
 /**
  * Checks a click on a plan card against the task, the current plan and policy.
- * Throws a HandoffError whose message is fit to show the person who clicked.
+ * Throws a HandoffError whose message is fit to show the person who clicked. Pure:
+ * group membership comes resolved in `lookup`.
  */
 export function checkPlanDecision(
   task: Task,
@@ -73,6 +111,7 @@ export function checkPlanDecision(
   click: ApprovalClick,
   policy: PlanPolicy,
   now: number = Date.now(),
+  lookup: ApproverLookup = {},
 ): void {
   if (task.state === 'expired') {
     throw new HandoffError(
@@ -101,8 +140,15 @@ export function checkPlanDecision(
       'this plan expired before it was approved; ask again for a new plan',
     );
   }
-  if (policy.approvers && !policy.approvers.includes(click.by.id)) {
-    throw new HandoffError(ErrorCodes.notApprover, 'you are not an approver for this channel');
+  const ask = lookup.ask ?? describeApprovers(policy);
+  const byRequester = click.by.id === task.requester.id;
+  if (click.outcome === 'approved' && byRequester && !policy.allowSelfApproval) {
+    throw new HandoffError(ErrorCodes.notApprover, `you cannot approve your own request; ask ${ask}`);
+  }
+  // The requester may always withdraw their own request (as with Cancel).
+  const withdrawing = click.outcome === 'denied' && byRequester;
+  if (!withdrawing && !isApprover(policy, click.by.id, lookup.inApproverGroup)) {
+    throw new HandoffError(ErrorCodes.notApprover, `you are not an approver here; ask ${ask}`);
   }
   if (
     click.outcome === 'approved' &&
@@ -114,9 +160,6 @@ export function checkPlanDecision(
     );
   }
   if (click.outcome === 'approved') {
-    if (click.by.id === task.requester.id && !policy.allowSelfApproval) {
-      throw new HandoffError(ErrorCodes.notApprover, 'you cannot approve your own request; ask an approver');
-    }
     const blockers = planBlockers(plan, policy);
     if (blockers.length > 0) {
       throw new HandoffError(ErrorCodes.planNotApprovable, `this plan cannot be approved: ${blockers.join('; ')}`);

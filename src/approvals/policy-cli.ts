@@ -1,6 +1,14 @@
 import { type ActionKind, ActionKindSchema, ErrorCodes, HandoffError, type TrustLevel } from '../core/index.ts';
 import { defaultTrustLevels } from './default-policy.ts';
-import { builtInPolicySource, loadPolicy, type Policy, PolicyError, policyForChannel } from './policy.ts';
+import {
+  builtInPolicySource,
+  groupSurfaces,
+  loadPolicy,
+  type Policy,
+  PolicyError,
+  parseChannelId,
+  policyForChannel,
+} from './policy.ts';
 
 /** Where CLI functions print; console by default, a recorder in tests. */
 export interface CliOutput {
@@ -73,11 +81,12 @@ export function policyExplain(policy: Policy, options: { channel: string; action
     for (const a of ActionKindSchema.options) lines.push(`  ${describe(a)}`);
   }
 
+  const { surface } = parseChannelId(eff.channel);
   const approvers = eff.approvers
     ? [
         eff.approvers.users.length > 0 ? `users ${eff.approvers.users.join(', ')}` : undefined,
         eff.approvers.groups.length > 0
-          ? `groups ${eff.approvers.groups.join(', ')} (group membership is not looked up yet)`
+          ? `groups ${eff.approvers.groups.join(', ')}${groupSurfaces.includes(surface) ? ' (members looked up in Slack)' : ` (${surface} has no groups: they approve nobody here)`}`
           : undefined,
       ]
         .filter(Boolean)

@@ -315,10 +315,16 @@ function checkApprovers(
       }
       const dupes = users.filter((u, i) => users.indexOf(u) !== i);
       if (dupes.length > 0) at(['channels', channel.key, 'approvers', 'users'], `${dupes[0]} is listed twice`);
-      if (groups.length > 0) {
+      // Groups approve nobody where membership cannot be looked up (the web console has no groups).
+      const unresolved = channel.surface
+        ? groupSurfaces.includes(channel.surface)
+          ? undefined
+          : `${channel.surface} has no user groups`
+        : `only Slack user groups are looked up`;
+      if (groups.length > 0 && unresolved) {
         warn(
           channel.key,
-          'approvers.groups: group membership is not looked up yet, so only the listed users can approve here',
+          `approvers.groups: ${unresolved}, so on ${channel.surface ?? 'other surfaces'} only the listed users can approve here`,
         );
       }
     }
@@ -427,16 +433,22 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   };
 }
 
+/** Surfaces whose approver groups are looked up (Slack user groups, `usergroups.users.list`). */
+export const groupSurfaces: readonly Surface[] = ['slack'];
+
 /**
- * The shape `checkPlanDecision` takes. Approvers are the listed user ids; group
- * membership is not looked up yet, so a channel that lists only groups has no one
- * who can approve (fail closed) until it is.
+ * The shape `checkPlanDecision` takes: approvers are the listed user ids, and
+ * `approverGroups` the listed groups, whose membership the bot resolves per surface.
+ * Where it cannot (the web console), a channel that lists only groups has no one who
+ * can approve (fail closed).
  */
 export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
+  const groups = effective.approvers?.groups ?? [];
   return {
     trustLevels: effective.trustLevels,
     allowSelfApproval: effective.requesterMayApprove,
     ...(effective.approvers ? { approvers: effective.approvers.users } : {}),
+    ...(groups.length > 0 ? { approverGroups: groups } : {}),
     quorum: effective.quorum,
     approvalExpiryMs: effective.approvalExpiryMs,
     budget: effective.budget,

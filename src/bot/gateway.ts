@@ -1,7 +1,10 @@
 import { Readable } from 'node:stream';
 import {
   type ApprovalClick,
+  type ApproverLookup,
   checkPlanDecision,
+  describeApprovers,
+  isApprover,
   type PlanPolicy,
   type Tally,
   tallyPlanDecision,
@@ -27,6 +30,7 @@ import type { Logger, Metrics } from '../observability/index.ts';
 import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
+import { requestChanges } from './revise.ts';
 import { approvalView, planView, progressView, resultView, statusView, type View } from './views.ts';
 
 export interface IncomingFile {
@@ -54,6 +58,19 @@ export interface GatewayDeps {
   limits: GatewayLimits;
   /** Per-channel policy; defaults to `policy` everywhere. */
   policyFor?: (conversation: ConversationRef) => PlanPolicy;
+  /**
+   * Resolves approver groups (`PlanPolicy.approverGroups`, e.g. Slack user groups):
+   * whether `who` belongs to one of `groups` in that conversation's workspace. Asked
+   * only for people not listed by id, before any task record changes. Without it, or
+   * when it answers false for a surface it does not know, groups approve nobody. MAY
+   * throw when the lookup fails: the click is then refused with that error.
+   */
+  inApproverGroup?: (conversation: ConversationRef, who: Identity, groups: readonly string[]) => Promise<boolean>;
+  /** Names the approvers in a refusal in the surface's own syntax (Slack mentions); plain ids otherwise. */
+  nameApprovers?: (
+    conversation: ConversationRef,
+    approvers: { users: readonly string[]; groups: readonly string[] },
+  ) => string | undefined;
   /** Whether the demo model handles tasks (every card says so). */
   demo: boolean;
   surfaces: ChatSurface[];
@@ -194,10 +211,12 @@ export class Gateway {
   async decide(click: ApprovalClick): Promise<string> {
     const { state, queues, audit } = this.deps;
     const plan = await state.getPlan(click.taskId, click.planVersion);
+    // Group membership needs I/O: resolved first, so the compare-and-set below stays synchronous.
+    const { lookup } = await this.lookupApprover((await state.requireTask(click.taskId)).conversation, click.by);
     let tally: Tally | undefined;
     const { after } = await state.updateTask(click.taskId, (task) => {
       const policy = this.policyFor(task);
-      checkPlanDecision(task, plan, click, policy);
+      checkPlanDecision(task, plan, click, policy, Date.now(), lookup);
       tally = tallyPlanDecision(task, click, policy, new Date());
       return tally.task;
     });
@@ -261,11 +280,15 @@ export class Gateway {
       throw new HandoffError(ErrorCodes.staleApproval, 'this run is not waiting for this approval');
     if (Date.parse(pending.expiresAt) <= Date.now())
       throw new HandoffError(ErrorCodes.staleApproval, 'this approval request has expired');
-    if (policy.approvers && !policy.approvers.includes(click.by.id)) {
-      throw new HandoffError(ErrorCodes.notApprover, 'you are not an approver for this channel');
+    const { lookup } = await this.lookupApprover(task.conversation, click.by);
+    const ask = lookup.ask ?? describeApprovers(policy);
+    const byRequester = click.by.id === task.requester.id;
+    if (click.outcome === 'approved' && byRequester && !policy.allowSelfApproval) {
+      throw new HandoffError(ErrorCodes.notApprover, `you cannot approve a step of your own request; ask ${ask}`);
     }
-    if (click.outcome === 'approved' && click.by.id === task.requester.id && !policy.allowSelfApproval) {
-      throw new HandoffError(ErrorCodes.notApprover, 'you cannot approve a step of your own request; ask an approver');
+    // The requester may always turn down a step of their own request (as with Cancel).
+    if (!(click.outcome === 'denied' && byRequester) && !isApprover(policy, click.by.id, lookup.inApproverGroup)) {
+      throw new HandoffError(ErrorCodes.notApprover, `you are not an approver here; ask ${ask}`);
     }
     const decision = { approvalId: pending.id, outcome: click.outcome, by: click.by, at: new Date().toISOString() };
     if (!(await state.recordActionDecision(task.runId, decision))) {
@@ -295,12 +318,14 @@ export class Gateway {
     const { state, audit } = this.deps;
     const task = await state.requireTask(taskId);
     if (isTerminal(task.state)) return `This task is already ${task.state}.`;
-    if (
-      this.policyFor(task).approvers &&
-      by.id !== task.requester.id &&
-      !this.policyFor(task).approvers?.includes(by.id)
-    ) {
-      throw new HandoffError(ErrorCodes.notApprover, 'only the requester or an approver can cancel this task');
+    if (by.id !== task.requester.id) {
+      const { policy, lookup } = await this.lookupApprover(task.conversation, by);
+      if (!isApprover(policy, by.id, lookup.inApproverGroup)) {
+        throw new HandoffError(
+          ErrorCodes.notApprover,
+          `only the requester or an approver can cancel this task; ask ${lookup.ask ?? describeApprovers(policy)}`,
+        );
+      }
     }
     await state.requestCancel(taskId);
     await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
@@ -324,6 +349,25 @@ export class Gateway {
     }
     await state.updateTask(taskId, (t) => ({ ...t, cancelRequestedBy: by }));
     return 'Cancelling: the run stops within seconds.';
+  }
+
+  /**
+   * "Request changes" on a plan card, from any surface: the requester or an approver (the
+   * rule of Cancel) sends the plan back with what should change; the card loses its
+   * buttons and the next version is drafted. Returns the words to show the person.
+   */
+  async requestChanges(input: {
+    taskId: string;
+    planVersion: number;
+    planHash?: string;
+    by: Identity;
+    text: string;
+  }): Promise<string> {
+    const task = await this.deps.state.requireTask(input.taskId);
+    const approver = input.by.id === task.requester.id || (await this.isApprover(task.conversation, input.by));
+    const after = await requestChanges(this.deps, { ...input, approver });
+    await this.renderPlan(after.id, input.planVersion);
+    return `Changes requested: drafting plan version ${input.planVersion + 1}…`;
   }
 
   /** A reply in a task's thread: answers the agent's pending question. */
@@ -396,7 +440,9 @@ export class Gateway {
     const task = await this.deps.state.requireTask(taskId);
     const plan = await this.deps.state.getPlan(taskId, version);
     if (!plan) return;
-    await this.upsert(task, `plan:${version}`, planView(task, plan, this.policyFor(task)));
+    // A revision's card shows what changed since the version it replaces.
+    const previous = version > 1 ? await this.deps.state.getPlan(taskId, version - 1) : undefined;
+    await this.upsert(task, `plan:${version}`, planView(task, plan, this.policyFor(task), previous));
   }
 
   private async renderResult(taskId: string): Promise<void> {
@@ -449,6 +495,39 @@ export class Gateway {
 
   private policyFor(task: Task): PlanPolicy {
     return this.deps.policyFor?.(task.conversation) ?? this.deps.policy;
+  }
+
+  /**
+   * Whether `who` may approve in a conversation under its policy: anyone when no
+   * approvers are set, else a listed user or a member of a listed group. Self-approval
+   * is not considered. Surfaces use it for what the gateway does not decide itself
+   * (whose thread replies reach the agent, App Home).
+   */
+  async isApprover(conversation: ConversationRef, who: Identity): Promise<boolean> {
+    const { policy, lookup } = await this.lookupApprover(conversation, who);
+    return isApprover(policy, who.id, lookup.inApproverGroup);
+  }
+
+  /** The approvers a conversation's policy names; undefined when anyone there may approve. */
+  approversFor(conversation: ConversationRef): { users: readonly string[]; groups: readonly string[] } | undefined {
+    const policy = this.deps.policyFor?.(conversation) ?? this.deps.policy;
+    return policy.approvers ? { users: policy.approvers, groups: policy.approverGroups ?? [] } : undefined;
+  }
+
+  /** Resolves what the pure checks cannot: group membership (I/O) and how the surface names approvers. */
+  private async lookupApprover(
+    conversation: ConversationRef,
+    who: Identity,
+  ): Promise<{ policy: PlanPolicy; lookup: ApproverLookup }> {
+    const policy = this.deps.policyFor?.(conversation) ?? this.deps.policy;
+    if (!policy.approvers) return { policy, lookup: {} };
+    const groups = policy.approverGroups ?? [];
+    const inApproverGroup =
+      !policy.approvers.includes(who.id) &&
+      groups.length > 0 &&
+      (await this.deps.inApproverGroup?.(conversation, who, groups)) === true;
+    const ask = this.deps.nameApprovers?.(conversation, { users: policy.approvers, groups });
+    return { policy, lookup: { inApproverGroup, ...(ask ? { ask } : {}) } };
   }
 
   private surface(task: Task): ChatSurface {

@@ -1,7 +1,15 @@
-import { type PlanPolicy, planBlockers, planHash, stepTrustLevels } from '../approvals/index.ts';
+import {
+  type PlanDiff,
+  type PlanPolicy,
+  planBlockers,
+  planDiff,
+  planHash,
+  stepTrustLevels,
+} from '../approvals/index.ts';
 import {
   type ActionDecision,
   type Artifact,
+  changeRequestsFor,
   type DeliverableSpec,
   isTerminal,
   type PendingAction,
@@ -39,6 +47,8 @@ export interface PlanView {
   /** Approvals so far when a quorum of several is needed. */
   votes?: { names: string[]; needed: number };
   expiresAt?: string;
+  /** On a revised plan (version > 1): who asked for what, and what changed since the previous version. */
+  changes?: { requestedBy: string; text: string; diff: PlanDiff };
 }
 
 export interface ProgressView {
@@ -129,7 +139,11 @@ export function approvalView(
   };
 }
 
-export function planView(task: Task, plan: Plan, policy: PlanPolicy): PlanView {
+/**
+ * The plan card. `previous` is the version this plan revises (version - 1); with it, the
+ * card shows the change that was asked for and what it changed.
+ */
+export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: Plan): PlanView {
   const levels = stepTrustLevels(plan, policy);
   const view: PlanView = {
     kind: 'plan',
@@ -155,8 +169,18 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy): PlanView {
     },
     ...(task.approvalExpiresAt && task.planVersion === plan.version ? { expiresAt: task.approvalExpiresAt } : {}),
   };
-  if (task.planVersion > plan.version) {
-    view.decision = { outcome: 'superseded', by: '', at: task.updatedAt };
+  if (previous && plan.version > 1 && previous.version === plan.version - 1) {
+    const asked = changeRequestsFor(task, plan.version).at(-1);
+    view.changes = {
+      requestedBy: asked?.by.name ?? '',
+      text: asked?.text ?? '',
+      diff: planDiff(previous, plan),
+    };
+  }
+  // Changes asked on this version: it is replaced as soon as they are asked, not when the next is ready.
+  const replacedBy = changeRequestsFor(task, plan.version + 1).at(-1);
+  if (task.planVersion > plan.version || replacedBy) {
+    view.decision = { outcome: 'superseded', by: replacedBy?.by.name ?? '', at: replacedBy?.at ?? task.updatedAt };
   } else if (task.decision && task.decision.planVersion === plan.version) {
     view.decision = { outcome: task.decision.outcome, by: task.decision.by.name, at: task.decision.at };
   } else if (task.state === 'expired') {

@@ -227,7 +227,7 @@ export const settingDefs = [
     key: 'allowSelfApproval',
     env: 'HANDOFF_ALLOW_SELF_APPROVAL',
     schema: bool.optional(),
-    doc: 'Let a requester approve their own plan. Default: yes under `handoff dev`, no otherwise.',
+    doc: 'Let a requester approve their own plan. Default: yes on the console under `handoff dev`, no otherwise (and on Slack).',
   },
   {
     key: 'logLevel',
@@ -287,13 +287,19 @@ export const settingDefs = [
         ),
       )
       .optional(),
-    doc: 'Who may approve plans in Slack, per channel id, as JSON: {"C123":["U1","S_GROUP"],"*":["U2"]}. User groups (S…) are resolved by Slack. Unlisted channels: anyone but the requester.',
+    doc: 'Who may approve plans in Slack, per channel id, as JSON: {"C123":["U1","S_GROUP"],"*":["U2"]}. User groups (S…) are resolved by Slack. Used only where the policy file names no approvers for the channel. Unlisted channels: anyone but the requester.',
   },
   {
     key: 'slackMaxUploadBytes',
     env: 'HANDOFF_SLACK_MAX_UPLOAD_BYTES',
     schema: int(1, 1024 * 1024 * 1024).default(50 * 1024 * 1024),
     doc: 'Deliverables up to this size are uploaded into the Slack thread; larger ones are posted as download links.',
+  },
+  {
+    key: 'slackNativeProgress',
+    env: 'HANDOFF_SLACK_NATIVE_PROGRESS',
+    schema: bool.default(true),
+    doc: "Show run progress with Slack's native plan display (chat streaming), falling back to an edited message where Slack refuses it. Off: always the edited message.",
   },
 ] as const satisfies readonly SettingDef[];
 

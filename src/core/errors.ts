@@ -29,6 +29,8 @@ export const ErrorCodes = {
   staleApproval: 'handoff_stale_approval',
   approvalExpired: 'handoff_approval_expired',
   notApprover: 'handoff_not_approver',
+  /** Group membership could not be looked up (Slack `usergroups.users.list` failed); the click is refused. */
+  approverLookupFailed: 'handoff_approver_lookup_failed',
   planNotApprovable: 'handoff_plan_not_approvable',
   planInvalid: 'handoff_plan_invalid',
   demoUnsupported: 'handoff_demo_unsupported',

@@ -48,7 +48,10 @@ export {
   ToolCallRecordSchema,
 } from './run.ts';
 export {
+  type ChangeRequest,
+  ChangeRequestSchema,
   canTransition,
+  changeRequestsFor,
   type Decision,
   DecisionSchema,
   type Failure,

@@ -37,6 +37,21 @@ export const VoteSchema = z.object({
 });
 export type Vote = z.infer<typeof VoteSchema>;
 
+/** A "Request changes" on a plan card: what the next plan version must revise. */
+export const ChangeRequestSchema = z.object({
+  /** The plan version it revises (the next version answers it). */
+  version: z.number().int().positive(),
+  by: IdentitySchema,
+  text: z.string().min(1).max(2000),
+  at: z.string(),
+});
+export type ChangeRequest = z.infer<typeof ChangeRequestSchema>;
+
+/** The change requests plan version `version` answers: those asked on version - 1. */
+export function changeRequestsFor(task: Pick<Task, 'changeRequests'>, version: number): ChangeRequest[] {
+  return (task.changeRequests ?? []).filter((c) => c.version === version - 1);
+}
+
 export const FailureSchema = z.object({ code: z.string(), message: z.string() });
 export type Failure = z.infer<typeof FailureSchema>;
 
@@ -54,6 +69,8 @@ export const TaskSchema = z.object({
   decision: DecisionSchema.optional(),
   /** Approvals so far for the current plan version (quorum not reached yet). */
   votes: z.array(VoteSchema).default([]),
+  /** Changes people asked for, oldest first; plan version v+1 answers those with version v. */
+  changeRequests: z.array(ChangeRequestSchema).default([]),
   /** When the current plan's approval request expires. */
   approvalExpiresAt: z.string().optional(),
   runId: z.string().optional(),
@@ -133,6 +150,7 @@ export function newTask(input: NewTask, at: Date): Task {
     planVersion: 0,
     artifacts: [],
     votes: [],
+    changeRequests: [],
     usage: zeroUsage,
     costUsd: 0,
   };

@@ -5,6 +5,7 @@ import {
   addUsage,
   asHandoffError,
   type ConversationRef,
+  changeRequestsFor,
   costUsd,
   ErrorCodes,
   type Plan,
@@ -110,6 +111,12 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     return; // cancelled or failed meanwhile
   }
 
+  // A revision: the model sees the plan it replaces and what people asked to change.
+  const previousPlan = job.version > 1 ? await state.getPlan(task.id, job.version - 1) : undefined;
+  const previous = previousPlan
+    ? { plan: previousPlan, changes: changeRequestsFor(task, job.version).map((c) => c.text) }
+    : undefined;
+
   const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
   // A planning sandbox left by a runner that died would block this one's name.
   await deps.driver.removeTaskSandboxes(task.id);
@@ -130,6 +137,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       task,
       signal,
       ...(redactorFor(channelPolicy(deps, task)) ? { redact: redactorFor(channelPolicy(deps, task))! } : {}),
+      ...(previous ? { previous } : {}),
     });
     const plan = buildPlan(task, job.version, result.draft, deps, new Date());
     await state.savePlan(plan);

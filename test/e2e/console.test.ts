@@ -291,4 +291,51 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       rmSync(smallDir, { recursive: true, force: true });
     }, 60_000);
   });
+
+  describe('Request changes on a plan card', () => {
+    let handoff: Awaited<ReturnType<typeof startDevHandoff>>;
+    let browser: Awaited<ReturnType<typeof openBrowser>>;
+    const pageErrors: string[] = [];
+
+    beforeAll(async () => {
+      handoff = await startDevHandoff();
+      browser = await openBrowser();
+      browser.page.on('pageerror', (err) => pageErrors.push(err.message));
+    }, 180_000);
+
+    afterAll(async () => {
+      await browser?.close();
+      await handoff?.close();
+    });
+
+    it('opens a form under the card, sends the change, and the revised card replaces the old one', async () => {
+      const { page } = browser;
+      await openConsoleAs(page, handoff.url, 'Ana');
+      await page.locator('#composer-files').setInputFiles(salesCsvPath);
+      await page.locator('#composer .chip', { hasText: 'sales.csv' }).waitFor();
+      await page.locator('#composer-text').fill(request);
+      await page.locator('#composer-text').press('Enter');
+
+      const v1 = page.locator('#thread-list .card.plan', { hasText: 'Plan v1' });
+      await v1.locator('[data-action="request-changes"]').waitFor({ timeout: 120_000 });
+      await v1.locator('[data-action="request-changes"]').click();
+      const form = page.locator('#thread-list .changes-form');
+      await form.waitFor();
+      // An empty change is refused in the form, without a request.
+      await form.getByRole('button', { name: 'Send' }).click();
+      await form.getByText('Say what should change.').waitFor();
+      await form.locator('textarea').fill('also add a chart of units per product');
+      await form.getByRole('button', { name: 'Send' }).click();
+
+      const v2 = page.locator('#thread-list .card.plan', { hasText: 'Plan v2' });
+      await v2.waitFor({ timeout: 120_000 });
+      expect(await textOf(v2)).toContain('Revised after Ana asked: “also add a chart of units per product”');
+      // The demo model re-plans the same sample: the diff says nothing changed.
+      expect(await textOf(v2)).toContain('Same steps, files and limits as before.');
+      expect(await v2.locator('[data-action="approve"]').isVisible()).toBe(true);
+      await v1.getByText(/Replaced by a newer plan version after Ana asked for changes/).waitFor();
+      expect(await v1.locator('[data-action]').count()).toBe(0);
+      expect(pageErrors).toEqual([]);
+    }, 300_000);
+  });
 });

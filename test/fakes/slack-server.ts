@@ -32,6 +32,27 @@ export interface FakeFile {
   title?: string;
 }
 
+/** One chunk a progress stream received, with the call that carried it. */
+export interface FakeStreamChunk {
+  method: 'chat.startStream' | 'chat.appendStream' | 'chat.stopStream';
+  at: number;
+  chunk: Record<string, unknown>;
+}
+
+/** A message being streamed with chat.startStream / appendStream / stopStream. */
+export interface FakeStream {
+  channel: string;
+  ts: string;
+  thread_ts: string;
+  taskDisplayMode: string;
+  recipientUserId?: string;
+  recipientTeamId?: string;
+  chunks: FakeStreamChunk[];
+  /** When each call that reached this stream succeeded (start, appends, stop). */
+  callTimes: number[];
+  stoppedAt?: number;
+}
+
 export interface FakeSlackOptions {
   botToken: string;
   /** App-level token accepted by apps.connections.open (Socket Mode). */
@@ -86,6 +107,11 @@ export class FakeSlack {
   readonly uploads = new Map<string, FakeFile>();
   readonly deletedChannels = new Set<string>();
   private readonly rateLimits = new Map<string, { remaining: number; retryAfterSec: number }>();
+  /** Progress streams by `channel:ts`. */
+  readonly streams = new Map<string, FakeStream>();
+  /** Assistant statuses by `channel:thread_ts`, newest last (an empty string clears). */
+  readonly assistantStatuses = new Map<string, string[]>();
+  private streamingError: string | undefined;
   private server: Server | undefined;
   private seq = 0;
   private readonly sockets = new Set<Socket>();
@@ -127,6 +153,23 @@ export class FakeSlack {
   /** Every later post or edit in this channel answers `channel_not_found`. */
   deleteChannel(channel: string): void {
     this.deletedChannels.add(channel);
+  }
+
+  /**
+   * Streaming is not available: chat.startStream / appendStream / stopStream answer this
+   * error (as Slack does where streaming is not allowed) until `enableStreaming()`.
+   */
+  disableStreaming(error = 'method_not_supported_for_channel_type'): void {
+    this.streamingError = error;
+  }
+
+  enableStreaming(): void {
+    this.streamingError = undefined;
+  }
+
+  /** The progress streams started in a thread, oldest first. */
+  streamsIn(channel: string, threadTs: string): FakeStream[] {
+    return [...this.streams.values()].filter((s) => s.channel === channel && s.thread_ts === threadTs);
   }
 
   /** The URL at which the fake serves a private file (needs the bot token). */
@@ -302,6 +345,72 @@ export class FakeSlack {
     reply(result);
   }
 
+  /** chat.startStream / appendStream / stopStream: the stream's chunks are recorded and checked. */
+  private stream(method: StreamMethod, a: Record<string, unknown>): Record<string, unknown> {
+    const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
+    const channel = str('channel');
+    if (!channel || this.deletedChannels.has(channel)) return { ok: false, error: 'channel_not_found' };
+    if (this.streamingError) return { ok: false, error: this.streamingError };
+    let chunks = a.chunks;
+    if (typeof chunks === 'string') {
+      try {
+        chunks = JSON.parse(chunks);
+      } catch {
+        return { ok: false, error: 'invalid_chunks' };
+      }
+    }
+    const markdown = str('markdown_text');
+    if (markdown !== undefined && markdown.length > 12_000) return { ok: false, error: 'msg_too_long' };
+    if (chunks === undefined && markdown === undefined && method !== 'chat.stopStream') {
+      return { ok: false, error: 'no_text' };
+    }
+    if (chunks !== undefined) {
+      const problems = streamChunkProblems(chunks);
+      if (problems.length > 0) return { ok: false, error: 'invalid_chunks', errors: problems };
+    }
+    const record = (stream: FakeStream) => {
+      const at = Date.now();
+      stream.callTimes.push(at);
+      if (markdown !== undefined) stream.chunks.push({ method, at, chunk: { type: 'markdown_text', text: markdown } });
+      for (const chunk of (chunks as Array<Record<string, unknown>> | undefined) ?? []) {
+        stream.chunks.push({ method, at, chunk });
+      }
+    };
+    if (method === 'chat.startStream') {
+      const thread = str('thread_ts');
+      // Streamed messages answer a user request: they are always thread replies here.
+      if (!thread) return { ok: false, error: 'invalid_arguments' };
+      // Outside DMs Slack needs to know whom the stream is for.
+      if (!channel.startsWith('D')) {
+        if (!str('recipient_user_id')) return { ok: false, error: 'missing_recipient_user_id' };
+        if (!str('recipient_team_id')) return { ok: false, error: 'missing_recipient_team_id' };
+      }
+      const mode = str('task_display_mode') ?? 'timeline';
+      if (!['timeline', 'plan'].includes(mode)) return { ok: false, error: 'invalid_arguments' };
+      const ts = this.nextTs();
+      this.messages.set(`${channel}:${ts}`, { channel, ts, thread_ts: thread, text: '', blocks: [], edits: 0 });
+      const stream: FakeStream = {
+        channel,
+        ts,
+        thread_ts: thread,
+        taskDisplayMode: mode,
+        ...(str('recipient_user_id') ? { recipientUserId: str('recipient_user_id') } : {}),
+        ...(str('recipient_team_id') ? { recipientTeamId: str('recipient_team_id') } : {}),
+        chunks: [],
+        callTimes: [],
+      };
+      this.streams.set(`${channel}:${ts}`, stream);
+      record(stream);
+      return { ok: true, channel, ts };
+    }
+    const stream = this.streams.get(`${channel}:${str('ts')}`);
+    if (!stream) return { ok: false, error: 'message_not_found' };
+    if (stream.stoppedAt !== undefined) return { ok: false, error: 'message_not_in_streaming_state' };
+    record(stream);
+    if (method === 'chat.stopStream') stream.stoppedAt = Date.now();
+    return { ok: true, channel, ts: stream.ts };
+  }
+
   private dispatch(method: string, a: Record<string, unknown>): Record<string, unknown> {
     const str = (k: string) => (typeof a[k] === 'string' ? (a[k] as string) : undefined);
     const checkBlocks = (blocks: unknown, max = 50) => {
@@ -409,10 +518,63 @@ export class FakeSlack {
         }
         return { ok: true, files: done };
       }
+      case 'chat.startStream':
+      case 'chat.appendStream':
+      case 'chat.stopStream':
+        return this.stream(method, a);
+      case 'assistant.threads.setStatus': {
+        const channel = str('channel_id');
+        const thread = str('thread_ts');
+        if (!channel || !thread || typeof a.status !== 'string') return { ok: false, error: 'invalid_arguments' };
+        if (this.deletedChannels.has(channel)) return { ok: false, error: 'channel_not_found' };
+        const key = `${channel}:${thread}`;
+        this.assistantStatuses.set(key, [...(this.assistantStatuses.get(key) ?? []), a.status]);
+        return { ok: true };
+      }
       default:
         return { ok: false, error: 'unknown_method' };
     }
   }
+}
+
+export type StreamMethod = FakeStreamChunk['method'];
+
+/** Chunk problems Slack rejects: unknown types, missing fields, fields over their limits. */
+export function streamChunkProblems(chunks: unknown): string[] {
+  if (!Array.isArray(chunks)) return ['chunks is not an array'];
+  const problems: string[] = [];
+  const field = (c: Record<string, unknown>, k: string, i: number, required: boolean, max: number) => {
+    const v = c[k];
+    if (v === undefined && !required) return;
+    if (typeof v !== 'string' || (required && v.length === 0)) problems.push(`chunks[${i}].${k} missing`);
+    else if (v.length > max) problems.push(`chunks[${i}].${k} of ${v.length} characters (max ${max})`);
+  };
+  for (const [i, raw] of chunks.entries()) {
+    const c = (raw ?? {}) as Record<string, unknown>;
+    switch (c.type) {
+      case 'markdown_text':
+        field(c, 'text', i, true, 12_000);
+        break;
+      case 'plan_update':
+        field(c, 'title', i, true, 256);
+        break;
+      case 'task_update':
+        field(c, 'id', i, true, 256);
+        field(c, 'title', i, true, 256);
+        field(c, 'details', i, false, 256);
+        field(c, 'output', i, false, 256);
+        if (!['pending', 'in_progress', 'complete', 'error'].includes(String(c.status))) {
+          problems.push(`chunks[${i}].status ${String(c.status)} is not one of pending, in_progress, complete, error`);
+        }
+        break;
+      case 'blocks':
+        problems.push(...blockKitProblems(c.blocks).map((p) => `chunks[${i}]: ${p}`));
+        break;
+      default:
+        problems.push(`chunks[${i}]: unknown type ${String(c.type)}`);
+    }
+  }
+  return problems;
 }
 
 /** One unmasked server frame. */

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { webApi } from '@slack/bolt';
@@ -24,6 +25,15 @@ const ben = { id: 'UBEN', name: 'Ben' }; // approver by id
 const cleo = { id: 'UCLEO', name: 'Cleo' }; // approver through the user group SFIN
 const dan = { id: 'UDAN', name: 'Dan' }; // not an approver
 
+// C1–C3 are governed by SLACK_APPROVERS; the policy file names approvers only for C9,
+// so for C9 it wins: members of the user group SFIN, looked up in Slack.
+const policyYaml = `version: 1
+channels:
+  "slack:C9":
+    approvers:
+      groups: [SFIN]
+`;
+
 type Block = { type: string; elements?: Array<{ action_id?: string; value?: string }>; text?: { text: string } };
 
 function buttons(m: FakeMessage): Array<{ action_id: string; value: string }> {
@@ -43,6 +53,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
   let slack: SlackSender;
   let redis: Redis;
   let revived: ChildProcess | undefined;
+  let policyDir: string;
   const logLines: string[] = [];
   let tsSeq = 0;
   const newTs = () => `${Math.floor(Date.now() / 1000)}.${String(900_000 + ++tsSeq)}`;
@@ -110,8 +121,11 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
         done();
       },
     });
+    policyDir = await mkdtemp(join(tmpdir(), 'handoff-slack-policy-'));
+    await writeFile(join(policyDir, 'policy.yaml'), policyYaml);
     handoff = await startDevHandoff({
       env: {
+        HANDOFF_POLICY: join(policyDir, 'policy.yaml'),
         SLACK_BOT_TOKEN: botToken,
         SLACK_SIGNING_SECRET: signingSecret,
         SLACK_API_URL: fake.apiUrl,
@@ -130,6 +144,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     await handoff?.close();
     revived?.kill();
     await fake?.close();
+    if (policyDir) await rm(policyDir, { recursive: true, force: true });
   });
 
   it('refuses forged, stale and altered requests with 401 and queues nothing', async () => {
@@ -304,6 +319,44 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     expect(JSON.stringify(home.args.view)).toContain('summarise the attached sales CSV');
   }, 300_000);
 
+  it('a policy file naming a user group for a channel: a member approves and cancels, others are told whom to ask', async () => {
+    const thread = await mention('C9', 'turn the attached notes into a one-page brief as docx and pdf', [
+      { id: 'F2', name: 'meeting-notes.md', size: notesMd.length },
+    ]);
+    const card = await planCard('C9', thread);
+    const approve = buttons(card).find((b) => b.action_id === 'handoff_approve')!;
+    const taskId = (JSON.parse(approve.value) as { t: string }).t;
+    const inC9 = (user: { id: string }, words: string) => () =>
+      ephemeralsFor(user.id).find((c) => c.args.channel === 'C9' && String(c.args.text).includes(words));
+
+    // Dan is in no group, and C9 has no SLACK_APPROVERS entry: without the policy he could approve.
+    await slack.click(dan, 'C9', { ts: card.ts, thread_ts: thread }, approve);
+    const refused = await fake.waitFor('ephemeral refusal for Dan in C9', inC9(dan, 'not an approver here'));
+    expect(refused.args.text).toBe('You are not an approver here; ask <!subteam^SFIN>.');
+    expect(refused.args.thread_ts).toBe(thread);
+    expect(await taskState(taskId)).toBe('awaiting_approval');
+
+    // Cleo is a member of SFIN (usergroups.users.list): her Approve is accepted.
+    await slack.click(cleo, 'C9', { ts: card.ts, thread_ts: thread }, approve);
+    await fake.waitFor(
+      'card shows the approval',
+      () => blockText(fake.messages.get(`C9:${card.ts}`)!).includes('Approved by Cleo') || undefined,
+    );
+    expect(fake.callsOf('usergroups.users.list').some((c) => c.args.usergroup === 'SFIN')).toBe(true);
+
+    // The same rule for Cancel: Dan is refused, Cleo stops the run.
+    const cancel = { action_id: 'handoff_cancel', value: JSON.stringify({ t: taskId }) };
+    await slack.click(dan, 'C9', { ts: card.ts, thread_ts: thread }, cancel);
+    const noCancel = await fake.waitFor('cancel refused for Dan', inC9(dan, 'can cancel this task'));
+    expect(noCancel.args.text).toBe('Only the requester or an approver can cancel this task; ask <!subteam^SFIN>.');
+    await slack.click(cleo, 'C9', { ts: card.ts, thread_ts: thread }, cancel);
+    const deadline = Date.now() + 120_000;
+    while (Date.now() < deadline && (await taskState(taskId)) !== 'cancelled') {
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(await taskState(taskId)).toBe('cancelled');
+  }, 300_000);
+
   it('request changes opens a modal and drafts version 2; Deny ends the task', async () => {
     const thread = await mention('C2', 'turn the attached notes into a one-page brief as docx and pdf', [
       { id: 'F2', name: 'meeting-notes.md', size: notesMd.length },
@@ -330,6 +383,8 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     });
     expect(submitted.status).toBe(200);
     const v2 = await planCard('C2', thread, 2);
+    expect(blockText(v2)).toContain('Revised after Ben asked:* “Keep it to three bullet points.”');
+    expect(blockText(v2)).toContain('Changes since v1');
     const old = fake.messages.get(`C2:${card.ts}`)!;
     expect(blockText(old)).toContain('Changes requested by Ben');
     expect(buttons(old)).toEqual([]);
@@ -532,6 +587,8 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
       maxUploadBytes: 1024,
       heartbeatMs: 300,
       minEditIntervalMs: 100,
+      // The edited-message path; the native stream's heartbeat is tested in slack-progress.test.ts.
+      nativeProgress: false,
     });
     const progress = (elapsedMs: number) => ({
       kind: 'progress' as const,

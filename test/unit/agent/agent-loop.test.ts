@@ -123,6 +123,7 @@ const task: Task = {
   runId: 'r_run123456',
   artifacts: [],
   votes: [],
+  changeRequests: [],
   usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
   costUsd: 0,
   demo: false,

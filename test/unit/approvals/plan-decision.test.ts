@@ -54,6 +54,7 @@ function makeTask(overrides: Partial<Task> = {}): Task {
     planVersion: 2,
     artifacts: [],
     votes: [],
+    changeRequests: [],
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
     costUsd: 0,
     demo: false,

@@ -75,14 +75,22 @@ describe('loadPolicy', () => {
     expect(io.err).toEqual([]);
   });
 
-  it('accepts approver groups with a warning that they are not looked up yet', () => {
-    const file = policyFile('version: 1\nchannels:\n  "slack:C1":\n    approvers: { users: [U1], groups: [S0SEC] }\n');
+  it('accepts approver groups: looked up on Slack, a warning where a surface has no groups', () => {
+    const slack = policyFile('version: 1\nchannels:\n  "slack:C1":\n    approvers: { users: [U1], groups: [S0SEC] }\n');
     const io = recorder();
-    expect(policyCheck(file, io)).toBe(0);
-    expect(io.err).toEqual([
-      `warning: ${file}: channels.slack:C1.approvers.groups: group membership is not looked up yet, so only the listed users can approve here`,
-    ]);
+    expect(policyCheck(slack, io)).toBe(0);
+    expect(io.err).toEqual([]);
     expect(io.out).toEqual(['ok: 1 channel']);
+
+    const web = policyFile(
+      'version: 1\nchannels:\n  "web:*":\n    approvers: { users: ["web:bo"], groups: [admins] }\n  "*":\n    approvers: { groups: [S0SEC] }\n',
+    );
+    const io2 = recorder();
+    expect(policyCheck(web, io2)).toBe(0);
+    expect(io2.err).toEqual([
+      `warning: ${web}: channels.web:*.approvers.groups: web has no user groups, so on web only the listed users can approve here`,
+      `warning: ${web}: channels.*.approvers.groups: only Slack user groups are looked up, so on other surfaces only the listed users can approve here`,
+    ]);
   });
 
   it('loads a minimal file with only a version', () => {

@@ -126,6 +126,62 @@ describe('Block Kit rendering', () => {
     expect(text(r.blocks)).toContain('Took 1 min 5 s');
   });
 
+  it('shows who asked for a revision and its diff, cutting a long diff with a count', () => {
+    const small = renderBlocks(
+      plan({
+        changes: {
+          requestedBy: 'Ben',
+          text: 'also add a <chart>',
+          diff: {
+            summaryChanged: false,
+            steps: [
+              { kind: 'same', title: 'Read the CSV' },
+              { kind: 'added', title: 'Add a chart', after: 'Bar chart.' },
+              { kind: 'removed', title: 'Old step', before: '' },
+              { kind: 'changed', title: 'Build', before: 'one sheet', after: 'two sheets' },
+            ],
+            deliverables: { added: ['chart.png'], removed: [] },
+            envelope: ['budget: $5.00 → $8.00'],
+          },
+        },
+      }),
+    );
+    expect(blockKitProblems(small.blocks)).toEqual([]);
+    const t = text(small.blocks);
+    expect(t).toContain('Revised after Ben asked:* “also add a &lt;chart&gt;”');
+    expect(t).toContain(':heavy_plus_sign: *Add a chart*');
+    expect(t).toContain(':heavy_minus_sign: ~Old step~');
+    expect(t).toContain('*Build*: one sheet → two sheets');
+    expect(t).toContain('file chart.png');
+    expect(t).toContain('budget: $5.00 → $8.00');
+    expect(t).not.toContain('more changes');
+
+    const huge = renderBlocks(
+      plan({
+        steps: Array.from({ length: 20 }, (_, i) => ({ title: `T${i}`.repeat(50), detail: 'd', level: 'watched' })),
+        blockers: ['b'],
+        changes: {
+          requestedBy: 'Ben',
+          text: '<'.repeat(2000),
+          diff: {
+            summaryChanged: true,
+            steps: Array.from({ length: 40 }, (_, i) => ({
+              kind: 'changed' as const,
+              title: `Step ${i} ${'x'.repeat(190)}`,
+              before: 'b'.repeat(2000),
+              after: 'a'.repeat(2000),
+            })),
+            deliverables: { added: ['a.png'], removed: ['b.png'] },
+            envelope: ['new tool: delete_file'],
+          },
+        },
+      }),
+    );
+    expect(blockKitProblems(huge.blocks)).toEqual([]);
+    expect(huge.blocks.length).toBeLessThanOrEqual(50);
+    expect(text(huge.blocks)).toMatch(/…and \d+ more changes/);
+  });
+
   it('refuses button values that are not ours', () => {
     expect(decodeButtonValue(encodeButtonValue({ taskId: 't_1', version: 1, hash }))).toBeDefined();
     for (const bad of [

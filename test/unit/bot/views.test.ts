@@ -52,6 +52,7 @@ function makeTask(overrides: Partial<Task> = {}): Task {
     planVersion: 2,
     artifacts: [],
     votes: [],
+    changeRequests: [],
     usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
     costUsd: 0,
     demo: false,
@@ -103,19 +104,19 @@ describe('plan card', () => {
     expect(html).not.toContain('model claude-sonnet-4-5');
   });
 
-  it('has Approve and Deny buttons bound to the task, the version and the plan hash', () => {
+  it('has Approve, Deny and Request changes buttons bound to the task, the version and the plan hash', () => {
     const plan = makePlan();
     const html = renderHtml(planView(makeTask(), plan, policy));
     const found = buttons(html);
 
-    expect(found.map((b) => b.label)).toEqual(['Approve', 'Deny']);
+    expect(found.map((b) => b.label)).toEqual(['Approve', 'Deny', 'Request changes']);
     for (const b of found) {
       expect(b.attrs['data-task']).toBe('t_abcdef123');
       expect(b.attrs['data-version']).toBe('2');
       expect(b.attrs['data-hash']).toBe(planHash(plan));
       expect(b.attrs).not.toHaveProperty('disabled');
     }
-    expect(found.map((b) => b.attrs['data-action'])).toEqual(['approve', 'deny']);
+    expect(found.map((b) => b.attrs['data-action'])).toEqual(['approve', 'deny', 'request-changes']);
   });
 
   it('drops the buttons and names the approver once decided', () => {
@@ -150,6 +151,40 @@ describe('plan card', () => {
     expect(old).toContain('Replaced by a newer plan version');
   });
 
+  it('on a revision, says who asked for what and shows the diff; the old version is replaced at once', () => {
+    const v1 = makePlan({ version: 1 });
+    const v2 = makePlan({
+      version: 2,
+      steps: [
+        ...v1.steps.filter((s) => s.title !== 'Replace the input'),
+        { title: 'Add a <chart>', detail: 'Bar chart of totals.', actions: ['run_commands', 'create_files'] },
+      ],
+      deliverables: [...v1.deliverables, { name: 'chart.png', type: 'png' }],
+      envelope: { ...v1.envelope, budget: { ...v1.envelope.budget, maxCostUsd: 8 } },
+    });
+    const asked = { version: 1, by: bo, text: 'also add a <chart>', at: '2025-03-01T09:03:00.000Z' };
+
+    // Right after the request: v1 waits for v2 (the task plans), and its card has no buttons any more.
+    const planning = makeTask({ state: 'planning', planVersion: 1, changeRequests: [asked] });
+    const old = renderHtml(planView(planning, v1, policy));
+    expect(buttons(old)).toEqual([]);
+    expect(old).toContain('Replaced by a newer plan version after Bo asked for changes');
+
+    const view = planView(makeTask({ planVersion: 2, changeRequests: [asked] }), v2, policy, v1);
+    expect(view.changes?.requestedBy).toBe('Bo');
+    expect(view.changes?.diff.steps.filter((s) => s.kind !== 'same').map((s) => s.kind)).toEqual(['removed', 'added']);
+    const html = renderHtml(view);
+    expect(html).toContain('Revised after Bo asked: “also add a &lt;chart&gt;”');
+    expect(html).toContain('<li class="diff-added">+ <strong>Add a &lt;chart&gt;</strong>');
+    expect(html).toContain('<li class="diff-removed">− <del>Replace the input</del></li>');
+    expect(html).toContain('+ file chart.png');
+    expect(html).toContain('budget: $5.00 → $8.00');
+    expect(buttons(html).map((b) => b.label)).toEqual(['Approve', 'Deny', 'Request changes']);
+
+    // Without the previous plan (or on version 1) there is nothing to compare.
+    expect(planView(makeTask({ planVersion: 2, changeRequests: [asked] }), v2, policy).changes).toBeUndefined();
+  });
+
   it('disables Approve and says why when a step needs a forbidden action', () => {
     const plan = makePlan({
       steps: [
@@ -158,11 +193,12 @@ describe('plan card', () => {
       ],
     });
     const html = renderHtml(planView(makeTask(), plan, policy));
-    const [approve, deny] = buttons(html);
+    const [approve, deny, changes] = buttons(html);
 
     expect(approve!.label).toBe('Approve');
     expect(approve!.attrs).toHaveProperty('disabled');
     expect(deny!.attrs).not.toHaveProperty('disabled');
+    expect(changes!.attrs).not.toHaveProperty('disabled');
     expect(html).toContain('Cannot be approved');
     expect(html).toContain('step 2');
     expect(html).toContain('Pay the supplier');

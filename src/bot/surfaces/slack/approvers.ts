@@ -1,75 +1,81 @@
 import type { webApi } from '@slack/bolt';
+import { ErrorCodes, HandoffError } from '../../../core/index.ts';
 
 /**
- * Who may approve plans, per Slack channel: user ids (`U…`/`W…`) and user groups
- * (`S…`, resolved with usergroups.users.list). The key `*` applies to channels that are
- * not listed. A channel with no entry (and no `*`) lets anyone in it approve, except
- * the requester unless self-approval is allowed.
+ * `SLACK_APPROVERS`: who may approve plans, per Slack channel id: user ids (`U…`/`W…`)
+ * and user groups (`S…`). The key `*` applies to channels that are not listed. It is
+ * consulted only for channels whose policy names no approvers (see `slackApproversFor`).
  */
 export type SlackApproverMap = Readonly<Record<string, readonly string[]>>;
 
-export interface ApproverCheck {
-  ok: boolean;
-  /** Words for the person who clicked, when refused. */
-  reason?: string;
+export interface ApproverIds {
+  users: string[];
+  groups: string[];
 }
 
-export class SlackApprovers {
+/**
+ * The `SLACK_APPROVERS` entries for a channel (or `*`), split into users and user
+ * groups; undefined when the map has no entry, i.e. anyone in the channel may approve.
+ */
+export function slackApproversFor(map: SlackApproverMap, channel: string): ApproverIds | undefined {
+  const entries = map[channel] ?? map['*'];
+  if (!entries) return undefined;
+  return {
+    users: entries.filter((e) => !e.startsWith('S')),
+    groups: entries.filter((e) => e.startsWith('S')),
+  };
+}
+
+/**
+ * "<@U1>, <!subteam^S1>": who to ask, as Slack mentions. Ids that are not Slack ids
+ * (a policy file may list anything) are named as written.
+ */
+export function mentionApprovers(approvers: { users: readonly string[]; groups: readonly string[] }): string {
+  const names = [
+    ...approvers.users.map((u) => (/^[UW][A-Z0-9]+$/.test(u) ? `<@${u}>` : u)),
+    ...approvers.groups.map((g) => (/^S[A-Z0-9]+$/.test(g) ? `<!subteam^${g}>` : g)),
+  ];
+  return names.length > 0 ? names.join(', ') : 'someone else in this channel';
+}
+
+/**
+ * Slack user-group membership, looked up with `usergroups.users.list` and cached for
+ * a few minutes per group (so a click costs no API call most of the time, and someone
+ * removed from a group loses approval within the TTL).
+ */
+export class SlackUserGroups {
   private readonly groups = new Map<string, { users: Set<string>; at: number }>();
 
   constructor(
     private readonly client: webApi.WebClient,
-    private readonly map: SlackApproverMap,
-    private readonly allowSelfApproval: boolean,
     private readonly groupTtlMs = 5 * 60_000,
   ) {}
 
-  /** The configured entries for a channel, or undefined when anyone there may approve. */
-  entriesFor(channel: string): readonly string[] | undefined {
-    return this.map[channel] ?? this.map['*'];
-  }
-
-  /** Whether `userId` is an approver in `channel` (anyone is, when the channel has no list). */
-  async isApprover(channel: string, userId: string): Promise<boolean> {
-    const entries = this.entriesFor(channel);
-    if (!entries) return true;
-    if (entries.includes(userId)) return true;
-    for (const entry of entries) {
-      if (entry.startsWith('S') && (await this.groupMembers(entry)).has(userId)) return true;
+  /**
+   * Whether `userId` belongs to one of `groupIds`. Throws a retryable HandoffError when
+   * Slack cannot be asked: a failed lookup refuses the click, it never approves.
+   */
+  async includes(userId: string, groupIds: readonly string[]): Promise<boolean> {
+    for (const id of groupIds) {
+      if ((await this.members(id)).has(userId)) return true;
     }
     return false;
   }
 
-  /**
-   * Checks a decision on a plan: the clicker must be an approver of the task's channel,
-   * and the requester cannot approve their own plan unless policy allows it. The
-   * requester may always deny their own plan.
-   */
-  async check(
-    input: { channel: string; requesterId: string; userId: string },
-    outcome: 'approved' | 'denied' | 'changes',
-  ): Promise<ApproverCheck> {
-    const { channel, requesterId, userId } = input;
-    if (userId === requesterId) {
-      if (outcome !== 'approved' || this.allowSelfApproval) return { ok: true };
-      return { ok: false, reason: `You cannot approve your own request; ask ${this.mention(channel)}.` };
-    }
-    if (await this.isApprover(channel, userId)) return { ok: true };
-    return { ok: false, reason: `You are not an approver here; ask ${this.mention(channel)}.` };
-  }
-
-  /** "<@U1>, <!subteam^S1>" — who to ask in a channel. */
-  mention(channel: string): string {
-    const entries = this.entriesFor(channel);
-    if (!entries || entries.length === 0) return 'someone else in this channel';
-    return entries.map((e) => (e.startsWith('S') ? `<!subteam^${e}>` : `<@${e}>`)).join(', ');
-  }
-
-  private async groupMembers(groupId: string): Promise<Set<string>> {
+  private async members(groupId: string): Promise<Set<string>> {
     const cached = this.groups.get(groupId);
     if (cached && Date.now() - cached.at < this.groupTtlMs) return cached.users;
-    const res = await this.client.usergroups.users.list({ usergroup: groupId });
-    const users = new Set(res.users ?? []);
+    let users: Set<string>;
+    try {
+      const res = await this.client.usergroups.users.list({ usergroup: groupId });
+      users = new Set(res.users ?? []);
+    } catch (err) {
+      throw new HandoffError(
+        ErrorCodes.approverLookupFailed,
+        `could not look up the members of user group ${groupId}; try again in a moment`,
+        { cause: err, retryable: true },
+      );
+    }
     this.groups.set(groupId, { users, at: Date.now() });
     return users;
   }

@@ -1,6 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { StepStatus, TrustLevel } from '../../../core/index.ts';
-import { type FileLink, formatDuration, formatUsd, type View } from '../../views.ts';
+import { type FileLink, formatDuration, formatUsd, type PlanView, type View } from '../../views.ts';
 
 type KnownBlock = types.KnownBlock;
 
@@ -143,7 +143,8 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       blocks.push(header(`Plan v${view.version}`));
       blocks.push(section(`*Requested by* ${escapeMrkdwn(view.requester)}\n${escapeMrkdwn(view.summary)}`));
       blocks.push(context(view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`));
-      // At most 20 steps (PlanDraftSchema), one section each: within the 50-block limit.
+      if (view.changes) blocks.push(...changesBlocks(view.changes, view.version));
+      // At most 20 steps (PlanDraftSchema), one section each: with the two blocks above, within the 50-block limit.
       view.steps.forEach((step, i) => {
         const detail = step.detail ? `\n${escapeMrkdwn(step.detail)}` : '';
         blocks.push(section(`*${i + 1}. ${escapeMrkdwn(step.title)}*  ${levelBadge[step.level]}${detail}`));
@@ -283,6 +284,42 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
     }
   }
   return { text: truncate(text, blockKitLimits.maxTextChars), blocks: blocks.slice(0, blockKitLimits.maxBlocks) };
+}
+
+/** "Revised after Ben asked: …" and the diff against the previous version, as two blocks within the text limit. */
+function changesBlocks(changes: NonNullable<PlanView['changes']>, version: number): KnownBlock[] {
+  const { diff } = changes;
+  const lines: string[] = [];
+  if (diff.summaryChanged) lines.push(':pencil2: Summary reworded');
+  for (const s of diff.steps) {
+    const title = escapeMrkdwn(truncate(s.title, 200));
+    if (s.kind === 'added') lines.push(`:heavy_plus_sign: *${title}*`);
+    else if (s.kind === 'removed') lines.push(`:heavy_minus_sign: ~${title}~`);
+    else if (s.kind === 'changed')
+      lines.push(
+        `:arrows_counterclockwise: *${title}*: ${escapeMrkdwn(truncate(s.before ?? '', 300))} → ${escapeMrkdwn(truncate(s.after ?? '', 300))}`,
+      );
+  }
+  for (const f of diff.deliverables.added) lines.push(`:heavy_plus_sign: file ${escapeMrkdwn(f)}`);
+  for (const f of diff.deliverables.removed) lines.push(`:heavy_minus_sign: file ~${escapeMrkdwn(f)}~`);
+  for (const sentence of diff.envelope) lines.push(`:warning: ${escapeMrkdwn(sentence)}`);
+  if (lines.length === 0) lines.push('Same steps, files and limits as before.');
+  // Whole lines only: what does not fit is counted, never cut mid-way.
+  const head = `*Changes since v${version - 1}*`;
+  const room = blockKitLimits.maxTextChars - head.length - 40;
+  const shown: string[] = [];
+  let used = 0;
+  for (const line of lines) {
+    if (used + line.length + 1 > room) break;
+    shown.push(line);
+    used += line.length + 1;
+  }
+  const more = lines.length - shown.length;
+  const diffText = `${head}\n${shown.join('\n')}${more > 0 ? `\n…and ${more} more changes` : ''}`;
+  const asked = changes.requestedBy
+    ? `:pencil2: *Revised after ${escapeMrkdwn(changes.requestedBy)} asked:* “${escapeMrkdwn(truncate(changes.text, 2000))}”`
+    : ':pencil2: *Revised plan*';
+  return [section(asked), section(diffText)];
 }
 
 function decisionLine(decision: NonNullable<Extract<View, { kind: 'plan' }>['decision']>): string {

@@ -1,4 +1,10 @@
-export { type ApproverCheck, type SlackApproverMap, SlackApprovers } from './approvers.ts';
+export {
+  type ApproverIds,
+  mentionApprovers,
+  type SlackApproverMap,
+  SlackUserGroups,
+  slackApproversFor,
+} from './approvers.ts';
 export {
   actionIds,
   blockKitLimits,

@@ -129,7 +129,9 @@ export class EditLimiter {
           // Forget idle messages once their interval has passed, so the map stays small.
           const forget = setTimeout(
             () => {
-              if (!slot.pending && !slot.running && this.slots.get(key) === slot) this.slots.delete(key);
+              // Not while a later send's interval is still running: its own timer forgets the slot.
+              const quiet = Date.now() >= Math.max(slot.lastSentAt + this.options.minIntervalMs, slot.notBefore);
+              if (quiet && !slot.pending && !slot.running && this.slots.get(key) === slot) this.slots.delete(key);
             },
             Math.max(this.options.minIntervalMs, slot.notBefore - Date.now()),
           );

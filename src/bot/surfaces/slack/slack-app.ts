@@ -8,9 +8,7 @@ import type { Logger } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway } from '../../gateway.ts';
-import { requestChanges } from '../../revise.ts';
-import { planView } from '../../views.ts';
-import { type SlackApproverMap, SlackApprovers } from './approvers.ts';
+import { mentionApprovers, SlackUserGroups } from './approvers.ts';
 import {
   actionIds,
   callbackIds,
@@ -33,8 +31,6 @@ export interface SlackOptions {
   appToken?: string;
   /** Web API base URL, ending in `/` (tests point it at a local fake). */
   apiUrl?: string;
-  approvers: SlackApproverMap;
-  allowSelfApproval: boolean;
   state: StateStore;
   store: ArtifactStore;
   audit: AuditLog;
@@ -51,10 +47,17 @@ export interface SlackOptions {
     /** Deliverables up to this size are uploaded into the thread; larger ones are linked. */
     maxUploadBytes: number;
   };
+  /** Slack's native plan display for progress (default true); false keeps the edited message. */
+  nativeProgress?: boolean;
 }
 
 export interface SlackIntegration {
   surface: SlackSurface;
+  /**
+   * Slack user-group membership (cached `usergroups.users.list`), for the gateway's
+   * approver check: who may approve is decided there, from policy and SLACK_APPROVERS.
+   */
+  userGroups: SlackUserGroups;
   /** Serves `POST /slack/events` (HTTP mode); mount it on the bot's HTTP app before other routes. */
   routes?: Hono;
   /** Registers the listeners (needs the gateway) and checks the token with auth.test. */
@@ -89,8 +92,9 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     store: options.store,
     audit: options.audit,
     maxUploadBytes: options.limits.maxUploadBytes,
+    ...(options.nativeProgress === undefined ? {} : { nativeProgress: options.nativeProgress }),
   });
-  const approvers = new SlackApprovers(client, options.approvers, options.allowSelfApproval);
+  const userGroups = new SlackUserGroups(client);
 
   let receiver: HonoReceiver | undefined;
   let app: App;
@@ -236,13 +240,24 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
   };
 
+  /** The requester or an approver (as the gateway decides it) may ask for changes to a plan. */
+  const mayRequestChanges = async (gateway: Gateway, task: Task, userId: string) =>
+    userId === task.requester.id || (await gateway.isApprover(task.conversation, await identity(userId)));
+
+  /** The gateway's refusal wording, for the checks made here before a dialog opens. */
+  const notApproverText = (gateway: Gateway, task: Task) => {
+    const approvers = gateway.approversFor(task.conversation);
+    return `You are not an approver here; ask ${approvers ? mentionApprovers(approvers) : 'someone else in this channel'}.`;
+  };
+
   /** A message in a task's thread from the requester or an approver reaches the agent. */
   const maybeReply = async (gateway: Gateway, channel: string, thread: string, userId: string, text: string) => {
     const taskId = await options.state.taskForThread('slack', channel, thread);
     if (!taskId) return false;
     const task = await options.state.getTask(taskId);
     if (!task) return false;
-    const allowed = userId === task.requester.id || (await approvers.isApprover(channel, userId));
+    const allowed =
+      userId === task.requester.id || (await gateway.isApprover(task.conversation, await identity(userId)));
     if (!allowed) return true;
     await gateway.reply({ surface: 'slack', channel, thread }, await identity(userId), cleanText(text));
     return true;
@@ -382,15 +397,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           return;
         }
         try {
-          const task = await options.state.requireTask(value.taskId);
-          const allowed = await approvers.check(
-            { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
-            outcome,
-          );
-          if (!allowed.ok) {
-            await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot decide on this plan.', thread);
-            return;
-          }
+          // The gateway decides who may approve (policy, SLACK_APPROVERS, user groups); a refusal is shown below.
           await gateway.decide({
             taskId: value.taskId,
             planVersion: value.version,
@@ -426,16 +433,6 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         return;
       }
       try {
-        const task = await options.state.requireTask(taskId);
-        if (b.user.id !== task.requester.id && !(await approvers.isApprover(task.conversation.channel, b.user.id))) {
-          await ephemeral(
-            channel,
-            b.user.id,
-            `Only the requester or an approver can cancel; ask ${approvers.mention(task.conversation.channel)}.`,
-            thread,
-          );
-          return;
-        }
         const words = await gateway.cancel(taskId, await identity(b.user.id, b.user.name));
         await ephemeral(channel, b.user.id, words, thread);
       } catch (err) {
@@ -468,15 +465,6 @@ export function createSlack(options: SlackOptions): SlackIntegration {
             return;
           }
           try {
-            const task = await options.state.requireTask(value.t);
-            const allowed = await approvers.check(
-              { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
-              outcome,
-            );
-            if (!allowed.ok) {
-              await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot decide on this step.', thread);
-              return;
-            }
             await gateway.decideAction({
               taskId: value.t,
               approvalId: value.a,
@@ -507,12 +495,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       }
       try {
         const task = await options.state.requireTask(value.taskId);
-        const allowed = await approvers.check(
-          { channel: task.conversation.channel, requesterId: task.requester.id, userId: b.user.id },
-          'changes',
-        );
-        if (!allowed.ok) {
-          await ephemeral(channel, b.user.id, allowed.reason ?? 'You cannot change this plan.', b.message?.thread_ts);
+        if (!(await mayRequestChanges(gateway, task, b.user.id))) {
+          await ephemeral(channel, b.user.id, notApproverText(gateway, task), b.message?.thread_ts);
           return;
         }
         await client.views.open({ trigger_id: b.trigger_id, view: changesModal(value, channel) as never });
@@ -542,32 +526,22 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const userId = body.user.id;
       try {
         const task = await options.state.requireTask(meta.taskId);
-        const allowed = await approvers.check(
-          { channel: task.conversation.channel, requesterId: task.requester.id, userId },
-          'changes',
-        );
-        if (!allowed.ok) {
-          await ephemeral(
-            meta.channel,
-            userId,
-            allowed.reason ?? 'You cannot change this plan.',
-            task.conversation.thread,
-          );
+        if (!(await mayRequestChanges(gateway, task, userId))) {
+          await ephemeral(meta.channel, userId, notApproverText(gateway, task), task.conversation.thread);
           return;
         }
         const by = await identity(userId, body.user.name);
-        const after = await requestChanges(options, { taskId: meta.taskId, planVersion: meta.version, by, text });
-        // The old card loses its buttons and says who asked for what.
-        const plan = await options.state.getPlan(after.id, meta.version);
-        const ref = await options.state.getMessageRef(after.id, `plan:${meta.version}`);
-        if (plan && ref) {
-          const view = planView(after, plan, options.policy);
-          view.decision = { outcome: 'superseded', by: by.name, at: after.updatedAt };
-          await surface.update(after.conversation, ref, view);
-        }
+        // The gateway re-renders the old card: no buttons, and who asked for changes.
+        await gateway.requestChanges({
+          taskId: meta.taskId,
+          planVersion: meta.version,
+          planHash: meta.hash,
+          by,
+          text,
+        });
         await postInThread(
-          after.conversation.channel,
-          after.conversation.thread,
+          task.conversation.channel,
+          task.conversation.thread,
           `${escapeText(by.name)} asked for changes: “${escapeText(text)}”. Drafting plan version ${meta.version + 1}…`,
         );
       } catch (err) {
@@ -580,7 +554,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const e = event as { user: string; tab?: string };
       if (e.tab && e.tab !== 'home') return;
       try {
-        const home = await homeFor(e.user);
+        const home = await homeFor(gateway, e.user);
         await client.views.publish({ user_id: e.user, view: homeView(home) as never });
       } catch (err) {
         logger.warn({ err: describe(err) }, 'slack: could not publish App Home');
@@ -589,7 +563,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   };
 
   /** My recent tasks and the plans waiting for me, from the most recent tasks of all. */
-  const homeFor = async (userId: string): Promise<{ mine: HomeTask[]; waiting: HomeTask[] }> => {
+  const homeFor = async (gateway: Gateway, userId: string): Promise<{ mine: HomeTask[]; waiting: HomeTask[] }> => {
     const ids = await options.state.recentTaskIds(300);
     const tasks = (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
       (t): t is Task => t?.conversation.surface === 'slack',
@@ -600,14 +574,12 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       .slice(0, 15)
       .map(toHome);
     const waiting: HomeTask[] = [];
+    const me = await identity(userId);
     for (const t of tasks) {
-      if (t.state !== 'awaiting_approval' || waiting.length >= 15) continue;
-      const check = await approvers.check(
-        { channel: t.conversation.channel, requesterId: t.requester.id, userId },
-        'approved',
-      );
-      // Only lists where a person was named: "anyone may approve" would list every plan.
-      if (check.ok && approvers.entriesFor(t.conversation.channel)) waiting.push(toHome(t));
+      if (t.state !== 'awaiting_approval' || t.requester.id === userId || waiting.length >= 15) continue;
+      // Only lists where approvers are named: "anyone may approve" would list every plan.
+      if (gateway.approversFor(t.conversation) && (await gateway.isApprover(t.conversation, me)))
+        waiting.push(toHome(t));
     }
     return { mine, waiting };
   };
@@ -625,6 +597,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   let started = false;
   return {
     surface,
+    userGroups,
     ...(routes ? { routes } : {}),
     async start(gateway: Gateway) {
       if (started) return;
@@ -659,7 +632,11 @@ function refusalText(err: unknown, logger: Logger): string {
     return 'Something went wrong on our side; the error was logged.';
   }
   const text = e.message.charAt(0).toUpperCase() + e.message.slice(1);
-  return escapeText(/[.!?]$/.test(text) ? text : `${text}.`);
+  const escaped = escapeText(/[.!?]$/.test(text) ? text : `${text}.`);
+  // "ask <@U…>, <!subteam^S…>": the gateway names approvers with mentionApprovers; keep those mentions live.
+  return e.code === ErrorCodes.notApprover
+    ? escaped.replace(/&lt;(@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+)&gt;/g, '<$1>')
+    : escaped;
 }
 
 function escapeText(text: string): string {

@@ -6,6 +6,7 @@ import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index
 import type { ChatSurface } from '../../chat-surface.ts';
 import type { View } from '../../views.ts';
 import { renderBlocks } from './block-kit.ts';
+import { AssistantStatus, ProgressStreams } from './progress-stream.ts';
 import { EditLimiter, isRateLimited, retryAfterMs, slackErrorCode } from './rate-limit.ts';
 
 type WebClient = webApi.WebClient;
@@ -48,15 +49,32 @@ export interface SlackSurfaceOptions {
    * re-sent this often with the elapsed time moved on: a visible sign of life.
    */
   heartbeatMs?: number;
+  /**
+   * Show a run's progress with Slack's native plan display (a chat stream with task
+   * updates) where the workspace supports it; otherwise, or when false, a message edited
+   * in place. Default true.
+   */
+  nativeProgress?: boolean;
+  /** A progress stream is replaced by a fresh one after this long (Slack ends streams after about 5 minutes). */
+  maxStreamAgeMs?: number;
+  /** Set the assistant "is working…" status under the thread where available. Default true. */
+  assistantStatus?: boolean;
 }
 
-/** Slack as a chat surface: Block Kit messages in the task's thread, edited in place. */
+/**
+ * Slack as a chat surface: Block Kit messages in the task's thread, edited in place. A
+ * run's progress is a native progress stream where Slack allows it (`progress-stream.ts`),
+ * decided here so the gateway only ever posts and updates views.
+ */
 export class SlackSurface implements ChatSurface {
   readonly name = 'slack' as const;
   private readonly limiter: EditLimiter;
   private readonly maxRetryAfterMs: number;
   private readonly maxAttempts: number;
   private readonly heartbeats = new Map<string, NodeJS.Timeout>();
+  private readonly streams: ProgressStreams;
+  private readonly native: boolean;
+  private readonly status: AssistantStatus | undefined;
 
   constructor(private readonly options: SlackSurfaceOptions) {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
@@ -66,9 +84,45 @@ export class SlackSurface implements ChatSurface {
       maxRetryAfterMs: this.maxRetryAfterMs,
       maxAttempts: this.maxAttempts,
     });
+    this.native = options.nativeProgress !== false;
+    // Built even when native progress is off, so a stream begun before the switch still ends cleanly.
+    this.streams = new ProgressStreams({
+      client: options.client,
+      logger: options.logger,
+      state: options.state,
+      // Streams and messages have distinct refs, so one limiter spaces both.
+      limiter: this.limiter,
+      heartbeatMs: options.heartbeatMs ?? 10_000,
+      maxStreamAgeMs: options.maxStreamAgeMs ?? 240_000,
+      isUndeliverable: (err) => undeliverableErrors.has(slackErrorCode(err) ?? ''),
+      fallBack: async (conversation, view) => {
+        const ref = await this.postMessage(conversation, view);
+        if (view.cancellable) this.startHeartbeat(conversation, ref, view, Date.now());
+        return ref;
+      },
+    });
+    if (options.assistantStatus !== false) {
+      this.status = new AssistantStatus({ client: options.client, logger: options.logger });
+    }
   }
 
   async post(conversation: ConversationRef, view: View): Promise<string> {
+    this.trackStatus(conversation, view);
+    if (view.kind === 'progress' && this.native && !this.streams.fellBack(view.taskId)) {
+      try {
+        const ref = await this.streams.start(conversation, view);
+        if (ref) return ref;
+      } catch (err) {
+        if (await this.swallowUndeliverable(err, conversation, 'post', view.taskId)) {
+          return `${lostPrefix}${conversation.channel}:${conversation.thread}`;
+        }
+        throw err;
+      }
+    }
+    return this.postMessage(conversation, view);
+  }
+
+  private async postMessage(conversation: ConversationRef, view: View): Promise<string> {
     const uploaded = view.kind === 'result' ? await this.deliverFiles(conversation, view.taskId) : [];
     const message = renderBlocks(view, { uploaded });
     try {
@@ -99,6 +153,15 @@ export class SlackSurface implements ChatSurface {
    */
   async update(conversation: ConversationRef, ref: string, view: View): Promise<void> {
     if (ref.startsWith(lostPrefix)) return;
+    if (ProgressStreams.isStreamRef(ref)) {
+      const moved = this.streams.fallbackRefOf(ref);
+      if (moved) return this.update(conversation, moved, view);
+      this.trackStatus(conversation, view);
+      // Only progress views are ever stored under a stream ref.
+      if (view.kind !== 'progress') return;
+      return this.streams.update(conversation, ref, view);
+    }
+    this.trackStatus(conversation, view);
     this.stopHeartbeat(ref);
     const [channel, ts] = splitRef(ref, conversation.channel);
     const send = async () => {
@@ -124,7 +187,18 @@ export class SlackSurface implements ChatSurface {
   close(): void {
     for (const timer of this.heartbeats.values()) clearTimeout(timer);
     this.heartbeats.clear();
+    this.streams.close();
     this.limiter.close();
+  }
+
+  /** "is working…" while a run's progress is shown; cleared with its final progress or result. */
+  private trackStatus(conversation: ConversationRef, view: View): void {
+    if (!this.status) return;
+    let working: boolean;
+    if (view.kind === 'progress') working = view.cancellable;
+    else if (view.kind === 'result') working = false;
+    else return;
+    this.status.set(conversation, working).catch(() => undefined);
   }
 
   /**

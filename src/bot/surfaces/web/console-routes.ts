@@ -39,7 +39,7 @@ const channelPattern = /^[a-z0-9-]{1,40}$/;
 const mention = /(^|\s)@handoff\b/i;
 
 const ActionSchema = z.object({
-  action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action']),
+  action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action', 'request-changes']),
   approvalId: z.string().min(1).max(64).optional(),
   taskId: z.string().min(1).max(64),
   planVersion: z.number().int().positive().optional(),
@@ -48,6 +48,8 @@ const ActionSchema = z.object({
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
   author: z.string(),
+  /** What should change (request-changes only). */
+  text: z.string().trim().min(1).max(2000).optional(),
 });
 
 /** A display name from the browser; under the console it is the person's identity. */
@@ -237,7 +239,13 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
   app.post('/api/actions', async (c) => {
     try {
       const parsed = ActionSchema.safeParse(await c.req.json().catch(() => undefined));
-      if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+      if (!parsed.success) {
+        const aboutText = parsed.error.issues.some((i) => i.path[0] === 'text');
+        throw new HandoffError(
+          ErrorCodes.invalidInput,
+          aboutText ? 'say what should change in 1–2000 characters' : 'malformed action',
+        );
+      }
       const { action, taskId, planVersion, planHash, author, approvalId } = parsed.data;
       const by = identityFrom(author);
       if (action === 'cancel') return c.json({ ok: true, message: await options.gateway.cancel(taskId, by) });
@@ -248,6 +256,18 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
       }
       if (planVersion === undefined || planHash === undefined)
         throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+      if (action === 'request-changes') {
+        if (parsed.data.text === undefined)
+          throw new HandoffError(ErrorCodes.invalidInput, 'say what should change (1–2000 characters)');
+        const message = await options.gateway.requestChanges({
+          taskId,
+          planVersion,
+          planHash,
+          by,
+          text: parsed.data.text,
+        });
+        return c.json({ ok: true, message });
+      }
       const message = await options.gateway.decide({
         taskId,
         planVersion,

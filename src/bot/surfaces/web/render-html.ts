@@ -1,5 +1,5 @@
 import { formatBytes } from '../../../storage/index.ts';
-import { formatDuration, formatUsd, type View } from '../../views.ts';
+import { formatDuration, formatUsd, type PlanView, type View } from '../../views.ts';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -11,6 +11,39 @@ const demoNote =
 
 function time(iso: string): string {
   return `<time datetime="${escapeHtml(iso)}">${escapeHtml(iso.replace('T', ' ').slice(0, 16))} UTC</time>`;
+}
+
+/** Lines beyond this are summed up as "…and N more changes". */
+const maxDiffLines = 30;
+
+/** "Revised after Ana asked: …" and a compact diff against the previous version. */
+function renderChanges(changes: NonNullable<PlanView['changes']>, version: number): string {
+  const e = escapeHtml;
+  const { diff } = changes;
+  const lines: string[] = [];
+  if (diff.summaryChanged) lines.push('<li class="diff-changed">Summary reworded</li>');
+  for (const s of diff.steps) {
+    if (s.kind === 'added')
+      lines.push(
+        `<li class="diff-added">+ <strong>${e(s.title)}</strong>${s.after ? ` <span class="muted">${e(s.after)}</span>` : ''}</li>`,
+      );
+    else if (s.kind === 'removed') lines.push(`<li class="diff-removed">− <del>${e(s.title)}</del></li>`);
+    else if (s.kind === 'changed')
+      lines.push(
+        `<li class="diff-changed">~ <strong>${e(s.title)}</strong>: <del>${e(s.before ?? '')}</del> → <ins>${e(s.after ?? '')}</ins></li>`,
+      );
+  }
+  for (const f of diff.deliverables.added) lines.push(`<li class="diff-added">+ file ${e(f)}</li>`);
+  for (const f of diff.deliverables.removed) lines.push(`<li class="diff-removed">− file <del>${e(f)}</del></li>`);
+  for (const sentence of diff.envelope) lines.push(`<li class="diff-envelope">${e(sentence)}</li>`);
+  if (lines.length === 0) lines.push('<li class="muted">Same steps, files and limits as before.</li>');
+  const shown = lines.slice(0, maxDiffLines);
+  if (lines.length > maxDiffLines)
+    shown.push(`<li class="muted">…and ${lines.length - maxDiffLines} more changes</li>`);
+  const asked = changes.requestedBy
+    ? `<p class="revision-note">Revised after ${e(changes.requestedBy)} asked: “${e(changes.text)}”</p>`
+    : `<p class="revision-note">Revised plan</p>`;
+  return `<div class="revision">${asked}<p class="muted">Changes since v${version - 1}:</p><ul class="plan-diff">${shown.join('')}</ul></div>`;
 }
 
 /** Renders a view as a card for the web console. Everything from outside is escaped. */
@@ -45,7 +78,13 @@ export function renderHtml(view: View): string {
           superseded: 'Replaced by a newer plan version',
           expired: 'Expired: nobody approved it in time',
         }[view.decision.outcome];
-        footer = `<p class="decision decision-${view.decision.outcome}">${words}${by} · ${time(view.decision.at)}</p>`;
+        const who =
+          view.decision.outcome === 'superseded'
+            ? view.decision.by
+              ? ` after ${e(view.decision.by)} asked for changes`
+              : ''
+            : by;
+        footer = `<p class="decision decision-${view.decision.outcome}">${words}${who} · ${time(view.decision.at)}</p>`;
       } else {
         const data = `data-task="${e(view.taskId)}" data-version="${view.version}" data-hash="${e(view.hash)}"`;
         const votes =
@@ -53,9 +92,9 @@ export function renderHtml(view: View): string {
             ? `<p class="muted">Approvals: ${view.votes.names.length} of ${view.votes.needed}${view.votes.names.length ? ` (${view.votes.names.map(e).join(', ')})` : ''}</p>`
             : '';
         const expires = view.expiresAt ? `<p class="muted">Open for approval until ${time(view.expiresAt)}.</p>` : '';
-        footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button></div>`;
+        footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button><button type="button" class="request-changes" data-action="request-changes" ${data}>Request changes</button></div>`;
       }
-      return `<div class="card plan" data-task="${e(view.taskId)}"><h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p><ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
+      return `<div class="card plan" data-task="${e(view.taskId)}"><h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
     }
     case 'progress': {
       const steps = view.steps

@@ -713,12 +713,97 @@ class Composer {
 }
 
 // ---------------------------------------------------------------------------
-// Card actions (Approve / Deny / Cancel)
+// Card actions (Approve / Deny / Request changes / Cancel)
+
+const MAX_CHANGE_CHARS = 2000;
+
+/** "Request changes": a small form under the plan card; sending it drafts the next plan version. */
+function openChangesForm(button) {
+  const actions = button.closest('.actions') || button.parentElement;
+  const existing = actions.parentElement.querySelector(':scope > .changes-form');
+  if (existing) {
+    existing.querySelector('textarea').focus();
+    return;
+  }
+  const textarea = el('textarea', {
+    name: 'text',
+    maxlength: String(MAX_CHANGE_CHARS),
+    'aria-label': `What should plan v${button.dataset.version} do differently?`,
+    placeholder: 'What should change? Handoff drafts a new version of the plan.',
+  });
+  const send = el('button', { type: 'submit', className: 'send-changes', text: 'Send' });
+  const cancel = el('button', { type: 'button', className: 'cancel-changes', text: 'Cancel' });
+  const error = el('p', { className: 'action-notice', role: 'status' });
+  const form = el(
+    'form',
+    { className: 'changes-form' },
+    textarea,
+    el('div', { className: 'changes-buttons' }, send, cancel),
+    error,
+  );
+  cancel.addEventListener('click', () => form.remove());
+  textarea.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!state.name) {
+      askName();
+      return;
+    }
+    const text = textarea.value.trim();
+    error.classList.remove('is-error');
+    if (!text) {
+      error.textContent = 'Say what should change.';
+      error.classList.add('is-error');
+      textarea.focus();
+      return;
+    }
+    send.disabled = true;
+    textarea.readOnly = true;
+    form.setAttribute('aria-busy', 'true');
+    try {
+      const body = await request('/api/actions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          action: 'request-changes',
+          taskId: button.dataset.task,
+          planVersion: Number(button.dataset.version),
+          planHash: button.dataset.hash,
+          author: state.name,
+          text,
+        }),
+      });
+      // The card is usually replaced over SSE (its buttons go); until then, say what happens.
+      error.textContent = body?.message || 'Changes requested.';
+      cancel.remove();
+      send.remove();
+    } catch (err) {
+      error.textContent = err instanceof RequestError ? err.display : String(err);
+      error.classList.add('is-error');
+      error.setAttribute('role', 'alert');
+      send.disabled = false;
+      textarea.readOnly = false;
+    } finally {
+      form.removeAttribute('aria-busy');
+    }
+  });
+  actions.after(form);
+  textarea.focus();
+}
 
 async function onAction(button) {
   if (button.disabled) return;
   if (!state.name) {
     askName();
+    return;
+  }
+  if (button.dataset.action === 'request-changes') {
+    openChangesForm(button);
     return;
   }
   const card = button.closest('.message-html') || button.parentElement;
