@@ -1,6 +1,9 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { webApi } from '@slack/bolt';
-import type { ConversationRef } from '../../../core/index.ts';
+import type { Artifact, ConversationRef } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import type { ChatSurface } from '../../chat-surface.ts';
@@ -240,9 +243,9 @@ export class SlackSurface implements ChatSurface {
   }
 
   /**
-   * Uploads the task's deliverables that fit the upload limit into the thread with
-   * filesUploadV2 (getUploadURLExternal → upload → completeUploadExternal). Each file is
-   * uploaded once: a redelivered result event finds the marker and skips it.
+   * Uploads the task's deliverables that fit the upload limit into the thread
+   * (getUploadURLExternal → upload → completeUploadExternal). Each file is uploaded once:
+   * a redelivered result event finds the marker and skips it.
    */
   private async deliverFiles(conversation: ConversationRef, taskId: string): Promise<string[]> {
     const { state, store, client, logger } = this.options;
@@ -257,19 +260,7 @@ export class SlackSurface implements ChatSurface {
         continue;
       }
       try {
-        // filesUploadV2 reads a stream fully into memory before uploading (and never settles
-        // if the stream fails), so the bytes are read here, bounded by maxUploadBytes.
-        const data = await readAll(await store.get(artifact.key), this.options.maxUploadBytes);
-        const res = await this.withRetryAfter(() =>
-          client.filesUploadV2({
-            channel_id: conversation.channel,
-            thread_ts: conversation.thread,
-            file: data,
-            filename: artifact.name,
-            title: artifact.name,
-          }),
-        );
-        const fileId = (res as { files?: Array<{ files?: Array<{ id?: string }> }> }).files?.[0]?.files?.[0]?.id;
+        const fileId = await this.uploadStreamed(conversation, artifact);
         await state.setMessageRef(taskId, slot, fileId ?? 'uploaded');
         names.push(artifact.name);
       } catch (err) {
@@ -279,6 +270,27 @@ export class SlackSurface implements ChatSurface {
       }
     }
     return names;
+  }
+
+  /**
+   * One file, streamed from the artifact store to Slack's upload URL. filesUploadV2 would
+   * read the whole file into memory first, so the three calls are made here instead.
+   */
+  private async uploadStreamed(conversation: ConversationRef, artifact: Artifact): Promise<string | undefined> {
+    const { client, store } = this.options;
+    const target = await this.withRetryAfter(() =>
+      client.files.getUploadURLExternal({ filename: artifact.name, length: artifact.size }),
+    );
+    if (!target.upload_url || !target.file_id) throw new Error('Slack gave no upload URL');
+    await streamTo(target.upload_url, await store.get(artifact.key), artifact.size);
+    const done = await this.withRetryAfter(() =>
+      client.files.completeUploadExternal({
+        files: [{ id: target.file_id!, title: artifact.name }],
+        channel_id: conversation.channel,
+        thread_ts: conversation.thread,
+      }),
+    );
+    return (done.files as Array<{ id?: string }> | undefined)?.[0]?.id;
   }
 
   private async uploadedNames(taskId: string): Promise<string[]> {
@@ -339,19 +351,25 @@ function splitRef(ref: string, fallbackChannel: string): [string, string] {
   return i > 0 ? [ref.slice(0, i), ref.slice(i + 1)] : [fallbackChannel, ref];
 }
 
-async function readAll(stream: Readable, maxBytes: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  for await (const chunk of stream) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
-    size += b.length;
-    if (size > maxBytes) {
-      stream.destroy();
-      throw new Error(`the file is larger than ${maxBytes} bytes`);
-    }
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
+/** POSTs `body` (exactly `length` bytes) to an upload URL without holding it in memory. */
+async function streamTo(url: string, body: Readable, length: number): Promise<void> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+  await new Promise<void>((resolve, reject) => {
+    const req = send(target, {
+      method: 'POST',
+      headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+      timeout: 120_000,
+    });
+    req.on('response', (res) => {
+      res.resume();
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve() : reject(new Error(`upload answered HTTP ${res.statusCode}`)),
+      );
+    });
+    req.on('timeout', () => req.destroy(new Error('upload timed out')));
+    pipeline(body, req).catch(reject);
+  });
 }
 
 /** An error as a short loggable object: Slack's error code and message, never request data or tokens. */
