@@ -72,9 +72,11 @@ async function ackLatency(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-async function progressEdits(): Promise<void> {
+async function progressEdits(native: boolean): Promise<void> {
   const fake = new FakeSlack({ botToken, users: { UANA: { name: 'Ana' }, UBEN: { name: 'Ben' } } });
   await fake.start();
+  // Without native streaming the surface falls back to one progress message edited in place.
+  if (!native) fake.disableStreaming('method_not_supported_for_channel_type');
   const model = await startFakeAnthropic();
   model.enqueue(
     {
@@ -126,14 +128,19 @@ async function progressEdits(): Promise<void> {
   if (!button) throw new Error('no Approve button on the plan card');
   await sender.click({ id: 'UANA', name: 'Ana' }, 'C1', { ts: card.ts, thread_ts: rootTs }, button);
   await fake.waitFor('result', () => fake.thread('C1', rootTs).find((m) => m.text.includes('Done')), 120_000);
-  const updates = fake.callsOf('chat.update').filter((c) => String(c.args.ts) !== card.ts);
+  // Calls that change the progress display: stream appends (native) or message edits (fallback).
+  const methods = native ? ['chat.startStream', 'chat.appendStream', 'chat.stopStream'] : ['chat.update'];
+  const updates = fake.calls.filter((c) => methods.includes(c.method) && String(c.args.ts ?? '') !== card.ts);
   const byMessage = new Map<string, number[]>();
-  for (const u of updates) byMessage.set(String(u.args.ts), [...(byMessage.get(String(u.args.ts)) ?? []), u.at]);
-  const [ts, times] = [...byMessage.entries()].sort((a, b) => b[1].length - a[1].length)[0] ?? ['', []];
+  for (const u of updates) {
+    const key = native ? 'stream' : String(u.args.ts);
+    byMessage.set(key, [...(byMessage.get(key) ?? []), u.at]);
+  }
+  const [, times] = [...byMessage.entries()].sort((a, b) => b[1].length - a[1].length)[0] ?? ['', []];
   const span = ((times.at(-1) ?? 0) - (times[0] ?? 0)) / 1000;
   const gaps = times.slice(1).map((t, i) => t - times[i]!);
   console.log(
-    `slack progress edits: ${times.length} edits of message ${ts} over ${span.toFixed(1)} s = ${(times.length / Math.max(span, 1)).toFixed(2)} edits/s; smallest gap ${Math.min(...gaps)} ms`,
+    `slack progress (${native ? 'native stream' : 'edited message'}): ${times.length} calls over ${span.toFixed(1)} s = ${(times.length / Math.max(span, 1)).toFixed(2)} per second; smallest gap ${gaps.length ? Math.min(...gaps) : 0} ms`,
   );
   await handoff.close();
   await model.close();
@@ -160,4 +167,5 @@ function findButton(node: unknown, id: RegExp): { action_id: string; value: stri
 }
 
 await ackLatency();
-await progressEdits();
+await progressEdits(true);
+await progressEdits(false);
