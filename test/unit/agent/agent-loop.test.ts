@@ -10,6 +10,7 @@ import {
   type Task,
   type Usage,
 } from '../../../src/core/index.ts';
+import { testPlan, testTask } from '../../helpers/fixtures.ts';
 
 const text = (t: string): ContentBlock => ({ type: 'text', text: t, citations: null });
 const toolUse = (id: string, name: string, input: Record<string, unknown>): ContentBlock => ({
@@ -108,12 +109,8 @@ class MemoryHost implements ToolHost {
   }
 }
 
-const task: Task = {
-  id: 't_abcdef123',
-  createdAt: '2025-03-01T09:00:00.000Z',
+const task: Task = testTask({
   updatedAt: '2025-03-01T09:03:00.000Z',
-  conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
-  requester: { id: 'u_ana', name: 'Ana' },
   request: 'Summarise data.csv into a short markdown report',
   inputs: [
     { name: 'data.csv', mediaType: 'text/csv', size: 33, sha256: 'a'.repeat(64), key: 'in/t_abcdef123/data.csv' },
@@ -121,40 +118,30 @@ const task: Task = {
   state: 'running',
   planVersion: 1,
   runId: 'r_run123456',
-  artifacts: [],
-  votes: [],
-  changeRequests: [],
-  usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
-  costUsd: 0,
-  demo: false,
   startedAt: '2025-03-01T09:03:00.000Z',
-};
+});
 
 function makePlan(overrides: Partial<Plan['envelope']> = {}): Plan {
-  return {
-    taskId: task.id,
-    version: 1,
-    summary: 'Write report.md summarising data.csv.',
-    steps: [
-      { title: 'Read the data', detail: '', actions: ['read_files'] },
-      { title: 'Write the report', detail: '', actions: ['create_files'] },
-    ],
-    deliverables: [{ name: 'report.md', type: 'md' }],
-    envelope: {
+  return testPlan(
+    {
+      version: 1,
+      summary: 'Write report.md summarising data.csv.',
+      steps: [
+        { title: 'Read the data', detail: '', actions: ['read_files'] },
+        { title: 'Write the report', detail: '', actions: ['create_files'] },
+      ],
+      deliverables: [{ name: 'report.md', type: 'md' }],
+      estimatedTokens: 20_000,
+      estimatedCostUsd: 0.1,
+      model: 'scripted-model',
+    },
+    {
       tools: ['ask_humans', 'read_file', 'write_file', 'edit_file', 'list_files', 'deliver_artifact'],
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
       deliverableTypes: ['md'],
       budget: { maxTokens: 100_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
       ...overrides,
     },
-    estimatedTokens: 20_000,
-    estimatedCostUsd: 0.1,
-    model: 'scripted-model',
-    demo: false,
-    createdAt: '2025-03-01T09:01:00.000Z',
-  };
+  );
 }
 
 function freshCheckpoint(): Checkpoint {

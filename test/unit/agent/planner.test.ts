@@ -4,6 +4,7 @@ import type { ContentBlock, ModelProvider, ModelRequest, ModelResponse } from '.
 import { draftPlan } from '../../../src/agent/planner.ts';
 import { classifyToolCall, resolveSandboxPath } from '../../../src/agent/tools.ts';
 import { HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
+import { testTask } from '../../helpers/fixtures.ts';
 
 type Turn = ContentBlock[];
 
@@ -53,25 +54,15 @@ const host = {
   },
 };
 
-const task: Task = {
-  id: 't_abcdef123',
-  createdAt: '2025-03-01T09:00:00.000Z',
+const task: Task = testTask({
   updatedAt: '2025-03-01T09:00:00.000Z',
-  conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
-  requester: { id: 'u_ana', name: 'Ana' },
   request: 'Turn sales.csv into a spreadsheet with totals per region',
   inputs: [
     { name: 'sales.csv', mediaType: 'text/csv', size: 1234, sha256: 'a'.repeat(64), key: 'in/t_abcdef123/sales.csv' },
   ],
   state: 'planning',
   planVersion: 0,
-  artifacts: [],
-  votes: [],
-  changeRequests: [],
-  usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
-  costUsd: 0,
-  demo: false,
-};
+});
 
 const validPlan = {
   summary: 'Build sales.xlsx from sales.csv with a totals row per region.',

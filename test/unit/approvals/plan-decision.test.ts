@@ -10,56 +10,17 @@ import {
   tallyPlanDecision,
 } from '../../../src/approvals/index.ts';
 import { type ActionKind, ActionKindSchema, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
+import { testPlan, testTask } from '../../helpers/fixtures.ts';
 
 const ana = { id: 'u_ana', name: 'Ana' };
 const bo = { id: 'u_bo', name: 'Bo' };
 
 function makePlan(overrides: Partial<Plan> = {}): Plan {
-  return {
-    taskId: 't_abcdef123',
-    version: 2,
-    summary: 'Turn sales.csv into a formatted spreadsheet with totals per region.',
-    steps: [
-      { title: 'Read the CSV', detail: 'Check columns and row count.', actions: ['read_files'] },
-      { title: 'Build the workbook', detail: 'One sheet per region.', actions: ['run_commands', 'create_files'] },
-    ],
-    deliverables: [{ name: 'sales.xlsx', type: 'xlsx' }],
-    envelope: {
-      tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact', 'ask_humans'],
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
-      deliverableTypes: ['xlsx'],
-      budget: { maxTokens: 400_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
-    },
-    estimatedTokens: 60_000,
-    estimatedCostUsd: 0.3,
-    model: 'claude-sonnet-4-5',
-    demo: false,
-    createdAt: '2025-03-01T09:01:00.000Z',
-    ...overrides,
-  };
+  return testPlan(overrides);
 }
 
 function makeTask(overrides: Partial<Task> = {}): Task {
-  return {
-    id: 't_abcdef123',
-    createdAt: '2025-03-01T09:00:00.000Z',
-    updatedAt: '2025-03-01T09:01:00.000Z',
-    conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
-    requester: ana,
-    request: 'Turn sales.csv into a spreadsheet',
-    inputs: [],
-    state: 'awaiting_approval',
-    planVersion: 2,
-    artifacts: [],
-    votes: [],
-    changeRequests: [],
-    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
-    costUsd: 0,
-    demo: false,
-    ...overrides,
-  };
+  return testTask({ requester: ana, ...overrides });
 }
 
 function clickOn(plan: Plan, overrides: Partial<ApprovalClick> = {}): ApprovalClick {

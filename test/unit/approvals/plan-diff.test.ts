@@ -1,33 +1,22 @@
 import { describe, expect, it } from 'vitest';
 import { countPlanChanges, planDiff } from '../../../src/approvals/index.ts';
 import type { Plan } from '../../../src/core/index.ts';
+import { testPlan } from '../../helpers/fixtures.ts';
 
 function makePlan(overrides: Partial<Plan> = {}): Plan {
-  return {
-    taskId: 't_abcdef123',
-    version: 1,
-    summary: 'Turn sales.csv into a spreadsheet with totals per region.',
-    steps: [
-      { title: 'Read the CSV', detail: 'Check columns and rows.', actions: ['read_files'] },
-      { title: 'Build the workbook', detail: 'Data and Totals sheets.', actions: ['run_commands', 'create_files'] },
-      { title: 'Deliver', detail: '', actions: ['create_files'] },
-    ],
-    deliverables: [{ name: 'sales.xlsx', type: 'xlsx' }],
-    envelope: {
-      tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact'],
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
-      deliverableTypes: ['xlsx'],
-      budget: { maxTokens: 400_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
+  return testPlan(
+    {
+      version: 1,
+      summary: 'Turn sales.csv into a spreadsheet with totals per region.',
+      steps: [
+        { title: 'Read the CSV', detail: 'Check columns and rows.', actions: ['read_files'] },
+        { title: 'Build the workbook', detail: 'Data and Totals sheets.', actions: ['run_commands', 'create_files'] },
+        { title: 'Deliver', detail: '', actions: ['create_files'] },
+      ],
+      ...overrides,
     },
-    estimatedTokens: 60_000,
-    estimatedCostUsd: 0.3,
-    model: 'claude-sonnet-4-5',
-    demo: false,
-    createdAt: '2025-03-01T09:01:00.000Z',
-    ...overrides,
-  };
+    { tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact'], ...overrides.envelope },
+  );
 }
 
 describe('planDiff', () => {

@@ -3,61 +3,32 @@ import { defaultPlanPolicy, planHash } from '../../../src/approvals/index.ts';
 import { renderHtml } from '../../../src/bot/surfaces/web/render-html.ts';
 import { planView, resultView } from '../../../src/bot/views.ts';
 import type { Artifact, Plan, Task } from '../../../src/core/index.ts';
+import { testPlan, testTask } from '../../helpers/fixtures.ts';
 
 const policy = defaultPlanPolicy(false);
 const ana = { id: 'u_ana', name: 'Ana' };
 const bo = { id: 'u_bo', name: 'Bo' };
 
 function makePlan(overrides: Partial<Plan> = {}): Plan {
-  return {
-    taskId: 't_abcdef123',
-    version: 2,
-    summary: 'Turn sales.csv into a formatted spreadsheet with totals per region.',
-    steps: [
-      { title: 'Read the CSV', detail: 'Check columns and row count.', actions: ['read_files'] },
-      { title: 'Build the workbook', detail: '', actions: ['run_commands', 'create_files'] },
-      { title: 'Replace the input', detail: '', actions: ['read_files', 'overwrite_input'] },
-    ],
-    deliverables: [
-      { name: 'sales.xlsx', type: 'xlsx' },
-      { name: 'Q3 summary (final).md', type: 'md' },
-    ],
-    envelope: {
-      tools: ['read_file', 'list_files', 'run_command', 'write_file', 'deliver_artifact', 'ask_humans'],
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
-      deliverableTypes: ['xlsx', 'md'],
-      budget: { maxTokens: 400_000, maxCostUsd: 5, maxWallTimeMs: 900_000 },
+  return testPlan(
+    {
+      steps: [
+        { title: 'Read the CSV', detail: 'Check columns and row count.', actions: ['read_files'] },
+        { title: 'Build the workbook', detail: '', actions: ['run_commands', 'create_files'] },
+        { title: 'Replace the input', detail: '', actions: ['read_files', 'overwrite_input'] },
+      ],
+      deliverables: [
+        { name: 'sales.xlsx', type: 'xlsx' },
+        { name: 'Q3 summary (final).md', type: 'md' },
+      ],
+      ...overrides,
     },
-    estimatedTokens: 60_000,
-    estimatedCostUsd: 0.3,
-    model: 'claude-sonnet-4-5',
-    demo: false,
-    createdAt: '2025-03-01T09:01:00.000Z',
-    ...overrides,
-  };
+    { deliverableTypes: ['xlsx', 'md'] },
+  );
 }
 
 function makeTask(overrides: Partial<Task> = {}): Task {
-  return {
-    id: 't_abcdef123',
-    createdAt: '2025-03-01T09:00:00.000Z',
-    updatedAt: '2025-03-01T09:01:00.000Z',
-    conversation: { surface: 'web', channel: 'general', thread: 'th_1' },
-    requester: ana,
-    request: 'Turn sales.csv into a spreadsheet',
-    inputs: [],
-    state: 'awaiting_approval',
-    planVersion: 2,
-    artifacts: [],
-    votes: [],
-    changeRequests: [],
-    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
-    costUsd: 0,
-    demo: false,
-    ...overrides,
-  };
+  return testTask({ requester: ana, ...overrides });
 }
 
 /** The card's buttons, each as its label and attributes. */
@@ -94,14 +65,14 @@ describe('plan card', () => {
     expect(html).toContain('sales.xlsx');
     expect(html).toContain('Q3 summary (final).md');
     expect(html).toContain('Plan v2 for Ana');
-    expect(html).toContain('model claude-sonnet-4-5');
+    expect(html).toContain('model claude-sonnet-5-5');
     expect(html).not.toContain('demo model');
   });
 
   it('says "demo model" when the demo model wrote the plan', () => {
     const html = renderHtml(planView(makeTask({ demo: true }), makePlan({ demo: true }), policy));
     expect(html).toContain('demo model');
-    expect(html).not.toContain('model claude-sonnet-4-5');
+    expect(html).not.toContain('model claude-sonnet-5-5');
   });
 
   it('has Approve, Deny and Request changes buttons bound to the task, the version and the plan hash', () => {
