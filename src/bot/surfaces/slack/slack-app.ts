@@ -381,103 +381,63 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       }
     });
 
-    const onDecision = (outcome: 'approved' | 'denied') =>
-      app.action(outcome === 'approved' ? actionIds.approve : actionIds.deny, async ({ ack, body, action }) => {
+    /** A button click: ack at once, parse its value, call the gateway, answer privately. */
+    const onButton = <V>(
+      actionId: string,
+      parse: (raw: unknown) => V | undefined,
+      run: (value: V, by: Identity) => Promise<string | undefined>,
+    ) =>
+      app.action(actionId, async ({ ack, body, action }) => {
         await ack();
         const b = body as {
           user: { id: string; name?: string };
           channel?: { id: string };
-          message?: { ts: string; thread_ts?: string };
+          message?: { thread_ts?: string };
         };
-        const value = decodeButtonValue((action as { value?: unknown }).value);
         const channel = b.channel?.id ?? '';
         const thread = b.message?.thread_ts;
+        const value = parse((action as { value?: unknown }).value);
         if (!value) {
           await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
           return;
         }
         try {
-          // The gateway decides who may approve (policy, SLACK_APPROVERS, user groups); a refusal is shown below.
-          await gateway.decide({
-            taskId: value.taskId,
-            planVersion: value.version,
-            planHash: value.hash,
-            by: await identity(b.user.id, b.user.name),
-            outcome,
-          });
+          // The gateway decides who may act (policy, SLACK_APPROVERS, user groups); a refusal is shown below.
+          const words = await run(value, await identity(b.user.id, b.user.name));
+          if (words) await ephemeral(channel, b.user.id, words, thread);
         } catch (err) {
           await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
         }
       });
-    onDecision('approved');
-    onDecision('denied');
 
-    app.action(actionIds.cancel, async ({ ack, body, action }) => {
-      await ack();
-      const b = body as {
-        user: { id: string; name?: string };
-        channel?: { id: string };
-        message?: { thread_ts?: string };
-      };
-      const channel = b.channel?.id ?? '';
-      const thread = b.message?.thread_ts;
-      let taskId: string | undefined;
-      try {
-        const v = JSON.parse(String((action as { value?: unknown }).value ?? '')) as { t?: unknown };
-        if (typeof v.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t)) taskId = v.t;
-      } catch {
-        // not ours: answered below
-      }
-      if (!taskId) {
-        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
-        return;
-      }
-      try {
-        const words = await gateway.cancel(taskId, await identity(b.user.id, b.user.name));
-        await ephemeral(channel, b.user.id, words, thread);
-      } catch (err) {
-        await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
-      }
-    });
-
-    const onActionDecision = (outcome: 'approved' | 'denied') =>
-      app.action(
+    for (const outcome of ['approved', 'denied'] as const) {
+      onButton(outcome === 'approved' ? actionIds.approve : actionIds.deny, decodeButtonValue, async (v, by) => {
+        await gateway.decide({ taskId: v.taskId, planVersion: v.version, planHash: v.hash, by, outcome });
+        return undefined;
+      });
+      onButton(
         outcome === 'approved' ? actionIds.actionApprove : actionIds.actionDeny,
-        async ({ ack, body, action }) => {
-          await ack();
-          const b = body as {
-            user: { id: string; name?: string };
-            channel?: { id: string };
-            message?: { thread_ts?: string };
-          };
-          const channel = b.channel?.id ?? '';
-          const thread = b.message?.thread_ts;
-          let value: { t: string; a: string } | undefined;
-          try {
-            const v = JSON.parse(String((action as { value?: unknown }).value ?? '')) as { t?: unknown; a?: unknown };
-            if (typeof v.t === 'string' && typeof v.a === 'string' && v.t.length <= 64 && v.a.length <= 128)
-              value = { t: v.t, a: v.a };
-          } catch {
-            // not ours: answered below
-          }
-          if (!value) {
-            await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
-            return;
-          }
-          try {
-            await gateway.decideAction({
-              taskId: value.t,
-              approvalId: value.a,
-              by: await identity(b.user.id, b.user.name),
-              outcome,
-            });
-          } catch (err) {
-            await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
-          }
+        (raw) => {
+          const v = parseJson(raw) as { t?: unknown; a?: unknown } | undefined;
+          return typeof v?.t === 'string' && typeof v.a === 'string' && v.t.length <= 64 && v.a.length <= 128
+            ? { taskId: v.t, approvalId: v.a }
+            : undefined;
+        },
+        async (v, by) => {
+          await gateway.decideAction({ ...v, by, outcome });
+          return undefined;
         },
       );
-    onActionDecision('approved');
-    onActionDecision('denied');
+    }
+
+    onButton(
+      actionIds.cancel,
+      (raw) => {
+        const v = parseJson(raw) as { t?: unknown } | undefined;
+        return typeof v?.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t) ? v.t : undefined;
+      },
+      (taskId, by) => gateway.cancel(taskId, by),
+    );
 
     app.action(actionIds.requestChanges, async ({ ack, body, action }) => {
       await ack();
@@ -658,4 +618,14 @@ function boltLogger(logger: Logger): BoltLogger {
     getLevel: () => level,
     setName: () => undefined,
   };
+}
+
+/** A button value we wrote as JSON; undefined for anything else. */
+function parseJson(raw: unknown): unknown {
+  if (typeof raw !== 'string' || raw.length > 2000) return undefined;
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
 }
