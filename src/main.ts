@@ -79,7 +79,7 @@ export interface RunningHandoff {
 /** Wires the concrete classes for one role. The only place that picks implementations. */
 export async function startHandoff(options: StartOptions): Promise<RunningHandoff> {
   const { config, mode } = options;
-  const logger = options.logger ?? createLogger(config.logLevel);
+  const logger = options.logger ?? createLogger(config.logLevel, 'handoff', { scrubText: config.logRedaction });
   const dataDir = resolve(config.dataDir);
   const cleanups: Array<() => Promise<unknown>> = [];
   const close = async () => {
@@ -427,7 +427,7 @@ export async function cli(argv: string[]): Promise<number> {
     console.error(`handoff: unknown command ${JSON.stringify(command)}\n\n${help}`);
     return 2;
   }
-  const logger = createLogger(config.logLevel);
+  const logger = createLogger(config.logLevel, 'handoff', { scrubText: config.logRedaction });
   let running: RunningHandoff;
   try {
     running = await startHandoff({ config, mode: command, logger });

@@ -152,6 +152,12 @@ export const settingDefs = [
   },
   { key: 's3Region', env: 'AWS_REGION', schema: z.string().min(1).optional(), doc: 'Region of the bucket.' },
   {
+    key: 'logRedaction',
+    env: 'HANDOFF_LOG_REDACTION',
+    schema: bool.default(true),
+    doc: 'Remove e-mails, phone numbers, card numbers, IBANs and secrets from every log line.',
+  },
+  {
     key: 'auditRetentionDays',
     env: 'HANDOFF_AUDIT_RETENTION_DAYS',
     schema: int(1, 36_500).default(180),

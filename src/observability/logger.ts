@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { redact } from '../core/index.ts';
 
 export type Logger = pino.Logger;
 
@@ -26,8 +27,53 @@ const redactPaths = [
   'req.headers.cookie',
 ];
 
-export function createLogger(level: string, name = 'handoff'): Logger {
-  return pino({ name, level, redact: { paths: redactPaths, censor: '[redacted]' } });
+export interface LoggerOptions {
+  /** Where lines go (default stdout); tests capture them here. */
+  destination?: pino.DestinationStream;
+  /**
+   * Remove e-mails, phone numbers, card numbers, IBANs and secrets from every logged
+   * string: the message, fields at any depth and error messages (default true).
+   */
+  scrubText?: boolean;
+}
+
+export function createLogger(level: string, name = 'handoff', options: LoggerOptions = {}): Logger {
+  const scrubText = options.scrubText ?? true;
+  return pino(
+    {
+      name,
+      level,
+      redact: { paths: redactPaths, censor: '[redacted]' },
+      ...(scrubText
+        ? {
+            formatters: { log: (obj: Record<string, unknown>) => scrub(obj) as Record<string, unknown> },
+            hooks: {
+              logMethod(args: Parameters<pino.LogFn>, method: pino.LogFn) {
+                const clean = args.map((a) => (typeof a === 'string' ? redact(a).text : a)) as Parameters<pino.LogFn>;
+                method.apply(this, clean);
+              },
+            },
+          }
+        : {}),
+    },
+    options.destination,
+  );
+}
+
+/** Personal data and secrets out of a log record, wherever they sit; errors keep their shape. */
+function scrub(value: unknown, depth = 0): unknown {
+  if (typeof value === 'string') return redact(value).text;
+  if (depth > 8 || value === null || typeof value !== 'object') return value;
+  if (value instanceof Error) {
+    // Same prototype, so pino's error serializer still names the class; only the text changes.
+    const copy = Object.create(Object.getPrototypeOf(value)) as Error & Record<string, unknown>;
+    for (const [k, v] of Object.entries(value)) copy[k] = scrub(v, depth + 1);
+    copy.message = redact(value.message).text;
+    if (value.stack) copy.stack = redact(value.stack).text;
+    return copy;
+  }
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrub(v, depth + 1)]));
 }
 
 /**
