@@ -19,6 +19,8 @@ const k = {
   checkpoint: (runId: string) => `${prefix}checkpoint:${runId}`,
   answers: (taskId: string) => `${prefix}answers:${taskId}`,
   recent: `${prefix}tasks:recent`,
+  byRequester: (surface: string, userId: string) => `${prefix}tasks:by:${surface}:${userId}`,
+  awaiting: `${prefix}tasks:awaiting`,
   cancel: (taskId: string) => `${prefix}cancel:${taskId}`,
   messages: (taskId: string) => `${prefix}msgs:${taskId}`,
   actionDecision: (runId: string, approvalId: string) => `${prefix}action:${runId}:${approvalId}`,
@@ -43,6 +45,7 @@ export class StateStore {
       .multi()
       .set(k.task(task.id), JSON.stringify(task), 'NX')
       .zadd(k.recent, Date.parse(task.createdAt), task.id)
+      .zadd(k.byRequester(task.conversation.surface, task.requester.id), Date.parse(task.createdAt), task.id)
       .exec();
     if (ok?.[0]?.[1] !== 'OK') throw new HandoffError(ErrorCodes.invalidInput, `task ${task.id} already exists`);
   }
@@ -71,7 +74,15 @@ export class StateStore {
       const before = TaskSchema.parse(JSON.parse(raw));
       const after = change(before);
       const swapped = await this.redis.eval(compareAndSet, 1, key, raw, JSON.stringify(after));
-      if (swapped === 1) return { before, after };
+      if (swapped === 1) {
+        // The index of plans waiting for a decision follows the state (App Home reads it).
+        if (after.state === 'awaiting_approval' && before.state !== 'awaiting_approval') {
+          await this.redis.zadd(k.awaiting, Date.parse(after.updatedAt), id);
+        } else if (before.state === 'awaiting_approval' && after.state !== 'awaiting_approval') {
+          await this.redis.zrem(k.awaiting, id);
+        }
+        return { before, after };
+      }
     }
     throw new HandoffError(ErrorCodes.queueUnavailable, `task ${id} is being changed by too many writers; try again`, {
       retryable: true,
@@ -80,6 +91,16 @@ export class StateStore {
 
   async recentTaskIds(limit: number): Promise<string[]> {
     return this.redis.zrevrange(k.recent, 0, limit - 1);
+  }
+
+  /** A person's own tasks on a surface, newest first. */
+  async taskIdsOf(surface: string, userId: string, limit: number): Promise<string[]> {
+    return this.redis.zrevrange(k.byRequester(surface, userId), 0, limit - 1);
+  }
+
+  /** Tasks whose plan waits for approval, oldest first (the longest waiting on top). */
+  async awaitingApprovalIds(limit: number): Promise<string[]> {
+    return this.redis.zrange(k.awaiting, 0, limit - 1);
   }
 
   async savePlan(plan: Plan): Promise<void> {

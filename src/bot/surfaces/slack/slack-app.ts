@@ -522,20 +522,17 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     });
   };
 
-  /** My recent tasks and the plans waiting for me, from the most recent tasks of all. */
+  /** My recent tasks and the plans waiting for me, from the per-person and waiting indexes. */
   const homeFor = async (gateway: Gateway, userId: string): Promise<{ mine: HomeTask[]; waiting: HomeTask[] }> => {
-    const ids = await options.state.recentTaskIds(300);
-    const tasks = (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
-      (t): t is Task => t?.conversation.surface === 'slack',
-    );
+    const load = async (ids: string[]) =>
+      (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
+        (t): t is Task => t?.conversation.surface === 'slack',
+      );
     const toHome = (t: Task): HomeTask => ({ id: t.id, request: t.request, state: t.state, updatedAt: t.updatedAt });
-    const mine = tasks
-      .filter((t) => t.requester.id === userId)
-      .slice(0, 15)
-      .map(toHome);
+    const mine = (await load(await options.state.taskIdsOf('slack', userId, 15))).map(toHome);
     const waiting: HomeTask[] = [];
     const me = await identity(userId);
-    for (const t of tasks) {
+    for (const t of await load(await options.state.awaitingApprovalIds(200))) {
       if (t.state !== 'awaiting_approval' || t.requester.id === userId || waiting.length >= 15) continue;
       // Only lists where approvers are named: "anyone may approve" would list every plan.
       if (gateway.approversFor(t.conversation) && (await gateway.isApprover(t.conversation, me)))
