@@ -23,10 +23,3 @@ const order: readonly TrustLevel[] = ['autonomous', 'batched', 'watched', 'forbi
 export function strictest(levels: readonly TrustLevel[]): TrustLevel {
   return levels.reduce<TrustLevel>((a, b) => (order.indexOf(b) > order.indexOf(a) ? b : a), 'autonomous');
 }
-
-export function trustLevelOf(
-  action: ActionKind,
-  levels: Readonly<Record<ActionKind, TrustLevel>> = defaultTrustLevels,
-): TrustLevel {
-  return levels[action];
-}

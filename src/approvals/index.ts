@@ -1,4 +1,4 @@
-export { defaultTrustLevels, strictest, trustLevelOf } from './default-policy.ts';
+export { defaultTrustLevels, strictest } from './default-policy.ts';
 export {
   type ApprovalClick,
   type ApproverLookup,

@@ -4,5 +4,3 @@ import { randomBytes } from 'node:crypto';
 export function newId(prefix: string): string {
   return `${prefix}_${randomBytes(9).toString('base64url')}`;
 }
-
-export const IdPattern = /^[a-z]{1,4}_[A-Za-z0-9_-]{6,32}$/;

@@ -19,7 +19,7 @@ export {
   type Surface,
   SurfaceSchema,
 } from './identity.ts';
-export { IdPattern, newId } from './ids.ts';
+export { newId } from './ids.ts';
 export {
   type Budget,
   BudgetSchema,

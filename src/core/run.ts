@@ -75,8 +75,6 @@ export const CheckpointSchema = z.object({
   redactions: z.record(z.string(), z.number().int().nonnegative()).default({}),
   /** The container kept while the run waits, re-attached on resume. */
   sandboxId: z.string().optional(),
-  /** Set while waiting for a person to answer the agent's question. */
-  pendingQuestion: z.object({ toolUseId: z.string(), question: z.string(), askedAt: z.string() }).optional(),
   startedAt: z.string(),
   /** Wall time already spent before the latest resume. */
   elapsedMs: z.number().nonnegative(),

@@ -93,23 +93,6 @@ export function hashRecord(body: Omit<AuditRecord, 'hash'>): string {
 }
 
 /**
- * Finds the first record whose chain is broken; undefined when the log is intact.
- * `verifyAudit` (audit-verify.ts) also says what happened (edited, inserted, deleted,
- * reordered) and starts from the prune anchor; use it for anything a person reads.
- */
-export function verifyChain(records: AuditRecord[]): { index: number; seq: number; reason: string } | undefined {
-  let prev = genesis;
-  for (const [index, record] of records.entries()) {
-    const { hash, ...body } = record;
-    if (record.prevHash !== prev) return { index, seq: record.seq, reason: 'does not follow the record before it' };
-    if (hashRecord(body) !== hash) return { index, seq: record.seq, reason: 'was edited after it was written' };
-    if (record.seq !== index + 1) return { index, seq: record.seq, reason: 'is out of sequence' };
-    prev = hash;
-  }
-  return undefined;
-}
-
-/**
  * Audit records outlive everything else and are exported: any string that looks like a
  * key, token or private key is replaced before it is written, wherever it sits.
  */

@@ -8,7 +8,7 @@ export {
 } from './artifacts/local.ts';
 export { artifactStoreFailed, S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3.ts';
 export { type AuditCliOutput, auditExport, auditPrune, auditVerify, parseSince } from './audit-cli.ts';
-export { AuditLog, type AuditRecord, hashRecord, verifyChain } from './audit-log.ts';
+export { AuditLog, type AuditRecord, hashRecord } from './audit-log.ts';
 export {
   type AuditAnchor,
   type AuditExportDigest,

@@ -18,7 +18,6 @@ const k = {
   plan: (taskId: string, version: number) => `${prefix}plan:${taskId}:${version}`,
   checkpoint: (runId: string) => `${prefix}checkpoint:${runId}`,
   answers: (taskId: string) => `${prefix}answers:${taskId}`,
-  recent: `${prefix}tasks:recent`,
   byRequester: (surface: string, userId: string) => `${prefix}tasks:by:${surface}:${userId}`,
   awaiting: `${prefix}tasks:awaiting`,
   cancel: (taskId: string) => `${prefix}cancel:${taskId}`,
@@ -44,7 +43,6 @@ export class StateStore {
     const ok = await this.redis
       .multi()
       .set(k.task(task.id), JSON.stringify(task), 'NX')
-      .zadd(k.recent, Date.parse(task.createdAt), task.id)
       .zadd(k.byRequester(task.conversation.surface, task.requester.id), Date.parse(task.createdAt), task.id)
       .exec();
     if (ok?.[0]?.[1] !== 'OK') throw new HandoffError(ErrorCodes.invalidInput, `task ${task.id} already exists`);
@@ -87,10 +85,6 @@ export class StateStore {
     throw new HandoffError(ErrorCodes.queueUnavailable, `task ${id} is being changed by too many writers; try again`, {
       retryable: true,
     });
-  }
-
-  async recentTaskIds(limit: number): Promise<string[]> {
-    return this.redis.zrevrange(k.recent, 0, limit - 1);
   }
 
   /** A person's own tasks on a surface, newest first. */

@@ -58,7 +58,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
   let tsSeq = 0;
   const newTs = () => `${Math.floor(Date.now() / 1000)}.${String(900_000 + ++tsSeq)}`;
 
-  const taskCount = () => redis.zcard('hf:tasks:recent');
+  const taskCount = async () => (await redis.keys('hf:task:*')).length;
   const taskState = async (id: string) =>
     (JSON.parse((await redis.get(`hf:task:${id}`)) ?? '{}') as { state?: string }).state;
   const ephemeralsFor = (user: string) => fake.callsOf('chat.postEphemeral').filter((c) => c.args.user === user);
