@@ -13,7 +13,16 @@ import type {
 import { addUsage, costUsd, ErrorCodes, HandoffError, newId, totalTokens } from '../core/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
 import { runSystem, taskMessage } from './prompts.ts';
-import { classifyToolCall, inputsDir, outputsDir, resolveSandboxPath, runTools, workspaceRoot } from './tools.ts';
+import { applyRedactor, type Redactor } from './redactor.ts';
+import {
+  abbreviateStrings,
+  classifyToolCall,
+  inputsDir,
+  outputsDir,
+  resolveSandboxPath,
+  runTools,
+  workspaceRoot,
+} from './tools.ts';
 
 /** What the runner lends the loop: a sandbox to run in, a thread to deliver to and ask in. */
 export interface ToolHost {
@@ -67,16 +76,6 @@ export interface RunLoopOptions {
   redact?: Redactor;
 }
 
-/** Removes sensitive text and counts what it removed, by kind. */
-export type Redactor = (text: string) => { text: string; counts: Record<string, number> };
-
-function redacted(options: Pick<RunLoopOptions, 'redact'>, cp: Pick<Checkpoint, 'redactions'>, text: string): string {
-  if (!options.redact) return text;
-  const r = options.redact(text);
-  for (const [kind, n] of Object.entries(r.counts)) if (n > 0) cp.redactions[kind] = (cp.redactions[kind] ?? 0) + n;
-  return r.text;
-}
-
 export interface RunOutcome {
   /** `paused`: a call waits for a person (checkpoint.pendingAction); nothing else runs until then. */
   status: 'succeeded' | 'failed' | 'paused';
@@ -102,7 +101,9 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
   const maxTurns = options.maxTurns ?? 60;
 
   if (cp.messages.length === 0) {
-    cp.messages = [{ role: 'user', content: redacted(options, cp, taskMessage(options.task, 'run')) }];
+    cp.messages = [
+      { role: 'user', content: applyRedactor(options.redact, cp.redactions, taskMessage(options.task, 'run')) },
+    ];
     await options.save(cp);
   }
 
@@ -263,7 +264,7 @@ async function gateAndRun(
         id: newId('a'),
         toolUseId,
         tool: name,
-        input: abbreviate(input),
+        input: abbreviateStrings(input, 2000, 2000),
         action: action ?? 'connector_write',
         trust,
         reason: why,
@@ -379,15 +380,6 @@ function recordCall(
   };
   cp.toolCalls = [...cp.toolCalls, record];
   options.onToolCall?.(record, input);
-}
-
-/** Long string arguments are cut for cards and audit records. */
-function abbreviate(input: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(input)) {
-    out[k] = typeof v === 'string' && v.length > 2000 ? `${v.slice(0, 2000)}… (${v.length} characters)` : v;
-  }
-  return out;
 }
 
 async function runTool(

@@ -1,6 +1,5 @@
 export {
   type ProgressUpdate,
-  type Redactor,
   type RunLoopOptions,
   type RunOutcome,
   runAgentLoop,
@@ -18,4 +17,5 @@ export type {
 } from './model/provider.ts';
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
 export type { PlanRevision } from './prompts.ts';
-export { classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';
+export { applyRedactor, type Redactor } from './redactor.ts';
+export { abbreviateStrings, classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';

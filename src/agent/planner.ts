@@ -10,9 +10,10 @@ import {
   type Usage,
   zeroUsage,
 } from '../core/index.ts';
-import type { Redactor, ToolHost } from './agent-loop.ts';
+import type { ToolHost } from './agent-loop.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
 import { type PlanRevision, plannerSystem, taskMessage } from './prompts.ts';
+import { applyRedactor, type Redactor } from './redactor.ts';
 import { planTools, resolveSandboxPath, workspaceRoot } from './tools.ts';
 
 export interface PlannerOptions {
@@ -46,7 +47,7 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   const { provider, host, task, signal } = options;
   const system = plannerSystem();
   const counts = { redactions: {} as Record<string, number> };
-  const clean = (text: string) => redactText(options.redact, counts, text);
+  const clean = (text: string) => applyRedactor(options.redact, counts.redactions, text);
   const messages: MessageParam[] = [{ role: 'user', content: clean(taskMessage(task, 'plan', options.previous)) }];
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;
@@ -128,13 +129,6 @@ async function lookAtInputs(
   const r = await host.exec(argv, { timeoutMs: 30_000 });
   if (r.exitCode !== 0) return { content: `Error: ${r.stderr.trim() || 'failed'}`, is_error: true };
   return { content: r.stdout };
-}
-
-function redactText(redact: Redactor | undefined, into: { redactions: Record<string, number> }, text: string): string {
-  if (!redact) return text;
-  const r = redact(text);
-  for (const [kind, n] of Object.entries(r.counts)) if (n > 0) into.redactions[kind] = (into.redactions[kind] ?? 0) + n;
-  return r.text;
 }
 
 function describeIssues(error: z.ZodError): string {

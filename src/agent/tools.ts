@@ -193,3 +193,15 @@ export function classifyToolCall(name: string, input: Record<string, unknown>): 
       return 'connector_write';
   }
 }
+
+/**
+ * A copy of tool arguments with every string longer than `over` characters cut to its
+ * first `keep` characters and its length: for approval cards and audit records.
+ */
+export function abbreviateStrings(input: Record<string, unknown>, over: number, keep: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    out[k] = typeof v === 'string' && v.length > over ? `${v.slice(0, keep)}… (${v.length} characters)` : v;
+  }
+  return out;
+}

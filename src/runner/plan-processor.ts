@@ -131,12 +131,13 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     signal,
   );
   try {
+    const redact = redactorFor(channelPolicy(deps, task));
     const result = await draftPlan({
       provider: deps.provider,
       host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
       task,
       signal,
-      ...(redactorFor(channelPolicy(deps, task)) ? { redact: redactorFor(channelPolicy(deps, task))! } : {}),
+      ...(redact ? { redact } : {}),
       ...(previous ? { previous } : {}),
     });
     const plan = buildPlan(task, job.version, result.draft, deps, new Date());

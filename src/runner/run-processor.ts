@@ -1,6 +1,6 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
+import { abbreviateStrings, type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
 import {
   type ActionDecision,
   addUsage,
@@ -148,6 +148,7 @@ export async function processRunJob(
       runSignal,
     );
     const box = sandbox;
+    const redact = redactorFor(channelPolicy(deps, task));
     const host: ToolHost = {
       exec: (argv, o) => box.exec(argv, { ...o, signal: runSignal }),
       deliver: (path, name) => deliver(deps, task, box, path, name),
@@ -164,7 +165,7 @@ export async function processRunJob(
       commandTimeoutMs: deps.commandTimeoutMs,
       prices: deps.prices,
       trustLevels: channelPolicy(deps, task).trustLevels,
-      ...(redactorFor(channelPolicy(deps, task)) ? { redact: redactorFor(channelPolicy(deps, task))! } : {}),
+      ...(redact ? { redact } : {}),
       approvalExpiryMs: channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
       save: async (cp) => {
@@ -196,7 +197,7 @@ export async function processRunJob(
           .append({
             type: 'tool.call',
             taskId: task.id,
-            data: { ...record, input: summariseInput(input) },
+            data: { ...record, input: abbreviateStrings(input, 500, 200) },
           })
           .catch((err) => deps.logger.error({ err, taskId: task.id }, 'audit append failed'));
       },
@@ -371,13 +372,4 @@ function plainReason(e: HandoffError): string {
     default:
       return e.message;
   }
-}
-
-/** Enough of a call's arguments to audit it without storing whole files. */
-function summariseInput(input: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(input)) {
-    out[k] = typeof v === 'string' && v.length > 500 ? `${v.slice(0, 200)}… (${v.length} chars)` : v;
-  }
-  return out;
 }
