@@ -152,7 +152,7 @@ export function checkPlanDecision(
   }
   if (
     click.outcome === 'approved' &&
-    (task.votes ?? []).some((v) => v.by.id === click.by.id && v.planVersion === click.planVersion)
+    task.votes.some((v) => v.by.id === click.by.id && v.planVersion === click.planVersion)
   ) {
     throw new HandoffError(
       ErrorCodes.staleApproval,
@@ -168,7 +168,7 @@ export function checkPlanDecision(
 }
 
 function remainingVotes(task: Task, policy: PlanPolicy): number {
-  const distinct = new Set((task.votes ?? []).filter((v) => v.planVersion === task.planVersion).map((v) => v.by.id));
+  const distinct = new Set(task.votes.filter((v) => v.planVersion === task.planVersion).map((v) => v.by.id));
   return Math.max(0, (policy.quorum ?? 1) - distinct.size);
 }
 
@@ -196,7 +196,7 @@ export function tallyPlanDecision(task: Task, click: ApprovalClick, policy: Plan
   if (click.outcome === 'denied')
     return { task: transition(task, 'denied', at, { decision }), outcome: 'denied', remaining: 0 };
   const votes = [
-    ...(task.votes ?? []).filter((v) => v.planVersion === click.planVersion),
+    ...task.votes.filter((v) => v.planVersion === click.planVersion),
     { by: click.by, at: decision.at, planVersion: click.planVersion, planHash: click.planHash },
   ];
   const withVote: Task = { ...task, votes, updatedAt: decision.at };

@@ -164,7 +164,7 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: 
     demo: plan.demo,
     model: plan.model,
     votes: {
-      names: (task.votes ?? []).filter((v) => v.planVersion === plan.version).map((v) => v.by.name),
+      names: task.votes.filter((v) => v.planVersion === plan.version).map((v) => v.by.name),
       needed: policy.quorum ?? 1,
     },
     ...(task.approvalExpiresAt && task.planVersion === plan.version ? { expiresAt: task.approvalExpiresAt } : {}),

@@ -17,6 +17,7 @@ import {
   toPlanPolicy,
 } from '../../../src/approvals/index.ts';
 import { ErrorCodes, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
+import { testPlan, testTask } from '../../helpers/fixtures.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'handoff-policy-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -361,41 +362,27 @@ describe('policyCheck', () => {
 });
 
 function makePlan(): Plan {
-  return {
-    taskId: 't_abcdef123',
-    version: 1,
-    summary: 'Reconcile the ledger export.',
-    steps: [{ title: 'Read the ledger', detail: '', actions: ['read_files', 'create_files'] }],
-    deliverables: [{ name: 'reconciliation.xlsx', type: 'xlsx' }],
-    envelope: {
+  return testPlan(
+    {
+      version: 1,
+      summary: 'Reconcile the ledger export.',
+      steps: [{ title: 'Read the ledger', detail: '', actions: ['read_files', 'create_files'] }],
+      deliverables: [{ name: 'reconciliation.xlsx', type: 'xlsx' }],
+      estimatedTokens: 20_000,
+      estimatedCostUsd: 0.1,
+    },
+    {
       tools: ['read_file', 'write_file', 'deliver_artifact'],
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
-      deliverableTypes: ['xlsx'],
       budget: { maxTokens: 100_000, maxCostUsd: 1, maxWallTimeMs: 600_000 },
     },
-    estimatedTokens: 20_000,
-    estimatedCostUsd: 0.1,
-    model: 'claude-sonnet-4-5',
-    demo: false,
-    createdAt: '2025-03-01T09:01:00.000Z',
-  };
+  );
 }
 
 function makeTask(): Task {
-  return {
-    id: 't_abcdef123',
-    createdAt: '2025-03-01T09:00:00.000Z',
-    updatedAt: '2025-03-01T09:01:00.000Z',
+  return testTask({
     conversation: { surface: 'slack', channel: 'C05FINANCE', thread: '1700000000.000100' },
     requester: { id: 'U05CTRL1', name: 'Ctrl One' },
     request: 'Reconcile the ledger',
-    inputs: [],
-    state: 'awaiting_approval',
     planVersion: 1,
-    artifacts: [],
-    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
-    costUsd: 0,
-  } as unknown as Task;
+  });
 }
