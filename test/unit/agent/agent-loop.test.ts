@@ -1,51 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
-import type { ContentBlock, ModelProvider, ModelRequest, ModelResponse } from '../../../src/agent/model/provider.ts';
+import type { ContentBlock, ModelRequest } from '../../../src/agent/model/provider.ts';
 import { defaultTrustLevels } from '../../../src/approvals/index.ts';
-import {
-  type ActionDecision,
-  type Checkpoint,
-  HandoffError,
-  type Plan,
-  type Task,
-  type Usage,
-} from '../../../src/core/index.ts';
+import { type ActionDecision, type Checkpoint, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
 import { testPlan, testTask } from '../../helpers/fixtures.ts';
-
-const text = (t: string): ContentBlock => ({ type: 'text', text: t, citations: null });
-const toolUse = (id: string, name: string, input: Record<string, unknown>): ContentBlock => ({
-  type: 'tool_use',
-  id,
-  name,
-  input,
-  caller: { type: 'direct' },
-});
-
-const turnUsage: Usage = { inputTokens: 1000, outputTokens: 200, cacheReadTokens: 0, cacheWriteTokens: 0 };
-
-/** A model that plays back scripted turns and keeps a copy of every request it was sent. */
-class ScriptedModel implements ModelProvider {
-  readonly name = 'scripted';
-  readonly model = 'scripted-model';
-  readonly demo = false;
-  readonly requests: ModelRequest[] = [];
-  private readonly turns: ContentBlock[][];
-  constructor(turns: ContentBlock[][]) {
-    this.turns = [...turns];
-  }
-
-  async createMessage(request: ModelRequest): Promise<ModelResponse> {
-    this.requests.push(structuredClone(request));
-    const content = this.turns.shift();
-    if (!content) throw new Error('the scripted model ran out of turns');
-    return {
-      content,
-      stopReason: content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn',
-      usage: turnUsage,
-      model: this.model,
-    };
-  }
-}
+import { ScriptedModel, text, toolUse } from '../../helpers/scripted-model.ts';
 
 /**
  * An in-memory sandbox: a map of files, enough of `sh`/`head`/`cat`/`find` for the loop's

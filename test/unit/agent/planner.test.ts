@@ -1,46 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { DemoProvider } from '../../../src/agent/demo/demo-provider.ts';
-import type { ContentBlock, ModelProvider, ModelRequest, ModelResponse } from '../../../src/agent/model/provider.ts';
+import type { ModelRequest } from '../../../src/agent/model/provider.ts';
 import { draftPlan } from '../../../src/agent/planner.ts';
 import { classifyToolCall, resolveSandboxPath } from '../../../src/agent/tools.ts';
 import { HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
 import { testTask } from '../../helpers/fixtures.ts';
-
-type Turn = ContentBlock[];
-
-const text = (t: string): ContentBlock => ({ type: 'text', text: t, citations: null });
-const toolUse = (id: string, name: string, input: unknown): ContentBlock => ({
-  type: 'tool_use',
-  id,
-  name,
-  input,
-  caller: { type: 'direct' },
-});
-
-/** A model that plays back scripted turns and keeps a copy of every request it was sent. */
-class ScriptedModel implements ModelProvider {
-  readonly name = 'scripted';
-  readonly model = 'scripted-model';
-  readonly demo = false;
-  readonly requests: ModelRequest[] = [];
-  private readonly turns: Turn[];
-  constructor(turns: Turn[]) {
-    this.turns = [...turns];
-  }
-
-  async createMessage(request: ModelRequest): Promise<ModelResponse> {
-    // The planner keeps appending to the same array: snapshot what was actually sent.
-    this.requests.push(structuredClone(request));
-    const content = this.turns.shift();
-    if (!content) throw new Error('the scripted model ran out of turns');
-    return {
-      content,
-      stopReason: content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn',
-      usage: { inputTokens: 1000, outputTokens: 200, cacheReadTokens: 0, cacheWriteTokens: 0 },
-      model: this.model,
-    };
-  }
-}
+import { ScriptedModel, text, toolUse } from '../../helpers/scripted-model.ts';
 
 const listing = 'd 4096 /workspace\nd 4096 /workspace/in\nf 1234 /workspace/in/sales.csv\n';
 
