@@ -248,7 +248,7 @@ export class SlackSurface implements ChatSurface {
    * a redelivered result event finds the marker and skips it.
    */
   private async deliverFiles(conversation: ConversationRef, taskId: string): Promise<string[]> {
-    const { state, store, client, logger } = this.options;
+    const { state, logger } = this.options;
     const task = await state.getTask(taskId);
     if (!task) return [];
     const names: string[] = [];
