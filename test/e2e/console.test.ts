@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { type BrowserContext, chromium, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dockerAvailable } from '../helpers/docker.ts';
-import { startDevHandoff } from '../helpers/handoff.ts';
+import { startDevHandoff, type TestHandoff } from '../helpers/handoff.ts';
 import { hasCommand, parseCsv, readXlsx, recalculatedSheetCsv } from '../helpers/office.ts';
 
 const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -49,6 +49,28 @@ if (missing.length > 0 && required) {
       throw new Error(`HANDOFF_REQUIRE_DOCKER=1 but missing: ${missing.join(', ')}`);
     });
   });
+}
+
+/**
+ * Handoff (`handoff dev`) and a fresh Chromium for one describe block, both closed after
+ * it; page errors are collected so a test can assert there were none.
+ */
+function consoleSession(env?: Record<string, string>) {
+  const ctx = {
+    handoff: undefined as unknown as TestHandoff,
+    browser: undefined as unknown as Awaited<ReturnType<typeof openBrowser>>,
+    pageErrors: [] as string[],
+  };
+  beforeAll(async () => {
+    ctx.handoff = await startDevHandoff(env ? { env } : {});
+    ctx.browser = await openBrowser();
+    ctx.browser.page.on('pageerror', (err) => ctx.pageErrors.push(err.message));
+  }, 180_000);
+  afterAll(async () => {
+    await ctx.browser?.close();
+    await ctx.handoff?.close();
+  });
+  return ctx;
 }
 
 /** A browser with a fresh profile, removed on close. */
@@ -98,25 +120,12 @@ function revenueByRegion(csvPath: string): Map<string, number> {
 
 describe.skipIf(missing.length > 0)('web console e2e', () => {
   describe('a request from message to spreadsheet', () => {
-    let handoff: Awaited<ReturnType<typeof startDevHandoff>>;
-    let browser: Awaited<ReturnType<typeof openBrowser>>;
-    const pageErrors: string[] = [];
+    const ctx = consoleSession();
     const outDir = mkdtempSync(join(tmpdir(), 'handoff-e2e-'));
 
-    beforeAll(async () => {
-      handoff = await startDevHandoff();
-      browser = await openBrowser();
-      browser.page.on('pageerror', (err) => pageErrors.push(err.message));
-    }, 180_000);
-
-    afterAll(async () => {
-      await browser?.close();
-      await handoff?.close();
-    });
-
     it('hands off the sales CSV, approves the plan and delivers a workbook with live formulas and a chart', async () => {
-      const { page } = browser;
-      await openConsoleAs(page, handoff.url, 'Ana');
+      const { page } = ctx.browser;
+      await openConsoleAs(page, ctx.handoff.url, 'Ana');
       expect(await textOf(page.locator('#me-name'))).toBe('Ana');
       expect(await page.locator('#demo-banner').isVisible()).toBe(true);
       expect(await textOf(page.locator('#demo-banner'))).toContain('set ANTHROPIC_API_KEY to use Claude');
@@ -132,7 +141,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       emptyForm.set('channel', 'general');
       emptyForm.set('author', 'Ana');
       emptyForm.set('text', '');
-      const emptyRes = await fetch(new URL('/api/messages', handoff.url), { method: 'POST', body: emptyForm });
+      const emptyRes = await fetch(new URL('/api/messages', ctx.handoff.url), { method: 'POST', body: emptyForm });
       expect(emptyRes.status).toBe(400);
       expect(((await emptyRes.json()) as { error: string }).error).toMatch(/empty/i);
 
@@ -200,7 +209,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
 
       // The same link works outside the page too (it is a signed download URL).
       const href = await link.getAttribute('href');
-      const fetched = await browser.context.request.get(new URL(href!, handoff.url).href);
+      const fetched = await ctx.browser.context.request.get(new URL(href!, ctx.handoff.url).href);
       expect(fetched.status()).toBe(200);
       expect(Buffer.compare(await fetched.body(), xlsx)).toBe(0);
 
@@ -230,7 +239,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       expect(summary).toMatch(/done/i);
 
       // The plain chat message never got a bot reply.
-      const listed = (await (await fetch(new URL('/api/messages?channel=general', handoff.url))).json()) as {
+      const listed = (await (await fetch(new URL('/api/messages?channel=general', ctx.handoff.url))).json()) as {
         messages: Array<{ id: string; threadId: string }>;
       };
       expect(listed.messages.filter((m) => m.threadId === chatId && m.id !== chatId)).toEqual([]);
@@ -239,28 +248,19 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       const screenshot = join(outDir, 'console-thread.png');
       await page.screenshot({ path: screenshot });
       console.log(`web console screenshot: ${screenshot} (planning… shown after ${planningAfterMs} ms)`);
-      expect(pageErrors).toEqual([]);
+      expect(ctx.pageErrors).toEqual([]);
     }, 330_000);
   });
 
   describe('with a 2000-byte upload limit', () => {
-    let handoff: Awaited<ReturnType<typeof startDevHandoff>>;
-    let browser: Awaited<ReturnType<typeof openBrowser>>;
-
-    beforeAll(async () => {
-      handoff = await startDevHandoff({ env: { HANDOFF_MAX_UPLOAD_BYTES: '2000' } });
-      browser = await openBrowser();
-    }, 180_000);
-
-    afterAll(async () => {
-      await browser?.close();
-      await handoff?.close();
-    });
+    const ctx = consoleSession({ HANDOFF_MAX_UPLOAD_BYTES: '2000' });
 
     it('refuses a file over the limit with a clear message, in the page and at the server', async () => {
-      const { page } = browser;
-      await openConsoleAs(page, handoff.url, 'Ana');
-      const session = (await (await fetch(new URL('/api/session', handoff.url))).json()) as { maxUploadBytes: number };
+      const { page } = ctx.browser;
+      await openConsoleAs(page, ctx.handoff.url, 'Ana');
+      const session = (await (await fetch(new URL('/api/session', ctx.handoff.url))).json()) as {
+        maxUploadBytes: number;
+      };
       expect(session.maxUploadBytes).toBe(2000);
 
       // sales.csv is about 2.3 KB: refused right away, nothing attached.
@@ -277,7 +277,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       form.set('author', 'Ana');
       form.set('text', request);
       form.append('files', new Blob([readFileSync(salesCsvPath)], { type: 'text/csv' }), 'sales.csv');
-      const res = await fetch(new URL('/api/messages', handoff.url), { method: 'POST', body: form });
+      const res = await fetch(new URL('/api/messages', ctx.handoff.url), { method: 'POST', body: form });
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: string }).error).toMatch(/limit/i);
 
@@ -293,24 +293,11 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
   });
 
   describe('Request changes on a plan card', () => {
-    let handoff: Awaited<ReturnType<typeof startDevHandoff>>;
-    let browser: Awaited<ReturnType<typeof openBrowser>>;
-    const pageErrors: string[] = [];
-
-    beforeAll(async () => {
-      handoff = await startDevHandoff();
-      browser = await openBrowser();
-      browser.page.on('pageerror', (err) => pageErrors.push(err.message));
-    }, 180_000);
-
-    afterAll(async () => {
-      await browser?.close();
-      await handoff?.close();
-    });
+    const ctx = consoleSession();
 
     it('opens a form under the card, sends the change, and the revised card replaces the old one', async () => {
-      const { page } = browser;
-      await openConsoleAs(page, handoff.url, 'Ana');
+      const { page } = ctx.browser;
+      await openConsoleAs(page, ctx.handoff.url, 'Ana');
       await page.locator('#composer-files').setInputFiles(salesCsvPath);
       await page.locator('#composer .chip', { hasText: 'sales.csv' }).waitFor();
       await page.locator('#composer-text').fill(request);
@@ -335,7 +322,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       expect(await v2.locator('[data-action="approve"]').isVisible()).toBe(true);
       await v1.getByText(/Replaced by a newer plan version after Ana asked for changes/).waitFor();
       expect(await v1.locator('[data-action]').count()).toBe(0);
-      expect(pageErrors).toEqual([]);
+      expect(ctx.pageErrors).toEqual([]);
     }, 300_000);
   });
 });
