@@ -30,18 +30,96 @@ export function watchErrors<T extends Redis>(redis: T, onError: ((err: Error) =>
 }
 
 export interface RedisHealth {
-  evictionPolicy: string;
-  aof: boolean;
+  /** `maxmemory-policy`; undefined when neither CONFIG GET nor INFO shows it. */
+  evictionPolicy: string | undefined;
+  /** Whether AOF is on; undefined when neither CONFIG GET nor INFO shows it. */
+  aof: boolean | undefined;
   version: string;
+  /**
+   * Whether CONFIG GET answered. Managed services (ElastiCache, Memorystore, Azure Cache)
+   * disable it; then the settings come from INFO, and are changed in the service's own
+   * configuration rather than with CONFIG SET.
+   */
+  configAvailable: boolean;
 }
 
-/** Reads what the bot and runner check at start: noeviction, and whether AOF is on. */
+/**
+ * A command the server or this user may not run (renamed, disabled, ACL) gives undefined;
+ * anything else (connection lost, authentication) is thrown.
+ */
+async function unlessRefused<T>(run: () => Promise<T>): Promise<T | undefined> {
+  try {
+    return await run();
+  } catch (err) {
+    const e = err as Error;
+    if (e.name === 'ReplyError' && !/^(NOAUTH|WRONGPASS)/.test(e.message)) return undefined;
+    throw err;
+  }
+}
+
+async function configGet(redis: Redis, name: string): Promise<string | undefined> {
+  const reply = await unlessRefused(() => redis.config('GET', name) as Promise<string[]>);
+  return Array.isArray(reply) ? reply[1] : undefined;
+}
+
+/**
+ * Reads what the bot and runner check at start: noeviction, and whether AOF is on.
+ * CONFIG GET first; where it is disabled, `maxmemory_policy` (INFO memory) and
+ * `aof_enabled` (INFO persistence). What neither shows is left undefined: never throws
+ * for a refused command.
+ */
 export async function redisHealth(redis: Redis): Promise<RedisHealth> {
-  const policy = (await redis.config('GET', 'maxmemory-policy')) as string[];
-  const aof = (await redis.config('GET', 'appendonly')) as string[];
-  const info = await redis.info('server');
-  const version = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
-  return { evictionPolicy: policy[1] ?? 'unknown', aof: aof[1] === 'yes', version };
+  const policy = await configGet(redis, 'maxmemory-policy');
+  const appendonly = await configGet(redis, 'appendonly');
+  // The default INFO sections include server, memory and persistence.
+  const info = (await unlessRefused(() => redis.info())) ?? '';
+  const field = (name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(info)?.[1];
+  const aofEnabled = field('aof_enabled');
+  return {
+    evictionPolicy: policy || field('maxmemory_policy'),
+    aof: appendonly ? appendonly === 'yes' : aofEnabled === undefined ? undefined : aofEnabled === '1',
+    version: field('redis_version') ?? 'unknown',
+    configAvailable: policy !== undefined || appendonly !== undefined,
+  };
+}
+
+export interface RedisHealthProblem {
+  level: 'error' | 'warn';
+  message: string;
+  details: Record<string, unknown>;
+}
+
+/** What the bot and runner log at start about a Redis health reading. */
+export function redisHealthProblems(health: RedisHealth): RedisHealthProblem[] {
+  const problems: RedisHealthProblem[] = [];
+  if (health.evictionPolicy === undefined)
+    problems.push({
+      level: 'warn',
+      message:
+        'Redis maxmemory-policy could not be confirmed (CONFIG GET and INFO do not show it to this connection). Check that it is `noeviction` in the Redis configuration (on a managed service: its parameter group or settings), or queued jobs and records can be evicted.',
+      details: {},
+    });
+  else if (health.evictionPolicy !== 'noeviction')
+    problems.push({
+      level: 'error',
+      message:
+        'Redis maxmemory-policy is not noeviction: queued jobs and records can be evicted. Set `maxmemory-policy noeviction`.',
+      details: { policy: health.evictionPolicy },
+    });
+  if (health.aof === undefined)
+    problems.push({
+      level: 'warn',
+      message:
+        "Redis AOF could not be confirmed (CONFIG GET and INFO do not show it to this connection). Check that persistence is on (`appendonly yes`, or the managed service's persistence setting), or a Redis restart loses recent tasks and queued jobs.",
+      details: {},
+    });
+  else if (!health.aof)
+    problems.push({
+      level: 'warn',
+      message: 'Redis AOF is off: a Redis restart loses recent tasks and queued jobs. Set `appendonly yes`.',
+      details: {},
+    });
+  return problems;
 }
 
 /** Waits until a connection is ready (or fails with the connection's error after `timeoutMs`). */
