@@ -1,6 +1,12 @@
 export {
   type NotifyJob,
   NotifyJobSchema,
+  type NotifyOrder,
+  NotifyOrderSchema,
+  notifyJobId,
+  notifyOrderKey,
+  notifyOrderTtlMs,
+  type OrderedNotifyJob,
   type PlanJob,
   PlanJobSchema,
   planJobId,

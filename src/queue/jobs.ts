@@ -29,3 +29,34 @@ export function runJobId(taskId: string, planVersion: number): string {
 export function runIdFor(taskId: string, planVersion: number): string {
   return `r_${taskId.replace(/^t_/, '')}v${planVersion}`;
 }
+
+/**
+ * An event's place in its task's order, stamped by `Queues.emit` and checked by the notify
+ * worker, which renders a task's events strictly one after the other.
+ */
+export const NotifyOrderSchema = z.object({
+  /** When the task's counter was (re)created: job ids never repeat after the counter expired. */
+  gen: z.string().regex(/^[0-9a-z]{1,32}$/),
+  /** 1, 2, 3… per task, in emit order. */
+  n: z.number().int().positive(),
+});
+export type NotifyOrder = z.infer<typeof NotifyOrderSchema>;
+
+/**
+ * A notify job's data: the event itself (so it still parses as a `RunnerEvent`) plus its
+ * place in the task's order, which jobs queued before ordering existed do not have.
+ */
+export type OrderedNotifyJob = NotifyJob & { order?: NotifyOrder };
+
+/** The task's ordering record (a hash: `n` last issued, `gen`, `done` last rendered), under the queue prefix. */
+export function notifyOrderKey(prefix: string, taskId: string): string {
+  return `${prefix}:notify-order:${taskId}`;
+}
+
+/** Kept this long after a task's last event or render; a waiting job of an expired record renders unordered. */
+export const notifyOrderTtlMs = 7 * 24 * 60 * 60_000;
+
+/** Derived from the order, so the worker can find an event's predecessor. BullMQ job ids may not contain ':'. */
+export function notifyJobId(taskId: string, order: NotifyOrder): string {
+  return `notify-${taskId.replaceAll(':', '_')}-${order.gen}-${order.n}`;
+}

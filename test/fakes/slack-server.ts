@@ -107,6 +107,7 @@ export class FakeSlack {
   readonly uploads = new Map<string, FakeFile>();
   readonly deletedChannels = new Set<string>();
   private readonly rateLimits = new Map<string, { remaining: number; retryAfterSec: number }>();
+  private readonly delays = new Map<string, () => number>();
   /** Progress streams by `channel:ts`. */
   readonly streams = new Map<string, FakeStream>();
   /** Assistant statuses by `channel:thread_ts`, newest last (an empty string clears). */
@@ -148,6 +149,21 @@ export class FakeSlack {
   /** The next `count` calls of `method` answer 429 with this Retry-After. */
   rateLimit(method: string, count: number, retryAfterSec: number): void {
     this.rateLimits.set(method, { remaining: count, retryAfterSec });
+  }
+
+  /**
+   * Later calls of `method` are answered only after `ms` (a number, or a function asked per
+   * call for jitter), recorded when they arrive. `files.upload_url` delays the upload POST.
+   * `0` removes the delay.
+   */
+  delay(method: string, ms: number | (() => number)): void {
+    if (ms === 0) this.delays.delete(method);
+    else this.delays.set(method, typeof ms === 'number' ? () => ms : ms);
+  }
+
+  private async delayed(method: string): Promise<void> {
+    const ms = this.delays.get(method)?.();
+    if (ms) await new Promise((r) => setTimeout(r, ms));
   }
 
   /** Every later post or edit in this channel answers `channel_not_found`. */
@@ -298,6 +314,7 @@ export class FakeSlack {
       const file = this.uploads.get(id);
       const bytes = await fileBytes(raw, req.headers['content-type'] ?? '');
       this.calls.push({ method: 'files.upload_url', args: { id, bytes: bytes.length }, at: Date.now(), status: 200 });
+      await this.delayed('files.upload_url');
       if (!file) {
         res.writeHead(404).end('unknown upload');
         return;
@@ -317,6 +334,7 @@ export class FakeSlack {
     delete args.token;
     const call: SlackCall = { method, args, at: Date.now(), status: 200 };
     this.calls.push(call);
+    await this.delayed(method);
 
     const limit = this.rateLimits.get(method);
     if (limit && limit.remaining > 0) {

@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { webApi } from '@slack/bolt';
+import type { Redis } from 'ioredis';
 import type { Artifact, ConversationRef } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
@@ -10,7 +11,14 @@ import type { ChatSurface } from '../../chat-surface.ts';
 import type { View } from '../../views.ts';
 import { renderBlocks } from './block-kit.ts';
 import { AssistantStatus, ProgressStreams } from './progress-stream.ts';
-import { EditLimiter, isRateLimited, retryAfterMs, slackErrorCode } from './rate-limit.ts';
+import {
+  EditLimiter,
+  isRateLimited,
+  type RateGate,
+  RedisRateGate,
+  retryAfterMs,
+  slackErrorCode,
+} from './rate-limit.ts';
 
 type WebClient = webApi.WebClient;
 
@@ -62,6 +70,12 @@ export interface SlackSurfaceOptions {
   maxStreamAgeMs?: number;
   /** Set the assistant "is working…" status under the thread where available. Default true. */
   assistantStatus?: boolean;
+  /**
+   * Shares the edit interval and every `Retry-After` with all bots through Redis (keys
+   * `hf:slack:rl:…`, expiring with the interval or Retry-After). Without it they hold
+   * within this process only: enough for a single bot.
+   */
+  redis?: Redis;
 }
 
 /**
@@ -78,14 +92,17 @@ export class SlackSurface implements ChatSurface {
   private readonly streams: ProgressStreams;
   private readonly native: boolean;
   private readonly status: AssistantStatus | undefined;
+  private readonly gate: RateGate | undefined;
 
   constructor(private readonly options: SlackSurfaceOptions) {
     this.maxRetryAfterMs = options.maxRetryAfterMs ?? 60_000;
     this.maxAttempts = options.maxRateLimitedAttempts ?? 4;
+    this.gate = options.redis ? new RedisRateGate(options.redis) : undefined;
     this.limiter = new EditLimiter({
       minIntervalMs: options.minEditIntervalMs ?? 1000,
       maxRetryAfterMs: this.maxRetryAfterMs,
       maxAttempts: this.maxAttempts,
+      ...(this.gate ? { gate: this.gate, onGateError: (err: unknown) => this.gateFailed(err) } : {}),
     });
     this.native = options.nativeProgress !== false;
     // Built even when native progress is off, so a stream begun before the switch still ends cleanly.
@@ -129,7 +146,7 @@ export class SlackSurface implements ChatSurface {
     const uploaded = view.kind === 'result' ? await this.deliverFiles(conversation, view.taskId) : [];
     const message = renderBlocks(view, { uploaded });
     try {
-      const res = await this.withRetryAfter(() =>
+      const res = await this.withRetryAfter('chat.postMessage', () =>
         this.options.client.chat.postMessage({
           channel: conversation.channel,
           thread_ts: conversation.thread,
@@ -278,12 +295,12 @@ export class SlackSurface implements ChatSurface {
    */
   private async uploadStreamed(conversation: ConversationRef, artifact: Artifact): Promise<string | undefined> {
     const { client, store } = this.options;
-    const target = await this.withRetryAfter(() =>
+    const target = await this.withRetryAfter('files.getUploadURLExternal', () =>
       client.files.getUploadURLExternal({ filename: artifact.name, length: artifact.size }),
     );
     if (!target.upload_url || !target.file_id) throw new Error('Slack gave no upload URL');
     await streamTo(target.upload_url, await store.get(artifact.key), artifact.size);
-    const done = await this.withRetryAfter(() =>
+    const done = await this.withRetryAfter('files.completeUploadExternal', () =>
       client.files.completeUploadExternal({
         files: [{ id: target.file_id!, title: artifact.name }],
         channel_id: conversation.channel,
@@ -303,18 +320,40 @@ export class SlackSurface implements ChatSurface {
     return names;
   }
 
-  /** Retries a call that answered 429 after its `Retry-After`, a bounded number of times. */
-  private async withRetryAfter<T>(call: () => Promise<T>): Promise<T> {
+  /**
+   * Retries a call that answered 429 after its `Retry-After`, a bounded number of times.
+   * With the shared gate, a 429 blocks `method` on every bot for its Retry-After, and each
+   * call first waits out such a block (at most `maxRetryAfterMs`).
+   */
+  private async withRetryAfter<T>(method: string, call: () => Promise<T>): Promise<T> {
+    const key = `method:${method}`;
     for (let attempt = 1; ; attempt++) {
+      const blocked = this.gate ? await this.gate.blockedFor(key).catch((err) => this.gateFailed(err, 0)) : 0;
+      if (blocked > 0) await new Promise((r) => setTimeout(r, Math.min(blocked, this.maxRetryAfterMs)));
       try {
         return await call();
       } catch (err) {
-        if (!isRateLimited(err) || attempt >= this.maxAttempts) throw err;
+        if (!isRateLimited(err)) throw err;
         const wait = retryAfterMs(err);
-        if (wait > this.maxRetryAfterMs) throw err;
-        await new Promise((r) => setTimeout(r, wait));
+        await this.gate?.block(key, wait).catch((e) => this.gateFailed(e));
+        if (attempt >= this.maxAttempts || wait > this.maxRetryAfterMs) throw err;
+        // The block just set is waited out at the top of the loop; without a gate, here.
+        if (!this.gate) await new Promise((r) => setTimeout(r, wait));
       }
     }
+  }
+
+  private gateWarned = false;
+  /** The shared gate is unreachable: this bot keeps its own spacing (said once, then at debug). */
+  private gateFailed<T>(err: unknown, fallback?: T): T {
+    const log = this.gateWarned ? this.options.logger.debug : this.options.logger.warn;
+    log.call(
+      this.options.logger,
+      { err: describe(err) },
+      'slack: shared rate limits unavailable; spacing calls per bot',
+    );
+    this.gateWarned = true;
+    return fallback as T;
   }
 
   private async swallowUndeliverable(
