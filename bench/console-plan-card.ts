@@ -82,7 +82,12 @@ async function main(): Promise<void> {
       form.set('text', request);
       form.append('files', new Blob([csv], { type: 'text/csv' }), 'sales.csv');
       const started = performance.now();
-      const res = await fetch(new URL('/api/messages', handoff.url), { method: 'POST', body: form });
+      // The Origin the console page would send: state-changing console requests need it.
+      const res = await fetch(new URL('/api/messages', handoff.url), {
+        method: 'POST',
+        body: form,
+        headers: { origin: new URL(handoff.url).origin },
+      });
       const body = (await res.json()) as { message?: ConsoleMessage; error?: string };
       if (res.status !== 201 || !body.message)
         throw new Error(`POST /api/messages answered ${res.status}: ${body.error ?? ''}`);

@@ -1,16 +1,31 @@
+import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import type { Metrics } from '../observability/index.ts';
 import type { LocalArtifactStore } from '../storage/index.ts';
 
+/**
+ * Who may read `/metrics`: anyone (`handoff dev` on loopback), holders of a bearer token,
+ * or nobody on this app (404; `handoff bot` serves it on HANDOFF_METRICS_PORT instead).
+ */
+export type MetricsAccess = 'open' | 'none' | { bearerToken: string };
+
 export interface HttpAppOptions {
   redis: Redis;
   metrics: Metrics;
+  metricsAccess: MetricsAccess;
+  /**
+   * Host names this server answers to (`handoff dev`): any other Host header is refused,
+   * so a web page whose domain was re-pointed at 127.0.0.1 (DNS rebinding) cannot drive it.
+   * Unset: every Host is accepted (`handoff bot`, where every console request is signed in).
+   */
+  allowedHosts?: readonly string[];
   /** Serves signed download links when artifacts live in a local directory. */
   localArtifacts?: LocalArtifactStore;
   /** The web console, when enabled. */
-  console?: Hono;
+  // biome-ignore lint/suspicious/noExplicitAny: the console app has its own Variables type; only routing is needed here.
+  console?: Hono<any>;
   /** Slack's `/slack/events` (HTTP receiver), mounted before the console so its auth never applies. */
   slack?: Hono;
 }
@@ -18,6 +33,21 @@ export interface HttpAppOptions {
 /** The bot's HTTP surface: health, metrics, signed downloads, and the console. */
 export function createHttpApp(options: HttpAppOptions): Hono {
   const app = new Hono();
+  // Should be first: a request for a name that is not ours reaches nothing.
+  if (options.allowedHosts) {
+    const allowed = new Set(options.allowedHosts.map((h) => h.toLowerCase()));
+    app.use('*', async (c, next) => {
+      const host = hostnameOf(c.req.header('host'));
+      if (!host || !allowed.has(host)) {
+        return c.text(
+          `refused: Host ${JSON.stringify(c.req.header('host') ?? '')} is not a name of this server (${[...allowed].join(', ')}); set HANDOFF_PUBLIC_URL to the URL people open`,
+          403,
+        );
+      }
+      await next();
+      return undefined;
+    });
+  }
   app.get('/healthz', (c) => c.json({ ok: true }));
   app.get('/readyz', async (c) => {
     try {
@@ -27,14 +57,20 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       return c.json({ ok: false, reason: 'redis unreachable' }, 503);
     }
   });
-  app.get('/metrics', async (c) =>
-    c.text(await options.metrics.registry.metrics(), 200, { 'content-type': options.metrics.registry.contentType }),
-  );
+  // Answered here even when not served, so no other app mounted below (the console) claims the path.
+  const metricsAccess = options.metricsAccess;
+  if (metricsAccess === 'none') app.get('/metrics', (c) => c.text('not found', 404));
+  else app.get('/metrics', metricsHandler(options.metrics, metricsAccess));
 
   const local = options.localArtifacts;
   if (local) {
     app.get('/files/*', async (c) => {
-      const key = decodeURIComponent(c.req.path.slice('/files/'.length));
+      let key: string;
+      try {
+        key = decodeURIComponent(c.req.path.slice('/files/'.length));
+      } catch {
+        return c.text('malformed download link', 400);
+      }
       const fileName = c.req.query('name') ?? '';
       const mediaType = c.req.query('type') ?? '';
       const refused = local.verify({
@@ -63,4 +99,39 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   if (options.slack) app.route('/', options.slack);
   if (options.console) app.route('/', options.console);
   return app;
+}
+
+/** `/metrics` alone, for its own port (HANDOFF_METRICS_PORT). */
+export function createMetricsApp(metrics: Metrics, access: Exclude<MetricsAccess, 'none'>): Hono {
+  const app = new Hono();
+  app.get('/metrics', metricsHandler(metrics, access));
+  return app;
+}
+
+function metricsHandler(metrics: Metrics, access: Exclude<MetricsAccess, 'none'>) {
+  return async (c: Context): Promise<Response> => {
+    if (access !== 'open' && !bearerMatches(c.req.header('authorization'), access.bearerToken)) {
+      c.header('www-authenticate', 'Bearer realm="metrics"');
+      return c.text('metrics need Authorization: Bearer <HANDOFF_METRICS_TOKEN>', 401);
+    }
+    return c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType });
+  };
+}
+
+function bearerMatches(header: string | undefined, expected: string): boolean {
+  const given = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
+  if (!given) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The host name of a Host header, lower case, without the port (`[::1]` keeps its brackets). */
+function hostnameOf(header: string | undefined): string | undefined {
+  if (!header) return undefined;
+  try {
+    return new URL(`http://${header}`).hostname.toLowerCase();
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,6 @@
 export type { ChatSurface } from './chat-surface.ts';
 export { asUnavailable, Gateway, type GatewayDeps, type GatewayLimits, type IncomingFile } from './gateway.ts';
-export { createHttpApp, type HttpAppOptions } from './http-app.ts';
+export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess } from './http-app.ts';
 export { startNotifyWorker } from './notify-worker.ts';
 export {
   createSlack,
@@ -9,5 +9,16 @@ export {
   type SlackOptions,
   slackApproversFor,
 } from './surfaces/slack/index.ts';
-export { ConsoleStore, consoleRoutes, renderHtml, WebSurface } from './surfaces/web/index.ts';
+export {
+  type ConsoleAccess,
+  ConsoleSessions,
+  ConsoleStore,
+  ConsoleUsers,
+  consoleCommand,
+  consoleHelp,
+  consoleRoutes,
+  OidcSignIn,
+  renderHtml,
+  WebSurface,
+} from './surfaces/web/index.ts';
 export { type PlanView, planView, type ResultView, resultView, type View } from './views.ts';

@@ -141,7 +141,11 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       emptyForm.set('channel', 'general');
       emptyForm.set('author', 'Ana');
       emptyForm.set('text', '');
-      const emptyRes = await fetch(new URL('/api/messages', ctx.handoff.url), { method: 'POST', body: emptyForm });
+      const emptyRes = await fetch(new URL('/api/messages', ctx.handoff.url), {
+        method: 'POST',
+        body: emptyForm,
+        headers: { origin: new URL(ctx.handoff.url).origin },
+      });
       expect(emptyRes.status).toBe(400);
       expect(((await emptyRes.json()) as { error: string }).error).toMatch(/empty/i);
 
@@ -277,7 +281,11 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       form.set('author', 'Ana');
       form.set('text', request);
       form.append('files', new Blob([readFileSync(salesCsvPath)], { type: 'text/csv' }), 'sales.csv');
-      const res = await fetch(new URL('/api/messages', ctx.handoff.url), { method: 'POST', body: form });
+      const res = await fetch(new URL('/api/messages', ctx.handoff.url), {
+        method: 'POST',
+        body: form,
+        headers: { origin: new URL(ctx.handoff.url).origin },
+      });
       expect(res.status).toBe(413);
       expect(((await res.json()) as { error: string }).error).toMatch(/limit/i);
 

@@ -1,12 +1,25 @@
 import { readFile } from 'node:fs/promises';
 import type { ConsoleMessage } from '../../src/bot/surfaces/web/index.ts';
 
-/** Talks to the web console's HTTP API as the browser does. */
+/**
+ * Talks to the web console's HTTP API as the browser does: state-changing requests carry
+ * the console's own Origin, as the page's fetch would.
+ */
 export class ConsoleClient {
   constructor(
     readonly url: string,
     readonly author = 'Ana',
   ) {}
+
+  /** Headers of every request (a subclass adds its credentials). */
+  protected headers(): Record<string, string> {
+    return {};
+  }
+
+  /** Headers of a POST from the console page. */
+  protected postHeaders(): Record<string, string> {
+    return { origin: new URL(this.url).origin, ...this.headers() };
+  }
 
   async post(text: string, files: Array<{ name: string; path?: string; content?: Buffer }> = [], threadId?: string) {
     const form = new FormData();
@@ -18,7 +31,7 @@ export class ConsoleClient {
       const bytes = f.content ?? (await readFile(f.path!));
       form.append('files', new Blob([new Uint8Array(bytes)]), f.name);
     }
-    const res = await fetch(`${this.url}/api/messages`, { method: 'POST', body: form });
+    const res = await fetch(`${this.url}/api/messages`, { method: 'POST', body: form, headers: this.postHeaders() });
     return {
       status: res.status,
       body: (await res.json()) as { message?: ConsoleMessage; taskId?: string; error?: string },
@@ -28,14 +41,15 @@ export class ConsoleClient {
   async action(body: Record<string, unknown>, author = this.author) {
     const res = await fetch(`${this.url}/api/actions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', ...this.postHeaders() },
       body: JSON.stringify({ author, ...body }),
     });
     return { status: res.status, body: (await res.json()) as { ok?: boolean; message?: string; error?: string } };
   }
 
   async messages(): Promise<ConsoleMessage[]> {
-    const res = await fetch(`${this.url}/api/messages?channel=general`);
+    const res = await fetch(`${this.url}/api/messages?channel=general`, { headers: this.headers() });
+    if (res.status !== 200) throw new Error(`GET /api/messages answered ${res.status}`);
     return ((await res.json()) as { messages: ConsoleMessage[] }).messages;
   }
 
@@ -48,7 +62,13 @@ export class ConsoleClient {
     const deadline = Date.now() + timeoutMs;
     let last: ConsoleMessage[] = [];
     while (Date.now() < deadline) {
-      last = await this.thread(threadId);
+      try {
+        last = await this.thread(threadId);
+      } catch {
+        // The bot answers 503 while its Redis is down (outage tests): keep waiting.
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
       const found = last.find((m) => m.author.bot && m.html && match(m.html));
       if (found) return found;
       await new Promise((r) => setTimeout(r, 250));

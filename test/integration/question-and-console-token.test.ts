@@ -83,40 +83,58 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
   });
 });
 
-it('under `handoff bot` the console needs its access token', async () => {
+it('under `handoff bot` the shared console token alone is refused: it would give nobody an identity', async () => {
   const dir = `${process.env.TMPDIR ?? '/tmp'}/handoff-bot-${randomBytes(4).toString('hex')}`;
   const redis = await startRedisServer({ dir });
-  const token = randomBytes(24).toString('base64url');
-  const config = loadConfig({
-    env: {
-      REDIS_URL: redis.url,
-      HANDOFF_PORT: '0',
-      HANDOFF_DATA_DIR: dir,
-      HANDOFF_SIGNING_SECRET: randomBytes(32).toString('hex'),
-      HANDOFF_CONSOLE_TOKEN: token,
-      LOG_LEVEL: 'silent',
-    },
-    file: '/dev/null',
-  });
-  const bot = await startHandoff({ config, mode: 'bot', logger: createLogger('silent') });
+  const env = {
+    REDIS_URL: redis.url,
+    HANDOFF_PORT: '0',
+    HANDOFF_DATA_DIR: dir,
+    HANDOFF_SIGNING_SECRET: randomBytes(32).toString('hex'),
+    HANDOFF_CONSOLE_TOKEN: randomBytes(24).toString('base64url'),
+    LOG_LEVEL: 'silent',
+  };
   try {
-    expect((await fetch(`${bot.url}/api/session`)).status).toBe(401);
-    expect(
-      (await fetch(`${bot.url}/api/session`, { headers: { authorization: 'Bearer wrong-token-wrong-token' } })).status,
-    ).toBe(401);
-    const ok = await fetch(`${bot.url}/api/session`, { headers: { authorization: `Bearer ${token}` } });
-    expect(ok.status).toBe(200);
-    expect(((await ok.json()) as { mode: string }).mode).toBe('bot');
-    const login = await fetch(`${bot.url}/?token=${token}`, { redirect: 'manual' });
-    expect(login.status).toBe(302);
-    const cookie = login.headers.get('set-cookie')!;
-    expect(cookie).toMatch(/HttpOnly/i);
-    expect((await fetch(`${bot.url}/api/session`, { headers: { cookie: cookie.split(';')[0]! } })).status).toBe(200);
-    // Health stays open for load balancers.
-    expect((await fetch(`${bot.url}/healthz`)).status).toBe(200);
-    // Without a token configured the console is off entirely.
+    const config = loadConfig({ env, file: '/dev/null' });
+    await expect(startHandoff({ config, mode: 'bot', logger: createLogger('silent') })).rejects.toThrow(
+      /HANDOFF_CONSOLE_TOKEN is one shared secret that tells nobody apart.*set HANDOFF_CONSOLE_SIGNIN=tokens.*HANDOFF_OIDC_ISSUER/,
+    );
+    // With a sign-in method the bot starts, and the shared token opens nothing.
+    const withSignIn = loadConfig({ env: { ...env, HANDOFF_CONSOLE_SIGNIN: 'tokens' }, file: '/dev/null' });
+    const bot = await startHandoff({ config: withSignIn, mode: 'bot', logger: createLogger('silent') });
+    try {
+      const bearer = await fetch(`${bot.url}/api/session`, {
+        headers: { authorization: `Bearer ${env.HANDOFF_CONSOLE_TOKEN}` },
+      });
+      expect(bearer.status).toBe(401);
+      const link = await fetch(`${bot.url}/?token=${env.HANDOFF_CONSOLE_TOKEN}`, { redirect: 'manual' });
+      expect(link.status).toBe(401);
+      expect(link.headers.get('set-cookie')).toBeNull();
+      // Health stays open for load balancers.
+      expect((await fetch(`${bot.url}/healthz`)).status).toBe(200);
+    } finally {
+      await bot.close();
+    }
   } finally {
-    await bot.close();
+    await redis.stop();
+  }
+});
+
+it('`handoff dev` on a non-loopback address refuses to start without the console token', async () => {
+  const dir = `${process.env.TMPDIR ?? '/tmp'}/handoff-dev-${randomBytes(4).toString('hex')}`;
+  const redis = await startRedisServer({ dir });
+  const env = {
+    REDIS_URL: redis.url,
+    HANDOFF_HOST: '0.0.0.0',
+    HANDOFF_PORT: '0',
+    HANDOFF_DATA_DIR: dir,
+    LOG_LEVEL: 'silent',
+  };
+  try {
+    await expect(
+      startHandoff({ config: loadConfig({ env, file: '/dev/null' }), mode: 'dev', logger: createLogger('silent') }),
+    ).rejects.toThrow(/listens on 0\.0\.0\.0, which is not a loopback address.*set HANDOFF_CONSOLE_TOKEN/);
+  } finally {
     await redis.stop();
   }
 });

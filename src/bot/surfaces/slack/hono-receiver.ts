@@ -1,7 +1,9 @@
 import { type App, type Receiver, type ReceiverEvent, verifySlackRequest } from '@slack/bolt';
 import type { Context } from 'hono';
+import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../../../observability/index.ts';
+import { payloadTooLarge, readBodyWithin } from '../../read-body.ts';
 
 export interface HonoReceiverOptions {
   signingSecret: string;
@@ -10,7 +12,23 @@ export interface HonoReceiverOptions {
   maxBodyBytes?: number;
   /** Slack gives up after 3 s; answer before that even when no listener acknowledged. */
   ackTimeoutMs?: number;
+  /**
+   * Remembers each signature for as long as it is valid, so a replayed request (same body,
+   * same timestamp) is acknowledged but never handled twice, whichever bot it reaches.
+   */
+  redis?: Redis;
 }
+
+/** Slack signs with the current time; a timestamp further than this from our clock either way is refused. */
+export const maxClockSkewSeconds = 5 * 60;
+/** A signature is valid while its timestamp is within the skew either way: remember it that long. */
+const replayWindowSeconds = 2 * maxClockSkewSeconds;
+/**
+ * The replay check runs before any listener acks, so a stalled Redis must not hold Slack's
+ * answer past 3 s: after this it fails open, and the listeners' own de-duplication
+ * (event ids, trigger ids, after the ack) still applies once Redis answers.
+ */
+const replayCheckTimeoutMs = 500;
 
 /**
  * The shapes of what Slack sends, checked before Bolt sees it: a payload that is not
@@ -65,10 +83,11 @@ const EnvelopeSchema = z.union([
 
 /**
  * A Bolt receiver mounted on the bot's own HTTP server (Hono) at `/slack/events`, so
- * Slack shares the port with the console and health checks. It verifies Slack's
- * signature over the raw body (Bolt's `verifySlackRequest`: HMAC and the 5-minute
- * timestamp window), parses JSON, form and `payload=` bodies, and answers with what
- * the listener acks, within Slack's 3 seconds.
+ * Slack shares the port with the console and health checks. It reads at most
+ * `maxBodyBytes`, refuses timestamps more than 5 minutes from our clock either way,
+ * verifies Slack's signature over the raw body (Bolt's `verifySlackRequest`), ignores a
+ * signature it has already seen, parses JSON, form and `payload=` bodies, and answers
+ * with what the listener acks, within Slack's 3 seconds.
  */
 export class HonoReceiver implements Receiver {
   private app: App | undefined;
@@ -91,18 +110,23 @@ export class HonoReceiver implements Receiver {
   async handle(c: Context): Promise<Response> {
     const app = this.app;
     if (!app) return c.text('not ready', 503);
-    const length = Number(c.req.header('content-length') ?? '0');
-    if (length > this.maxBodyBytes) return c.text('payload too large', 413);
-    const raw = await c.req.text();
-    if (Buffer.byteLength(raw) > this.maxBodyBytes) return c.text('payload too large', 413);
+    // Counted while reading (a chunked body has no Content-Length) and before the signature
+    // is checked: an unsigned body must not be able to fill the memory.
+    const bytes = await readBodyWithin(c.req.raw, this.maxBodyBytes);
+    if (!bytes) return payloadTooLarge('payload too large');
+    const raw = bytes.toString('utf8');
+    const signature = c.req.header('x-slack-signature') ?? '';
+    const timestamp = Number(c.req.header('x-slack-request-timestamp'));
+    // Bolt refuses old timestamps only; one from the future would stay replayable for as long.
+    if (!Number.isInteger(timestamp) || Math.abs(Date.now() / 1000 - timestamp) > maxClockSkewSeconds) {
+      this.options.logger.warn({ timestamp }, 'slack: request refused (timestamp more than 5 minutes off)');
+      return c.text('invalid signature: the request timestamp is more than 5 minutes from our clock', 401);
+    }
     try {
       verifySlackRequest({
         signingSecret: this.options.signingSecret,
         body: raw,
-        headers: {
-          'x-slack-signature': c.req.header('x-slack-signature') ?? '',
-          'x-slack-request-timestamp': Number(c.req.header('x-slack-request-timestamp')),
-        },
+        headers: { 'x-slack-signature': signature, 'x-slack-request-timestamp': timestamp },
       });
     } catch (err) {
       this.options.logger.warn({ reason: (err as Error).message }, 'slack: request refused (signature)');
@@ -118,6 +142,10 @@ export class HonoReceiver implements Receiver {
     if (!EnvelopeSchema.safeParse(body).success) {
       this.options.logger.warn({ type: body.type }, 'slack: malformed payload refused');
       return c.text('malformed payload', 400);
+    }
+    if (!(await this.firstSight(signature))) {
+      this.options.logger.warn({ type: body.type ?? body.command }, 'slack: replayed request ignored');
+      return c.body(null, 200);
     }
 
     let settle: (r: Response) => void = () => undefined;
@@ -166,6 +194,33 @@ export class HonoReceiver implements Receiver {
     const response = await answered;
     clearTimeout(timer);
     return response;
+  }
+
+  /**
+   * True the first time a signature is seen. Slack signs each delivery afresh, so a second
+   * sight is a replay. Fails open when Redis is unreachable: handling then fails anyway.
+   */
+  private async firstSight(signature: string): Promise<boolean> {
+    const redis = this.options.redis;
+    if (!redis) return true;
+    const key = `hf:slack:sig:${signature.slice(0, 80)}`;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), replayCheckTimeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([redis.set(key, '1', 'EX', replayWindowSeconds, 'NX'), timeout]);
+      if (outcome === 'timeout') {
+        this.options.logger.warn('slack: replay check timed out (Redis slow); handling the request');
+        return true;
+      }
+      return outcome === 'OK';
+    } catch (err) {
+      this.options.logger.warn({ err: (err as Error).message }, 'slack: replay check unavailable');
+      return true;
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }
 

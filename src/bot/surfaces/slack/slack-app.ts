@@ -37,7 +37,7 @@ export interface SlackOptions {
   queues: Queues;
   /** The gateway's plan policy (trust levels on re-rendered cards, request-changes checks). */
   policy: PlanPolicy;
-  /** For de-duplicating Slack's retried events across bots. */
+  /** For de-duplicating Slack's retried events and sharing rate limits across bots. */
   redis: Redis;
   logger: Logger;
   limits: {
@@ -93,6 +93,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     audit: options.audit,
     maxUploadBytes: options.limits.maxUploadBytes,
     ...(options.nativeProgress === undefined ? {} : { nativeProgress: options.nativeProgress }),
+    // Edit spacing and Retry-After hold across every bot.
+    redis: options.redis,
   });
   const userGroups = new SlackUserGroups(client);
 
@@ -118,7 +120,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     if (!options.signingSecret) {
       throw new HandoffError(ErrorCodes.config, 'SLACK_SIGNING_SECRET is required for the HTTP receiver');
     }
-    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger });
+    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger, redis: options.redis });
     app = new App({
       token: options.botToken,
       receiver,
@@ -160,6 +162,16 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   /** True the first time an event id is seen (Slack retries with X-Slack-Retry-Num). */
   const firstDelivery = async (key: string): Promise<boolean> =>
     (await options.redis.set(`hf:slack:seen:${key}`, '1', 'EX', eventDedupeTtlSeconds, 'NX')) === 'OK';
+  /**
+   * True the first time a command, shortcut or click with this trigger id arrives. The HTTP
+   * receiver already ignores a replayed signature; this also covers a delivery signed again
+   * (or redelivered over Socket Mode). Without a trigger id, or with Redis unreachable, the
+   * request is handled (and then fails on Redis like everything else).
+   */
+  const firstTrigger = async (triggerId: unknown): Promise<boolean> =>
+    typeof triggerId !== 'string' || triggerId === ''
+      ? true
+      : firstDelivery(`trigger:${triggerId.slice(0, 200)}`).catch(() => true);
 
   const postInThread = async (channel: string, thread: string, text: string) => {
     await client.chat
@@ -324,6 +336,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
 
     app.shortcut(callbackIds.messageShortcut, async ({ shortcut, ack }) => {
       await ack();
+      if (!(await firstTrigger(shortcut.trigger_id))) return;
       const s = shortcut as unknown as {
         user: { id: string; name?: string };
         channel: { id: string };
@@ -354,6 +367,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         return;
       }
       await ack();
+      if (!(await firstTrigger(command.trigger_id))) return;
       try {
         // The request becomes a message in the channel; its thread is the task's thread.
         const root = await client.chat.postMessage({
@@ -391,9 +405,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         await ack();
         const b = body as {
           user: { id: string; name?: string };
+          trigger_id?: string;
           channel?: { id: string };
           message?: { thread_ts?: string };
         };
+        if (!(await firstTrigger(b.trigger_id))) return;
         const channel = b.channel?.id ?? '';
         const thread = b.message?.thread_ts;
         const value = parse((action as { value?: unknown }).value);

@@ -1,16 +1,43 @@
 import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { extname } from 'node:path';
+import { Readable } from 'node:stream';
 import { type Context, Hono } from 'hono';
-import { getCookie, setCookie } from 'hono/cookie';
+import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { asHandoffError, ErrorCodes, HandoffError, type Identity, newId } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
+import { formatBytes } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway, type IncomingFile } from '../../gateway.ts';
+import { declaredOver, payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import { type OidcSignIn, SignInError } from './console-oidc.ts';
+import type { ConsoleSessions } from './console-sessions.ts';
 import { type ConsoleMessage, ConsoleMessageSchema, type ConsoleStore, consoleEventsChannel } from './console-store.ts';
+import { maxUploadTotalBytes, type SpooledUpload, spoolUpload, type UploadLimits } from './console-upload.ts';
+import type { ConsoleUsers } from './console-users.ts';
+
+/** Who may use the console, and where identities come from. */
+export type ConsoleAccess =
+  /** `handoff dev` on a loopback address: anyone who reaches it, named by what they type. */
+  | { kind: 'open' }
+  /**
+   * One shared token guards every request (`handoff dev` on another address); names are
+   * still typed, so it keeps strangers out but does not tell people apart.
+   */
+  | { kind: 'shared-token'; token: string }
+  /** People sign in (per-person links or OpenID Connect); the identity comes from the session. */
+  | {
+      kind: 'signin';
+      method: 'tokens' | 'oidc';
+      sessions: ConsoleSessions;
+      users: ConsoleUsers;
+      /** Required for `oidc`. */
+      oidc?: OidcSignIn;
+    };
 
 export interface ConsoleOptions {
   gateway: Gateway;
@@ -19,13 +46,24 @@ export interface ConsoleOptions {
   subscriber: Redis;
   logger: Logger;
   mode: 'dev' | 'bot';
-  /** Required under `handoff bot`; every request must carry it (cookie or Bearer). */
-  token?: string;
+  access: ConsoleAccess;
+  /**
+   * The URL people open the console at (HANDOFF_PUBLIC_URL, else the bound address), read
+   * per request: its host is accepted as Origin, and OIDC redirects come back to it.
+   */
+  publicUrl: () => string;
   demo: boolean;
   model: string;
   maxUploadBytes: number;
   maxFiles: number;
+  /** Uploads are written here while they arrive (never held in memory), then removed. */
+  spoolDir: string;
 }
+
+/** Actions and sign-out are small JSON bodies. */
+export const consoleActionMaxBytes = 64 * 1024;
+/** The message text and the other fields of an upload (the text is at most 100,000 characters). */
+const maxFieldBytes = 512 * 1024;
 
 const staticDir = new URL('./static/', import.meta.url);
 const contentTypes: Record<string, string> = {
@@ -34,7 +72,12 @@ const contentTypes: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
   '.svg': 'image/svg+xml',
 };
-const cookieName = 'handoff_console';
+/** The shared token (`shared-token` access). */
+const sharedTokenCookie = 'handoff_console';
+/** The session id (`signin` access). */
+const sessionCookie = 'handoff_session';
+/** Binds an OIDC sign-in in progress to this browser (Lax: it must come back on the provider's redirect). */
+const oidcStateCookie = 'handoff_oidc_state';
 const channelPattern = /^[a-z0-9-]{1,40}$/;
 const mention = /(^|\s)@handoff\b/i;
 
@@ -47,7 +90,8 @@ const ActionSchema = z.object({
     .string()
     .regex(/^[0-9a-f]{64}$/)
     .optional(),
-  author: z.string(),
+  /** The typed display name; ignored when the person is signed in. */
+  author: z.string().optional(),
   /** What should change (request-changes only). */
   text: z.string().trim().min(1).max(2000).optional(),
 });
@@ -81,9 +125,17 @@ export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503
   }
 }
 
+type ConsoleEnv = {
+  Variables: {
+    /** The signed-in person (`signin` access); undefined elsewhere. */
+    who: Identity | undefined;
+  };
+};
+
 /** The web console: a chat channel in the browser, served by the bot. */
-export function consoleRoutes(options: ConsoleOptions): Hono {
-  const app = new Hono();
+export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
+  const app = new Hono<ConsoleEnv>();
+  const { access } = options;
   const events = new EventEmitter().setMaxListeners(0);
   void options.subscriber
     .subscribe(consoleEventsChannel)
@@ -92,6 +144,11 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
     const parsed = ConsoleMessageSchema.safeParse(JSON.parse(payload));
     if (parsed.success) events.emit('message', parsed.data);
   });
+  const uploadLimits: UploadLimits = {
+    maxFileBytes: options.maxUploadBytes,
+    maxFiles: options.maxFiles,
+    maxFieldBytes,
+  };
 
   const fail = (c: Context, err: unknown) => {
     const e = asHandoffError(err);
@@ -99,32 +156,79 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
       /over the upload limit/.test(e.message) || /larger than the limit/.test(e.message) ? 413 : statusFor(e.code);
     if (status === 500) options.logger.error({ err }, 'console request failed');
     const message = status === 500 ? 'something went wrong on our side; the error was logged' : e.message;
+    // Reading may have stopped part-way: close the connection rather than read the rest.
+    if (status === 413) c.header('connection', 'close');
     return c.json({ error: message, code: e.code }, status);
   };
+  const cookieOptions = (c: Context, maxAgeSeconds?: number) => ({
+    httpOnly: true,
+    sameSite: 'Strict' as const,
+    path: '/',
+    secure: c.req.url.startsWith('https:') || options.publicUrl().startsWith('https:'),
+    ...(maxAgeSeconds === undefined ? {} : { maxAge: maxAgeSeconds }),
+  });
 
   app.use('*', async (c, next) => {
-    if (options.mode === 'bot') {
-      const fromQuery = c.req.query('token');
-      if (fromQuery !== undefined && c.req.method === 'GET' && c.req.path === '/') {
-        if (!tokenMatches(fromQuery, options.token)) return c.text('invalid console token', 401);
-        setCookie(c, cookieName, fromQuery, {
-          httpOnly: true,
-          sameSite: 'Strict',
-          path: '/',
-          secure: c.req.url.startsWith('https:'),
-        });
-        return c.redirect('/');
-      }
-      const bearer = c.req.header('authorization')?.replace(/^Bearer\s+/i, '');
-      if (!tokenMatches(getCookie(c, cookieName) ?? bearer, options.token)) {
-        return c.text('The console needs its access token: open /?token=<HANDOFF_CONSOLE_TOKEN>.', 401);
-      }
+    // Paths that are not the console's are left to answer 404, whatever they carry.
+    if (!isConsolePath(c.req.path)) {
+      await next();
+      return undefined;
     }
-    // A page on another site must not be able to post here from a person's browser.
-    if (c.req.method !== 'GET') {
-      const origin = c.req.header('origin');
-      if (origin && new URL(origin).host !== c.req.header('host'))
-        return c.json({ error: 'cross-site request refused' }, 403);
+    const bearer = bearerOf(c.req.header('authorization'));
+    /** Whether a bearer token proved who is asking (never true where nobody signs in). */
+    let byBearer = false;
+    try {
+      if (access.kind === 'shared-token') {
+        const fromQuery = c.req.query('token');
+        if (fromQuery !== undefined && c.req.method === 'GET' && c.req.path === '/') {
+          if (!tokenMatches(fromQuery, access.token)) return c.text('invalid console token', 401);
+          setCookie(c, sharedTokenCookie, fromQuery, cookieOptions(c));
+          return c.redirect('/');
+        }
+        const given = bearer ?? getCookie(c, sharedTokenCookie);
+        if (!tokenMatches(given, access.token))
+          return c.text('The console needs its access token: open /?token=<HANDOFF_CONSOLE_TOKEN>.', 401);
+        byBearer = bearer !== undefined;
+      } else if (access.kind === 'signin') {
+        const fromQuery = c.req.query('token');
+        if (fromQuery !== undefined && c.req.method === 'GET' && c.req.path === '/' && access.method === 'tokens') {
+          const user = await access.users.byToken(fromQuery);
+          if (!user)
+            return c.text(
+              'This sign-in link is not valid (it may have been replaced or its user removed): ask for a new one.',
+              401,
+            );
+          const id = await access.sessions.create({
+            identity: { id: `web:user:${user.id}`, name: user.name },
+            via: 'token',
+            tokenSha256: user.tokenSha256,
+          });
+          setCookie(c, sessionCookie, id, cookieOptions(c, Math.floor(access.sessions.ttlMs / 1000)));
+          return c.redirect('/');
+        }
+        if (bearer !== undefined) {
+          // Scripts sign in with a personal token in the header (tokens sign-in only).
+          const user = access.method === 'tokens' ? await access.users.byToken(bearer) : undefined;
+          if (!user) return c.json({ error: 'this bearer token does not belong to a console user' }, 401);
+          c.set('who', { id: `web:user:${user.id}`, name: user.name });
+          byBearer = true;
+        } else {
+          const session = await access.sessions.get(getCookie(c, sessionCookie));
+          if (session && (session.via !== 'token' || (await tokenStillValid(access.users, session.tokenSha256))))
+            c.set('who', session.identity);
+        }
+        if (!c.get('who') && !openWithoutSignIn(c.req.method, c.req.path))
+          return c.json({ error: 'sign in to the console first (reload the page)' }, 401);
+      }
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+    // A page on another site must not be able to change anything from a person's browser:
+    // a state-changing request needs the console's own Origin, unless a bearer token
+    // (which browsers never add by themselves) authenticated it.
+    if (c.req.method !== 'GET' && c.req.method !== 'HEAD' && !byBearer) {
+      const refused = originProblem(c.req.header('origin'), c.req.header('host'), options.publicUrl());
+      if (refused) return c.json({ error: refused }, 403);
     }
     await next();
     return undefined;
@@ -133,16 +237,72 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
   app.get('/', () => serveStatic('index.html'));
   app.get('/static/:file', (c) => serveStatic(c.req.param('file')));
 
-  app.get('/api/session', (c) =>
-    c.json({
+  app.get('/api/session', (c) => {
+    const who = c.get('who');
+    const signin = access.kind === 'signin' ? access.method : 'off';
+    if (access.kind === 'signin' && !who) {
+      return c.json({
+        mode: options.mode,
+        signin,
+        user: null,
+        ...(signin === 'oidc' ? { signInUrl: '/auth/login' } : {}),
+      });
+    }
+    return c.json({
       mode: options.mode,
+      signin,
+      user: who ?? null,
       demo: options.demo,
       model: options.model,
       maxUploadBytes: options.maxUploadBytes,
       maxFiles: options.maxFiles,
       channel: 'general',
-    }),
-  );
+    });
+  });
+
+  if (access.kind === 'signin' && access.oidc) {
+    const oidc = access.oidc;
+    const signInPage = (c: Context, err: unknown) => {
+      const e = err instanceof SignInError ? err : undefined;
+      if (!e) options.logger.error({ err }, 'console sign-in failed');
+      return c.text(
+        `${e ? e.message : 'signing in failed on our side; the error was logged'}. Sign in again: /auth/login`,
+        e?.status ?? 500,
+      );
+    };
+    app.get('/auth/login', async (c) => {
+      try {
+        const { url, state } = await oidc.start();
+        setCookie(c, oidcStateCookie, state, { ...cookieOptions(c, 600), sameSite: 'Lax', path: '/auth' });
+        return c.redirect(url);
+      } catch (err) {
+        return signInPage(c, err);
+      }
+    });
+    app.get('/auth/callback', async (c) => {
+      try {
+        const search = new URL(c.req.url).search;
+        const identity = await oidc.finish(search, getCookie(c, oidcStateCookie));
+        deleteCookie(c, oidcStateCookie, { path: '/auth' });
+        const id = await access.sessions.create({ identity, via: 'oidc' });
+        setCookie(c, sessionCookie, id, cookieOptions(c, Math.floor(access.sessions.ttlMs / 1000)));
+        return c.redirect('/');
+      } catch (err) {
+        return signInPage(c, err);
+      }
+    });
+  }
+  if (access.kind === 'signin') {
+    app.post('/auth/signout', async (c) => {
+      try {
+        await access.sessions.delete(getCookie(c, sessionCookie));
+        deleteCookie(c, sessionCookie, { path: '/', secure: cookieOptions(c).secure });
+        return c.json({ ok: true });
+      } catch (err) {
+        return fail(c, asUnavailable(err));
+      }
+    });
+  }
 
   app.get('/api/messages', async (c) => {
     const channel = c.req.query('channel') ?? 'general';
@@ -174,20 +334,29 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
   });
 
   app.post('/api/messages', async (c) => {
+    if (declaredOver(c.req.raw, maxUploadTotalBytes(uploadLimits)))
+      return payloadTooLarge(
+        `the upload is larger than the limit of ${formatBytes(maxUploadTotalBytes(uploadLimits))}`,
+        true,
+      );
+    let upload: SpooledUpload | undefined;
     try {
-      const body = await c.req.parseBody({ all: true });
+      upload = await spoolUpload(c.req.raw.body, c.req.header('content-type') ?? '', uploadLimits, options.spoolDir);
+      const body = upload.fields;
       const channel = typeof body.channel === 'string' ? body.channel : 'general';
       if (!channelPattern.test(channel)) throw new HandoffError(ErrorCodes.invalidInput, 'unknown channel');
-      const author = identityFrom(body.author);
+      const author = c.get('who') ?? identityFrom(body.author);
       const text = typeof body.text === 'string' ? body.text : '';
       const threadId = typeof body.threadId === 'string' && body.threadId ? body.threadId : undefined;
-      const rawFiles = ([] as unknown[]).concat(body.files ?? []).filter((f): f is File => f instanceof File);
-      const files: IncomingFile[] = await Promise.all(
-        rawFiles.map(async (f) => ({ name: f.name, size: f.size, body: Buffer.from(await f.arrayBuffer()) })),
-      );
+      // Opened only when the gateway reads them, so a refused request opens no file.
+      const files: IncomingFile[] = upload.files.map((f) => ({
+        name: f.name,
+        size: f.size,
+        body: Readable.from(fileChunks(f.path)),
+      }));
       if (text.trim() === '' && files.length === 0)
         throw new HandoffError(ErrorCodes.invalidInput, 'the message is empty');
-      const fileList = rawFiles.map((f) => ({ name: f.name, size: f.size }));
+      const fileList = upload.files.map((f) => ({ name: f.name, size: f.size }));
 
       if (threadId) {
         const root = await options.store.get(threadId);
@@ -233,12 +402,16 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
       return c.json({ message, taskId: task.id }, 201);
     } catch (err) {
       return fail(c, asUnavailable(err));
+    } finally {
+      await upload?.discard();
     }
   });
 
   app.post('/api/actions', async (c) => {
     try {
-      const parsed = ActionSchema.safeParse(await c.req.json().catch(() => undefined));
+      const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
+      if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
+      const parsed = ActionSchema.safeParse(parseJson(raw));
       if (!parsed.success) {
         const aboutText = parsed.error.issues.some((i) => i.path[0] === 'text');
         throw new HandoffError(
@@ -247,7 +420,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
         );
       }
       const { action, taskId, planVersion, planHash, author, approvalId } = parsed.data;
-      const by = identityFrom(author);
+      const by = c.get('who') ?? identityFrom(author);
       if (action === 'cancel') return c.json({ ok: true, message: await options.gateway.cancel(taskId, by) });
       if (action === 'approve-action' || action === 'deny-action') {
         if (!approvalId) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
@@ -282,6 +455,74 @@ export function consoleRoutes(options: ConsoleOptions): Hono {
   });
 
   return app;
+}
+
+function isConsolePath(path: string): boolean {
+  return path === '/' || path.startsWith('/static/') || path.startsWith('/api/') || path.startsWith('/auth/');
+}
+
+/** What a signed-out person may still load: the page itself, its assets, and the sign-in routes. */
+function openWithoutSignIn(method: string, path: string): boolean {
+  if (method === 'POST') return path === '/auth/signout';
+  if (method !== 'GET' && method !== 'HEAD') return false;
+  return (
+    path === '/' ||
+    path.startsWith('/static/') ||
+    path === '/api/session' ||
+    path === '/auth/login' ||
+    path === '/auth/callback'
+  );
+}
+
+/**
+ * Why a state-changing request's Origin is refused, or undefined when it is the console's
+ * own: the request's Host, or the host of the public URL (behind a proxy that rewrites Host).
+ */
+export function originProblem(
+  origin: string | undefined,
+  host: string | undefined,
+  publicUrl: string,
+): string | undefined {
+  if (origin === undefined || origin === '')
+    return 'refused: this request has no Origin header; the console accepts changes only from its own page (or with an Authorization: Bearer token)';
+  if (origin === 'null')
+    return 'refused: Origin is null (a sandboxed page, a file or a redirect from elsewhere); the console accepts changes only from its own page';
+  let originHost: string;
+  try {
+    originHost = new URL(origin).host;
+  } catch {
+    return 'refused: the Origin header is not a URL';
+  }
+  let publicHost: string | undefined;
+  try {
+    publicHost = new URL(publicUrl).host;
+  } catch {
+    publicHost = undefined;
+  }
+  if (originHost === host || originHost === publicHost) return undefined;
+  return `cross-site request refused: Origin ${origin.slice(0, 200)} is not this console`;
+}
+
+function bearerOf(header: string | undefined): string | undefined {
+  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+  return m?.[1];
+}
+
+/** A personal-link session lasts only while that link is still the user's (not removed, not replaced). */
+async function tokenStillValid(users: ConsoleUsers, tokenSha256: string | undefined): Promise<boolean> {
+  return tokenSha256 !== undefined && (await users.holdsTokenHash(tokenSha256));
+}
+
+async function* fileChunks(path: string): AsyncGenerator<Buffer> {
+  for await (const chunk of createReadStream(path)) yield chunk as Buffer;
+}
+
+function parseJson(raw: Buffer): unknown {
+  try {
+    return JSON.parse(raw.toString('utf8'));
+  } catch {
+    return undefined;
+  }
 }
 
 async function serveStatic(file: string): Promise<Response> {

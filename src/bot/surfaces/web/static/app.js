@@ -191,6 +191,7 @@ async function request(url, init) {
   } catch {
     body = null;
   }
+  if (res.status === 401 && signedInConsole()) showSignIn();
   if (!res.ok) {
     const message =
       (body && typeof body === 'object' && typeof body.error === 'string' && body.error) ||
@@ -661,7 +662,7 @@ class Composer {
   async send() {
     if (this.sending) return;
     if (!state.name) {
-      askName();
+      needIdentity();
       return;
     }
     const text = this.textarea.value;
@@ -751,7 +752,7 @@ function openChangesForm(button) {
   form.addEventListener('submit', async (e) => {
     e.preventDefault();
     if (!state.name) {
-      askName();
+      needIdentity();
       return;
     }
     const text = textarea.value.trim();
@@ -799,7 +800,7 @@ function openChangesForm(button) {
 async function onAction(button) {
   if (button.disabled) return;
   if (!state.name) {
-    askName();
+    needIdentity();
     return;
   }
   if (button.dataset.action === 'request-changes') {
@@ -856,7 +857,52 @@ async function onAction(button) {
 }
 
 // ---------------------------------------------------------------------------
-// Display name
+// Who is here: signed in (the server says who), or a typed display name (`handoff dev`)
+
+/** Whether people sign in to this console (then the name comes from the server, never typed). */
+function signedInConsole() {
+  return Boolean(state.session?.signin && state.session.signin !== 'off');
+}
+
+/** Asks for a name, or for signing in, whichever this console uses. */
+function needIdentity() {
+  if (signedInConsole()) showSignIn();
+  else askName();
+}
+
+function showSignIn() {
+  const dialog = $('signin-dialog');
+  const oidc = state.session?.signin === 'oidc';
+  $('signin-text').textContent = oidc
+    ? 'Sign in with your organisation account to use the console.'
+    : 'Open the personal sign-in link you were given (an admin makes one with `handoff console add-user`).';
+  const link = $('signin-link');
+  link.hidden = !oidc;
+  if (oidc) link.setAttribute('href', state.session.signInUrl || '/auth/login');
+  if (!dialog.open) dialog.showModal();
+}
+
+/** The signed-in person: shown with a Sign out button instead of the name prompt. */
+function showSignedIn(user) {
+  state.name = user.name;
+  $('me-name').textContent = user.name;
+  $('me-name').title = user.id;
+  $('change-name').hidden = true;
+  $('sign-out').hidden = false;
+  const av = $('me-avatar');
+  av.textContent = initials(user.name);
+  av.style.setProperty('--hue', String(avatarHue(user.name)));
+}
+
+async function signOut() {
+  try {
+    await request('/auth/signout', { method: 'POST' });
+  } catch (err) {
+    showUnavailable(err);
+    return;
+  }
+  location.reload();
+}
 
 function setName(name) {
   state.name = name;
@@ -903,6 +949,9 @@ function setupNameDialog() {
     if (!state.name) $('composer-text').focus();
   });
   $('change-name').addEventListener('click', askName);
+  $('sign-out').addEventListener('click', signOut);
+  // Signing in is not optional: Escape does not dismiss the sign-in dialog.
+  $('signin-dialog').addEventListener('cancel', (e) => e.preventDefault());
 }
 
 // ---------------------------------------------------------------------------
@@ -1004,20 +1053,36 @@ async function start() {
   followBottom($('channel-messages'));
   followBottom($('thread-messages'));
 
-  let stored = '';
+  let sessionError = null;
   try {
-    stored = localStorage.getItem(NAME_KEY) || '';
-  } catch {
-    stored = '';
+    await loadSession();
+  } catch (err) {
+    sessionError = err;
   }
-  setName(stored.trim());
-  if (!state.name) askName();
+  if (signedInConsole()) {
+    if (!state.session.user) {
+      // Nothing else loads before signing in: the server would refuse it.
+      showSignIn();
+      document.documentElement.dataset.ready = 'true';
+      return;
+    }
+    showSignedIn(state.session.user);
+  } else {
+    let stored = '';
+    try {
+      stored = localStorage.getItem(NAME_KEY) || '';
+    } catch {
+      stored = '';
+    }
+    setName(stored.trim());
+    if (!state.name) askName();
+  }
 
   const hash = new URLSearchParams(location.hash.slice(1));
   if (hash.get('thread')) openThread(hash.get('thread'));
 
   try {
-    await loadSession();
+    if (sessionError) throw sessionError;
     await loadMessages();
   } catch (err) {
     needsCatchUp = true;
