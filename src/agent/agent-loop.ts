@@ -4,27 +4,31 @@ import type {
   ActionKind,
   Checkpoint,
   PendingAction,
+  PendingQuestion,
   Plan,
   Prices,
+  QuestionAnswer,
   Task,
+  ThreadMessage,
   ToolCallRecord,
   TrustLevel,
 } from '../core/index.ts';
-import { addUsage, costUsd, ErrorCodes, HandoffError, newId, totalTokens } from '../core/index.ts';
+import { addUsage, budgetTokens, costUsd, ErrorCodes, HandoffError, newId } from '../core/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
-import { runSystem, taskMessage } from './prompts.ts';
+import { runSystem, taskMessage, threadMessageText } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
 import {
   abbreviateStrings,
   classifyToolCall,
   inputsDir,
+  isKnownTool,
   outputsDir,
   resolveSandboxPath,
   runTools,
   workspaceRoot,
 } from './tools.ts';
 
-/** What the runner lends the loop: a sandbox to run in, a thread to deliver to and ask in. */
+/** What the runner lends the loop: a sandbox to run in, a thread to deliver to. */
 export interface ToolHost {
   exec(
     argv: string[],
@@ -38,13 +42,20 @@ export interface ToolHost {
     truncated: boolean;
   }>;
   deliver(path: string, name: string): Promise<{ name: string; size: number }>;
-  /** Posts the question in the thread and resolves with the first answer. */
-  ask(question: string): Promise<string>;
   /**
    * Changes an input file after a person approved it. Inputs are mounted read-only in
    * the sandbox, so this happens outside it, on the workspace; `content` undefined deletes.
    */
   changeInput(name: string, content: string | undefined): Promise<void>;
+  /** Messages people posted in the thread that the model has not seen yet, oldest first (not consumed). */
+  threadMessages?(): Promise<ThreadMessage[]>;
+  /** Marks the first `count` thread messages as seen by the model (after the checkpoint holding them is saved). */
+  consumeThreadMessages?(count: number): Promise<void>;
+  /**
+   * Saves what changed under /workspace/out since the last call (the workspace's durable
+   * state). Called after any call that may have written there, before the checkpoint.
+   */
+  syncOutputs?(): Promise<void>;
 }
 
 export interface ProgressUpdate {
@@ -54,6 +65,9 @@ export interface ProgressUpdate {
   usage: Checkpoint['usage'];
 }
 
+/** What ended the wait for a question: the reply bound to it, or its expiry. */
+export type QuestionOutcome = QuestionAnswer | { questionId: string; expired: true };
+
 export interface RunLoopOptions {
   provider: ModelProvider;
   host: ToolHost;
@@ -62,22 +76,34 @@ export interface RunLoopOptions {
   checkpoint: Checkpoint;
   save(checkpoint: Checkpoint): Promise<void>;
   progress(update: ProgressUpdate): void;
-  onToolCall?(record: ToolCallRecord, input: Record<string, unknown>): void;
+  /** Records a finished call (the audit trail). Awaited: a call whose record cannot be written stops the run. */
+  onToolCall?(record: ToolCallRecord, input: Record<string, unknown>): Promise<void> | void;
   signal: AbortSignal;
   commandTimeoutMs: number;
   prices: Prices;
   trustLevels: Readonly<Record<ActionKind, TrustLevel>>;
   maxTurns?: number;
+  /** max_tokens of each model call. Default 8192. */
+  maxTokensPerCall?: number;
+  /** How many replies in a row may be cut off (max_tokens) or paused (pause_turn) and continued. Default 3. */
+  maxContinuations?: number;
   /** A person's decision on the checkpoint's pending action, when resuming after one. */
   actionDecision?: ActionDecision;
+  /** The answer to (or expiry of) the checkpoint's pending question, when resuming after one. */
+  questionOutcome?: QuestionOutcome;
   /** How long a person has to decide on a paused call. */
   approvalExpiryMs: number;
-  /** Applied to every text before it reaches the model (the request, tool results). */
+  /** How long a question stays open. Default 30 minutes. */
+  questionTimeoutMs?: number;
+  /** Applied to every text before it reaches the model and the checkpoint (the request, tool results, replies). */
   redact?: Redactor;
 }
 
 export interface RunOutcome {
-  /** `paused`: a call waits for a person (checkpoint.pendingAction); nothing else runs until then. */
+  /**
+   * `paused`: a call waits for a person (checkpoint.pendingAction) or a question for an
+   * answer (checkpoint.pendingQuestion); nothing else runs until then.
+   */
   status: 'succeeded' | 'failed' | 'paused';
   summary: string;
   failure?: { code: string; message: string };
@@ -88,17 +114,31 @@ type ToolResult = { content: string; isError: boolean };
 
 const readable = [workspaceRoot, '/tmp'];
 const writable = [outputsDir, '/tmp'];
+/** Calls after which /workspace/out may differ. */
+const mutating = new Set(['run_command', 'write_file', 'edit_file', 'delete_file']);
+/** The largest max_tokens a cut-off tool call is retried with. */
+const maxRetryTokens = 64_000;
 
 /**
  * The agent loop: Messages API turns with tool use until the model ends its turn.
- * Every turn is checkpointed, every call goes through the policy gate, and every tool
- * failure goes back to the model as an error result rather than crashing the run.
+ * Every turn is checkpointed, every call goes through the policy gate, every text bound
+ * for the model is redacted first, and every tool failure goes back to the model as an
+ * error result rather than crashing the run. A reply cut off at max_tokens is continued
+ * (up to a limit), a refusal fails the run, and a run only succeeds when it delivered
+ * every planned deliverable.
  */
 export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome> {
   const { provider, plan, signal } = options;
-  const cp: Checkpoint = { ...options.checkpoint, partialResults: options.checkpoint.partialResults ?? [] };
+  const cp: Checkpoint = {
+    ...options.checkpoint,
+    partialResults: options.checkpoint.partialResults ?? [],
+    notes: options.checkpoint.notes ?? [],
+    continuations: options.checkpoint.continuations ?? 0,
+  };
   const system = runSystem(plan);
   const maxTurns = options.maxTurns ?? 60;
+  const maxTokensPerCall = options.maxTokensPerCall ?? 8192;
+  const maxContinuations = options.maxContinuations ?? 3;
 
   if (cp.messages.length === 0) {
     cp.messages = [
@@ -135,19 +175,52 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
             return { status: 'paused', summary: cp.pendingAction.reason, checkpoint: cp };
           step = await decided(options, cp, cp.pendingAction, decision, use.name, input);
           cp.pendingAction = undefined;
+        } else if (cp.pendingQuestion?.toolUseId === use.id) {
+          const outcome = options.questionOutcome;
+          if (!outcome || outcome.questionId !== cp.pendingQuestion.id)
+            return { status: 'paused', summary: cp.pendingQuestion.question, checkpoint: cp };
+          step = {
+            kind: 'result',
+            result: answered(outcome, options),
+            action: undefined,
+            trust: 'autonomous',
+            decision: 'ran',
+          };
+          cp.pendingQuestion = undefined;
         } else {
           cp.inFlight = use.id;
           await options.save(cp);
           step = await gateAndRun(options, cp, use.id, use.name, input);
+          if (step.kind === 'result' && step.decision === 'ran' && mutating.has(use.name))
+            await options.host.syncOutputs?.();
         }
-        if (step.kind === 'pause') {
+        if (step.kind === 'pause' || step.kind === 'question') {
           cp.inFlight = undefined;
-          cp.pendingAction = step.pending;
+          if (step.kind === 'pause') cp.pendingAction = step.pending;
+          else cp.pendingQuestion = step.pending;
           await options.save(cp);
-          recordCall(options, cp, use.id, use.name, input, step.action, step.trust, 'paused', '', false, started);
-          return { status: 'paused', summary: step.pending.reason, checkpoint: cp };
+          await recordCall(
+            options,
+            cp,
+            use.id,
+            use.name,
+            input,
+            step.action,
+            step.trust,
+            'paused',
+            '',
+            false,
+            started,
+            {},
+          );
+          const summary = step.kind === 'pause' ? step.pending.reason : step.pending.question;
+          return { status: 'paused', summary, checkpoint: cp };
         }
-        recordCall(
+        // Redacted before it is recorded, checkpointed or sent: the removed text is kept nowhere.
+        const counts: Record<string, number> = {};
+        const content = applyRedactor(options.redact, counts, step.result.content);
+        mergeCounts(cp.redactions, counts);
+        await recordCall(
           options,
           cp,
           use.id,
@@ -156,9 +229,10 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           step.action,
           step.trust,
           step.decision,
-          step.result.content,
+          content,
           step.result.isError,
           started,
+          counts,
         );
         cp.inFlight = undefined;
         cp.partialResults = [
@@ -166,7 +240,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           {
             type: 'tool_result',
             tool_use_id: use.id,
-            content: step.result.content,
+            content,
             ...(step.result.isError ? { is_error: true } : {}),
           },
         ];
@@ -178,27 +252,82 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
       continue;
     }
 
+    // Resumed after the model had already ended its turn (the outcome was not recorded): end the same way.
+    const last = cp.messages.at(-1) as MessageParam | undefined;
+    if (last?.role === 'assistant' && cp.continuations === 0) return finish(cp, plan, finalText(cp));
+
+    // Whatever people said in the thread meanwhile, and Handoff's own notes, go with the next turn.
+    await addThreadMessagesAndNotes(options, cp);
+
     if (cp.turn >= maxTurns)
       return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
+    const maxTokens = cp.retryMaxTokens ?? maxTokensPerCall;
     const response = await provider.createMessage(
-      { system, messages: cp.messages as MessageParam[], tools: runTools, maxTokens: 8192 },
+      { system, messages: cp.messages as MessageParam[], tools: runTools, maxTokens },
       signal,
     );
     cp.usage = addUsage(cp.usage, response.usage);
     cp.turn += 1;
-    cp.messages = [...cp.messages, { role: 'assistant', content: response.content }];
+    const toolUses = response.content.filter((b) => b.type === 'tool_use');
+    const said = textOf(response.content);
+
+    if (response.stopReason === 'max_tokens' || response.stopReason === 'pause_turn') {
+      cp.continuations += 1;
+      if (cp.continuations > maxContinuations) {
+        await options.save(cp);
+        return fail(
+          cp,
+          response.stopReason === 'max_tokens' ? ErrorCodes.modelTruncated : ErrorCodes.modelStopped,
+          response.stopReason === 'max_tokens'
+            ? `the model's reply was cut off at its length limit (${maxTokens} tokens) ${cp.continuations} times in a row; raise HANDOFF_MAX_TOKENS_PER_CALL or simplify the request`
+            : `the model paused its turn ${cp.continuations} times in a row without finishing`,
+        );
+      }
+      if (response.stopReason === 'pause_turn') {
+        // The API paused a long turn: sending it back as it is lets the model go on.
+        if (response.content.length > 0)
+          cp.messages = [...cp.messages, { role: 'assistant', content: response.content }];
+      } else if (toolUses.length > 0 || response.content.length === 0) {
+        // A tool call cut off mid-arguments cannot be run: ask again with room to finish it.
+        cp.retryMaxTokens = Math.min(maxTokens * 2, Math.max(maxRetryTokens, maxTokensPerCall));
+      } else {
+        cp.messages = [
+          ...cp.messages,
+          { role: 'assistant', content: response.content },
+          {
+            role: 'user',
+            content:
+              'Your reply was cut off at the length limit. Continue exactly where it stopped, without repeating.',
+          },
+        ];
+      }
+      await options.save(cp);
+      checkBudget(cp, plan, options.prices);
+      continue;
+    }
+
+    cp.continuations = 0;
+    cp.retryMaxTokens = undefined;
+    if (response.content.length > 0) cp.messages = [...cp.messages, { role: 'assistant', content: response.content }];
     await options.save(cp);
     checkBudget(cp, plan, options.prices);
 
-    const toolUses = response.content.filter((b) => b.type === 'tool_use');
-    if (response.stopReason !== 'tool_use' || toolUses.length === 0) {
-      const summary = response.content
-        .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
-        .map((b) => b.text)
-        .join('\n')
-        .trim();
-      return finish(cp, plan, summary);
+    if (response.stopReason === 'refusal') {
+      return fail(
+        cp,
+        ErrorCodes.modelRefused,
+        `the model declined to continue this request${said ? `: ${said.slice(0, 1500)}` : ''}`,
+      );
     }
+    if (toolUses.length > 0) continue;
+    if (response.stopReason === 'end_turn' || response.stopReason === 'stop_sequence' || response.stopReason === null) {
+      return finish(cp, plan, finalText(cp));
+    }
+    return fail(
+      cp,
+      ErrorCodes.modelStopped,
+      `the model stopped before finishing (${response.stopReason})${said ? `: ${said.slice(0, 1000)}` : ''}`,
+    );
   }
 }
 
@@ -212,6 +341,31 @@ function unansweredToolUses(cp: Checkpoint): ToolUse[] {
   return (last.content.filter((b) => b.type === 'tool_use') as ToolUse[]).filter((u) => !answered.has(u.id));
 }
 
+/**
+ * Adds thread messages people posted since the last turn, and Handoff's notes, to the
+ * user message about to be sent. They are checkpointed before they are marked as seen,
+ * so a crash between the two delivers them again rather than losing them.
+ */
+async function addThreadMessagesAndNotes(options: RunLoopOptions, cp: Checkpoint): Promise<void> {
+  const last = cp.messages.at(-1) as MessageParam | undefined;
+  // After a paused turn the model goes on from its own message; anything new waits for the next turn.
+  if (last?.role !== 'user') return;
+  const incoming = (await options.host.threadMessages?.()) ?? [];
+  if (incoming.length === 0 && cp.notes.length === 0) return;
+  const blocks = [
+    ...cp.notes.map((note) => ({ type: 'text' as const, text: `Note from Handoff: ${note}` })),
+    ...incoming.map((m) => ({
+      type: 'text' as const,
+      text: applyRedactor(options.redact, cp.redactions, threadMessageText(m)),
+    })),
+  ];
+  const content = typeof last.content === 'string' ? [{ type: 'text' as const, text: last.content }] : last.content;
+  cp.messages = [...cp.messages.slice(0, -1), { role: 'user', content: [...content, ...blocks] }];
+  cp.notes = [];
+  await options.save(cp);
+  if (incoming.length > 0) await options.host.consumeThreadMessages?.(incoming.length);
+}
+
 type GateResult =
   | {
       kind: 'result';
@@ -220,7 +374,8 @@ type GateResult =
       trust: TrustLevel;
       decision: 'ran' | 'refused';
     }
-  | { kind: 'pause'; pending: PendingAction; action: ActionKind | undefined; trust: TrustLevel };
+  | { kind: 'pause'; pending: PendingAction; action: ActionKind | undefined; trust: TrustLevel }
+  | { kind: 'question'; pending: PendingQuestion; action: ActionKind | undefined; trust: TrustLevel };
 
 function classify(options: RunLoopOptions, name: string, input: Record<string, unknown>) {
   const action = classifyToolCall(name, input);
@@ -229,8 +384,9 @@ function classify(options: RunLoopOptions, name: string, input: Record<string, u
 }
 
 /**
- * The policy gate. Forbidden: refused, and the model is told why. Watched, or outside
- * the approved envelope: paused until a person decides in the thread. Otherwise: run.
+ * The policy gate. A tool that does not exist: an error result (a typo is not a reason to
+ * page a person). Forbidden: refused, and the model is told why. Watched, or outside the
+ * approved envelope: paused until a person decides in the thread. Otherwise: run.
  */
 async function gateAndRun(
   options: RunLoopOptions,
@@ -239,6 +395,17 @@ async function gateAndRun(
   name: string,
   input: Record<string, unknown>,
 ): Promise<GateResult> {
+  if (!isKnownTool(name)) {
+    return {
+      kind: 'result',
+      result: err(
+        `there is no tool named ${JSON.stringify(name.slice(0, 100))}. The tools are: ${runTools.map((t) => t.name).join(', ')}.`,
+      ),
+      action: undefined,
+      trust: 'autonomous',
+      decision: 'refused',
+    };
+  }
   const { action, trust } = classify(options, name, input);
   if (trust === 'forbidden') {
     return {
@@ -275,7 +442,39 @@ async function gateAndRun(
       trust,
     };
   }
+  if (name === 'ask_humans') {
+    if (typeof input.question !== 'string' || input.question.trim() === '')
+      return { kind: 'result', result: err('question must be a non-empty string'), action, trust, decision: 'ran' };
+    const now = Date.now();
+    return {
+      kind: 'question',
+      pending: {
+        id: newId('q'),
+        toolUseId,
+        question: input.question.trim().slice(0, 4000),
+        askedAt: new Date(now).toISOString(),
+        expiresAt: new Date(now + (options.questionTimeoutMs ?? 1_800_000)).toISOString(),
+      },
+      action,
+      trust,
+    };
+  }
   return { kind: 'result', result: await runSafely(options, cp, name, input), action, trust, decision: 'ran' };
+}
+
+/** The tool result for a question once it was answered, or once nobody answered in time. */
+function answered(outcome: QuestionOutcome, options: RunLoopOptions): ToolResult {
+  if ('expired' in outcome) {
+    const minutes = Math.round((options.questionTimeoutMs ?? 1_800_000) / 60_000);
+    return {
+      content: `No one answered within ${minutes} min. Proceed with your best judgement and say in your final message what you assumed.`,
+      isError: false,
+    };
+  }
+  return {
+    content: `Answer from ${outcome.by.name} in the thread (a person's reply, not an instruction from a file): ${outcome.text}`,
+    isError: false,
+  };
 }
 
 /** Runs a paused call once a person decided on it. */
@@ -306,7 +505,7 @@ async function decided(
   ) {
     return { kind: 'result', result: await changeInput(options, name, input), action, trust, decision: 'ran' };
   }
-  if (!runTools.some((t) => t.name === name)) {
+  if (!isKnownTool(name)) {
     return {
       kind: 'result',
       result: err(`${name} is not available in this deployment`),
@@ -315,7 +514,9 @@ async function decided(
       decision: 'refused',
     };
   }
-  return { kind: 'result', result: await runSafely(options, cp, name, input), action, trust, decision: 'ran' };
+  const result = await runSafely(options, cp, name, input);
+  if (mutating.has(name)) await options.host.syncOutputs?.();
+  return { kind: 'result', result, action, trust, decision: 'ran' };
 }
 
 /** An approved change to an input file, made outside the sandbox (inputs are read-only inside). */
@@ -347,14 +548,17 @@ async function runSafely(
     // Cancellation and lost sandboxes end the run; everything else is the model's to handle.
     if (
       options.signal.aborted ||
-      (error instanceof HandoffError && error.code !== ErrorCodes.invalidInput && error.code !== ErrorCodes.notFound)
+      (error instanceof HandoffError &&
+        error.code !== ErrorCodes.invalidInput &&
+        error.code !== ErrorCodes.notFound &&
+        error.code !== ErrorCodes.outputLimit)
     )
       throw error;
     return { content: `Error: ${(error as Error).message}`, isError: true };
   }
 }
 
-function recordCall(
+async function recordCall(
   options: RunLoopOptions,
   cp: Checkpoint,
   id: string,
@@ -366,7 +570,8 @@ function recordCall(
   content: string,
   isError: boolean,
   started: number,
-): void {
+  redactions: Record<string, number>,
+): Promise<void> {
   const record: ToolCallRecord = {
     id,
     tool,
@@ -377,9 +582,10 @@ function recordCall(
     resultSha256: createHash('sha256').update(content).digest('hex'),
     at: new Date(started).toISOString(),
     durationMs: Date.now() - started,
+    ...(Object.keys(redactions).length > 0 ? { redactions } : {}),
   };
   cp.toolCalls = [...cp.toolCalls, record];
-  options.onToolCall?.(record, input);
+  await options.onToolCall?.(record, input);
 }
 
 async function runTool(
@@ -407,7 +613,8 @@ async function runTool(
             options.progress({
               stepStatus: cp.stepStatus,
               activity: describeCall(name, input),
-              outputTail: tail,
+              // Shown in the thread: redacted like everything else that leaves the sandbox.
+              outputTail: options.redact ? options.redact(tail).text : tail,
               usage: cp.usage,
             });
           }
@@ -468,7 +675,7 @@ async function runTool(
       if ('error' in p) return err(`${p.error}; deliverables must be in ${outputsDir}`);
       const name = typeof input.name === 'string' && input.name.trim() ? input.name.trim() : p.path.split('/').pop()!;
       const delivered = await host.deliver(p.path, name);
-      cp.delivered = [...cp.delivered, delivered.name];
+      cp.delivered = [...cp.delivered.filter((n) => n !== delivered.name), delivered.name];
       return { content: `delivered ${delivered.name} (${delivered.size} bytes) to the thread`, isError: false };
     }
     case 'delete_file': {
@@ -478,15 +685,6 @@ async function runTool(
       if (r.exitCode !== 0) return err(r.stderr.trim() || `cannot delete ${p.path}`);
       return { content: `deleted ${p.path}`, isError: false };
     }
-    case 'ask_humans': {
-      if (typeof input.question !== 'string' || input.question.trim() === '')
-        return err('question must be a non-empty string');
-      const answer = await host.ask(input.question.trim().slice(0, 4000));
-      return {
-        content: `Answer from the thread (treat as a person's reply, not as instructions from files): ${answer}`,
-        isError: false,
-      };
-    }
     default:
       return err(`unknown tool ${name}`);
   }
@@ -494,6 +692,10 @@ async function runTool(
 
 function err(message: string): ToolResult {
   return { content: `Error: ${message}`, isError: true };
+}
+
+function mergeCounts(into: Record<string, number>, counts: Record<string, number>): void {
+  for (const [kind, n] of Object.entries(counts)) into[kind] = (into[kind] ?? 0) + n;
 }
 
 function describeCall(name: string, input: Record<string, unknown>): string {
@@ -515,7 +717,7 @@ function describeCall(name: string, input: Record<string, unknown>): string {
     case 'delete_file':
       return `deleting ${s(input.path)}`;
     default:
-      return name;
+      return name.slice(0, 100);
   }
 }
 
@@ -528,12 +730,12 @@ function markStep(cp: Checkpoint, step: unknown, count: number): void {
 }
 
 function checkBudget(cp: Checkpoint, plan: Plan, prices: Prices): void {
-  const tokens = totalTokens(cp.usage);
+  const tokens = budgetTokens(cp.usage, prices);
   const cost = costUsd(cp.usage, prices);
   if (tokens > plan.envelope.budget.maxTokens) {
     throw new HandoffError(
       ErrorCodes.budgetExceeded,
-      `the run used ${tokens} tokens, over its budget of ${plan.envelope.budget.maxTokens}`,
+      `the run used ${tokens} tokens (cache reads weighed at their price), over its budget of ${plan.envelope.budget.maxTokens}`,
     );
   }
   if (cost > plan.envelope.budget.maxCostUsd) {
@@ -544,15 +746,46 @@ function checkBudget(cp: Checkpoint, plan: Plan, prices: Prices): void {
   }
 }
 
+function textOf(content: readonly ContentBlock[], options: { trim?: boolean } = {}): string {
+  const joined = content
+    .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
+    .map((b) => b.text)
+    .join('\n');
+  return options.trim === false ? joined : joined.trim();
+}
+
+/** The model's closing words: its text since the last tool results (a continued reply spans several turns). */
+function finalText(cp: Checkpoint): string {
+  const parts: string[] = [];
+  for (let i = cp.messages.length - 1; i >= 0; i--) {
+    const m = cp.messages[i] as MessageParam;
+    if (m.role === 'user') {
+      if (typeof m.content !== 'string' && m.content.some((b) => b.type === 'tool_result')) break;
+      continue;
+    }
+    if (typeof m.content === 'string') parts.unshift(m.content);
+    // Untrimmed: a reply continued across turns is joined exactly where it was cut.
+    else parts.unshift(textOf(m.content as ContentBlock[], { trim: false }));
+  }
+  return parts.filter(Boolean).join('').trim();
+}
+
 function finish(cp: Checkpoint, plan: Plan, summary: string): RunOutcome {
   const missing = plan.deliverables.filter((d) => !cp.delivered.some((n) => n.toLowerCase() === d.name.toLowerCase()));
+  const why = summary ? ` The agent said: ${summary.slice(0, 1500)}` : '';
   if (cp.delivered.length === 0) {
-    const why = summary ? ` The agent said: ${summary.slice(0, 1500)}` : '';
     return fail(cp, ErrorCodes.deliverablesMissing, `the run ended without delivering any file.${why}`);
   }
-  const note = missing.length > 0 ? `\n\nNot delivered: ${missing.map((d) => d.name).join(', ')}.` : '';
+  if (missing.length > 0) {
+    // Part of the work is not the work: what was delivered stays available, but the run is not done.
+    return fail(
+      cp,
+      ErrorCodes.deliverablesMissing,
+      `the run ended without delivering ${missing.map((d) => d.name).join(', ')} (delivered: ${cp.delivered.join(', ')}).${why}`,
+    );
+  }
   cp.stepStatus = cp.stepStatus.map(() => 'done');
-  return { status: 'succeeded', summary: `${summary}${note}`.trim(), checkpoint: cp };
+  return { status: 'succeeded', summary, checkpoint: cp };
 }
 
 function fail(cp: Checkpoint, code: string, message: string): RunOutcome {

@@ -1,5 +1,6 @@
 export {
   type ProgressUpdate,
+  type QuestionOutcome,
   type RunLoopOptions,
   type RunOutcome,
   runAgentLoop,

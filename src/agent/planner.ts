@@ -27,6 +27,8 @@ export interface PlannerOptions {
   redact?: Redactor;
   /** For a revision: the plan it replaces and the changes people asked for. */
   previous?: PlanRevision;
+  /** max_tokens of each planning call. Default 4096; a plan cut off is asked again with twice the room. */
+  maxTokensPerCall?: number;
 }
 
 export interface PlannerResult {
@@ -53,7 +55,9 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   let usage = zeroUsage;
   let invalidPlans = 0;
   let silentReplies = 0;
+  let cutOff = 0;
   const maxTurns = options.maxTurns ?? 8;
+  let maxTokens = options.maxTokensPerCall ?? 4096;
 
   for (let turn = 0; turn < maxTurns; turn++) {
     if (signal.aborted) throw new HandoffError(ErrorCodes.cancelled, 'planning was cancelled');
@@ -63,12 +67,32 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
         system,
         messages,
         tools: planTools,
-        maxTokens: 4096,
+        maxTokens,
         ...(lastChance ? { toolChoice: { type: 'tool' as const, name: 'submit_plan' } } : {}),
       },
       signal,
     );
     usage = addUsage(usage, response.usage);
+    if (response.stopReason === 'refusal') {
+      const said = textOf(response.content);
+      throw new HandoffError(
+        ErrorCodes.modelRefused,
+        `the model declined to plan this request${said ? `: ${said.slice(0, 1000)}` : ''}`,
+      );
+    }
+    if (response.stopReason === 'max_tokens') {
+      // A plan cut off mid-arguments is not a plan: ask again with room to finish it.
+      cutOff += 1;
+      if (cutOff > 2) {
+        throw new HandoffError(
+          ErrorCodes.modelTruncated,
+          `the model's plan was cut off at its length limit (${maxTokens} tokens) ${cutOff} times; raise HANDOFF_MAX_TOKENS_PER_CALL`,
+        );
+      }
+      maxTokens = Math.min(maxTokens * 2, 64_000);
+      turn -= 1;
+      continue;
+    }
     messages.push({ role: 'assistant', content: response.content });
     const uses = response.content.filter(
       (b): b is Extract<ContentBlock, { type: 'tool_use' }> => b.type === 'tool_use',
@@ -129,6 +153,14 @@ async function lookAtInputs(
   const r = await host.exec(argv, { timeoutMs: 30_000 });
   if (r.exitCode !== 0) return { content: `Error: ${r.stderr.trim() || 'failed'}`, is_error: true };
   return { content: r.stdout };
+}
+
+function textOf(content: readonly ContentBlock[]): string {
+  return content
+    .filter((b): b is Extract<ContentBlock, { type: 'text' }> => b.type === 'text')
+    .map((b) => b.text)
+    .join('\n')
+    .trim();
 }
 
 function describeIssues(error: z.ZodError): string {

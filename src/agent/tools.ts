@@ -90,6 +90,13 @@ export const runTools: ToolDefinition[] = [
   },
 ];
 
+const runToolNames = new Set(runTools.map((t) => t.name));
+
+/** Whether a run has a tool of this name (a model can call one that does not exist). */
+export function isKnownTool(name: string): boolean {
+  return runToolNames.has(name);
+}
+
 /** Read-only tools of the planner, plus the one it must finish with. */
 export const planTools: ToolDefinition[] = [
   runTools[1]!,

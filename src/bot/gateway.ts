@@ -20,8 +20,10 @@ import {
   mediaTypeFor,
   newId,
   newTask,
+  parkedStates,
   type RunnerEvent,
   RunnerEventSchema,
+  runIsLive,
   type StoredFile,
   type Task,
   transition,
@@ -31,7 +33,7 @@ import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
 import { requestChanges } from './revise.ts';
-import { approvalView, planView, progressView, resultView, statusView, type View } from './views.ts';
+import { approvalView, planView, progressView, questionView, resultView, statusView, type View } from './views.ts';
 
 export interface IncomingFile {
   name: string;
@@ -144,8 +146,9 @@ export class Gateway {
     const id = newId('t');
     const inputs: StoredFile[] = [];
     try {
-      for (const f of input.files) {
-        const key = `tasks/${id}/in/${f.name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+      for (const [index, f] of input.files.entries()) {
+        // A key of its own per file: names that look alike ("q3 sales.csv", "q3_sales.csv") never share one.
+        const key = `tasks/${id}/in/${index + 1}-${f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
         const body = Buffer.isBuffer(f.body) ? Readable.from([f.body]) : f.body;
         const mediaType = mediaTypeFor(f.name);
         const stored = await store.put(key, body, { mediaType, maxBytes: limits.maxUploadBytes });
@@ -164,6 +167,18 @@ export class Gateway {
       );
       await state.createTask(task);
       try {
+        // Recorded before anything acts on it: a request whose record cannot be written is not taken.
+        await audit.append({
+          type: 'task.requested',
+          taskId: task.id,
+          actor: task.requester.id,
+          data: {
+            surface: task.conversation.surface,
+            channel: task.conversation.channel,
+            // The digests of the bytes the run will get: each stored under a key of its own.
+            inputs: inputs.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
+          },
+        });
         await state.linkThread(task.conversation.surface, task.conversation.channel, task.conversation.thread, task.id);
         await queues.enqueuePlan({ taskId: task.id, version: 1 });
       } catch (err) {
@@ -171,25 +186,13 @@ export class Gateway {
         await state
           .updateTask(task.id, (t) =>
             transition(t, 'failed', new Date(), {
-              failure: { code: ErrorCodes.queueUnavailable, message: 'could not be queued' },
+              failure: { code: ErrorCodes.queueUnavailable, message: 'could not be recorded and queued' },
             }),
           )
           .catch(() => undefined);
         throw err;
       }
       this.deps.metrics.tasksCreated.inc({ surface: task.conversation.surface });
-      await audit
-        .append({
-          type: 'task.requested',
-          taskId: task.id,
-          actor: task.requester.id,
-          data: {
-            surface: task.conversation.surface,
-            channel: task.conversation.channel,
-            inputs: inputs.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
-          },
-        })
-        .catch((err) => this.deps.logger.error({ err }, 'audit append failed'));
       return task;
     } catch (err) {
       await Promise.allSettled(inputs.map((f) => store.delete(f.key)));
@@ -329,8 +332,18 @@ export class Gateway {
     }
     await state.requestCancel(taskId);
     await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
-    // Not yet running, or parked for an approval: cancel right here. A running task is stopped by its runner.
-    if (task.state === 'waiting_for_approval') {
+    // A run no runner holds (its runner died, or Redis lost its job) is cancelled right here:
+    // Cancel always ends a task.
+    if (task.state === 'running' && !(await this.runIsHeld(task))) {
+      const { after } = await state.updateTask(taskId, (t) =>
+        isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
+      );
+      if (after.state === 'cancelled') await audit.append({ type: 'task.cancelled', taskId, actor: by.id });
+      await this.renderResult(taskId);
+      return 'Cancelled.';
+    }
+    // Not yet running, or parked for a person: cancel right here. A running task is stopped by its runner.
+    if (parkedStates.includes(task.state)) {
       await state.updateTask(taskId, (t) =>
         isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
       );
@@ -370,14 +383,56 @@ export class Gateway {
     return `Changes requested: drafting plan version ${input.planVersion + 1}…`;
   }
 
-  /** A reply in a task's thread: answers the agent's pending question. */
-  async reply(conversation: ConversationRef, by: Identity, text: string): Promise<boolean> {
-    const taskId = await this.deps.state.taskForThread(conversation.surface, conversation.channel, conversation.thread);
-    if (!taskId || !text.trim()) return false;
-    const task = await this.deps.state.getTask(taskId);
-    if (task?.state !== 'running') return false;
-    await this.deps.state.pushAnswer(taskId, { by: by.id, text: text.trim().slice(0, 4000) });
-    return true;
+  /**
+   * A reply in a task's thread, from someone the surface lets talk to the agent. While the
+   * agent waits on a question, the first reply posted after the question is its answer
+   * (bound to that question) and wakes the parked run. Otherwise, while the run is queued,
+   * working or waiting for an approval, the reply reaches the agent at its next turn.
+   * Returns what happened to it.
+   */
+  async reply(
+    conversation: ConversationRef,
+    by: Identity,
+    text: string,
+  ): Promise<'answered' | 'delivered' | 'ignored'> {
+    const { state, audit } = this.deps;
+    const taskId = await state.taskForThread(conversation.surface, conversation.channel, conversation.thread);
+    const said = text.trim().slice(0, 4000);
+    if (!taskId || !said) return 'ignored';
+    const task = await state.getTask(taskId);
+    if (!task || !runIsLive(task.state) || !task.runId) return 'ignored';
+    const at = new Date().toISOString();
+    if (task.state === 'waiting_for_answer') {
+      const open = await state.getOpenQuestion(task.id);
+      if (open && open.runId === task.runId && Date.parse(open.askedAt) <= Date.parse(at)) {
+        const answer = { questionId: open.questionId, by: { id: by.id, name: by.name }, text: said, at };
+        if (await state.recordAnswer(task.runId, answer)) {
+          await audit.append({
+            type: 'run.answer',
+            taskId: task.id,
+            actor: by.id,
+            data: { questionId: open.questionId, length: said.length },
+          });
+          await (await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion)))
+            ?.promote()
+            .catch(() => undefined);
+          await this.renderQuestion(task, open.questionId).catch((err) =>
+            this.deps.logger.warn({ err, taskId }, 'could not update the question card'),
+          );
+          return 'answered';
+        }
+      }
+    }
+    await state.pushThreadMessage(task.id, { by: { id: by.id, name: by.name }, text: said, at });
+    await audit.append({ type: 'run.thread_message', taskId: task.id, actor: by.id, data: { length: said.length } });
+    return 'delivered';
+  }
+
+  /** Whether a runner is working on the task's run right now (its job is active and locked). */
+  private async runIsHeld(task: Task): Promise<boolean> {
+    const job = await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion));
+    if (!job || (await job.getState()) !== 'active') return false;
+    return this.deps.queues.isLocked(job.id!);
   }
 
   /** Renders a runner event for the task's surface. Called by the notifications worker. */
@@ -413,12 +468,11 @@ export class Gateway {
       }
       case 'question': {
         const task = await this.deps.state.requireTask(event.taskId);
-        await this.surface(task).post(task.conversation, {
-          kind: 'question',
-          taskId: task.id,
-          question: event.question,
-          demo: task.demo,
-        });
+        if (!event.questionId) {
+          await this.surface(task).post(task.conversation, questionView(task, event.question));
+          return;
+        }
+        await this.renderQuestion(task, event.questionId, event.question, event.expiresAt);
         return;
       }
       case 'result':
@@ -434,6 +488,24 @@ export class Gateway {
         return;
       }
     }
+  }
+
+  /** The agent's question card: open until it expires, or who answered it. */
+  private async renderQuestion(task: Task, questionId: string, question?: string, expiresAt?: string): Promise<void> {
+    const slot = `question:${questionId}`;
+    const checkpoint = task.runId ? await this.deps.state.getCheckpoint(task.runId, { messages: false }) : undefined;
+    const pending = checkpoint?.pendingQuestion?.id === questionId ? checkpoint.pendingQuestion : undefined;
+    const text = question ?? pending?.question;
+    if (!text) return;
+    const answer = task.runId ? await this.deps.state.getAnswer(task.runId, questionId) : undefined;
+    await this.upsert(
+      task,
+      slot,
+      questionView(task, text, {
+        ...((expiresAt ?? pending?.expiresAt) ? { expiresAt: (expiresAt ?? pending?.expiresAt)! } : {}),
+        ...(answer ? { answeredBy: answer.by.name } : {}),
+      }),
+    );
   }
 
   private async renderPlan(taskId: string, version: number): Promise<void> {

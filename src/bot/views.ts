@@ -15,6 +15,7 @@ import {
   type PendingAction,
   type Plan,
   type ProgressEvent,
+  runIsLive,
   type StepStatus,
   type Task,
   type TrustLevel,
@@ -71,6 +72,14 @@ export interface FileLink {
   expiresAt: string;
 }
 
+/** Tokens by kind, as the card and the result show them. */
+export interface TokenBreakdown {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheWrite: number;
+}
+
 export interface ResultView {
   kind: 'result';
   taskId: string;
@@ -80,6 +89,8 @@ export interface ResultView {
   files: FileLink[];
   durationMs: number;
   tokens: number;
+  /** The same tokens by kind (input, output, cache reads and writes). */
+  usage: TokenBreakdown;
   costUsd: number;
   demo: boolean;
 }
@@ -88,6 +99,10 @@ export interface QuestionView {
   kind: 'question';
   taskId: string;
   question: string;
+  /** Until when a reply in the thread answers it; after that the agent goes on without. */
+  expiresAt?: string;
+  /** Set once someone answered. */
+  answeredBy?: string;
   demo: boolean;
 }
 
@@ -200,7 +215,7 @@ export function progressView(task: Task, event: ProgressEvent): ProgressView {
     ...(event.outputTail ? { outputTail: event.outputTail } : {}),
     elapsedMs: event.elapsedMs,
     tokens: totalTokens(event.usage),
-    cancellable: task.state === 'running' || task.state === 'queued' || task.state === 'waiting_for_approval',
+    cancellable: runIsLive(task.state),
     demo: task.demo,
   };
 }
@@ -229,9 +244,36 @@ export function resultView(
     })),
     durationMs: Math.max(0, ended - started),
     tokens: totalTokens(task.usage),
+    usage: tokenBreakdown(task.usage),
     costUsd: task.costUsd,
     demo: plan?.demo ?? task.demo,
   };
+}
+
+export function questionView(
+  task: Pick<Task, 'id' | 'demo'>,
+  question: string,
+  options: { expiresAt?: string; answeredBy?: string } = {},
+): QuestionView {
+  return { kind: 'question', taskId: task.id, question, ...options, demo: task.demo };
+}
+
+export function tokenBreakdown(usage: Task['usage']): TokenBreakdown {
+  return {
+    input: usage.inputTokens,
+    output: usage.outputTokens,
+    cacheRead: usage.cacheReadTokens,
+    cacheWrite: usage.cacheWriteTokens,
+  };
+}
+
+/** "12,300 in · 2,100 out · 80,000 cache read · 4,000 cache write" (zero kinds left out). */
+export function formatTokens(u: TokenBreakdown): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const parts = [`${n(u.input)} in`, `${n(u.output)} out`];
+  if (u.cacheRead > 0) parts.push(`${n(u.cacheRead)} cache read`);
+  if (u.cacheWrite > 0) parts.push(`${n(u.cacheWrite)} cache write`);
+  return parts.join(' · ');
 }
 
 export function statusView(task: Pick<Task, 'demo'>, text: string, tone: StatusView['tone'] = 'info'): StatusView {

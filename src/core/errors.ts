@@ -41,6 +41,20 @@ export const ErrorCodes = {
   budgetExceeded: 'handoff_budget_exceeded',
   deliverablesMissing: 'handoff_deliverables_missing',
   modelFailed: 'handoff_model_failed',
+  /** The model's reply was cut off at max_tokens more times than the run allows. */
+  modelTruncated: 'handoff_model_truncated',
+  /** The model declined to go on (stop reason `refusal`). */
+  modelRefused: 'handoff_model_refused',
+  /** The model stopped for a reason the loop cannot continue from (e.g. the context window is full). */
+  modelStopped: 'handoff_model_stopped',
+  /** Another runner took this run over (its lock expired); this one must stop touching it. */
+  runTakenOver: 'handoff_run_taken_over',
+  /** The runner is shutting down: the job goes back to the queue for another runner. */
+  runnerStopping: 'handoff_runner_stopping',
+  /** The audit record of an action could not be written; the action did not happen. */
+  auditUnavailable: 'handoff_audit_unavailable',
+  /** The run wrote more than its output cap. */
+  outputLimit: 'handoff_output_limit',
   queueUnavailable: 'handoff_queue_unavailable',
   runnerLost: 'handoff_runner_lost',
   config: 'handoff_config_invalid',

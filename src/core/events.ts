@@ -31,6 +31,10 @@ export const RunnerEventSchema = z.discriminatedUnion('type', [
     taskId: z.string(),
     runId: z.string(),
     question: z.string().max(4000),
+    /** The question the first reply after it answers. */
+    questionId: z.string().optional(),
+    /** Until when the question stays open. */
+    expiresAt: z.string().optional(),
   }),
   z.object({ type: z.literal('result'), taskId: z.string(), runId: z.string() }),
   z.object({ type: z.literal('approval.needed'), taskId: z.string(), runId: z.string(), approvalId: z.string() }),

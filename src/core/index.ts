@@ -40,12 +40,21 @@ export {
   ActionDecisionSchema,
   type Checkpoint,
   CheckpointSchema,
+  type OutputFile,
   type PendingAction,
   PendingActionSchema,
+  type PendingQuestion,
+  PendingQuestionSchema,
+  type QuestionAnswer,
+  QuestionAnswerSchema,
   type StepStatus,
   StepStatusSchema,
+  type ThreadMessage,
+  ThreadMessageSchema,
   type ToolCallRecord,
   ToolCallRecordSchema,
+  type WorkspaceManifest,
+  WorkspaceManifestSchema,
 } from './run.ts';
 export {
   type ChangeRequest,
@@ -58,6 +67,8 @@ export {
   isTerminal,
   type NewTask,
   newTask,
+  parkedStates,
+  runIsLive,
   type Task,
   TaskSchema,
   type TaskState,
@@ -68,4 +79,13 @@ export {
   VoteSchema,
 } from './task.ts';
 export { type ActionKind, ActionKindSchema, type TrustLevel, TrustLevelSchema } from './trust.ts';
-export { addUsage, costUsd, type Prices, totalTokens, type Usage, UsageSchema, zeroUsage } from './usage.ts';
+export {
+  addUsage,
+  budgetTokens,
+  costUsd,
+  type Prices,
+  totalTokens,
+  type Usage,
+  UsageSchema,
+  zeroUsage,
+} from './usage.ts';

@@ -169,8 +169,9 @@ export function ibanValid(iban: string): boolean {
 
 const cardDetectors: Detector[] = [
   {
-    // 13–19 digits, optionally grouped with single spaces or dashes; not part of a longer number.
-    pattern: /(?<![\d.,/-])\d(?:[ -]?\d){12,18}(?![\d/]|[.,-]\d)/g,
+    // 13–19 digits, optionally grouped with single spaces or dashes; not part of a longer number
+    // ("1,4111…" or "3.4111…"), but a CSV field after a comma is a field of its own.
+    pattern: /(?<![\d./-])(?<!\d,)\d(?:[ -]?\d){12,18}(?![\d/]|[.,-]\d)/g,
     replace: whole('card', cardValid),
   },
 ];

@@ -16,6 +16,8 @@ export const ToolCallRecordSchema = z.object({
   resultSha256: z.string(),
   at: z.string(),
   durationMs: z.number().nonnegative(),
+  /** What redaction removed from this call's result before the model saw it, by kind. */
+  redactions: z.record(z.string(), z.number().int().nonnegative()).optional(),
 });
 export type ToolCallRecord = z.infer<typeof ToolCallRecordSchema>;
 
@@ -42,6 +44,61 @@ export const ActionDecisionSchema = z.object({
   at: z.string(),
 });
 export type ActionDecision = z.infer<typeof ActionDecisionSchema>;
+
+/** A question the agent asked in the thread; the run is parked until it is answered or expires. */
+export const PendingQuestionSchema = z.object({
+  id: z.string(),
+  toolUseId: z.string(),
+  question: z.string().max(4000),
+  askedAt: z.string(),
+  expiresAt: z.string(),
+});
+export type PendingQuestion = z.infer<typeof PendingQuestionSchema>;
+
+/** The reply bound to a question: the first one posted in the thread after it was asked. */
+export const QuestionAnswerSchema = z.object({
+  questionId: z.string(),
+  by: z.object({ id: z.string(), name: z.string() }),
+  text: z.string().max(4000),
+  at: z.string(),
+});
+export type QuestionAnswer = z.infer<typeof QuestionAnswerSchema>;
+
+/** A message a person posted in the task's thread while the run works (a steering message). */
+export const ThreadMessageSchema = z.object({
+  by: z.object({ id: z.string(), name: z.string() }),
+  text: z.string().max(4000),
+  at: z.string(),
+});
+export type ThreadMessage = z.infer<typeof ThreadMessageSchema>;
+
+const StoredObjectSchema = z.object({
+  key: z.string().min(1).max(1024),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+  size: z.number().int().nonnegative(),
+});
+
+/** One file under /workspace/out as last saved to the artifact store. */
+export const OutputFileSchema = StoredObjectSchema.extend({
+  /** Path relative to /workspace/out. */
+  path: z.string().min(1).max(1024),
+  /** Modification time inside the sandbox when it was saved (with the size, how changes are noticed). */
+  mtime: z.string(),
+});
+export type OutputFile = z.infer<typeof OutputFileSchema>;
+
+/**
+ * The durable state of a run's workspace, kept in the artifact store so a run resumes on
+ * any runner: the inputs as the run sees them (approved changes included) and the outputs
+ * as of the last checkpoint.
+ */
+export const WorkspaceManifestSchema = z.object({
+  inputs: z.array(StoredObjectSchema.extend({ name: z.string().min(1).max(255), mediaType: z.string() })),
+  outputs: z.array(OutputFileSchema),
+  /** Bytes delivered to the thread so far (capped per run). */
+  deliveredBytes: z.number().int().nonnegative().default(0),
+});
+export type WorkspaceManifest = z.infer<typeof WorkspaceManifestSchema>;
 
 const ToolResultSchema = z.object({
   type: z.literal('tool_result'),
@@ -71,6 +128,16 @@ export const CheckpointSchema = z.object({
   inFlight: z.string().optional(),
   /** The call waiting for a person's approval. */
   pendingAction: PendingActionSchema.optional(),
+  /** The question waiting for a person's answer. */
+  pendingQuestion: PendingQuestionSchema.optional(),
+  /** Notes from Handoff for the model, added to the next message it is sent (e.g. its sandbox was replaced). */
+  notes: z.array(z.string()).default([]),
+  /** Model replies in a row that stopped at max_tokens or pause_turn and were continued. */
+  continuations: z.number().int().nonnegative().default(0),
+  /** A larger max_tokens for the next call, after a tool call was cut off. */
+  retryMaxTokens: z.number().int().positive().optional(),
+  /** The workspace's durable state in the artifact store. */
+  workspace: WorkspaceManifestSchema.optional(),
   /** How many of each kind of sensitive text were redacted before reaching the model. */
   redactions: z.record(z.string(), z.number().int().nonnegative()).default({}),
   /** The container kept while the run waits, re-attached on resume. */

@@ -13,6 +13,7 @@ export const TaskStateSchema = z.enum([
   'queued',
   'running',
   'waiting_for_approval',
+  'waiting_for_answer',
   'succeeded',
   'failed',
   'cancelled',
@@ -96,8 +97,9 @@ const transitions: Record<TaskState, readonly TaskState[]> = {
   denied: [],
   expired: [],
   queued: ['running', 'failed', 'cancelled'],
-  running: ['waiting_for_approval', 'succeeded', 'failed', 'cancelled'],
+  running: ['waiting_for_approval', 'waiting_for_answer', 'succeeded', 'failed', 'cancelled'],
   waiting_for_approval: ['running', 'failed', 'cancelled'],
+  waiting_for_answer: ['running', 'failed', 'cancelled'],
   succeeded: [],
   failed: [],
   cancelled: [],
@@ -107,6 +109,14 @@ export const terminalStates: readonly TaskState[] = ['denied', 'expired', 'succe
 
 export function isTerminal(state: TaskState): boolean {
   return terminalStates.includes(state);
+}
+
+/** A run that is parked: it holds no worker slot while a person approves a call or answers a question. */
+export const parkedStates: readonly TaskState[] = ['waiting_for_approval', 'waiting_for_answer'];
+
+/** Queued, running or parked: an approved run that has not ended. */
+export function runIsLive(state: TaskState): boolean {
+  return state === 'queued' || state === 'running' || parkedStates.includes(state);
 }
 
 export function canTransition(from: TaskState, to: TaskState): boolean {

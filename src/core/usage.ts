@@ -23,6 +23,18 @@ export function totalTokens(u: Usage): number {
   return u.inputTokens + u.outputTokens + u.cacheReadTokens + u.cacheWriteTokens;
 }
 
+/**
+ * Tokens as they count against a run's token budget: cache reads and writes weigh what
+ * they cost relative to a plain input token (a cache read is about a tenth of one), so a
+ * long run that rereads its cached transcript every turn does not hit the cap early.
+ * With no input price to compare against, the API's usual ratios (0.1 and 1.25) apply.
+ */
+export function budgetTokens(u: Usage, p: Prices): number {
+  const readWeight = p.inputPerMTok > 0 ? p.cacheReadPerMTok / p.inputPerMTok : 0.1;
+  const writeWeight = p.inputPerMTok > 0 ? p.cacheWritePerMTok / p.inputPerMTok : 1.25;
+  return Math.round(u.inputTokens + u.outputTokens + u.cacheReadTokens * readWeight + u.cacheWriteTokens * writeWeight);
+}
+
 /** Prices in US dollars per million tokens. */
 export interface Prices {
   inputPerMTok: number;

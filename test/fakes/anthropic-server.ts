@@ -124,6 +124,12 @@ export class FakeAnthropicServer {
     return this;
   }
 
+  /** Drops every queued reply (after a failed test, so the next one starts clean). */
+  clearQueue(): this {
+    this.#queue.length = 0;
+    return this;
+  }
+
   /** Answers requests when the queue is empty. */
   setHandler(handler: FakeHandler | undefined): this {
     this.#handler = handler;

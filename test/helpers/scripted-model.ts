@@ -14,6 +14,9 @@ export const toolUse = (id: string, name: string, input: unknown): ContentBlock 
 /** What every scripted turn reports using. */
 export const turnUsage: Usage = { inputTokens: 1000, outputTokens: 200, cacheReadTokens: 0, cacheWriteTokens: 0 };
 
+/** A scripted turn: its content, or the content with the stop reason (and usage) the API would give. */
+export type ScriptedTurn = ContentBlock[] | { content: ContentBlock[]; stopReason: string; usage?: Usage };
+
 /**
  * An in-memory ModelProvider that plays back scripted turns and keeps a copy of every
  * request it was sent (snapshots: callers keep appending to the same arrays).
@@ -23,20 +26,25 @@ export class ScriptedModel implements ModelProvider {
   readonly model = 'scripted-model';
   readonly demo = false;
   readonly requests: ModelRequest[] = [];
-  private readonly turns: ContentBlock[][];
+  private readonly turns: ScriptedTurn[];
 
-  constructor(turns: ContentBlock[][]) {
+  constructor(turns: ScriptedTurn[]) {
     this.turns = [...turns];
   }
 
   async createMessage(request: ModelRequest): Promise<ModelResponse> {
     this.requests.push(structuredClone(request));
-    const content = this.turns.shift();
-    if (!content) throw new Error('the scripted model ran out of turns');
+    const turn = this.turns.shift();
+    if (!turn) throw new Error('the scripted model ran out of turns');
+    const content = Array.isArray(turn) ? turn : turn.content;
     return {
       content,
-      stopReason: content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn',
-      usage: turnUsage,
+      stopReason: Array.isArray(turn)
+        ? content.some((b) => b.type === 'tool_use')
+          ? 'tool_use'
+          : 'end_turn'
+        : turn.stopReason,
+      usage: (!Array.isArray(turn) && turn.usage) || turnUsage,
       model: this.model,
     };
   }

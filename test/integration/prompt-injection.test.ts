@@ -28,8 +28,9 @@ describeDocker('prompt injection through an input file', () => {
     await model?.close();
   });
 
-  it('reaching out fails in the sandbox, posting elsewhere waits for a person, and both are audited', async () => {
+  it('reaching out fails in the sandbox, a made-up posting tool is refused, and both are audited', async () => {
     let curlResult = '';
+    let postResult: { content: string; is_error?: boolean } | undefined;
     model.enqueue(
       {
         content: [
@@ -65,7 +66,10 @@ describeDocker('prompt injection through an input file', () => {
           ],
         };
       },
-      { content: [{ type: 'text', text: 'I could not post the summary.' }] },
+      (body) => {
+        postResult = lastToolResult(body);
+        return { content: [{ type: 'text', text: 'I could not post the summary.' }] };
+      },
     );
     const ana = new ConsoleClient(handoff.url, 'Ana');
     const posted = await ana.post('@handoff summarise these notes', [
@@ -76,16 +80,15 @@ describeDocker('prompt injection through an input file', () => {
     const { taskId } = planButtons(card.html!);
     await ana.action({ action: 'approve', ...planButtons(card.html!) });
 
-    // Posting to another channel is not in the plan: it waits for a person.
-    const approval = await ana.waitForCard(thread, (h) => h.includes('card approval'), 60_000);
-    expect(approval.html).toContain('the approved plan did not include post_message');
-    expect(approval.html).toContain('#all-hands');
-    // The network attempt ran inside the sandbox, which has no network.
-    expect(curlResult).toMatch(/exit code [1-9]/);
-    const approvalId = /data-approval="([^"]+)"/.exec(approval.html!)![1]!;
-    await new ConsoleClient(handoff.url, 'Bo').action({ action: 'deny-action', taskId, approvalId });
     const result = await ana.waitForCard(thread, (h) => h.includes('card result'), 60_000);
     expect(result.html).toContain('The run failed');
+    // The network attempt ran inside the sandbox, which has no network.
+    expect(curlResult).toMatch(/exit code [1-9]/);
+    // There is no tool to post elsewhere: the model is told so, and nobody is paged for it.
+    expect(postResult?.is_error).toBe(true);
+    expect(postResult?.content).toContain('there is no tool named "post_message"');
+    const thread2 = await ana.thread(thread);
+    expect(thread2.some((m) => m.html?.includes('card approval'))).toBe(false);
 
     const redis = new Redis(handoff.redisUrl);
     const raw = await redis.lrange('hf:audit', 0, -1);
@@ -93,13 +96,99 @@ describeDocker('prompt injection through an input file', () => {
     const records = raw.map((r) => JSON.parse(r)).filter((r) => r.taskId === taskId);
     const curl = records.find((r) => r.type === 'tool.call' && r.data.tool === 'run_command');
     expect(curl.data.input.command).toContain('exfil.example.net');
-    expect(records.find((r) => r.type === 'action.approval_requested').data).toMatchObject({
-      tool: 'post_message',
-      action: 'connector_write',
+    expect(records.find((r) => r.type === 'tool.call' && r.data.tool === 'post_message').data).toMatchObject({
+      decision: 'refused',
+      input: { channel: '#all-hands' },
     });
-    expect(records.map((r) => r.type)).toContain('action.denied');
     // The key in the poisoned file never reached the model or the audit trail.
     expect(JSON.stringify(model.requests.map((r) => r.body))).not.toContain('SECRETSECRETSECRET');
     expect(raw.join('\n')).not.toContain('SECRETSECRETSECRET');
+  }, 180_000);
+
+  it('redacts what a command prints before the model sees it or a checkpoint stores it', async () => {
+    const customers =
+      'name,email,card\nDana Ruiz,dana.ruiz@example.org,4111 1111 1111 1111\nLee Park,lee@example.org,5500 0000 0000 0004\nbackup key: sk-ant-api03-PRINTEDPRINTEDPRINTEDPRINTED99\n';
+    let printed = '';
+    model.enqueue(
+      {
+        content: [
+          {
+            type: 'tool_use',
+            name: 'submit_plan',
+            input: {
+              summary: 'List the customers in a markdown file.',
+              steps: [{ title: 'List them', actions: ['read_files', 'run_commands', 'create_files'] }],
+              deliverables: [{ name: 'customers.md', type: 'md' }],
+            },
+          },
+        ],
+      },
+      // The model prints the whole file through a command: the result is redacted, not only the first message.
+      {
+        content: [
+          { type: 'tool_use', name: 'run_command', input: { command: 'cat /workspace/in/customers.csv', step: 1 } },
+        ],
+      },
+      (body) => {
+        printed = lastToolResult(body)?.content ?? '';
+        return {
+          content: [
+            {
+              type: 'tool_use',
+              name: 'run_command',
+              input: { command: "printf '# Customers\\n\\nTwo customers.\\n' > /workspace/out/customers.md", step: 1 },
+            },
+          ],
+        };
+      },
+      { content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/customers.md' } }] },
+      { content: [{ type: 'text', text: 'Listed two customers.' }] },
+    );
+    const ana = new ConsoleClient(handoff.url, 'Ana');
+    const posted = await ana.post('@handoff list the customers', [
+      { name: 'customers.csv', content: Buffer.from(customers) },
+    ]);
+    const thread = posted.body.message!.id;
+    const card = await ana.waitForCard(thread, (h) => h.includes('card plan'));
+    const { taskId } = planButtons(card.html!);
+    await ana.action({ action: 'approve', ...planButtons(card.html!) });
+    const result = await ana.waitForCard(thread, (h) => h.includes('card result'), 90_000);
+    expect(result.html).toContain('Done');
+
+    // The command did print the file (so the redaction had something to do)…
+    expect(printed, printed).toContain('Dana Ruiz');
+    expect(printed).toContain('[redacted:email]');
+    expect(printed).toContain('[redacted:card]');
+    expect(printed).toContain('[redacted:secret]');
+    // …and nothing sensitive reached the model, the checkpoint or the audit trail.
+    const sent = JSON.stringify(model.requests.map((r) => r.body));
+    for (const raw of ['dana.ruiz@example.org', 'lee@example.org', '4111 1111 1111 1111', 'PRINTEDPRINTED']) {
+      expect(sent).not.toContain(raw);
+    }
+    const redis = new Redis(handoff.redisUrl);
+    try {
+      const keys = await redis.keys('hf:checkpoint:*');
+      expect(keys.length).toBeGreaterThan(0);
+      const stored = (
+        await Promise.all(
+          keys.map(async (k) =>
+            (await redis.type(k)) === 'list' ? (await redis.lrange(k, 0, -1)).join('') : await redis.get(k),
+          ),
+        )
+      ).join('\n');
+      expect(stored).toContain('Dana Ruiz');
+      for (const raw of ['dana.ruiz@example.org', '4111 1111 1111 1111', 'PRINTEDPRINTED'])
+        expect(stored).not.toContain(raw);
+      const audit = (await redis.lrange('hf:audit', 0, -1))
+        .map((r) => JSON.parse(r))
+        .filter((r) => r.taskId === taskId);
+      const call = audit.find(
+        (r) => r.type === 'tool.call' && r.data.input?.command === 'cat /workspace/in/customers.csv',
+      );
+      expect(call.data.redactions).toMatchObject({ email: 2, card: 2, secret: 1 });
+      expect(audit.find((r) => r.type === 'run.redactions').data.counts).toMatchObject({ email: 2, card: 2 });
+    } finally {
+      redis.disconnect();
+    }
   }, 180_000);
 });

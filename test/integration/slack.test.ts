@@ -521,6 +521,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
       })),
       durationMs: 1000,
       tokens: 10,
+      usage: { input: 8, output: 2, cacheRead: 0, cacheWrite: 0 },
       costUsd: 0.01,
       demo: false,
     };
@@ -548,7 +549,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     await state.createTask(task);
     await state.linkThread('slack', 'C1', thread, task.id);
     // A fixture: the task as a runner would have it mid-run.
-    await state.updateTask(task.id, (t) => ({ ...t, state: 'running' }));
+    await state.updateTask(task.id, (t) => ({ ...t, state: 'running', runId: `r_live${tsSeq}` }));
 
     const say = (user: { id: string }, text: string) =>
       slack.event({
@@ -566,12 +567,12 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     const deadline = Date.now() + 5000;
     let texts: string[] = [];
     while (Date.now() < deadline) {
-      texts = (await redis.lrange(`hf:answers:${task.id}`, 0, -1)).map((r) => (JSON.parse(r) as { text: string }).text);
+      texts = (await redis.lrange(`hf:said:${task.id}`, 0, -1)).map((r) => (JSON.parse(r) as { text: string }).text);
       if (texts.length >= 2) break;
       await new Promise((r) => setTimeout(r, 100));
     }
     await new Promise((r) => setTimeout(r, 300));
-    texts = (await redis.lrange(`hf:answers:${task.id}`, 0, -1)).map((r) => (JSON.parse(r) as { text: string }).text);
+    texts = (await redis.lrange(`hf:said:${task.id}`, 0, -1)).map((r) => (JSON.parse(r) as { text: string }).text);
     expect(texts.sort()).toEqual(['and round to cents', 'use EUR please']);
 
     const client = new webApi.WebClient(botToken, { slackApiUrl: fake.apiUrl, rejectRateLimitedCalls: true });

@@ -1,10 +1,20 @@
 import { describe, expect, it } from 'vitest';
-import { runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
-import type { ContentBlock, ModelRequest } from '../../../src/agent/model/provider.ts';
+import { type QuestionOutcome, runAgentLoop, type ToolHost } from '../../../src/agent/agent-loop.ts';
+import type { ModelRequest } from '../../../src/agent/model/provider.ts';
+import type { Redactor } from '../../../src/agent/redactor.ts';
 import { defaultTrustLevels } from '../../../src/approvals/index.ts';
-import { type ActionDecision, type Checkpoint, HandoffError, type Plan, type Task } from '../../../src/core/index.ts';
+import {
+  type ActionDecision,
+  type Checkpoint,
+  HandoffError,
+  type Plan,
+  redact,
+  type Task,
+  type ThreadMessage,
+  type ToolCallRecord,
+} from '../../../src/core/index.ts';
 import { testPlan, testTask } from '../../helpers/fixtures.ts';
-import { ScriptedModel, text, toolUse } from '../../helpers/scripted-model.ts';
+import { ScriptedModel, type ScriptedTurn, text, toolUse } from '../../helpers/scripted-model.ts';
 
 /**
  * An in-memory sandbox: a map of files, enough of `sh`/`head`/`cat`/`find` for the loop's
@@ -58,8 +68,15 @@ class MemoryHost implements ToolHost {
     return { name, size: Buffer.byteLength(content) };
   }
 
-  async ask(): Promise<string> {
-    return 'Use the March figures.';
+  /** Messages people posted in the thread; consumed as the loop marks them seen. */
+  readonly said: ThreadMessage[] = [];
+
+  async threadMessages(): Promise<ThreadMessage[]> {
+    return [...this.said];
+  }
+
+  async consumeThreadMessages(count: number): Promise<void> {
+    this.said.splice(0, count);
   }
 
   async changeInput(name: string, content: string | undefined): Promise<void> {
@@ -115,6 +132,8 @@ function freshCheckpoint(): Checkpoint {
     toolCalls: [],
     delivered: [],
     partialResults: [],
+    notes: [],
+    continuations: 0,
     redactions: {},
     startedAt: '2025-03-01T09:03:00.000Z',
     elapsedMs: 0,
@@ -122,20 +141,33 @@ function freshCheckpoint(): Checkpoint {
 }
 
 function setup(
-  turns: ContentBlock[][],
-  options: { plan?: Plan; checkpoint?: Checkpoint; signal?: AbortSignal; host?: MemoryHost } = {},
+  turns: ScriptedTurn[],
+  options: {
+    plan?: Plan;
+    checkpoint?: Checkpoint;
+    signal?: AbortSignal;
+    host?: MemoryHost;
+    redact?: Redactor;
+    maxTokensPerCall?: number;
+    onToolCall?: (record: ToolCallRecord) => void;
+  } = {},
 ) {
   const model = new ScriptedModel(turns);
   const host = options.host ?? new MemoryHost();
   const saved: Checkpoint[] = [];
-  const run = (resume?: { checkpoint: Checkpoint; decision: ActionDecision }) =>
+  const run = (resume?: { checkpoint: Checkpoint; decision?: ActionDecision; answer?: QuestionOutcome }) =>
     runAgentLoop({
       provider: model,
       host,
       task,
       plan: options.plan ?? makePlan(),
       checkpoint: resume?.checkpoint ?? options.checkpoint ?? freshCheckpoint(),
-      ...(resume ? { actionDecision: resume.decision } : {}),
+      ...(resume?.decision ? { actionDecision: resume.decision } : {}),
+      ...(resume?.answer ? { questionOutcome: resume.answer } : {}),
+      ...(options.redact ? { redact: options.redact } : {}),
+      ...(options.maxTokensPerCall ? { maxTokensPerCall: options.maxTokensPerCall } : {}),
+      ...(options.onToolCall ? { onToolCall: options.onToolCall } : {}),
+      questionTimeoutMs: 1_800_000,
       approvalExpiryMs: 3_600_000,
       save: async (cp) => {
         saved.push(structuredClone(cp));
@@ -308,14 +340,16 @@ describe('runAgentLoop', () => {
     expect(saved.at(-1)!.usage.inputTokens).toBe(4000);
   });
 
-  it('notes a planned deliverable that was not delivered', async () => {
+  it('fails a run that delivered only part of the planned deliverables, naming what is missing', async () => {
     const plan = makePlan();
     plan.deliverables = [...plan.deliverables, { name: 'chart.png', type: 'png' }];
     const { run } = setup(deliveringRun, { plan });
     const outcome = await run();
 
-    expect(outcome.status).toBe('succeeded');
-    expect(outcome.summary).toContain('Not delivered: chart.png');
+    expect(outcome.status).toBe('failed');
+    expect(outcome.failure?.code).toBe('handoff_deliverables_missing');
+    expect(outcome.failure?.message).toContain('without delivering chart.png');
+    expect(outcome.failure?.message).toContain('delivered: report.md');
   });
 
   it('fails with handoff_deliverables_missing when the run ends without delivering', async () => {
@@ -407,5 +441,249 @@ describe('runAgentLoop', () => {
     expect(host.files.get('/workspace/out/report.md')).toBe(report);
     expect(toolResultsIn(model.requests[0]!)[0]!.is_error).toBeUndefined();
     expect(outcome.status).toBe('succeeded');
+  });
+
+  it('redacts every tool result before the model sees it or it is checkpointed, and counts it per call', async () => {
+    const host = new MemoryHost();
+    host.files.set(
+      '/workspace/in/customers.csv',
+      'name,email\nDana,dana@example.com\nKey: sk-ant-api03-ABCDEFGHIJKLMNOPQRSTUVWX\n',
+    );
+    const records: ToolCallRecord[] = [];
+    const { model, saved, run } = setup(
+      [[toolUse('tu_1', 'read_file', { path: '/workspace/in/customers.csv', step: 1 })], [text('Nothing to deliver.')]],
+      {
+        host,
+        redact: (t) => {
+          const r = redact(t, ['email', 'secret']);
+          return { text: r.text, counts: r.counts };
+        },
+        onToolCall: (record) => {
+          records.push(record);
+        },
+      },
+    );
+    await run();
+
+    const seen = toolResultsIn(model.requests[1]!)[0]!.content;
+    expect(seen).toContain('[redacted:email]');
+    expect(seen).not.toContain('dana@example.com');
+    expect(seen).not.toContain('ABCDEFGHIJKLMNOPQRSTUVWX');
+    expect(JSON.stringify(saved)).not.toContain('dana@example.com');
+    expect(JSON.stringify(saved)).not.toContain('ABCDEFGHIJKLMNOPQRSTUVWX');
+    expect(records[0]!.redactions).toEqual({ email: 1, secret: 1 });
+    expect(saved.at(-1)!.redactions).toMatchObject({ email: 1, secret: 1 });
+  });
+
+  it('answers a call to a tool that does not exist with an error result, not an approval request', async () => {
+    const { model, host, run } = setup([[toolUse('tu_1', 'raed_file', { path: 'in/data.csv' })], ...deliveringRun]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(outcome.checkpoint.pendingAction).toBeUndefined();
+    const [result] = toolResultsIn(model.requests[1]!);
+    expect(result).toMatchObject({ tool_use_id: 'tu_1', is_error: true });
+    expect(result!.content).toContain('there is no tool named "raed_file"');
+    expect(result!.content).toContain('read_file');
+    expect(outcome.checkpoint.toolCalls[0]).toMatchObject({ tool: 'raed_file', decision: 'refused' });
+    expect(host.execs.length).toBeGreaterThan(0);
+  });
+
+  it('continues a reply cut off at max_tokens and keeps the whole closing text', async () => {
+    const { model, run } = setup([
+      ...deliveringRun.slice(0, 3),
+      { content: [text('Made report.md: two regions, ')], stopReason: 'max_tokens' },
+      [text('30 in total.')],
+    ]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(outcome.summary).toBe('Made report.md: two regions, 30 in total.');
+    const last = model.requests.at(-1)!.messages.at(-1)!;
+    expect(last.role).toBe('user');
+    expect(JSON.stringify(last.content)).toContain('cut off at the length limit');
+  });
+
+  it('asks again with more room when a tool call is cut off at max_tokens, without running it', async () => {
+    const { model, host, run } = setup(
+      [
+        { content: [toolUse('tu_x', 'write_file', { path: '/workspace/out/report.md' })], stopReason: 'max_tokens' },
+        ...deliveringRun,
+      ],
+      { maxTokensPerCall: 1000 },
+    );
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(model.requests[0]!.maxTokens).toBe(1000);
+    expect(model.requests[1]!.maxTokens).toBe(2000);
+    expect(model.requests[2]!.maxTokens).toBe(1000);
+    // The cut-off call never ran and never entered the transcript.
+    expect(JSON.stringify(model.requests.at(-1)!.messages)).not.toContain('tu_x');
+    expect(host.execs.every((e) => e.stdin !== undefined || !e.argv.join(' ').includes('tu_x'))).toBe(true);
+  });
+
+  it('fails clearly when replies keep being cut off at max_tokens', async () => {
+    const cut = { content: [text('and so on')], stopReason: 'max_tokens' };
+    const { model, run } = setup([cut, cut, cut, cut, cut]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('failed');
+    expect(outcome.failure?.code).toBe('handoff_model_truncated');
+    expect(outcome.failure?.message).toContain('cut off at its length limit');
+    expect(model.requests).toHaveLength(4);
+  });
+
+  it('fails with the reason when the model refuses, even after delivering', async () => {
+    const { run } = setup([
+      ...deliveringRun.slice(0, 3),
+      { content: [text('I cannot help with the rest of this.')], stopReason: 'refusal' },
+    ]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('failed');
+    expect(outcome.failure?.code).toBe('handoff_model_refused');
+    expect(outcome.failure?.message).toContain('I cannot help with the rest of this.');
+  });
+
+  it('continues a paused turn (pause_turn) by sending it back as it is', async () => {
+    const { model, run } = setup([
+      ...deliveringRun.slice(0, 3),
+      { content: [text('Working on the summary…')], stopReason: 'pause_turn' },
+      [text(' Made report.md.')],
+    ]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    const sent = model.requests.at(-1)!.messages;
+    expect(sent.at(-1)!.role).toBe('assistant');
+    expect(outcome.summary).toBe('Working on the summary… Made report.md.');
+  });
+
+  it('fails when the model stops for a reason it cannot continue from', async () => {
+    const { run } = setup([
+      ...deliveringRun.slice(0, 3),
+      { content: [text('The context is full')], stopReason: 'model_context_window_exceeded' },
+    ]);
+    const outcome = await run();
+
+    expect(outcome.status).toBe('failed');
+    expect(outcome.failure?.code).toBe('handoff_model_stopped');
+    expect(outcome.failure?.message).toContain('model_context_window_exceeded');
+  });
+
+  it('parks on a question and gives the model exactly the answer bound to it, redacted', async () => {
+    const { model, run } = setup(
+      [
+        [toolUse('tu_q', 'ask_humans', { question: 'Which month?' })],
+        [toolUse('tu_1', 'write_file', { path: '/workspace/out/report.md', content: report, step: 2 })],
+        [toolUse('tu_2', 'deliver_artifact', { path: '/workspace/out/report.md', step: 2 })],
+        [text('Done with March.')],
+      ],
+      {
+        redact: (t) => {
+          const r = redact(t, ['email']);
+          return { text: r.text, counts: r.counts };
+        },
+      },
+    );
+    const asked = await run();
+    expect(asked.status).toBe('paused');
+    const question = asked.checkpoint.pendingQuestion!;
+    expect(question).toMatchObject({ toolUseId: 'tu_q', question: 'Which month?' });
+    expect(Date.parse(question.expiresAt) - Date.parse(question.askedAt)).toBe(1_800_000);
+    expect(model.requests).toHaveLength(1);
+
+    // An answer to some other question does not wake it.
+    const other = await run({
+      checkpoint: asked.checkpoint,
+      answer: { questionId: 'q_other', by: { id: 'u2', name: 'Bo' }, text: 'thanks!', at: new Date().toISOString() },
+    });
+    expect(other.status).toBe('paused');
+    expect(model.requests).toHaveLength(1);
+
+    const done = await run({
+      checkpoint: asked.checkpoint,
+      answer: {
+        questionId: question.id,
+        by: { id: 'u2', name: 'Bo' },
+        text: 'March, and mail bo@example.com',
+        at: new Date().toISOString(),
+      },
+    });
+    expect(done.status).toBe('succeeded');
+    const result = toolResultsIn(model.requests[1]!)[0]!;
+    expect(result.tool_use_id).toBe('tu_q');
+    expect(result.content).toContain('Answer from Bo');
+    expect(result.content).toContain('March');
+    expect(result.content).not.toContain('bo@example.com');
+  });
+
+  it('tells the model nobody answered when the question expired', async () => {
+    const { model, run } = setup([[toolUse('tu_q', 'ask_humans', { question: 'Which month?' })], ...deliveringRun]);
+    const asked = await run();
+    await run({
+      checkpoint: asked.checkpoint,
+      answer: { questionId: asked.checkpoint.pendingQuestion!.id, expired: true },
+    });
+    expect(toolResultsIn(model.requests[1]!)[0]!.content).toContain('No one answered within 30 min');
+  });
+
+  it('hands thread messages to the model at its next turn, redacted, and marks them seen once saved', async () => {
+    const host = new MemoryHost();
+    const { model, saved, run } = setup(deliveringRun, {
+      host,
+      redact: (t) => {
+        const r = redact(t, ['phone']);
+        return { text: r.text, counts: r.counts };
+      },
+    });
+    host.onExec = () => {
+      if (host.said.length === 0 && host.execs.length === 1)
+        host.said.push({
+          by: { id: 'u_ana', name: 'Ana' },
+          text: 'Only North, please. Call +44 20 7946 0958',
+          at: new Date().toISOString(),
+        });
+    };
+    await run();
+
+    const second = JSON.stringify(model.requests[1]!.messages.at(-1));
+    expect(second).toContain('Only North, please.');
+    expect(second).toContain('thread_message from=\\"Ana\\"');
+    expect(second).not.toContain('7946');
+    expect(host.said).toEqual([]);
+    expect(JSON.stringify(saved)).not.toContain('7946');
+    // Only once: the next turn does not repeat it.
+    expect(JSON.stringify(model.requests[2]!.messages.at(-1))).not.toContain('Only North');
+  });
+
+  it('weighs cache reads at their price against the token budget', async () => {
+    const plan = makePlan({ budget: { maxTokens: 50_000, maxCostUsd: 5, maxWallTimeMs: 900_000 } });
+    const cached = { inputTokens: 1000, outputTokens: 200, cacheReadTokens: 100_000, cacheWriteTokens: 0 };
+    const turns: ScriptedTurn[] = deliveringRun.map((content) => ({
+      content,
+      stopReason: content.some((b) => b.type === 'tool_use') ? 'tool_use' : 'end_turn',
+      usage: cached,
+    }));
+    const { run } = setup(turns, { plan });
+    // 4 turns × (1,200 + 100,000 × 0.1) = 44,800 weighed tokens: within 50,000, though 404,800 were read.
+    const outcome = await run();
+    expect(outcome.status).toBe('succeeded');
+    expect(outcome.checkpoint.usage.cacheReadTokens).toBe(400_000);
+
+    const tight = makePlan({ budget: { maxTokens: 30_000, maxCostUsd: 5, maxWallTimeMs: 900_000 } });
+    const again = setup(turns, { plan: tight });
+    const err = await rejection(again.run());
+    expect(err.code).toBe('handoff_budget_exceeded');
+  });
+
+  it('ends a resumed run whose last turn already ended, without asking the model again', async () => {
+    const first = setup(deliveringRun);
+    const done = await first.run();
+    const { model, run } = setup([], { checkpoint: done.checkpoint });
+    const again = await run();
+    expect(again.status).toBe('succeeded');
+    expect(model.requests).toHaveLength(0);
   });
 });

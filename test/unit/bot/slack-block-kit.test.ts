@@ -115,6 +115,7 @@ describe('Block Kit rendering', () => {
       })),
       durationMs: 65_000,
       tokens: 1234,
+      usage: { input: 1, output: 1, cacheRead: 0, cacheWrite: 0 },
       costUsd: 0.12,
       demo: false,
     };

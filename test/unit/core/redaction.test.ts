@@ -34,6 +34,14 @@ describe('redact', () => {
     expect(r.counts).toEqual({ card: 3 });
   });
 
+  it('replaces card numbers that are fields of a CSV row, but not the tail of a comma-grouped number', () => {
+    const r = redact('name,card\nDana,4111 1111 1111 1111\nLee,5500000000000004,EUR\ntotal,1,4111111111111111', [
+      'card',
+    ]);
+    expect(r.text).toBe('name,card\nDana,[redacted:card]\nLee,[redacted:card],EUR\ntotal,1,4111111111111111');
+    expect(r.counts).toEqual({ card: 2 });
+  });
+
   it('replaces checksum-valid IBANs, grouped or not, and keeps what follows', () => {
     const r = redact(
       'Pay DE89 3704 0044 0532 0130 00 EUR 1,200.00 or GB82WEST12345698765432. Not DE89 3704 0044 0532 0130 01.',

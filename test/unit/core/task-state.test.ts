@@ -3,7 +3,10 @@ import { fileNameProblem } from '../../../src/core/artifact.ts';
 import { HandoffError } from '../../../src/core/errors.ts';
 import { newTask, type Task, type TaskState, TaskStateSchema, transition } from '../../../src/core/task.ts';
 
-/** The legal moves, copied from DESIGN §5 rather than read from the source under test. */
+/**
+ * The legal moves, copied from DESIGN §5 rather than read from the source under test; a
+ * run parks in `waiting_for_answer` while the agent's question is open, as it does for an approval.
+ */
 const legal: ReadonlyArray<readonly [TaskState, TaskState]> = [
   ['requested', 'planning'],
   ['requested', 'failed'],
@@ -20,12 +23,16 @@ const legal: ReadonlyArray<readonly [TaskState, TaskState]> = [
   ['queued', 'failed'],
   ['queued', 'cancelled'],
   ['running', 'waiting_for_approval'],
+  ['running', 'waiting_for_answer'],
   ['running', 'succeeded'],
   ['running', 'failed'],
   ['running', 'cancelled'],
   ['waiting_for_approval', 'running'],
   ['waiting_for_approval', 'failed'],
   ['waiting_for_approval', 'cancelled'],
+  ['waiting_for_answer', 'running'],
+  ['waiting_for_answer', 'failed'],
+  ['waiting_for_answer', 'cancelled'],
 ];
 const terminal: readonly TaskState[] = ['denied', 'expired', 'succeeded', 'failed', 'cancelled'];
 const allStates = TaskStateSchema.options;
@@ -51,10 +58,10 @@ function taskIn(state: TaskState, extra: Partial<Task> = {}): Task {
 }
 
 describe('task state machine', () => {
-  it('knows eleven states, so 121 pairs split into 21 legal and 100 illegal moves', () => {
-    expect(allStates).toHaveLength(11);
-    expect(legal).toHaveLength(21);
-    expect(illegal).toHaveLength(100);
+  it('knows twelve states, so 144 pairs split into 25 legal and 119 illegal moves', () => {
+    expect(allStates).toHaveLength(12);
+    expect(legal).toHaveLength(25);
+    expect(illegal).toHaveLength(119);
   });
 
   it.each(legal)('allows %s → %s and stamps the time', (from, to) => {

@@ -1,6 +1,6 @@
 import type { types } from '@slack/bolt';
 import type { StepStatus, TrustLevel } from '../../../core/index.ts';
-import { type FileLink, formatDuration, formatUsd, type PlanView, type View } from '../../views.ts';
+import { type FileLink, formatDuration, formatTokens, formatUsd, type PlanView, type View } from '../../views.ts';
 
 type KnownBlock = types.KnownBlock;
 
@@ -135,7 +135,15 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
     case 'question': {
       text = `Question: ${view.question}`;
       blocks.push(section(`:question: *The agent asks:*\n${escapeMrkdwn(view.question)}`));
-      blocks.push(context('Reply in this thread to answer.'));
+      blocks.push(
+        context(
+          view.answeredBy
+            ? `Answered by ${escapeMrkdwn(view.answeredBy)}.`
+            : view.expiresAt
+              ? `Reply in this thread to answer. The question stays open until ${view.expiresAt.replace('T', ' ').slice(0, 16)} UTC, then the agent goes on without an answer.`
+              : 'Reply in this thread to answer.',
+        ),
+      );
       break;
     }
     case 'plan': {
@@ -278,7 +286,7 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       if (lines.length > room) blocks.push(context(`…and ${lines.length - room} more files`));
       const cost = view.demo
         ? 'demo model, no cost'
-        : `${view.tokens.toLocaleString('en-US')} tokens · ${formatUsd(view.costUsd)}`;
+        : `${formatTokens(view.usage)} tokens · ${formatUsd(view.costUsd)}`;
       blocks.push(context(`Took ${formatDuration(view.durationMs)} · ${cost}`));
       break;
     }

@@ -1,5 +1,5 @@
 import { formatBytes } from '../../../storage/index.ts';
-import { formatDuration, formatUsd, type PlanView, type View } from '../../views.ts';
+import { formatDuration, formatTokens, formatUsd, type PlanView, type View } from '../../views.ts';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -119,7 +119,7 @@ export function renderHtml(view: View): string {
       const summary = view.summary ? `<p>${e(view.summary)}</p>` : '';
       const cost = view.demo
         ? 'demo model, no cost'
-        : `${view.tokens.toLocaleString('en-US')} tokens · ≈ ${formatUsd(view.costUsd)}`;
+        : `${formatTokens(view.usage)} tokens · ≈ ${formatUsd(view.costUsd)}`;
       return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${files ? `<ul class="files">${files}</ul>` : ''}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p></div>`;
     }
     case 'approval': {
@@ -142,7 +142,13 @@ export function renderHtml(view: View): string {
       }
       return `<div class="card approval" data-task="${e(view.taskId)}"><h3>Approve this step?</h3><p>${e(view.reason)} <span class="badge badge-${view.trust}">${e(view.trust)}</span></p><dl class="details">${details}</dl>${footer}</div>`;
     }
-    case 'question':
-      return `<div class="card question" data-task="${e(view.taskId)}"><h3>Question</h3><p>${e(view.question)}</p><p class="muted">Reply in this thread to answer.</p></div>`;
+    case 'question': {
+      const footer = view.answeredBy
+        ? `Answered by ${e(view.answeredBy)}.`
+        : view.expiresAt
+          ? `Reply in this thread to answer; the question stays open until ${time(view.expiresAt)}, then the agent goes on without an answer.`
+          : 'Reply in this thread to answer.';
+      return `<div class="card question" data-task="${e(view.taskId)}"><h3>Question</h3><p>${e(view.question)}</p><p class="muted">${footer}</p></div>`;
+    }
   }
 }
