@@ -63,4 +63,7 @@ if ! docker image inspect "$image" >/dev/null 2>&1; then
   bash scripts/build-sandbox-image.sh
 fi
 
+# Stop with whatever started us: if it is killed outright (kill -9), Handoff shuts down
+# instead of holding the port and the data dir for nobody.
+export HANDOFF_EXIT_WITH_PARENT=1
 exec node bin/handoff.js dev

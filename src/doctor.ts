@@ -2,11 +2,13 @@ import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import Dockerode from 'dockerode';
 import type { Config } from './config/index.ts';
-import { createRecordConnection, redisHealth } from './storage/index.ts';
+import { createRecordConnection, formatBytes, redisHealth, StateStore } from './storage/index.ts';
 
 interface Check {
   name: string;
   ok: boolean;
+  /** Not confirmed either way: printed as `warn`, does not fail the command. */
+  warn?: boolean;
   detail: string;
   fix?: string;
 }
@@ -20,19 +22,51 @@ export async function doctor(config: Config): Promise<number> {
     try {
       await redis.connect();
       const h = await redisHealth(redis);
-      checks.push({ name: 'Redis', ok: true, detail: `reachable, version ${h.version}` });
       checks.push({
-        name: 'Redis eviction policy',
-        ok: h.evictionPolicy === 'noeviction',
-        detail: h.evictionPolicy,
-        fix: 'redis-cli CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)',
+        name: 'Redis',
+        ok: true,
+        detail: `reachable, version ${h.version}${h.configAvailable ? '' : ' (CONFIG is disabled: settings read from INFO)'}`,
       });
-      checks.push({
-        name: 'Redis AOF',
-        ok: h.aof,
-        detail: h.aof ? 'on' : 'off',
-        fix: 'redis-cli CONFIG SET appendonly yes (and set it in redis.conf)',
-      });
+      // Managed services disable CONFIG: their settings change in the service's configuration.
+      const where = h.configAvailable ? 'in redis.conf' : "in the service's configuration or parameter group";
+      const unconfirmed = h.configAvailable ? 'INFO does not show it' : 'CONFIG GET and INFO are not available';
+      checks.push(
+        h.evictionPolicy === undefined
+          ? {
+              name: 'Redis eviction policy',
+              ok: true,
+              warn: true,
+              detail: `could not be confirmed (${unconfirmed} to this connection)`,
+              fix: `that maxmemory-policy is noeviction ${where}`,
+            }
+          : {
+              name: 'Redis eviction policy',
+              ok: h.evictionPolicy === 'noeviction',
+              detail: h.evictionPolicy,
+              fix: h.configAvailable
+                ? 'redis-cli CONFIG SET maxmemory-policy noeviction (and set it in redis.conf)'
+                : `set maxmemory-policy noeviction ${where}`,
+            },
+      );
+      checks.push(
+        h.aof === undefined
+          ? {
+              name: 'Redis AOF',
+              ok: true,
+              warn: true,
+              detail: `could not be confirmed (${unconfirmed} to this connection)`,
+              fix: `that persistence is on (appendonly yes) ${where}`,
+            }
+          : {
+              name: 'Redis AOF',
+              ok: h.aof,
+              detail: h.aof ? 'on' : 'off',
+              fix: h.configAvailable
+                ? 'redis-cli CONFIG SET appendonly yes (and set it in redis.conf)'
+                : `turn on persistence (appendonly yes) ${where}`,
+            },
+      );
+      checks.push(await memoryCheck(redis, config));
     } catch (err) {
       checks.push({
         name: 'Redis',
@@ -113,7 +147,37 @@ export async function doctor(config: Config): Promise<number> {
   });
 
   for (const c of checks) {
-    console.log(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}${!c.ok && c.fix ? `\n      fix: ${c.fix}` : ''}`);
+    const status = c.ok ? (c.warn ? 'warn' : 'ok  ') : 'FAIL';
+    const fix = c.fix && (!c.ok || c.warn) ? `\n      ${c.warn ? 'check' : 'fix'}: ${c.fix}` : '';
+    console.log(`${status}  ${c.name}: ${c.detail}${fix}`);
   }
   return checks.every((c) => c.ok) ? 0 : 1;
+}
+
+/** Redis memory: what is used, what one task's records cost, and what retention keeps. */
+async function memoryCheck(redis: ReturnType<typeof createRecordConnection>, config: Config): Promise<Check> {
+  try {
+    const info = await redis.info('memory');
+    const used = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+    const max = Number(/maxmemory:(\d+)/.exec(info)?.[1] ?? 0);
+    const report = await new StateStore(redis).taskMemoryReport();
+    const perTask = report.sampled
+      ? `; ${report.tasks}${report.capped ? '+' : ''} task records, about ${formatBytes(report.averageBytes)} per task (task, plans, checkpoint and transcript, ${report.sampled} sampled)`
+      : '; no task records yet';
+    const full = max > 0 && used > max * 0.8;
+    return {
+      name: 'Redis memory',
+      ok: !full,
+      detail: `${formatBytes(used)} used${max > 0 ? ` of ${formatBytes(max)}` : ' (no maxmemory set)'}${perTask}; records are kept ${config.retentionDays} days after a task ends`,
+      fix: 'raise maxmemory, or lower HANDOFF_RETENTION_DAYS',
+    };
+  } catch (err) {
+    return {
+      name: 'Redis memory',
+      ok: true,
+      warn: true,
+      detail: `could not be measured: ${(err as Error).message}`,
+      fix: 'that INFO and MEMORY USAGE are allowed to this connection',
+    };
+  }
 }

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type ServerType, serve } from '@hono/node-server';
@@ -17,12 +18,20 @@ import {
   toPlanPolicy,
 } from './approvals/index.ts';
 import {
+  type ConsoleAccess,
+  ConsoleSessions,
   ConsoleStore,
+  ConsoleUsers,
+  consoleCommand,
+  consoleHelp,
   consoleRoutes,
   createHttpApp,
+  createMetricsApp,
   createSlack,
   Gateway,
+  type MetricsAccess,
   mentionApprovers,
+  OidcSignIn,
   type SlackIntegration,
   type SlackOptions,
   slackApproversFor,
@@ -30,7 +39,7 @@ import {
   WebSurface,
 } from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
-import { asHandoffError, type ConversationRef, ErrorCodes, HandoffError } from './core/index.ts';
+import { asHandoffError, type ConversationRef, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
 import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
@@ -46,6 +55,7 @@ import {
   type EmbeddedRedis,
   LocalArtifactStore,
   redisHealth,
+  redisHealthProblems,
   S3ArtifactStore,
   StateStore,
   startRedisServer,
@@ -67,11 +77,15 @@ export interface StartOptions {
   provider?: ModelProvider;
   /** Lock duration of runner jobs; shorter in tests of runner crashes. */
   lockDurationMs?: number;
+  /** How often the runner's janitor and reconciler run (default 30 s); shorter in tests. */
+  sweepIntervalMs?: number;
 }
 
 export interface RunningHandoff {
   /** Base URL of the bot's HTTP server (bot and dev). */
   url?: string;
+  /** Base URL of the metrics server, when HANDOFF_METRICS_PORT is set (bot and dev). */
+  metricsUrl?: string;
   redisUrl: string;
   close(): Promise<void>;
 }
@@ -89,11 +103,13 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
   };
 
   try {
+    // Checked before anything starts: a console that would trust typed names must not come up.
+    const signin = mode === 'runner' ? 'off' : consoleSigninFor(config, mode);
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       if (mode !== 'dev')
         throw new HandoffError(ErrorCodes.config, 'REDIS_URL is required for `handoff bot` and `handoff runner`');
-      const embedded: EmbeddedRedis = await startRedisServer({ dir: join(dataDir, 'redis') });
+      const embedded: EmbeddedRedis = await startRedisServer({ dir: join(dataDir, 'redis'), logger });
       cleanups.push(() => embedded.stop());
       redisUrl = embedded.url;
       logger.info({ redisUrl }, 'started redis-server');
@@ -109,19 +125,15 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         `cannot reach Redis at ${redactUrl(redisUrl!)}: ${(err as Error).message}`,
       );
     });
-    const health = await redisHealth(records);
-    if (health.evictionPolicy !== 'noeviction') {
-      logger.error(
-        { policy: health.evictionPolicy },
-        'Redis maxmemory-policy is not noeviction: queued jobs and records can be evicted. Set `maxmemory-policy noeviction`.',
-      );
-    }
-    if (!health.aof)
-      logger.warn('Redis AOF is off: a Redis restart loses recent tasks and queued jobs. Set `appendonly yes`.');
+    // Read through INFO where CONFIG is disabled (managed services); unconfirmed settings are warnings.
+    for (const problem of redisHealthProblems(await redisHealth(records)))
+      logger[problem.level](problem.details, problem.message);
 
-    const state = new StateStore(records);
+    const retentionMs = config.retentionDays * 86_400_000;
+    const state = new StateStore(records, { retentionMs });
     const audit = new AuditLog(records);
-    const queues = new Queues({ connection: records, ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}) });
+    const queuePrefix = options.queuePrefix ? { prefix: options.queuePrefix } : {};
+    const queues = new Queues({ connection: records, retentionMs, ...queuePrefix });
     cleanups.push(() => queues.close());
     const metrics = new Metrics({ defaultMetrics: mode !== 'dev' });
     let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
@@ -201,21 +213,33 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           'Docker is not reachable: runs will retry, then fail with a clear message',
         );
       }
+      // The runner's records wait out a Redis outage (commands queue while it reconnects)
+      // instead of failing a run; a runner that lost its job meanwhile is fenced off by
+      // the checkpoint's owner check. The bot's stay fail-fast: a person is told at once.
+      const runnerRecords = createQueueConnection(redisUrl, {}, onRedisError);
+      cleanups.push(() => closeConnection(runnerRecords));
+      const runnerQueues = new Queues({ connection: runnerRecords, retentionMs, ...queuePrefix });
+      cleanups.push(() => runnerQueues.close());
       const runner = new Runner(
         {
-          state,
-          queues,
-          audit,
+          state: new StateStore(runnerRecords, { retentionMs }),
+          queues: runnerQueues,
+          audit: new AuditLog(runnerRecords),
           store,
           driver,
           provider,
           logger,
           workspacesDir: join(dataDir, 'workspaces'),
+          runnerId: config.runnerId ?? `${hostname()}-${process.pid}-${newId('r').slice(2, 8)}`,
+          pausedSandboxTtlMs: config.pausedSandboxTtlMs,
+          maxTokensPerCall: config.maxTokensPerCall,
+          maxArtifactBytesPerRun: config.maxArtifactBytesPerRun,
           limits: {
             memoryMb: config.sandboxMemoryMb,
             cpus: config.sandboxCpus,
             pids: config.sandboxPids,
             tmpfsMb: config.sandboxTmpfsMb,
+            outputMb: config.sandboxOutputMb,
           },
           commandTimeoutMs: config.commandTimeoutMs,
           runTimeoutMs: config.runTimeoutMs,
@@ -224,19 +248,17 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           maxTokensPerRun: config.maxTokensPerRun,
           maxCostUsdPerRun: config.maxCostUsdPerRun,
           policyFor,
-          prices: {
-            inputPerMTok: config.priceInputPerMTok,
-            outputPerMTok: config.priceOutputPerMTok,
-            cacheReadPerMTok: config.priceInputPerMTok / 10,
-            cacheWritePerMTok: config.priceInputPerMTok * 1.25,
-          },
+          prices: pricesFrom(config),
           policy,
         },
         {
           connection: queueConnection,
-          ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}),
+          ...queuePrefix,
           concurrency: config.runnerConcurrency,
-          ...(options.lockDurationMs ? { lockDurationMs: options.lockDurationMs } : {}),
+          lockDurationMs: options.lockDurationMs ?? config.lockDurationMs,
+          stalledIntervalMs: config.stalledIntervalMs,
+          maxStalledCount: config.maxStalledCount,
+          ...(options.sweepIntervalMs ? { sweepIntervalMs: options.sweepIntervalMs } : {}),
         },
       );
       cleanups.push(() => runner.close());
@@ -244,7 +266,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     }
 
     if (mode === 'dev' || mode === 'bot') {
-      const consoleStore = new ConsoleStore(records);
+      const consoleStore = new ConsoleStore(records, { retentionMs });
       const slack = config.slackBotToken
         ? startSlack(config, { state, store, audit, queues, policy, redis: records, logger })
         : undefined;
@@ -273,11 +295,44 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : [])],
       });
       await slack?.start(gateway);
-      const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, options.queuePrefix);
+      const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, {
+        ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}),
+        concurrency: config.notifyConcurrency,
+      });
       cleanups.push(() => notify.close());
-      const consoleEnabled = mode === 'dev' || Boolean(config.consoleToken);
+      // Who may use the console: people who sign in; under `handoff dev` without sign-in,
+      // typed names behind the shared token (or nothing, on loopback); else it is off.
+      const access: ConsoleAccess | undefined =
+        signin === 'tokens' || signin === 'oidc'
+          ? {
+              kind: 'signin',
+              method: signin,
+              sessions: new ConsoleSessions(records, config.consoleSessionTtlMs),
+              users: new ConsoleUsers(records),
+              ...(signin === 'oidc'
+                ? {
+                    oidc: new OidcSignIn({
+                      issuer: config.oidcIssuer!,
+                      clientId: config.oidcClientId!,
+                      clientSecret: config.oidcClientSecret!,
+                      scopes: config.oidcScopes,
+                      redirectUri: () => new URL('/auth/callback', publicUrl).href,
+                      redis: records,
+                      logger,
+                    }),
+                  }
+                : {}),
+            }
+          : mode === 'dev'
+            ? config.consoleToken
+              ? { kind: 'shared-token', token: config.consoleToken }
+              : { kind: 'open' }
+            : undefined;
+      if (mode === 'bot' && access && config.consoleToken)
+        logger.warn('HANDOFF_CONSOLE_TOKEN is ignored under `handoff bot`: people sign in to the console');
+      const consoleEnabled = access !== undefined;
       let consoleApp: ReturnType<typeof consoleRoutes> | undefined;
-      if (consoleEnabled) {
+      if (access) {
         const subscriber = watchErrors(
           records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }),
           onRedisError,
@@ -289,16 +344,42 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           subscriber,
           logger,
           mode: mode === 'dev' ? 'dev' : 'bot',
-          ...(config.consoleToken ? { token: config.consoleToken } : {}),
+          access,
+          publicUrl: () => publicUrl,
           demo: provider.demo,
           model: provider.model,
           maxUploadBytes: config.maxUploadBytes,
           maxFiles: config.maxFilesPerRequest,
+          spoolDir: join(dataDir, 'uploads'),
         });
+      }
+      // /metrics: open on the main port only for `handoff dev` on loopback; elsewhere it
+      // needs HANDOFF_METRICS_TOKEN there, or is served on HANDOFF_METRICS_PORT alone.
+      const metricsAccess: MetricsAccess = config.metricsToken
+        ? { bearerToken: config.metricsToken }
+        : mode === 'dev' && isLoopbackHost(config.host)
+          ? 'open'
+          : 'none';
+      if (config.metricsPort !== undefined) {
+        const metricsServer = await listenOn(
+          createMetricsApp(metrics, config.metricsToken ? { bearerToken: config.metricsToken } : 'open'),
+          config.metricsPort,
+          config.host,
+          'HANDOFF_METRICS_PORT',
+        );
+        cleanups.push(() => closeServer(metricsServer));
+        running.metricsUrl = `http://${urlHost(config.host)}:${serverPort(metricsServer, config.metricsPort)}`;
+      } else if (metricsAccess === 'none') {
+        logger.info(
+          '/metrics is not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST) or HANDOFF_METRICS_TOKEN',
+        );
       }
       const app = createHttpApp({
         redis: records,
         metrics,
+        metricsAccess,
+        // `handoff dev` answers only to its own names (DNS rebinding); the bot's console is signed in.
+        ...(mode === 'dev' ? { allowedHosts: devHostNames(config) } : {}),
         ...(store === localStore ? { localArtifacts: localStore } : {}),
         ...(consoleApp ? { console: consoleApp } : {}),
         ...(slack?.routes ? { slack: slack.routes } : {}),
@@ -324,7 +405,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       const port = typeof address === 'object' && address ? address.port : config.port;
       publicUrl = config.publicUrl ?? `http://${config.host}:${port}`;
       running.url = publicUrl;
-      if (!consoleEnabled) logger.info('web console is off: set HANDOFF_CONSOLE_TOKEN to enable it');
+      if (!consoleEnabled)
+        logger.info('web console is off: set HANDOFF_CONSOLE_SIGNIN=tokens or HANDOFF_OIDC_ISSUER to enable it');
     }
     return running;
   } catch (err) {
@@ -361,6 +443,96 @@ function startSlack(
   });
 }
 
+/**
+ * How console users sign in, refusing settings that would let the console trust typed
+ * names where it must not: the shared token under `handoff bot`, and `handoff dev` on a
+ * non-loopback address without the token.
+ */
+function consoleSigninFor(config: Config, mode: 'dev' | 'bot'): 'off' | 'tokens' | 'oidc' {
+  const signin = config.consoleSignin ?? (config.oidcIssuer ? 'oidc' : 'off');
+  if (signin === 'oidc') {
+    const missing = [
+      config.oidcIssuer ? '' : 'HANDOFF_OIDC_ISSUER',
+      config.oidcClientId ? '' : 'HANDOFF_OIDC_CLIENT_ID',
+      config.oidcClientSecret ? '' : 'HANDOFF_OIDC_CLIENT_SECRET',
+    ].filter(Boolean);
+    if (missing.length > 0)
+      throw new HandoffError(ErrorCodes.config, `console sign-in with OpenID Connect also needs ${missing.join(', ')}`);
+  }
+  if (mode === 'bot' && signin === 'off' && config.consoleToken) {
+    throw new HandoffError(
+      ErrorCodes.config,
+      'HANDOFF_CONSOLE_TOKEN is one shared secret that tells nobody apart, so `handoff bot` no longer accepts it: ' +
+        'set HANDOFF_CONSOLE_SIGNIN=tokens (and add people with `handoff console add-user NAME`), or HANDOFF_OIDC_ISSUER ' +
+        'with HANDOFF_OIDC_CLIENT_ID and HANDOFF_OIDC_CLIENT_SECRET; then remove HANDOFF_CONSOLE_TOKEN',
+    );
+  }
+  if (mode === 'dev' && signin === 'off' && !config.consoleToken && !isLoopbackHost(config.host)) {
+    throw new HandoffError(
+      ErrorCodes.config,
+      `\`handoff dev\` listens on ${config.host}, which is not a loopback address, and its console takes any typed name: ` +
+        'set HANDOFF_CONSOLE_TOKEN (every console request then needs it) or HANDOFF_CONSOLE_SIGNIN, or HANDOFF_HOST=127.0.0.1',
+    );
+  }
+  return signin;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/** An address as it appears in a URL or Host header (IPv6 in brackets), lower case. */
+function urlHost(host: string): string {
+  return (host.includes(':') && !host.startsWith('[') ? `[${host}]` : host).toLowerCase();
+}
+
+/** The Host names `handoff dev` answers to: its own address, the loopback names and the public URL's host. */
+function devHostNames(config: Config): string[] {
+  const names = new Set([urlHost(config.host), 'localhost', '127.0.0.1', '[::1]']);
+  if (config.publicUrl) names.add(new URL(config.publicUrl).hostname.toLowerCase());
+  return [...names];
+}
+
+async function listenOn(
+  app: { fetch: Parameters<typeof serve>[0]['fetch'] },
+  port: number,
+  host: string,
+  setting: string,
+) {
+  return new Promise<ServerType>((resolveServer, reject) => {
+    const s = serve({ fetch: app.fetch, port, hostname: host }, () => resolveServer(s));
+    s.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new HandoffError(ErrorCodes.config, `port ${port} is in use: set ${setting} to another port`)
+          : err,
+      ),
+    );
+  });
+}
+
+function closeServer(server: ServerType): Promise<void> {
+  return new Promise<void>((r) => {
+    server.close(() => r());
+    (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+  });
+}
+
+function serverPort(server: ServerType, fallback: number): number {
+  const address = server.address();
+  return typeof address === 'object' && address ? address.port : fallback;
+}
+
+/** Token prices in USD per million; cache prices default to the API's usual ratios to input. */
+function pricesFrom(config: Config): Prices {
+  return {
+    inputPerMTok: config.priceInputPerMTok,
+    outputPerMTok: config.priceOutputPerMTok,
+    cacheReadPerMTok: config.priceCacheReadPerMTok ?? config.priceInputPerMTok / 10,
+    cacheWritePerMTok: config.priceCacheWritePerMTok ?? config.priceInputPerMTok * 1.25,
+  };
+}
+
 /** `handoff dev` keeps one signing secret in its data dir so links survive restarts. */
 async function devSigningSecret(dataDir: string): Promise<string> {
   const path = join(dataDir, 'signing-secret');
@@ -387,7 +559,8 @@ Usage: handoff <command>
 Commands:
   dev       everything in one process: bot + runner + web console, its own redis-server
             (unless REDIS_URL is set), the Docker sandbox, the demo model without ANTHROPIC_API_KEY
-  bot       the chat gateway: web console (with HANDOFF_CONSOLE_TOKEN), downloads, /healthz, /metrics
+  bot       the chat gateway: web console (with HANDOFF_CONSOLE_SIGNIN or HANDOFF_OIDC_ISSUER), downloads,
+            /healthz, /metrics (with HANDOFF_METRICS_PORT or HANDOFF_METRICS_TOKEN)
   runner    the workers: planning and runs in Docker sandboxes
   doctor    checks Redis, Docker, the sandbox image, the model and the port, with the fix for each
   config    prints every setting with its env variable and default
@@ -396,6 +569,8 @@ Commands:
   audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
   audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
   audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
+  console add-user NAME [--id ID]                adds a console user and prints their sign-in link, once (REDIS_URL)
+  console list-users | remove-user NAME|ID       lists or removes console users (see handoff console --help)
 
 Settings come from the environment and an optional handoff.yaml (see README).`;
 
@@ -411,6 +586,10 @@ export async function cli(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'policy') return policyCommand(argv.slice(1));
+  if (command === 'console' && (argv.length === 1 || argv.includes('--help') || argv.includes('-h'))) {
+    console.log(consoleHelp);
+    return argv.length === 1 ? 2 : 0;
+  }
   let config: Config;
   try {
     config = loadConfig();
@@ -419,6 +598,11 @@ export async function cli(argv: string[]): Promise<number> {
     return 2;
   }
   if (command === 'audit') return auditCommand(argv.slice(1), config);
+  if (command === 'console')
+    return consoleCommand(argv.slice(1), {
+      redisUrl: config.redisUrl,
+      publicUrl: config.publicUrl ?? `http://${urlHost(config.host)}:${config.port}`,
+    });
   if (command === 'doctor') {
     const { doctor } = await import('./doctor.ts');
     return doctor(config);
@@ -443,13 +627,35 @@ export async function cli(argv: string[]): Promise<number> {
     logger.info('runner started');
   }
   await new Promise<void>((resolveStop) => {
+    let stopping = false;
     const stop = (signal: string) => {
-      logger.info({ signal }, 'shutting down');
+      if (stopping) {
+        // A second Ctrl-C means now.
+        logger.warn({ signal }, 'stopping at once');
+        process.exit(130);
+      }
+      stopping = true;
+      logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
+      // Bounded: whatever has not stopped by then is cut off (runs resume from their checkpoints).
+      setTimeout(() => {
+        logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting');
+        process.exit(1);
+      }, config.shutdownTimeoutMs).unref();
       void running.close().then(resolveStop);
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    if (process.env.HANDOFF_EXIT_WITH_PARENT === '1') {
+      // Started by `npm start`: if whatever started it is killed outright, stop too rather than
+      // hold the port and the data dir for nobody.
+      const parent = process.ppid;
+      setInterval(() => {
+        if (process.ppid !== parent) stop('parent exited');
+      }, 1000).unref();
+    }
   });
+  // Everything is closed; a handle some library left open must not keep the process alive.
+  setTimeout(() => process.exit(0), 500).unref();
   return 0;
 }
 

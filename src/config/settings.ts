@@ -62,7 +62,7 @@ export const settingDefs = [
     key: 'consoleToken',
     env: 'HANDOFF_CONSOLE_TOKEN',
     schema: z.string().min(16).optional(),
-    doc: 'Enables the web console under `handoff bot`; every console request must carry it. Not needed by `handoff dev`.',
+    doc: 'One shared access token for the web console under `handoff dev`: every console request must carry it (required when HANDOFF_HOST is not a loopback address). It gives nobody an identity, so `handoff bot` refuses it without HANDOFF_CONSOLE_SIGNIN.',
     secret: true,
   },
   {
@@ -131,6 +131,69 @@ export const settingDefs = [
     env: 'HANDOFF_QUESTION_TIMEOUT_MS',
     schema: int(10_000, 604_800_000).default(1_800_000),
     doc: 'How long a run waits for an answer to the agent’s question.',
+  },
+  {
+    key: 'maxTokensPerCall',
+    env: 'HANDOFF_MAX_TOKENS_PER_CALL',
+    schema: int(256, 128_000).default(8192),
+    doc: 'max_tokens of each model call. A reply cut off at it is continued (up to 3 times in a row), then the run fails saying so.',
+  },
+  {
+    key: 'pausedSandboxTtlMs',
+    env: 'HANDOFF_PAUSED_SANDBOX_TTL_MS',
+    schema: int(60_000, 604_800_000).default(3_600_000),
+    doc: 'How long a run waiting for an approval or an answer keeps its frozen sandbox (/tmp and all). After that it is removed and the run resumes in a rebuilt one.',
+  },
+  {
+    key: 'sandboxOutputMb',
+    env: 'HANDOFF_SANDBOX_OUTPUT_MB',
+    schema: int(1, 65536).default(256),
+    doc: 'Size of /workspace/out: the most a run can write there (memory-backed, counts toward the sandbox memory).',
+  },
+  {
+    key: 'maxArtifactBytesPerRun',
+    env: 'HANDOFF_MAX_ARTIFACT_BYTES_PER_RUN',
+    schema: int(1, 2 ** 40).default(512 * 1024 * 1024),
+    doc: 'Most bytes of deliverables one run may deliver.',
+  },
+  {
+    key: 'retentionDays',
+    env: 'HANDOFF_RETENTION_DAYS',
+    schema: int(1, 36_500).default(30),
+    doc: 'Days a task’s records (task, plans, checkpoints, answers, thread links, console messages, finished jobs) and its stored files are kept after it ends. The audit log has its own retention.',
+  },
+  {
+    key: 'lockDurationMs',
+    env: 'HANDOFF_LOCK_DURATION_MS',
+    schema: int(2_000, 300_000).default(8_000),
+    doc: 'How long a runner’s hold on a job lasts without renewal (renewed at half of it). With the stalled interval, how soon a dead runner’s run resumes elsewhere.',
+  },
+  {
+    key: 'stalledIntervalMs',
+    env: 'HANDOFF_STALLED_INTERVAL_MS',
+    schema: int(1_000, 300_000).default(4_000),
+    doc: 'How often runners look for jobs whose runner stopped renewing its hold.',
+  },
+  {
+    key: 'maxStalledCount',
+    env: 'HANDOFF_MAX_STALLED_COUNT',
+    schema: int(1, 100).default(5),
+    doc: 'How many times a job is resumed after its runner died before the task fails.',
+  },
+  {
+    key: 'runnerId',
+    env: 'HANDOFF_RUNNER_ID',
+    schema: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,100}$/, 'letters, digits, _ . - (at most 100)')
+      .optional(),
+    doc: 'Name of this runner in the audit trail and on its sandboxes (a pod name, say). Default: host name, process id and a random suffix. MUST differ between running runners.',
+  },
+  {
+    key: 'shutdownTimeoutMs',
+    env: 'HANDOFF_SHUTDOWN_TIMEOUT_MS',
+    schema: int(1_000, 600_000).default(10_000),
+    doc: 'How long a process may take to stop on SIGTERM or Ctrl-C (hand back running work, close workers, stop the dev Redis last) before it exits anyway.',
   },
   {
     key: 's3Bucket',
@@ -230,6 +293,18 @@ export const settingDefs = [
     doc: 'USD per million output tokens.',
   },
   {
+    key: 'priceCacheReadPerMTok',
+    env: 'HANDOFF_PRICE_CACHE_READ_PER_MTOK',
+    schema: z.coerce.number().nonnegative().optional(),
+    doc: 'USD per million cache-read tokens. Default: a tenth of the input price. Cache reads weigh against the token budget by this price relative to input.',
+  },
+  {
+    key: 'priceCacheWritePerMTok',
+    env: 'HANDOFF_PRICE_CACHE_WRITE_PER_MTOK',
+    schema: z.coerce.number().nonnegative().optional(),
+    doc: 'USD per million cache-write tokens. Default: 1.25 times the input price.',
+  },
+  {
     key: 'allowSelfApproval',
     env: 'HANDOFF_ALLOW_SELF_APPROVAL',
     schema: bool.optional(),
@@ -306,6 +381,62 @@ export const settingDefs = [
     env: 'HANDOFF_SLACK_NATIVE_PROGRESS',
     schema: bool.default(true),
     doc: "Show run progress with Slack's native plan display (chat streaming), falling back to an edited message where Slack refuses it. Off: always the edited message.",
+  },
+  {
+    key: 'notifyConcurrency',
+    env: 'HANDOFF_NOTIFY_CONCURRENCY',
+    schema: int(1, 256).default(16),
+    doc: "Runner events each bot renders to chat at once. A task's own events are always rendered in order; this lets other threads go on while one waits (a large upload).",
+  },
+  {
+    key: 'consoleSignin',
+    env: 'HANDOFF_CONSOLE_SIGNIN',
+    schema: z.enum(['off', 'tokens', 'oidc']).optional(),
+    doc: 'How people sign in to the web console: `tokens` (per-person links from `handoff console add-user`), `oidc` (HANDOFF_OIDC_ISSUER) or `off`. Default: `oidc` when an issuer is set, else `off` (under `handoff bot` the console is then off; `handoff dev` asks for a display name).',
+  },
+  {
+    key: 'oidcIssuer',
+    env: 'HANDOFF_OIDC_ISSUER',
+    schema: z.url().optional(),
+    doc: 'OpenID Connect issuer URL for console sign-in (https; http only on a loopback address). Register the redirect URI <HANDOFF_PUBLIC_URL>/auth/callback with the provider.',
+  },
+  {
+    key: 'oidcClientId',
+    env: 'HANDOFF_OIDC_CLIENT_ID',
+    schema: z.string().min(1).optional(),
+    doc: 'Client id registered with the OpenID provider.',
+  },
+  {
+    key: 'oidcClientSecret',
+    env: 'HANDOFF_OIDC_CLIENT_SECRET',
+    schema: z.string().min(1).optional(),
+    doc: 'Client secret registered with the OpenID provider (sent with HTTP Basic authentication).',
+    secret: true,
+  },
+  {
+    key: 'oidcScopes',
+    env: 'HANDOFF_OIDC_SCOPES',
+    schema: z.string().min(1).default('openid profile email'),
+    doc: 'Scopes asked for at sign-in; must include `openid`. The display name comes from the name, preferred_username or email claim.',
+  },
+  {
+    key: 'consoleSessionTtlMs',
+    env: 'HANDOFF_CONSOLE_SESSION_TTL_MS',
+    schema: int(60_000, 2_592_000_000).default(43_200_000),
+    doc: 'How long a console sign-in lasts (the session is kept in Redis); then the person signs in again.',
+  },
+  {
+    key: 'metricsPort',
+    env: 'HANDOFF_METRICS_PORT',
+    schema: int(0, 65535).optional(),
+    doc: 'Serve /metrics on this port of HANDOFF_HOST. Under `handoff bot` the main port answers /metrics only with HANDOFF_METRICS_TOKEN; `handoff dev` on a loopback address serves it there too.',
+  },
+  {
+    key: 'metricsToken',
+    env: 'HANDOFF_METRICS_TOKEN',
+    schema: z.string().min(16).optional(),
+    doc: 'When set, /metrics answers only requests with `Authorization: Bearer <token>` (on the main port and on HANDOFF_METRICS_PORT).',
+    secret: true,
   },
 ] as const satisfies readonly SettingDef[];
 

@@ -1,12 +1,41 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { ErrorCodes, HandoffError, type RunnerEvent } from '../core/index.ts';
-import { type PlanJob, planJobId, queueNames, type RunJob, runJobId } from './jobs.ts';
+import {
+  type NotifyOrder,
+  notifyJobId,
+  notifyOrderKey,
+  notifyOrderTtlMs,
+  type OrderedNotifyJob,
+  type PlanJob,
+  planJobId,
+  queueNames,
+  type RunJob,
+  runJobId,
+} from './jobs.ts';
+
+/**
+ * Issues the task's next sequence number (KEYS[1] the order hash; ARGV ttl, a fresh
+ * generation). A new or expired record starts a new generation at 1 with nothing done.
+ */
+const stampOrderScript = `
+local n = redis.call('HINCRBY', KEYS[1], 'n', 1)
+local gen = redis.call('HGET', KEYS[1], 'gen')
+if n == 1 or not gen then
+  gen = ARGV[2]
+  redis.call('HSET', KEYS[1], 'gen', gen, 'done', n - 1)
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return {n, gen}`;
 
 export interface QueueOptions {
   connection: Redis | ConnectionOptions;
   /** Key prefix; tests give each run its own. */
   prefix?: string;
+  /** How long finished jobs are kept (the task records' retention). Default 30 days. */
+  retentionMs?: number;
+  /** Connection trouble of the queues (while Redis is down); without it, it is ignored here. */
+  onError?: (err: Error) => void;
 }
 
 /**
@@ -16,18 +45,32 @@ export interface QueueOptions {
 export class Queues {
   readonly plan: Queue<PlanJob>;
   readonly run: Queue<RunJob>;
-  readonly notify: Queue<RunnerEvent>;
+  readonly notify: Queue<OrderedNotifyJob>;
+  private readonly prefix: string;
+  /** For the sequence numbers `emit` stamps: the given connection, or one of our own for plain options. */
+  private readonly orderClient: Redis;
+  private readonly ownsOrderClient: boolean;
   private closed = false;
 
   constructor(options: QueueOptions) {
-    const base = { connection: options.connection, prefix: options.prefix ?? 'hfq' };
+    this.prefix = options.prefix ?? 'hfq';
+    this.ownsOrderClient = !(options.connection instanceof Redis);
+    this.orderClient =
+      options.connection instanceof Redis
+        ? options.connection
+        : new Redis({ ...(options.connection as RedisOptions), lazyConnect: true, maxRetriesPerRequest: 1 });
+    const base = { connection: options.connection, prefix: this.prefix };
+    // Finished jobs are kept as long as the task records, and never more than a few thousand.
+    const age = Math.round((options.retentionMs ?? 30 * 86_400_000) / 1000);
+    const keepDone = { age, count: 1000 };
+    const keepFailed = { age, count: 5000 };
     this.plan = new Queue<PlanJob>(queueNames.plan, {
       ...base,
       defaultJobOptions: {
         attempts: 3,
         backoff: { type: 'exponential', delay: 2000 },
-        removeOnComplete: 1000,
-        removeOnFail: 5000,
+        removeOnComplete: keepDone,
+        removeOnFail: keepFailed,
       },
     });
     this.run = new Queue<RunJob>(queueNames.run, {
@@ -35,19 +78,27 @@ export class Queues {
       defaultJobOptions: {
         attempts: 4,
         backoff: { type: 'exponential', delay: 3000 },
-        removeOnComplete: 1000,
-        removeOnFail: 5000,
+        removeOnComplete: keepDone,
+        removeOnFail: keepFailed,
       },
     });
-    this.notify = new Queue<RunnerEvent>(queueNames.notify, {
+    this.notify = new Queue<OrderedNotifyJob>(queueNames.notify, {
       ...base,
       defaultJobOptions: {
         attempts: 5,
         backoff: { type: 'exponential', delay: 1000 },
         removeOnComplete: true,
-        removeOnFail: 1000,
+        removeOnFail: keepFailed,
       },
     });
+    // An EventEmitter without an 'error' listener prints every reconnect failure; the
+    // connection's owner already reports Redis trouble (throttled).
+    for (const queue of [this.plan, this.run, this.notify]) queue.on('error', (err) => options.onError?.(err));
+  }
+
+  /** Whether a worker holds the lock of a run job (a live runner is working on it). */
+  async isLocked(jobId: string): Promise<boolean> {
+    return (await this.orderClient.exists(`${this.run.toKey(jobId)}:lock`)) === 1;
   }
 
   async enqueuePlan(job: PlanJob): Promise<void> {
@@ -68,14 +119,37 @@ export class Queues {
     await guard(() => this.run.add('run', job, { jobId: runJobId(job.taskId, job.planVersion) }));
   }
 
+  /**
+   * Queues an event for the bot, stamped with the task's next sequence number so every
+   * bot renders a task's events in the order they were emitted (see notify-worker.ts).
+   * A number issued for a job that then failed to be added leaves a gap, which the
+   * worker steps over after a grace period.
+   */
   async emit(event: RunnerEvent): Promise<void> {
-    await guard(() => this.notify.add(event.type, event));
+    await guard(async () => {
+      const order = await this.stampOrder(event.taskId);
+      await this.notify.add(event.type, { ...event, order }, { jobId: notifyJobId(event.taskId, order) });
+    });
+  }
+
+  private async stampOrder(taskId: string): Promise<NotifyOrder> {
+    const client = this.orderClient;
+    const fresh = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
+    const [n, gen] = (await client.eval(
+      stampOrderScript,
+      1,
+      notifyOrderKey(this.prefix, taskId),
+      String(notifyOrderTtlMs),
+      fresh,
+    )) as [number, string];
+    return { gen, n };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     await Promise.allSettled([this.plan.close(), this.run.close(), this.notify.close()]);
+    if (this.ownsOrderClient) this.orderClient.disconnect();
   }
 }
 

@@ -19,7 +19,7 @@ import type { Logger } from '../observability/index.ts';
 import type { PlanJob, Queues } from '../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../storage/index.ts';
 import type { SandboxDriver, SandboxLimits } from './sandbox/index.ts';
-import { prepareWorkspace } from './workspace.ts';
+import { prepareWorkspace, removeWorkspace } from './workspace.ts';
 
 export interface RunnerDeps {
   state: StateStore;
@@ -31,6 +31,14 @@ export interface RunnerDeps {
   logger: Logger;
   workspacesDir: string;
   limits: SandboxLimits;
+  /** This runner process; its sandboxes carry it, so the janitor can tell whose they are. */
+  runnerId: string;
+  /** How long a waiting run keeps its (frozen) container before it is removed. */
+  pausedSandboxTtlMs: number;
+  /** max_tokens of each model call. */
+  maxTokensPerCall: number;
+  /** Most bytes of deliverables one run may store. */
+  maxArtifactBytesPerRun: number;
   commandTimeoutMs: number;
   runTimeoutMs: number;
   questionTimeoutMs: number;
@@ -117,9 +125,9 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     ? { plan: previousPlan, changes: changeRequestsFor(task, job.version).map((c) => c.text) }
     : undefined;
 
-  const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
   // A planning sandbox left by a runner that died would block this one's name.
   await deps.driver.removeTaskSandboxes(task.id);
+  const workspace = await prepareWorkspace(deps.workspacesDir, task.id, task.inputs, deps.store, 'plan');
   const sandbox = await deps.driver.create(
     {
       taskId: task.id,
@@ -127,6 +135,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       workspaceDir: workspace,
       readOnlyWorkspace: true,
       limits: deps.limits,
+      runnerId: deps.runnerId,
     },
     signal,
   );
@@ -137,6 +146,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
       task,
       signal,
+      maxTokensPerCall: deps.maxTokensPerCall,
       ...(redact ? { redact } : {}),
       ...(previous ? { previous } : {}),
     });
@@ -171,6 +181,8 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });
   } finally {
     await sandbox.destroy();
+    // The inputs stay in the artifact store; the run lays them out again wherever it runs.
+    await removeWorkspace(deps.workspacesDir, task.id, 'plan').catch(() => undefined);
   }
 }
 

@@ -1,6 +1,13 @@
 import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { abbreviateStrings, type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
+import { Readable } from 'node:stream';
+import {
+  abbreviateStrings,
+  type QuestionOutcome,
+  type RunOutcome,
+  runAgentLoop,
+  type ToolHost,
+} from '../agent/index.ts';
 import {
   type ActionDecision,
   addUsage,
@@ -12,34 +19,56 @@ import {
   HandoffError,
   isTerminal,
   mediaTypeFor,
+  newId,
+  type OutputFile,
   type Task,
   transition,
+  type WorkspaceManifest,
   zeroUsage,
 } from '../core/index.ts';
 import type { RunJob } from '../queue/index.ts';
+import { formatBytes } from '../storage/index.ts';
 import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
 import type { Sandbox } from './sandbox/index.ts';
-import { prepareWorkspace } from './workspace.ts';
+import { prepareWorkspace, removeWorkspace } from './workspace.ts';
 
 /** How a run parks itself while a person decides on a call, without holding a worker slot. */
 export interface RunControl {
-  /** Moves the job to the delayed set until `untilMs`; an approval promotes it sooner. */
+  /** Moves the job to the delayed set until `untilMs`; an approval or an answer promotes it sooner. */
   park(untilMs: number): Promise<void>;
 }
 
 /** Thrown after parking: the job goes back to BullMQ as delayed, not failed. */
 export class RunParked extends Error {
   constructor() {
-    super('the run is waiting for an approval');
+    super('the run is waiting for a person');
     this.name = 'RunParked';
   }
 }
 
 /**
- * Runs one approved plan version: resumes from its checkpoint when there is one,
- * gives the agent a hardened sandbox over the task's workspace, streams progress,
- * stores deliverables, parks while a person decides on a call, and always ends with
- * one clear outcome.
+ * Thrown when this runner must let go of a run without deciding its outcome: it is
+ * shutting down (the run is handed back to the queue at once) or another runner took
+ * it over. The checkpoint holds everything; nothing about the task is written.
+ */
+export class RunHandedBack extends Error {
+  constructor(readonly reason: string) {
+    super(reason);
+    this.name = 'RunHandedBack';
+  }
+}
+
+/** The workspace's durable state while a run works; saved with every checkpoint. */
+interface WorkspaceState {
+  manifest: WorkspaceManifest;
+}
+
+/**
+ * Runs one approved plan version: resumes from its checkpoint when there is one, gives
+ * the agent a hardened sandbox over the task's workspace (kept, paused, while the run
+ * waits for a person; rebuilt from the artifact store on any runner otherwise), streams
+ * progress, stores deliverables, parks while a person decides or answers, and always
+ * ends with one clear outcome.
  */
 export async function processRunJob(
   deps: RunnerDeps,
@@ -50,22 +79,22 @@ export async function processRunJob(
   const { state, audit, queues } = deps;
   let task = await state.requireTask(job.taskId);
   if (isTerminal(task.state)) {
-    // Cancelled while parked: the container kept for the approval goes now.
-    const kept = (await state.getCheckpoint(job.runId))?.sandboxId;
-    if (kept) await (await deps.driver.attach(kept))?.destroy();
+    // Cancelled while parked: the container kept for the wait goes now, with the workspace.
+    await dropKeptSandbox(deps, job.runId);
+    await removeWorkspace(deps.workspacesDir, task.id);
     return;
   }
   let actionDecision: ActionDecision | undefined;
+  let questionOutcome: QuestionOutcome | undefined;
   if (task.state === 'queued') {
     task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date(), { runId: job.runId }))).after;
     await audit.append({
       type: 'run.started',
       taskId: task.id,
-      data: { runId: job.runId, planVersion: job.planVersion },
+      data: { runId: job.runId, planVersion: job.planVersion, runner: deps.runnerId },
     });
   } else if (task.state === 'waiting_for_approval') {
-    const waiting = await state.getCheckpoint(job.runId);
-    const pending = waiting?.pendingAction;
+    const pending = (await state.getCheckpoint(job.runId, { messages: false }))?.pendingAction;
     if (!pending)
       throw new HandoffError(ErrorCodes.notFound, `run ${job.runId} waits for an approval that is not recorded`);
     actionDecision = await state.getActionDecision(job.runId, pending.id);
@@ -82,7 +111,24 @@ export async function processRunJob(
       type: 'run.resumed_after_decision',
       taskId: task.id,
       actor: actionDecision.by.id,
-      data: { approvalId: pending.id, outcome: actionDecision.outcome },
+      data: { approvalId: pending.id, outcome: actionDecision.outcome, runner: deps.runnerId },
+    });
+  } else if (task.state === 'waiting_for_answer') {
+    const question = (await state.getCheckpoint(job.runId, { messages: false }))?.pendingQuestion;
+    if (!question)
+      throw new HandoffError(ErrorCodes.notFound, `run ${job.runId} waits for an answer that is not recorded`);
+    const answer = await state.getAnswer(job.runId, question.id);
+    if (answer) questionOutcome = answer;
+    else if (Date.now() < Date.parse(question.expiresAt)) {
+      await control.park(Date.parse(question.expiresAt));
+      throw new RunParked();
+    } else questionOutcome = { questionId: question.id, expired: true };
+    task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date()))).after;
+    await audit.append({
+      type: answer ? 'run.resumed_after_answer' : 'run.question_expired',
+      taskId: task.id,
+      ...(answer ? { actor: answer.by.id } : {}),
+      data: { questionId: question.id, runner: deps.runnerId },
     });
   } else if (task.state !== 'running') {
     return;
@@ -90,6 +136,10 @@ export async function processRunJob(
   const plan = await state.getPlan(task.id, job.planVersion);
   if (!plan) throw new HandoffError(ErrorCodes.notFound, `plan version ${job.planVersion} of ${task.id} is missing`);
 
+  // From here on this attempt alone may write the run's checkpoint; a runner this one
+  // took over from finds out at its next save and lets go.
+  const owner = newId('o');
+  await state.claimRun(job.runId, owner);
   const resumed = await state.getCheckpoint(job.runId);
   const checkpoint: Checkpoint = resumed ?? {
     runId: job.runId,
@@ -102,14 +152,33 @@ export async function processRunJob(
     toolCalls: [],
     delivered: [],
     partialResults: [],
+    notes: [],
+    continuations: 0,
     redactions: {},
     startedAt: new Date().toISOString(),
     elapsedMs: 0,
   };
-  if (resumed && !actionDecision)
-    await audit.append({ type: 'run.resumed', taskId: task.id, data: { runId: job.runId, turn: resumed.turn } });
+  const ws: WorkspaceState = {
+    manifest: checkpoint.workspace ?? {
+      inputs: task.inputs.map((f) => ({
+        name: f.name,
+        key: f.key,
+        sha256: f.sha256,
+        size: f.size,
+        mediaType: f.mediaType,
+      })),
+      outputs: [],
+      deliveredBytes: 0,
+    },
+  };
+  if (resumed && !actionDecision && !questionOutcome)
+    await audit.append({
+      type: 'run.resumed',
+      taskId: task.id,
+      data: { runId: job.runId, turn: resumed.turn, runner: deps.runnerId },
+    });
 
-  // Wall time counts across resumes: the budget is for the run, not for this attempt.
+  // Wall time counts across resumes, and waiting for a person does not count: the budget is for work.
   const remainingMs = Math.max(1000, plan.envelope.budget.maxWallTimeMs - checkpoint.elapsedMs);
   const timeout = new AbortController();
   const timer = setTimeout(
@@ -126,34 +195,60 @@ export async function processRunJob(
   const attemptStart = Date.now();
   let seq = 0;
   let lastProgress = 0;
-  let latest = checkpoint;
+  let latest: Checkpoint = { ...checkpoint, workspace: ws.manifest };
+  const save = async (cp: Checkpoint) => {
+    latest = { ...cp, workspace: ws.manifest, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) };
+    await state.saveCheckpoint(latest, owner);
+  };
 
   let sandbox: Sandbox | undefined;
   let outcome: RunOutcome;
   let keepSandbox = false;
   try {
-    const workspace = await prepareWorkspace(deps.workspacesDir, task, deps.store);
-    // A run that waited for an approval gets its own container back, /tmp and all.
-    sandbox = checkpoint.sandboxId ? await deps.driver.attach(checkpoint.sandboxId) : undefined;
-    // Whatever else this task left running (a runner that died mid-run) goes now.
+    // A run that waited for a person gets its own container back, /tmp and all.
+    const keptId = checkpoint.sandboxId;
+    if (keptId) {
+      sandbox = await deps.driver.attach(keptId);
+      if (sandbox) await state.setSandboxOwner(sandbox.id, deps.runnerId);
+      await state.releaseSandbox(keptId);
+      checkpoint.sandboxId = undefined;
+    }
+    // Whatever else this task left (a runner that died mid-run) goes now.
     await deps.driver.removeTaskSandboxes(task.id, sandbox?.id);
-    sandbox ??= await deps.driver.create(
-      {
-        taskId: task.id,
-        label: `run-${job.runId}-${Date.now().toString(36)}`,
-        workspaceDir: workspace,
-        readOnlyWorkspace: false,
-        limits: deps.limits,
-      },
-      runSignal,
-    );
+    if (!sandbox) {
+      const workspace = await prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store);
+      sandbox = await deps.driver.create(
+        {
+          taskId: task.id,
+          label: `run-${job.runId}-${Date.now().toString(36)}`,
+          workspaceDir: workspace,
+          readOnlyWorkspace: false,
+          limits: deps.limits,
+          runnerId: deps.runnerId,
+        },
+        runSignal,
+      );
+      await state.setSandboxOwner(sandbox.id, deps.runnerId);
+      await restoreOutputs(deps, sandbox, ws);
+      if (resumed && resumed.messages.length > 0) {
+        checkpoint.notes = [
+          ...(checkpoint.notes ?? []),
+          keptId
+            ? `while the run waited, its sandbox was replaced (it is kept for at most ${Math.round(deps.pausedSandboxTtlMs / 60_000)} min, or the run moved to another runner): files in /tmp and any running processes are gone; /workspace/out was restored as of your last tool call.`
+            : 'the run was resumed in a new sandbox (its runner stopped): files in /tmp and any running processes are gone; /workspace/out was restored as of your last completed tool call.',
+        ];
+      }
+    }
     const box = sandbox;
-    const redact = redactorFor(channelPolicy(deps, task));
+    const policy = channelPolicy(deps, task);
+    const redact = redactorFor(policy);
     const host: ToolHost = {
-      exec: (argv, o) => box.exec(argv, { ...o, signal: runSignal }),
-      deliver: (path, name) => deliver(deps, task, box, path, name),
-      ask: (question) => waitForAnswer(deps, task, job.runId, question, runSignal),
-      changeInput: (name, content) => changeInput(workspace, name, content),
+      exec: async (argv, o) => explainFullDisk(await box.exec(argv, { ...o, signal: runSignal }), deps),
+      deliver: (path, name) => deliver(deps, task, job.runId, box, path, name, ws),
+      changeInput: (name, content) => changeInput(deps, task, job.runId, name, content, ws),
+      threadMessages: () => state.threadMessages(task.id),
+      consumeThreadMessages: (count) => state.consumeThreadMessages(task.id, count),
+      syncOutputs: () => syncOutputs(deps, task.id, job.runId, box, ws),
     };
     outcome = await runAgentLoop({
       provider: deps.provider,
@@ -164,14 +259,14 @@ export async function processRunJob(
       signal: runSignal,
       commandTimeoutMs: deps.commandTimeoutMs,
       prices: deps.prices,
-      trustLevels: channelPolicy(deps, task).trustLevels,
+      trustLevels: policy.trustLevels,
+      maxTokensPerCall: deps.maxTokensPerCall,
+      questionTimeoutMs: deps.questionTimeoutMs,
       ...(redact ? { redact } : {}),
-      approvalExpiryMs: channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs,
+      approvalExpiryMs: policy.approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
-      save: async (cp) => {
-        latest = { ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) };
-        await state.saveCheckpoint(latest);
-      },
+      ...(questionOutcome ? { questionOutcome } : {}),
+      save,
       progress: (update) => {
         // At most one progress event a second per run; the surface coalesces further.
         const now = Date.now();
@@ -192,19 +287,24 @@ export async function processRunJob(
           })
           .catch((err) => deps.logger.warn({ err, taskId: task.id }, 'progress event dropped'));
       },
-      onToolCall: (record, input) => {
-        void audit
+      // Awaited: a call whose audit record cannot be written does not go back to the model.
+      onToolCall: (record, input) =>
+        audit
           .append({
             type: 'tool.call',
             taskId: task.id,
             data: { ...record, input: abbreviateStrings(input, 500, 200) },
           })
-          .catch((err) => deps.logger.error({ err, taskId: task.id }, 'audit append failed'));
-      },
+          .then(() => undefined),
     });
+    if (outcome.status === 'paused') keepSandbox = true;
   } catch (err) {
     const e = asHandoffError(err);
-    // Infrastructure trouble before anything ran is worth another attempt; BullMQ backs off.
+    const reason = abortCode(runSignal);
+    if (e.code === ErrorCodes.runTakenOver || reason === ErrorCodes.runTakenOver)
+      throw new RunHandedBack('another runner took this run over');
+    if (reason === ErrorCodes.runnerStopping) throw new RunHandedBack('the runner is shutting down');
+    // Infrastructure trouble (Docker or Redis unreachable) is worth another attempt; BullMQ backs off.
     if (e.retryable && !runSignal.aborted) throw e;
     outcome = {
       status: 'failed',
@@ -212,39 +312,33 @@ export async function processRunJob(
       failure: { code: e.code, message: plainReason(e) },
       checkpoint: latest,
     };
-    if (outcome.status === 'paused') keepSandbox = true;
   } finally {
     clearTimeout(timer);
-    if (!keepSandbox) await sandbox?.destroy();
+    if (!keepSandbox && sandbox) {
+      const box = sandbox;
+      await box
+        .destroy()
+        .then(() => state.forgetSandbox(box.id))
+        .catch((err) => deps.logger.warn({ err }, 'could not remove a sandbox'));
+    }
   }
 
   if (outcome.status === 'paused') {
-    const pending = outcome.checkpoint.pendingAction!;
-    await state.saveCheckpoint({ ...latest, sandboxId: sandbox?.id });
-    await state.updateTask(task.id, (t) => transition(t, 'waiting_for_approval', new Date()));
-    await audit.append({
-      type: 'action.approval_requested',
-      taskId: task.id,
-      data: {
-        approvalId: pending.id,
-        tool: pending.tool,
-        action: pending.action,
-        trust: pending.trust,
-        reason: pending.reason,
-        input: pending.input,
-        expiresAt: pending.expiresAt,
-      },
-    });
-    // Parked before the card is posted, so the quickest click still finds a delayed job to promote.
-    await control.park(Date.parse(pending.expiresAt));
-    await queues.emit({ type: 'approval.needed', taskId: task.id, runId: job.runId, approvalId: pending.id });
+    await parkRun(deps, task, job.runId, outcome, sandbox!, save, control);
     throw new RunParked();
   }
 
   const cancelled = outcome.failure?.code === ErrorCodes.cancelled;
   const finalState = outcome.status === 'succeeded' ? 'succeeded' : cancelled ? 'cancelled' : 'failed';
   const cp = outcome.checkpoint;
-  await state.saveCheckpoint({ ...cp, elapsedMs: checkpoint.elapsedMs + (Date.now() - attemptStart) });
+  // The last fenced write: a runner that lost the run to another one stops here.
+  try {
+    await save(cp);
+  } catch (err) {
+    if (asHandoffError(err).code === ErrorCodes.runTakenOver)
+      throw new RunHandedBack('another runner took this run over');
+    throw err;
+  }
   await state.updateTask(task.id, (t) =>
     isTerminal(t.state)
       ? t
@@ -271,6 +365,82 @@ export async function processRunJob(
     },
   });
   await queues.emit({ type: 'result', taskId: task.id, runId: job.runId });
+  await removeWorkspace(deps.workspacesDir, task.id).catch(() => undefined);
+}
+
+/**
+ * A call waits for a person, or a question for an answer: the container is kept, frozen
+ * (for a bounded time), the task says what it waits for, and the job is parked before
+ * the card is posted, so the quickest click still finds a delayed job to promote.
+ */
+async function parkRun(
+  deps: RunnerDeps,
+  task: Task,
+  runId: string,
+  outcome: RunOutcome,
+  sandbox: Sandbox,
+  save: (cp: Checkpoint) => Promise<void>,
+  control: RunControl,
+): Promise<void> {
+  const { state, audit, queues } = deps;
+  const cp = outcome.checkpoint;
+  const pending = cp.pendingAction;
+  const question = cp.pendingQuestion;
+  const waitUntil = Date.parse((pending?.expiresAt ?? question?.expiresAt)!);
+  await save({ ...cp, sandboxId: sandbox.id });
+  try {
+    await sandbox.suspend();
+    await state.keepSandbox(sandbox.id, Math.min(waitUntil, Date.now() + deps.pausedSandboxTtlMs));
+  } catch (err) {
+    // Not fatal: the run resumes in a rebuilt sandbox and the model is told what was lost.
+    deps.logger.warn({ err, taskId: task.id }, 'could not keep the sandbox of a waiting run');
+    await sandbox.destroy().catch(() => undefined);
+  }
+  if (pending) {
+    await state.updateTask(task.id, (t) => transition(t, 'waiting_for_approval', new Date()));
+    await audit.append({
+      type: 'action.approval_requested',
+      taskId: task.id,
+      data: {
+        approvalId: pending.id,
+        tool: pending.tool,
+        action: pending.action,
+        trust: pending.trust,
+        reason: pending.reason,
+        input: pending.input,
+        expiresAt: pending.expiresAt,
+      },
+    });
+    await control.park(waitUntil);
+    await queues.emit({ type: 'approval.needed', taskId: task.id, runId, approvalId: pending.id });
+    return;
+  }
+  const q = question!;
+  // Opened before the card is posted: the first reply after this moment is the answer.
+  await state.openQuestion(task.id, { runId, questionId: q.id, askedAt: q.askedAt, expiresAt: q.expiresAt });
+  await state.updateTask(task.id, (t) => transition(t, 'waiting_for_answer', new Date()));
+  await audit.append({
+    type: 'run.question',
+    taskId: task.id,
+    data: { runId, questionId: q.id, question: q.question, expiresAt: q.expiresAt },
+  });
+  await control.park(waitUntil);
+  await queues.emit({
+    type: 'question',
+    taskId: task.id,
+    runId,
+    question: q.question,
+    questionId: q.id,
+    expiresAt: q.expiresAt,
+  });
+}
+
+/** Removes the container a waiting run kept, if any. */
+async function dropKeptSandbox(deps: RunnerDeps, runId: string): Promise<void> {
+  const kept = (await deps.state.getCheckpoint(runId, { messages: false }))?.sandboxId;
+  if (!kept) return;
+  await deps.driver.remove(kept).catch((err) => deps.logger.warn({ err }, 'could not remove a kept sandbox'));
+  await deps.state.forgetSandbox(kept);
 }
 
 /** A pending approval ran out: the run stops cleanly and the thread says why. */
@@ -282,8 +452,7 @@ async function expireRun(
   expiresAt: string,
 ): Promise<void> {
   const message = `The run stopped: nobody decided on "${reason}" before the approval expired (${expiresAt.replace('T', ' ').slice(0, 16)} UTC).`;
-  const cp = await deps.state.getCheckpoint(runId);
-  if (cp?.sandboxId) await (await deps.driver.attach(cp.sandboxId))?.destroy();
+  await dropKeptSandbox(deps, runId);
   await deps.state.updateTask(task.id, (t) =>
     isTerminal(t.state)
       ? t
@@ -291,26 +460,144 @@ async function expireRun(
   );
   await deps.audit.append({ type: 'action.approval_expired', taskId: task.id, data: { runId, reason } });
   await deps.queues.emit({ type: 'result', taskId: task.id, runId });
+  await removeWorkspace(deps.workspacesDir, task.id).catch(() => undefined);
 }
 
-/** An approved change to an input: made on the workspace, outside the sandbox, where inputs are read-only. */
-async function changeInput(workspace: string, name: string, content: string | undefined): Promise<void> {
+/**
+ * An approved change to an input: made on the workspace, outside the sandbox, where
+ * inputs are read-only, and saved to the artifact store so a resumed run (on any
+ * runner) sees the changed input, not the original.
+ */
+async function changeInput(
+  deps: RunnerDeps,
+  task: Task,
+  runId: string,
+  name: string,
+  content: string | undefined,
+  ws: WorkspaceState,
+): Promise<void> {
   const problem = fileNameProblem(name);
   if (problem)
     throw new HandoffError(ErrorCodes.invalidInput, `cannot change input ${JSON.stringify(name)}: ${problem}`);
-  const path = join(workspace, 'in', name);
-  if (content === undefined) await rm(path, { force: true });
-  else await writeFile(path, content);
+  const path = join(deps.workspacesDir, task.id, 'in', name);
+  const others = ws.manifest.inputs.filter((f) => f.name !== name);
+  if (content === undefined) {
+    await rm(path, { force: true });
+    ws.manifest = { ...ws.manifest, inputs: others };
+  } else {
+    const key = `tasks/${task.id}/ws/${runId}/in/${newId('i')}`;
+    const mediaType = mediaTypeFor(name);
+    const stored = await deps.store.put(key, Readable.from([Buffer.from(content)]), { mediaType });
+    await writeFile(path, content);
+    ws.manifest = {
+      ...ws.manifest,
+      inputs: [...others, { name, key, sha256: stored.sha256, size: stored.size, mediaType }],
+    };
+  }
+  await deps.audit.append({
+    type: 'input.changed',
+    taskId: task.id,
+    data: {
+      runId,
+      name,
+      ...(content === undefined
+        ? { deleted: true }
+        : { sha256: ws.manifest.inputs.find((f) => f.name === name)?.sha256, size: Buffer.byteLength(content) }),
+    },
+  });
+}
+
+/**
+ * Saves what changed under /workspace/out since the last call to the artifact store: the
+ * workspace's durable state, from which a run resumes on any runner.
+ */
+async function syncOutputs(
+  deps: RunnerDeps,
+  taskId: string,
+  runId: string,
+  box: Sandbox,
+  ws: WorkspaceState,
+): Promise<void> {
+  const files = await box.listOutputs();
+  const known = new Map(ws.manifest.outputs.map((f) => [f.path, f]));
+  const next: OutputFile[] = [];
+  const replaced: string[] = [];
+  for (const f of files) {
+    const before = known.get(f.path);
+    known.delete(f.path);
+    if (before && before.size === f.size && before.mtime === f.mtime) {
+      next.push(before);
+      continue;
+    }
+    const { stream } = await box.readFileStream(`/workspace/out/${f.path}`);
+    const key = `tasks/${taskId}/ws/${runId}/out/${newId('o')}`;
+    const stored = await deps.store.put(key, stream, { mediaType: 'application/octet-stream' });
+    next.push({ path: f.path, key, sha256: stored.sha256, size: stored.size, mtime: f.mtime });
+    if (before) replaced.push(before.key);
+  }
+  for (const gone of known.values()) replaced.push(gone.key);
+  ws.manifest = { ...ws.manifest, outputs: next };
+  // Old copies go once the checkpoint that no longer names them could be written; a miss is swept by retention.
+  for (const key of replaced) void deps.store.delete(key).catch(() => undefined);
+}
+
+/** Puts the saved outputs back into a new sandbox, and notes their times as the sandbox reports them. */
+async function restoreOutputs(deps: RunnerDeps, box: Sandbox, ws: WorkspaceState): Promise<void> {
+  const outputs = ws.manifest.outputs;
+  if (outputs.length === 0) return;
+  await box.writeOutputs(
+    outputs.map((f) => ({
+      path: f.path,
+      size: f.size,
+      open: () => deps.store.get(f.key),
+      mtime: new Date(Math.floor(Number(f.mtime)) * 1000),
+    })),
+  );
+  const now = new Map((await box.listOutputs()).map((f) => [f.path, f]));
+  ws.manifest = {
+    ...ws.manifest,
+    outputs: outputs.map((f) => {
+      const seen = now.get(f.path);
+      return seen && seen.size === f.size ? { ...f, mtime: seen.mtime } : f;
+    }),
+  };
+}
+
+/** A command that filled /workspace/out or /tmp is told which limit it hit. */
+function explainFullDisk<T extends { stderr: string; stdout: string }>(result: T, deps: RunnerDeps): T {
+  if (!/No space left on device/i.test(result.stderr) && !/No space left on device/i.test(result.stdout)) return result;
+  return {
+    ...result,
+    stderr: `${result.stderr}\n[handoff] A disk limit was reached: /workspace/out holds at most ${deps.limits.outputMb} MiB and /tmp ${deps.limits.tmpfsMb} MiB. Remove files you no longer need or write smaller ones.`,
+  };
 }
 
 /** Streams one deliverable out of the sandbox into the artifact store and onto the task. */
-async function deliver(deps: RunnerDeps, task: Task, sandbox: Sandbox, path: string, name: string) {
+async function deliver(
+  deps: RunnerDeps,
+  task: Task,
+  runId: string,
+  sandbox: Sandbox,
+  path: string,
+  name: string,
+  ws: WorkspaceState,
+) {
   const problem = fileNameProblem(name);
   if (problem) throw new HandoffError(ErrorCodes.invalidInput, `cannot deliver ${JSON.stringify(name)}: ${problem}`);
-  const { stream } = await sandbox.readFileStream(path);
-  const key = `tasks/${task.id}/out/${name.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+  const { stream, size } = await sandbox.readFileStream(path);
+  const cap = deps.maxArtifactBytesPerRun;
+  if (ws.manifest.deliveredBytes + size > cap) {
+    stream.destroy();
+    throw new HandoffError(
+      ErrorCodes.outputLimit,
+      `delivering ${name} (${formatBytes(size)}) would take this run past its limit of ${formatBytes(cap)} of deliverables (${formatBytes(ws.manifest.deliveredBytes)} delivered so far)`,
+    );
+  }
+  // A key of its own per delivery: two names that look alike never share one.
+  const key = `tasks/${task.id}/out/${newId('f')}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
   const mediaType = mediaTypeFor(name);
-  const stored = await deps.store.put(key, stream, { mediaType });
+  const stored = await deps.store.put(key, stream, { mediaType, maxBytes: cap - ws.manifest.deliveredBytes });
+  ws.manifest = { ...ws.manifest, deliveredBytes: ws.manifest.deliveredBytes + stored.size };
   const artifact = {
     name,
     mediaType,
@@ -320,47 +607,24 @@ async function deliver(deps: RunnerDeps, task: Task, sandbox: Sandbox, path: str
     createdAt: new Date().toISOString(),
   };
   // Recorded at once, so a file already delivered is never lost if the run fails later.
-  await deps.state.updateTask(task.id, (t) => ({
+  const { before } = await deps.state.updateTask(task.id, (t) => ({
     ...t,
     artifacts: [...t.artifacts.filter((a) => a.name !== name), artifact],
   }));
+  const replaced = before.artifacts.find((a) => a.name === name);
+  if (replaced && replaced.key !== key) void deps.store.delete(replaced.key).catch(() => undefined);
   await deps.audit.append({
     type: 'artifact.stored',
     taskId: task.id,
-    data: { name, size: stored.size, sha256: stored.sha256 },
+    data: { runId, name, size: stored.size, sha256: stored.sha256 },
   });
   return { name, size: stored.size };
 }
 
-/** Posts the agent's question in the thread and waits for a reply (or the time limit). */
-async function waitForAnswer(
-  deps: RunnerDeps,
-  task: Task,
-  runId: string,
-  question: string,
-  signal: AbortSignal,
-): Promise<string> {
-  await deps.queues.emit({ type: 'question', taskId: task.id, runId, question });
-  await deps.audit.append({ type: 'run.question', taskId: task.id, data: { question } });
-  const deadline = Date.now() + deps.questionTimeoutMs;
-  while (Date.now() < deadline) {
-    if (signal.aborted)
-      throw signal.reason instanceof HandoffError
-        ? signal.reason
-        : new HandoffError(ErrorCodes.cancelled, 'the run was cancelled');
-    const answer = await deps.state.takeAnswer(task.id);
-    if (answer) {
-      await deps.audit.append({
-        type: 'run.answer',
-        taskId: task.id,
-        actor: answer.by,
-        data: { length: answer.text.length },
-      });
-      return answer.text;
-    }
-    await new Promise((r) => setTimeout(r, 500));
-  }
-  return 'No one answered within the time limit. Proceed with your best judgement and say what you assumed.';
+/** Why a signal was aborted, as an error code (BullMQ aborts with a plain string). */
+function abortCode(signal: AbortSignal): string | undefined {
+  if (!signal.aborted) return undefined;
+  return typeof signal.reason === 'string' ? signal.reason : asHandoffError(signal.reason).code;
 }
 
 function plainReason(e: HandoffError): string {

@@ -4,39 +4,60 @@ import { asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from
 import { throttledLog } from '../observability/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
+import { sweepArtifacts, sweepSandboxesAndWorkspaces } from './janitor.ts';
 import { expirePlan, failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
-import { processRunJob, type RunControl, RunParked } from './run-processor.ts';
+import { reconcile } from './reconciler.ts';
+import { processRunJob, type RunControl, RunHandedBack, RunParked } from './run-processor.ts';
 
 export interface RunnerOptions {
   /** A connection for the workers (maxRetriesPerRequest null); duplicated per worker. */
   connection: Redis;
   prefix?: string;
   concurrency: number;
-  /** How long a job's lock lives without renewal; a killed runner's job is picked up after it. */
+  /**
+   * How long a job's lock lives without renewal (renewed at half of it). A killed runner's
+   * job is picked up by another runner after at most this plus `stalledIntervalMs`.
+   */
   lockDurationMs?: number;
+  /** How often workers look for jobs whose runner stopped renewing their lock. */
+  stalledIntervalMs?: number;
+  /** How many times a job may be picked up again after its runner died before it fails. */
+  maxStalledCount?: number;
+  /** How often the janitor and the reconciler run. */
+  sweepIntervalMs?: number;
 }
+
+/** Defaults that resume a dead runner's run on another runner within about 12 s. */
+export const defaultLockDurationMs = 8_000;
+export const defaultStalledIntervalMs = 4_000;
 
 /**
  * The runner role: workers for planning and runs. Cancel clicks arrive over Redis
- * pub/sub and abort the job's signal, the same path every timeout takes.
+ * pub/sub and abort the job's signal, the same path every timeout takes. A janitor
+ * removes what dead runners left, a reconciler finds tasks whose job is gone, and
+ * `close()` hands running work back to the queue rather than waiting for it.
  */
 export class Runner {
   private readonly planWorker: Worker<PlanJob>;
   private readonly runWorker: Worker<RunJob>;
   private readonly subscriber: Redis;
   private readonly active = new Map<string, AbortController>();
+  private readonly timers: NodeJS.Timeout[] = [];
   private closing: Promise<void> | undefined;
+  private readonly lockDurationMs: number;
 
   constructor(
     private readonly deps: RunnerDeps,
-    options: RunnerOptions,
+    private readonly options: RunnerOptions,
   ) {
+    this.lockDurationMs = options.lockDurationMs ?? defaultLockDurationMs;
     const common = {
       connection: options.connection,
       prefix: options.prefix ?? 'hfq',
       concurrency: options.concurrency,
-      lockDuration: options.lockDurationMs ?? 30_000,
-      maxStalledCount: 1,
+      lockDuration: this.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs ?? defaultStalledIntervalMs,
+      maxStalledCount: options.maxStalledCount ?? 5,
     };
     this.planWorker = new Worker<PlanJob>(queueNames.plan, (job, _token, signal) => this.plan(job, signal), common);
     this.runWorker = new Worker<RunJob>(queueNames.run, (job, token, signal) => this.run(job, token, signal), common);
@@ -44,6 +65,12 @@ export class Runner {
     for (const worker of [this.planWorker, this.runWorker]) {
       worker.on('failed', (job, err) => void this.onFailed(job, err));
       worker.on('error', workerError);
+      // A lock that could not be renewed belongs to someone else now: stop working on that job.
+      worker.on('lockRenewalFailed', (jobIds: string[]) => {
+        for (const id of jobIds) {
+          worker.cancelJob(id, ErrorCodes.runTakenOver);
+        }
+      });
     }
     this.subscriber = options.connection.duplicate();
     // The main connection already reports Redis trouble.
@@ -66,6 +93,13 @@ export class Runner {
       try {
         await processPlanJob(this.deps, data, signal);
       } catch (err) {
+        const stop = stopReason(signal);
+        if (stop === ErrorCodes.runnerStopping) {
+          // Shutting down: planning starts over on another runner, at once.
+          await job.moveToDelayed(Date.now(), job.token);
+          throw new DelayedError();
+        }
+        if (stop === ErrorCodes.runTakenOver) throw new DelayedError();
         const e = asHandoffError(err);
         const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (!e.retryable || lastAttempt || signal.aborted) await failPlanning(this.deps, data.taskId, e);
@@ -85,8 +119,14 @@ export class Runner {
       try {
         await processRunJob(this.deps, data, signal, control);
       } catch (err) {
-        // Parked for an approval: BullMQ keeps the job delayed; the worker slot is free.
+        // Parked for a person: BullMQ keeps the job delayed; the worker slot is free.
         if (err instanceof RunParked) throw new DelayedError();
+        if (err instanceof RunHandedBack) {
+          // Shutting down: the checkpoint has everything; another runner resumes it now.
+          // Taken over: the job is someone else's; leave it alone.
+          if (stopReason(signal) === ErrorCodes.runnerStopping) await job.moveToDelayed(Date.now(), token);
+          throw new DelayedError();
+        }
         const e = asHandoffError(err);
         const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
         if (!e.retryable || lastAttempt) await this.failRun(data.taskId, e.code, `The run failed: ${e.message}`);
@@ -110,7 +150,7 @@ export class Runner {
     }
   }
 
-  /** A job that will not run again (stalled twice: its runner died) fails its task loudly. */
+  /** A job that will not run again (stalled too often: its runners died) fails its task loudly. */
   private async onFailed(job: Job<PlanJob | RunJob> | undefined, err: Error): Promise<void> {
     if (!job) return;
     const lastAttempt = job.attemptsMade >= (job.opts.attempts ?? 1);
@@ -120,7 +160,7 @@ export class Runner {
     const task = await this.deps.state.getTask(taskId).catch(() => undefined);
     if (!task || isTerminal(task.state)) return;
     const message = stalled
-      ? 'The runner working on this task stopped responding twice; the task was stopped. Try again.'
+      ? 'The runners working on this task stopped responding too many times; the task was stopped. Try again.'
       : `The task failed: ${err.message}`;
     if (job.queueName === queueNames.plan)
       await failPlanning(this.deps, taskId, new HandoffError(ErrorCodes.runnerLost, message));
@@ -140,16 +180,58 @@ export class Runner {
     }
   }
 
+  /** Starts the workers' companions: the heartbeat, the janitor and the reconciler. */
   async waitUntilReady(): Promise<void> {
     await Promise.all([this.planWorker.waitUntilReady(), this.runWorker.waitUntilReady()]);
+    const beat = () =>
+      this.deps.state
+        .runnerHeartbeat(this.deps.runnerId, this.lockDurationMs * 2)
+        .catch((err) => this.deps.logger.debug({ err }, 'heartbeat failed'));
+    await beat();
+    this.every(this.lockDurationMs / 3, beat);
+    const sweep = async () => {
+      if (this.closing) return;
+      await sweepSandboxesAndWorkspaces(this.deps, this.active).catch((err) =>
+        this.deps.logger.warn({ err: asHandoffError(err).message }, 'janitor: sweep failed'),
+      );
+      await sweepArtifacts(this.deps).catch((err) =>
+        this.deps.logger.warn({ err: asHandoffError(err).message }, 'janitor: artifact retention failed'),
+      );
+      await reconcile(this.deps).catch((err) =>
+        this.deps.logger.warn({ err: asHandoffError(err).message }, 'reconciler failed'),
+      );
+    };
+    // What a runner that died left behind goes at the next start.
+    void sweep();
+    this.every(this.options.sweepIntervalMs ?? 30_000, sweep);
   }
 
-  /** Idempotent; stops taking work, lets active jobs finish or be picked up after restart. */
+  private every(ms: number, fn: () => unknown): void {
+    const timer = setInterval(() => void fn(), ms);
+    timer.unref();
+    this.timers.push(timer);
+  }
+
+  /**
+   * Idempotent. Stops taking work, aborts what runs (each run's checkpoint has
+   * everything; the job goes back to the queue and another runner resumes it at once),
+   * closes the workers, then says this runner is gone.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([this.planWorker.close(), this.runWorker.close()]);
-      await Promise.allSettled([this.subscriber.quit()]);
+      for (const t of this.timers) clearInterval(t);
+      const stopping = new HandoffError(ErrorCodes.runnerStopping, 'the runner is shutting down', { retryable: true });
+      const closed = Promise.allSettled([this.planWorker.close(), this.runWorker.close()]);
+      for (const controller of this.active.values()) controller.abort(stopping);
+      await closed;
+      await Promise.allSettled([this.subscriber.quit(), this.deps.state.runnerGone(this.deps.runnerId)]);
     })();
     return this.closing;
   }
+}
+
+/** The code of the reason a job's signal was aborted with, if it was (BullMQ aborts with a string). */
+export function stopReason(signal: AbortSignal): string | undefined {
+  if (!signal.aborted) return undefined;
+  return typeof signal.reason === 'string' ? signal.reason : asHandoffError(signal.reason).code;
 }

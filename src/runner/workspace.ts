@@ -1,8 +1,8 @@
 import { createWriteStream } from 'node:fs';
-import { chown, mkdir, rm } from 'node:fs/promises';
+import { chown, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { fileNameProblem, type Task } from '../core/index.ts';
+import { fileNameProblem } from '../core/index.ts';
 import type { ArtifactStore } from '../storage/index.ts';
 
 /** The sandbox user: the runner's own uid when it is not root, else uid 1000 of the image. */
@@ -14,17 +14,24 @@ export function sandboxUser(): { user: string; uid: number; gid: number } {
 }
 
 /**
- * Lays out a task's workspace on the runner's disk: in/ with the inputs fetched from the
- * artifact store, out/ for deliverables. It survives sandbox restarts, so a resumed run
- * finds what it already made.
+ * Lays out a task's inputs on the runner's disk (`<root>/<taskId>/in`), fetched from the
+ * artifact store, for a read-only bind mount. `inputs` are the files as the run sees them:
+ * the request's, or the workspace manifest's after an approved change. Outputs do not
+ * live here: they are in the sandbox's own volume and saved to the artifact store.
  */
-export async function prepareWorkspace(root: string, task: Task, store: ArtifactStore): Promise<string> {
-  const dir = join(root, task.id);
+export async function prepareWorkspace(
+  root: string,
+  taskId: string,
+  inputs: ReadonlyArray<{ name: string; key: string }>,
+  store: ArtifactStore,
+  purpose: WorkspacePurpose = 'run',
+): Promise<string> {
+  const dir = workspaceDir(root, taskId, purpose);
   const inDir = join(dir, 'in');
-  const outDir = join(dir, 'out');
+  // Whatever an earlier attempt left is replaced: the store is the truth.
+  await rm(inDir, { recursive: true, force: true });
   await mkdir(inDir, { recursive: true });
-  await mkdir(outDir, { recursive: true });
-  for (const file of task.inputs) {
+  for (const file of inputs) {
     // Names were checked on the way in; checked again because this writes to disk.
     const problem = fileNameProblem(file.name);
     if (problem) throw new Error(`input ${JSON.stringify(file.name)}: ${problem}`);
@@ -32,11 +39,46 @@ export async function prepareWorkspace(root: string, task: Task, store: Artifact
   }
   const { uid, gid } = sandboxUser();
   if (process.getuid?.() === 0) {
-    for (const p of [dir, inDir, outDir]) await chown(p, uid, gid);
+    for (const p of [dir, inDir]) await chown(p, uid, gid);
   }
   return dir;
 }
 
-export async function removeWorkspace(root: string, taskId: string): Promise<void> {
-  await rm(join(root, taskId), { recursive: true, force: true });
+/**
+ * Planning and the run have directories of their own, so a planner cleaning up after
+ * a quick approval can never remove the inputs the run just laid out.
+ */
+export type WorkspacePurpose = 'plan' | 'run';
+const planSuffix = '.plan';
+
+function workspaceDir(root: string, taskId: string, purpose: WorkspacePurpose): string {
+  return join(root, purpose === 'plan' ? `${taskId}${planSuffix}` : taskId);
+}
+
+export async function removeWorkspace(root: string, taskId: string, purpose: WorkspacePurpose = 'run'): Promise<void> {
+  await rm(workspaceDir(root, taskId, purpose), { recursive: true, force: true });
+}
+
+/** The task workspaces on this runner's disk, with when each was last changed. */
+export async function listWorkspaces(
+  root: string,
+): Promise<Array<{ taskId: string; purpose: WorkspacePurpose; changedAtMs: number }>> {
+  let names: string[];
+  try {
+    names = await readdir(root);
+  } catch {
+    return [];
+  }
+  const out: Array<{ taskId: string; purpose: WorkspacePurpose; changedAtMs: number }> = [];
+  for (const name of names) {
+    try {
+      const s = await stat(join(root, name));
+      const purpose: WorkspacePurpose = name.endsWith(planSuffix) ? 'plan' : 'run';
+      const taskId = purpose === 'plan' ? name.slice(0, -planSuffix.length) : name;
+      if (s.isDirectory()) out.push({ taskId, purpose, changedAtMs: s.mtimeMs });
+    } catch {
+      // removed meanwhile
+    }
+  }
+  return out;
 }

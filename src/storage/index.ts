@@ -8,7 +8,7 @@ export {
 } from './artifacts/local.ts';
 export { artifactStoreFailed, S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3.ts';
 export { type AuditCliOutput, auditExport, auditPrune, auditVerify, parseSince } from './audit-cli.ts';
-export { AuditLog, type AuditRecord, hashRecord } from './audit-log.ts';
+export { AuditLog, type AuditLogOptions, type AuditRecord, hashRecord } from './audit-log.ts';
 export {
   type AuditAnchor,
   type AuditExportDigest,
@@ -26,14 +26,17 @@ export {
   verifyAudit,
   verifyAuditInRedis,
 } from './audit-verify.ts';
+export { dataDirLockedCode } from './data-dir-lock.ts';
 export {
   closeConnection,
   createQueueConnection,
   createRecordConnection,
   type RedisHealth,
+  type RedisHealthProblem,
   redisHealth,
+  redisHealthProblems,
   waitForReady,
   watchErrors,
 } from './redis.ts';
-export { type EmbeddedRedis, startRedisServer } from './redis-server.ts';
+export { type EmbeddedRedis, type StartRedisServerOptions, startRedisServer } from './redis-server.ts';
 export { cancelChannel, StateStore } from './state-store.ts';

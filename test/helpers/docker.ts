@@ -16,7 +16,7 @@ export const sandboxImage = process.env.HANDOFF_SANDBOX_IMAGE ?? 'handoff-sandbo
 export const sandboxUser = '1000:1000';
 
 /** Small limits keep the tests fast and make limit-breaking tests cheap. */
-export const testLimits: SandboxLimits = { memoryMb: 256, cpus: 1, pids: 64, tmpfsMb: 64 };
+export const testLimits: SandboxLimits = { memoryMb: 256, cpus: 1, pids: 64, tmpfsMb: 64, outputMb: 64 };
 
 let availability: Promise<{ ok: true } | { ok: false; reason: string }> | undefined;
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import Dockerode from 'dockerode';
@@ -61,10 +61,12 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
     expect(info.State.Running).toBe(true);
 
     const binds = info.Mounts.filter((mount) => mount.Type === 'bind');
-    expect(binds.map((mount) => [mount.Source, mount.Destination, mount.RW]).sort()).toEqual([
+    expect(binds.map((mount) => [mount.Source, mount.Destination, mount.RW])).toEqual([
       [join(workspaceDir, 'in'), '/workspace/in', false],
-      [join(workspaceDir, 'out'), '/workspace/out', true],
     ]);
+    // /workspace/out is a volume of its own (memory-backed, size-capped), not a host directory.
+    const volumes = info.Mounts.filter((mount) => mount.Type === 'volume');
+    expect(volumes.map((mount) => [mount.Destination, mount.RW])).toEqual([['/workspace/out', true]]);
     expect(JSON.stringify(info.Mounts)).not.toMatch(/docker\.sock/);
     expect(JSON.stringify(host.Binds)).not.toMatch(/docker\.sock/);
 
@@ -103,7 +105,9 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
 
     const out = await sh(sandbox, 'echo deliverable > /workspace/out/report.txt');
     expect(out.exitCode).toBe(0);
-    expect(await readFile(join(workspaceDir, 'out', 'report.txt'), 'utf8')).toBe('deliverable\n');
+    expect((await readAll((await sandbox.readFileStream('/workspace/out/report.txt')).stream)).toString()).toBe(
+      'deliverable\n',
+    );
 
     const tmp = await sh(sandbox, 'echo scratch > /tmp/a && cat /tmp/a && df -k /tmp | tail -1');
     expect(tmp.exitCode).toBe(0);
@@ -230,10 +234,16 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
   });
 
   it('streams a file out of the sandbox byte-exact and refuses symlinks and directories', async () => {
-    const { sandbox, workspaceDir } = await fx.sandbox();
-    const write = await sh(sandbox, 'head -c 300000 /dev/urandom > /workspace/out/data.bin');
+    const { sandbox } = await fx.sandbox();
+    const write = await sh(
+      sandbox,
+      'head -c 300000 /dev/urandom > /workspace/out/data.bin && base64 -w0 /workspace/out/data.bin',
+      {
+        maxOutputBytes: 1024 * 1024,
+      },
+    );
     expect(write.exitCode).toBe(0);
-    const expected = await readFile(join(workspaceDir, 'out', 'data.bin'));
+    const expected = Buffer.from(write.stdout, 'base64');
 
     const { stream, size } = await sandbox.readFileStream('/workspace/out/data.bin');
     expect(size).toBe(300_000);
@@ -259,11 +269,11 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
   });
 
   it('feeds stdin to the command', async () => {
-    const { sandbox, workspaceDir } = await fx.sandbox();
+    const { sandbox } = await fx.sandbox();
     const text = 'héllo\nwörld\n';
     const result = await sh(sandbox, 'cat > /workspace/out/f.txt', { stdin: text });
     expect(result.exitCode).toBe(0);
-    expect(await readFile(join(workspaceDir, 'out', 'f.txt'), 'utf8')).toBe(text);
+    expect((await readAll((await sandbox.readFileStream('/workspace/out/f.txt')).stream)).toString('utf8')).toBe(text);
 
     const big = Buffer.alloc(3 * MiB, 7);
     const hashed = await sandbox.exec(['sha256sum'], { timeoutMs: 20_000, stdin: big });
@@ -340,5 +350,77 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
       .catch((err: unknown) => err);
     expect(error).toMatchObject({ code: ErrorCodes.sandboxUnavailable, retryable: false });
     expect((error as Error).message).toContain('npm run sandbox:build');
+  });
+
+  it('caps what a run can write to /workspace/out, with a clear error when it is full', async () => {
+    const { sandbox } = await fx.sandbox({ limits: { ...testLimits, outputMb: 8 } });
+    const full = await sh(
+      sandbox,
+      'head -c 12000000 /dev/zero > /workspace/out/big.bin; echo rc=$?; df -k /workspace/out | tail -1',
+    );
+    expect(full.stderr).toMatch(/No space left on device/);
+    expect(full.stdout).toMatch(/rc=1/);
+    expect(full.stdout).toMatch(/\s8192\s/);
+  });
+
+  it('lets the sandbox write only where docs/security.md says: /workspace/out, /tmp, /dev/shm, /dev/mqueue', async () => {
+    const { sandbox } = await fx.sandbox();
+    // Every directory the sandbox user may write in (access(2) says no for read-only mounts), outside /proc and /sys.
+    const probe = await sh(
+      sandbox,
+      'find / \\( -path /proc -o -path /sys \\) -prune -o -type d -writable -print 2>/dev/null | sort',
+      { maxOutputBytes: 1024 * 1024, timeoutMs: 60_000 },
+    );
+    const writable = probe.stdout.split('\n').filter(Boolean);
+    const allowed = (d: string) => /^\/(workspace\/out|tmp|dev\/shm|dev\/mqueue)(\/|$)/.test(d);
+    expect(writable.filter((d) => !allowed(d))).toEqual([]);
+    expect(writable).toEqual(expect.arrayContaining(['/workspace/out', '/tmp', '/dev/shm']));
+  });
+
+  it('lists and restores /workspace/out (owned by the sandbox user, with subdirectories)', async () => {
+    const { sandbox } = await fx.sandbox();
+    await sh(
+      sandbox,
+      'mkdir -p /workspace/out/charts && printf a > /workspace/out/a.txt && printf bb > "/workspace/out/charts/b c.png"',
+    );
+    const listed = (await sandbox.listOutputs()).sort((x, y) => x.path.localeCompare(y.path));
+    expect(listed.map((f) => [f.path, f.size])).toEqual([
+      ['a.txt', 1],
+      ['charts/b c.png', 2],
+    ]);
+    expect(listed[0]!.mtime).toMatch(/^\d+(\.\d+)?$/);
+
+    const { sandbox: fresh } = await fx.sandbox();
+    const { Readable } = await import('node:stream');
+    await fresh.writeOutputs([
+      { path: 'a.txt', size: 1, open: async () => Readable.from([Buffer.from('a')]) },
+      { path: 'charts/b c.png', size: 2, open: async () => Readable.from([Buffer.from('bb')]) },
+    ]);
+    const check = await sh(
+      fresh,
+      'stat -c "%U %n" /workspace/out/a.txt /workspace/out/charts "/workspace/out/charts/b c.png"; echo more >> /workspace/out/charts/new.txt && cat /workspace/out/a.txt',
+    );
+    expect(check.exitCode).toBe(0);
+    expect(check.stdout).toBe(
+      'sandbox /workspace/out/a.txt\nsandbox /workspace/out/charts\nsandbox /workspace/out/charts/b c.png\na',
+    );
+  });
+
+  it('suspends a sandbox and re-attaches it with /tmp and /workspace/out as they were', async () => {
+    const { sandbox } = await fx.sandbox();
+    await sh(sandbox, 'echo scratch > /tmp/work.txt && echo made > /workspace/out/made.txt');
+    await sandbox.suspend();
+    const frozen = await fx.docker.getContainer(sandbox.id).inspect();
+    expect(frozen.State.Paused).toBe(true);
+    expect((await fx.driver.list()).find((b) => b.id === sandbox.id)?.state).toBe('paused');
+
+    const again = await fx.driver.attach(sandbox.id);
+    expect(again).toBeDefined();
+    const read = await sh(again!, 'cat /tmp/work.txt /workspace/out/made.txt');
+    expect(read.stdout).toBe('scratch\nmade\n');
+
+    await fx.driver.remove(sandbox.id);
+    expect(await fx.driver.attach(sandbox.id)).toBeUndefined();
+    expect((await fx.driver.list()).some((b) => b.id === sandbox.id)).toBe(false);
   });
 });

@@ -78,3 +78,98 @@ it('lets exactly one of many concurrent writers win a transition', async () => {
   );
   expect((await state.getTask('t_race01'))?.state).toBe('queued');
 });
+
+function checkpoint(runId: string, messages: unknown[]) {
+  return {
+    runId,
+    taskId: 't_cp',
+    planVersion: 1,
+    turn: messages.length,
+    messages,
+    usage: { inputTokens: 0, outputTokens: 0, cacheReadTokens: 0, cacheWriteTokens: 0 },
+    stepStatus: ['pending' as const],
+    toolCalls: [],
+    delivered: [],
+    partialResults: [],
+    notes: [],
+    continuations: 0,
+    redactions: {},
+    startedAt: '2026-11-01T10:00:00Z',
+    elapsedMs: 0,
+  };
+}
+
+it('stores the transcript incrementally: a save sends only the messages that changed', async () => {
+  const m = [
+    { role: 'user', content: 'go' },
+    { role: 'assistant', content: [{ type: 'text', text: 'one' }] },
+  ];
+  await state.saveCheckpoint(checkpoint('r_inc', m));
+  expect(await redis.llen('hf:checkpoint:r_inc:msgs')).toBe(2);
+  const head = JSON.parse((await redis.get('hf:checkpoint:r_inc'))!);
+  expect(head.messages).toBeUndefined();
+  expect(head.messageCount).toBe(2);
+
+  // Appending two messages writes two; replacing the last rewrites from there.
+  const more = [
+    ...m,
+    { role: 'user', content: 'more' },
+    { role: 'assistant', content: [{ type: 'text', text: 'two' }] },
+  ];
+  const monitor = await redis.duplicate().monitor();
+  const seen: string[] = [];
+  monitor.on('monitor', (_time, args: string[]) => seen.push(args.join(' ')));
+  await state.saveCheckpoint(checkpoint('r_inc', more));
+  const changed = [...more.slice(0, 3), { role: 'assistant', content: [{ type: 'text', text: 'two, edited' }] }];
+  await state.saveCheckpoint(checkpoint('r_inc', changed));
+  await new Promise((r) => setTimeout(r, 200));
+  monitor.disconnect();
+  const evals = seen.filter((s) => s.includes('hf:checkpoint:r_inc:msgs') && s.startsWith('eval'));
+  expect(evals).toHaveLength(2);
+  expect(evals[0]).not.toContain('"go"');
+  expect(evals[0]).toContain('"more"');
+  expect(evals[1]).not.toContain('"more"');
+  expect(evals[1]).toContain('two, edited');
+
+  // Another process reading it sees the whole transcript.
+  const fresh = new StateStore(redis);
+  expect((await fresh.getCheckpoint('r_inc'))!.messages).toEqual(changed);
+  expect((await fresh.getCheckpoint('r_inc', { messages: false }))!.messages).toEqual([]);
+  // A writer that never saw it (a restart) still writes a consistent transcript.
+  await fresh.saveCheckpoint(checkpoint('r_inc', [...changed, { role: 'user', content: 'last' }]));
+  expect(await redis.llen('hf:checkpoint:r_inc:msgs')).toBe(5);
+});
+
+it('fences a run to the runner that claimed it last', async () => {
+  await state.claimRun('r_fence', 'o_first');
+  await state.saveCheckpoint(checkpoint('r_fence', [{ role: 'user', content: 'go' }]), 'o_first');
+  await state.claimRun('r_fence', 'o_second');
+  await expect(
+    state.saveCheckpoint(
+      checkpoint('r_fence', [
+        { role: 'user', content: 'go' },
+        { role: 'assistant', content: 'x' },
+      ]),
+      'o_first',
+    ),
+  ).rejects.toMatchObject({ code: 'handoff_run_taken_over' });
+  await state.saveCheckpoint(checkpoint('r_fence', [{ role: 'user', content: 'go' }]), 'o_second');
+  expect((await state.getCheckpoint('r_fence'))!.messages).toHaveLength(1);
+});
+
+it('gives every record of an ended task the retention as its time to live', async () => {
+  const short = new StateStore(redis, { retentionMs: 3_600_000 });
+  const t = task('t_ret001', 'UANA', '2026-11-01T12:00:00Z');
+  await short.createTask(t);
+  await short.linkThread('slack', 'C1', 't_ret001.1', t.id);
+  await short.setMessageRef(t.id, 'plan:1', 'ts1');
+  expect(await redis.pttl('hf:task:t_ret001')).toBeGreaterThan(3_600_000 * 24);
+  await short.updateTask(t.id, (x) => transition(x, 'cancelled', new Date()));
+  for (const key of ['hf:task:t_ret001', 'hf:thread:slack:C1:t_ret001.1', 'hf:msgs:t_ret001']) {
+    const ttl = await redis.pttl(key);
+    expect(ttl, key).toBeGreaterThan(0);
+    expect(ttl, key).toBeLessThanOrEqual(3_600_000);
+  }
+  expect(await redis.zscore('hf:tasks:active', t.id)).toBeNull();
+  expect(Number(await redis.zscore('hf:retention:artifacts', t.id))).toBeGreaterThan(Date.now());
+});

@@ -3,14 +3,27 @@ import { join, posix, resolve as resolvePath } from 'node:path';
 import { type Duplex, PassThrough, type Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import Dockerode from 'dockerode';
-import { extract } from 'tar-stream';
+import { extract, pack } from 'tar-stream';
 import { ErrorCodes, HandoffError } from '../../core/index.ts';
-import type { ExecOptions, ExecResult, Sandbox, SandboxDriver, SandboxSpec } from './driver.ts';
+import type {
+  ExecOptions,
+  ExecResult,
+  OutputFileInfo,
+  OutputFileWrite,
+  Sandbox,
+  SandboxDriver,
+  SandboxInfo,
+  SandboxSpec,
+} from './driver.ts';
 
 /** Label every sandbox container carries; `attach` adopts only containers that have it. */
 const SANDBOX_LABEL = 'org.handoff.sandbox';
 const TASK_LABEL = 'org.handoff.task';
+const RUNNER_LABEL = 'org.handoff.runner';
 const WORKSPACE = '/workspace';
+const OUTPUTS = `${WORKSPACE}/out`;
+/** The most files `listOutputs` reports; a run that makes more is told by the sync. */
+const MAX_LISTED_OUTPUTS = 10_000;
 const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 /**
  * Runs the command under coreutils `timeout` (which puts it in a process group of its own and
@@ -98,7 +111,11 @@ export class DockerSandboxDriver implements SandboxDriver {
         // Only these two: nothing from the runner's environment (model keys, connector secrets) goes in.
         Env: ['HOME=/home/sandbox', 'LANG=C.UTF-8'],
         NetworkDisabled: true,
-        Labels: { [TASK_LABEL]: spec.taskId, [SANDBOX_LABEL]: '1' },
+        Labels: {
+          [TASK_LABEL]: spec.taskId,
+          [SANDBOX_LABEL]: '1',
+          ...(spec.runnerId ? { [RUNNER_LABEL]: spec.runnerId } : {}),
+        },
         HostConfig: {
           NetworkMode: 'none',
           ReadonlyRootfs: true,
@@ -112,11 +129,39 @@ export class DockerSandboxDriver implements SandboxDriver {
           // Equal to Memory: no swap, so a memory hog is OOM-killed instead of thrashing the host.
           MemorySwap: memoryBytes,
           NanoCpus: Math.round(limits.cpus * 1e9),
-          Tmpfs: { '/tmp': `rw,nosuid,nodev,size=${Math.max(1, Math.round(limits.tmpfsMb))}m` },
-          Binds: [
-            `${join(workspaceDir, 'in')}:${WORKSPACE}/in:ro`,
-            `${join(workspaceDir, 'out')}:${WORKSPACE}/out:${mode}`,
-          ],
+          Tmpfs: {
+            '/tmp': `rw,nosuid,nodev,size=${Math.max(1, Math.round(limits.tmpfsMb))}m`,
+            // A read-only sandbox (the planner) only looks: an empty, read-only /workspace/out.
+            ...(mode === 'ro' ? { [OUTPUTS]: 'ro,nosuid,nodev,size=1m' } : {}),
+          },
+          Binds: [`${join(workspaceDir, 'in')}:${WORKSPACE}/in:ro`],
+          // /workspace/out is a memory-backed volume of its own, not a host directory: its size
+          // is a hard cap on what a run writes, and it goes with the container. A volume (unlike
+          // a --tmpfs mount) is visible to the archive API, which delivers and restores files.
+          ...(mode === 'ro'
+            ? {}
+            : {
+                Mounts: [
+                  {
+                    Type: 'volume' as const,
+                    // No name: an anonymous volume, removed with the container.
+                    Source: '',
+                    Target: OUTPUTS,
+                    VolumeOptions: {
+                      NoCopy: true,
+                      Labels: { [TASK_LABEL]: spec.taskId, [SANDBOX_LABEL]: '1' },
+                      DriverConfig: {
+                        Name: 'local',
+                        Options: {
+                          type: 'tmpfs',
+                          device: 'tmpfs',
+                          o: `size=${Math.max(1, Math.round(limits.outputMb))}m,uid=${this.#uid},gid=${this.#gid},mode=0755,nosuid,nodev`,
+                        },
+                      },
+                    },
+                  },
+                ],
+              }),
           AutoRemove: false,
           // docker-init as PID 1 reaps the zombies that agent commands leave behind.
           Init: true,
@@ -126,7 +171,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       throw this.#createError(err);
     }
 
-    const sandbox = new DockerSandbox(container, this.#logger);
+    const sandbox = new DockerSandbox(container, this.#ownerIds(), this.#logger);
     try {
       throwIfAborted(signal);
       await container.start();
@@ -149,7 +194,53 @@ export class DockerSandboxDriver implements SandboxDriver {
       throw toSandboxError(err, 'Could not inspect the sandbox container');
     }
     if (info.Config.Labels?.[SANDBOX_LABEL] !== '1' || !info.State.Running) return undefined;
-    return new DockerSandbox(container, this.#logger);
+    if (info.State.Paused) {
+      try {
+        await container.unpause();
+      } catch (err) {
+        if (statusOf(err) === 404) return undefined;
+        throw toSandboxError(err, 'Could not resume the kept sandbox');
+      }
+    }
+    return new DockerSandbox(container, this.#ownerIds(), this.#logger);
+  }
+
+  async list(): Promise<SandboxInfo[]> {
+    let listed: Dockerode.ContainerInfo[];
+    try {
+      listed = await this.#docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`] } });
+    } catch (err) {
+      throw toSandboxError(err, 'Could not list the sandbox containers');
+    }
+    return listed.map((c) => ({
+      id: c.Id,
+      taskId: c.Labels?.[TASK_LABEL] ?? '',
+      ...(c.Labels?.[RUNNER_LABEL] ? { runnerId: c.Labels[RUNNER_LABEL] } : {}),
+      state: c.State,
+      createdAtMs: c.Created * 1000,
+    }));
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).remove({ force: true, v: true });
+    } catch (err) {
+      if (isGone(err)) return;
+      throw toSandboxError(err, `Could not remove sandbox container ${id}`);
+    }
+  }
+
+  get #uid(): number {
+    return this.#ownerIds().uid;
+  }
+
+  get #gid(): number {
+    return this.#ownerIds().gid;
+  }
+
+  #ownerIds(): { uid: number; gid: number } {
+    const [uid, gid] = this.#user.split(':').map((part) => Number.parseInt(part, 10));
+    return { uid: Number.isInteger(uid) ? uid! : 1000, gid: Number.isInteger(gid) ? gid! : (uid ?? 1000) };
   }
 
   async removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
@@ -167,7 +258,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       stale.map((c) =>
         this.#docker
           .getContainer(c.Id)
-          .remove({ force: true })
+          .remove({ force: true, v: true })
           .catch(() => undefined),
       ),
     );
@@ -200,7 +291,7 @@ export class DockerSandboxDriver implements SandboxDriver {
   async #prepareWorkspace(workspaceDir: string): Promise<void> {
     const [uid, gid] = this.#user.split(':').map((part) => Number.parseInt(part, 10));
     try {
-      for (const dir of [join(workspaceDir, 'in'), join(workspaceDir, 'out')]) {
+      for (const dir of [join(workspaceDir, 'in')]) {
         const created = await mkdir(dir, { recursive: true });
         // A root runner would otherwise hand the sandbox user an out/ it cannot write to.
         if (created !== undefined && process.getuid?.() === 0 && Number.isInteger(uid)) {
@@ -245,11 +336,85 @@ class DockerSandbox implements Sandbox {
   #warnedNoOomCounter = false;
   /** The cgroup's oom_kill count when the last command ended. */
   #oomBaseline: number | undefined;
+  readonly #owner: { uid: number; gid: number };
 
-  constructor(container: Dockerode.Container, logger: SandboxLogger | undefined) {
+  constructor(container: Dockerode.Container, owner: { uid: number; gid: number }, logger: SandboxLogger | undefined) {
     this.id = container.id;
     this.#container = container;
+    this.#owner = owner;
     this.#logger = logger;
+  }
+
+  async suspend(): Promise<void> {
+    try {
+      await this.#container.pause();
+    } catch (err) {
+      throw toSandboxError(err, 'Could not suspend the sandbox');
+    }
+  }
+
+  async listOutputs(): Promise<OutputFileInfo[]> {
+    const live: LiveExec = {};
+    // NUL-separated, so no file name (newlines, tabs) can break the listing.
+    const run = await this.#run(
+      ['find', OUTPUTS, '-xdev', '-type', 'f', '-printf', '%s %T@ %P\\0'],
+      { maxOutputBytes: 4 * 1024 * 1024 },
+      live,
+    );
+    if (run.exitCode !== 0)
+      throw new HandoffError(ErrorCodes.sandboxFailed, `Could not list ${OUTPUTS}: ${run.stderr.trim()}`);
+    if (run.truncated) throw new HandoffError(ErrorCodes.outputLimit, `${OUTPUTS} holds too many files to keep`);
+    const files: OutputFileInfo[] = [];
+    for (const entry of run.stdout.split('\0')) {
+      const m = /^(\d+) (\d+(?:\.\d+)?) (.+)$/s.exec(entry);
+      if (!m) continue;
+      files.push({ size: Number(m[1]), mtime: m[2]!, path: m[3]! });
+      if (files.length > MAX_LISTED_OUTPUTS)
+        throw new HandoffError(ErrorCodes.outputLimit, `${OUTPUTS} holds more than ${MAX_LISTED_OUTPUTS} files`);
+    }
+    return files;
+  }
+
+  async writeOutputs(files: readonly OutputFileWrite[]): Promise<void> {
+    if (files.length === 0) return;
+    const tar = pack();
+    const { uid, gid } = this.#owner;
+    const upload = this.#container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: OUTPUTS });
+    const writing = (async () => {
+      const dirs = new Set<string>();
+      for (const file of files) {
+        const parts = posix.normalize(file.path).split('/');
+        if (parts.some((p) => p === '..' || p === '') || posix.isAbsolute(file.path))
+          throw new HandoffError(ErrorCodes.invalidInput, `refusing to restore ${JSON.stringify(file.path)}`);
+        // Parent directories first, owned by the sandbox user so the run can write in them.
+        for (let i = 1; i < parts.length; i++) {
+          const dir = parts.slice(0, i).join('/');
+          if (dirs.has(dir)) continue;
+          dirs.add(dir);
+          await new Promise<void>((resolve, reject) =>
+            tar.entry({ name: dir, type: 'directory', mode: 0o755, uid, gid }, (err) =>
+              err ? reject(err) : resolve(),
+            ),
+          );
+        }
+        const source = await file.open();
+        await new Promise<void>((resolve, reject) => {
+          const entry = tar.entry(
+            { name: file.path, size: file.size, mode: 0o644, uid, gid, ...(file.mtime ? { mtime: file.mtime } : {}) },
+            (err) => (err ? reject(err) : resolve()),
+          );
+          source.on('error', reject);
+          source.pipe(entry);
+        });
+      }
+      tar.finalize();
+    })();
+    writing.catch((err: unknown) => tar.destroy(err as Error));
+    try {
+      await Promise.all([upload, writing]);
+    } catch (err) {
+      throw toSandboxError(err, `Could not restore ${OUTPUTS}`);
+    }
   }
 
   async exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
@@ -400,7 +565,7 @@ class DockerSandbox implements Sandbox {
         }
       }
       try {
-        await this.#container.remove({ force: true });
+        await this.#container.remove({ force: true, v: true });
       } catch (err) {
         if (isGone(err)) return;
         // Let a later destroy() try again (e.g. once the engine is back).
@@ -654,19 +819,20 @@ export function containerHardeningProblems(inspect: Dockerode.ContainerInspectIn
   for (const mount of mounts) {
     if (/docker\.sock|containerd\.sock|podman\.sock/.test(`${mount.Source} ${mount.Destination}`)) {
       problems.push(`container engine socket is mounted (${mount.Source})`);
-    } else if (
-      mount.Type === 'bind' &&
-      mount.Destination !== `${WORKSPACE}/in` &&
-      mount.Destination !== `${WORKSPACE}/out`
-    ) {
+    } else if (mount.Type === 'bind' && mount.Destination !== `${WORKSPACE}/in`) {
       problems.push(`unexpected host directory mounted at ${mount.Destination}`);
+    } else if (mount.Type === 'volume' && mount.Destination !== OUTPUTS) {
+      problems.push(`unexpected volume mounted at ${mount.Destination}`);
     }
   }
   const input = mounts.find((mount) => mount.Destination === `${WORKSPACE}/in`);
   if (!input) problems.push(`${WORKSPACE}/in is not mounted`);
   else if (input.RW) problems.push(`${WORKSPACE}/in is writable`);
-  if (!mounts.some((mount) => mount.Destination === `${WORKSPACE}/out`))
-    problems.push(`${WORKSPACE}/out is not mounted`);
+  const output = mounts.find((mount) => mount.Destination === OUTPUTS);
+  const readOnlyOutput = /(^|,)ro(,|$)/.test(host.Tmpfs?.[OUTPUTS] ?? '');
+  if (!output && !readOnlyOutput) problems.push(`${OUTPUTS} is not mounted`);
+  else if (output && output.Type !== 'volume')
+    problems.push(`${OUTPUTS} is a host directory, not a size-capped volume`);
 
   for (const entry of config.Env ?? []) {
     const name = entry.split('=', 1)[0] ?? '';

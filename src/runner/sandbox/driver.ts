@@ -7,6 +7,11 @@ export interface SandboxLimits {
   cpus: number;
   pids: number;
   tmpfsMb: number;
+  /**
+   * Size of /workspace/out, a memory-backed volume of its own: a run cannot write more
+   * than this (writes fail with "No space left on device"). Counts toward `memoryMb`.
+   */
+  outputMb: number;
 }
 
 export interface SandboxSpec {
@@ -18,6 +23,38 @@ export interface SandboxSpec {
   /** Mount the whole workspace read-only (the planner only looks). */
   readOnlyWorkspace: boolean;
   limits: SandboxLimits;
+  /** The runner process that owns it; the janitor removes sandboxes whose runner is gone. */
+  runnerId?: string;
+}
+
+/** A file to place under /workspace/out. */
+export interface OutputFileWrite {
+  /** Path relative to /workspace/out. */
+  path: string;
+  size: number;
+  /** Opened when the file's turn comes, so a large workspace is not opened all at once. */
+  open: () => Promise<Readable>;
+  /** Modification time to give it. */
+  mtime?: Date;
+}
+
+/** A regular file under /workspace/out as the sandbox sees it. */
+export interface OutputFileInfo {
+  /** Path relative to /workspace/out. */
+  path: string;
+  size: number;
+  /** Modification time, ISO 8601 with sub-second precision as the file system has it. */
+  mtime: string;
+}
+
+/** A sandbox container as the engine lists it (for the janitor). */
+export interface SandboxInfo {
+  id: string;
+  taskId: string;
+  runnerId?: string;
+  /** `running`, `paused`, `exited`, `created`… as the engine says. */
+  state: string;
+  createdAtMs: number;
 }
 
 export interface ExecOptions {
@@ -51,16 +88,29 @@ export interface Sandbox {
   exec(argv: string[], options: ExecOptions): Promise<ExecResult>;
   /** Streams one regular file out of the sandbox (path resolved inside the container). */
   readFileStream(path: string): Promise<{ stream: Readable; size: number }>;
-  /** Stops and removes the container. Idempotent. */
+  /** Stops and removes the container (and its /workspace/out). Idempotent. */
   destroy(): Promise<void>;
+  /**
+   * Freezes every process in it (the cgroup freezer): /tmp, /workspace/out and the
+   * processes stay as they are, using no CPU, until `attach` thaws it.
+   */
+  suspend(): Promise<void>;
+  /** Lists the regular files under /workspace/out. */
+  listOutputs(): Promise<OutputFileInfo[]>;
+  /** Writes files under /workspace/out, owned by the sandbox user (restoring a workspace). */
+  writeOutputs(files: readonly OutputFileWrite[]): Promise<void>;
 }
 
 /** Creates sandboxes. The runner knows only this interface; main.ts picks the implementation. */
 export interface SandboxDriver {
   readonly name: string;
   create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
-  /** Re-attaches to a sandbox that survived a runner restart, if it still runs. */
+  /** Re-attaches to a sandbox that survived (thawing it when suspended), if it still runs. */
   attach(id: string): Promise<Sandbox | undefined>;
+  /** Every sandbox container on this engine. */
+  list(): Promise<SandboxInfo[]>;
+  /** Removes one sandbox container by id (and its /workspace/out). Idempotent. */
+  remove(id: string): Promise<void>;
   /**
    * Removes a task's sandboxes except `keepId`: those left behind by a runner that died.
    * Returns how many were removed.

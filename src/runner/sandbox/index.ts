@@ -4,4 +4,14 @@ export {
   type DockerSandboxDriverOptions,
   type SandboxLogger,
 } from './docker.ts';
-export type { ExecOptions, ExecResult, Sandbox, SandboxDriver, SandboxLimits, SandboxSpec } from './driver.ts';
+export type {
+  ExecOptions,
+  ExecResult,
+  OutputFileInfo,
+  OutputFileWrite,
+  Sandbox,
+  SandboxDriver,
+  SandboxInfo,
+  SandboxLimits,
+  SandboxSpec,
+} from './driver.ts';

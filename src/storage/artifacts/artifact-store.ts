@@ -19,6 +19,8 @@ export interface ArtifactStore {
   exists(key: string): Promise<boolean>;
   /** Removes an object; no error when it does not exist. */
   delete(key: string): Promise<void>;
+  /** Removes every object whose key starts with `prefix` (which MUST end with `/`). Returns how many. */
+  deletePrefix(prefix: string): Promise<number>;
   /** A link a person can open, valid until `expiresAt`. */
   downloadUrl(
     key: string,

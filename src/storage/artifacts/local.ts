@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -83,6 +83,14 @@ export class LocalArtifactStore implements ArtifactStore {
     await rm(this.path(key), { force: true });
   }
 
+  async deletePrefix(prefix: string): Promise<number> {
+    if (!prefix.endsWith('/')) throw new HandoffError(ErrorCodes.invalidInput, 'a prefix must end with /');
+    const dir = this.path(prefix.slice(0, -1));
+    const count = await countFiles(dir);
+    await rm(dir, { recursive: true, force: true });
+    return count;
+  }
+
   async downloadUrl(
     key: string,
     options: { fileName: string; mediaType: string; expiresInMs: number },
@@ -117,4 +125,16 @@ export class LocalArtifactStore implements ArtifactStore {
       .update(`${key}\n${fileName}\n${mediaType}\n${expiresAtMs}`)
       .digest('base64url');
   }
+}
+
+async function countFiles(dir: string): Promise<number> {
+  let entries: import('node:fs').Dirent[];
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return 0;
+  }
+  let n = 0;
+  for (const e of entries) n += e.isDirectory() ? await countFiles(join(dir, e.name)) : 1;
+  return n;
 }

@@ -4,6 +4,7 @@ import {
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
+  ListObjectsV2Command,
   PutObjectCommand,
   S3Client,
   type S3ClientConfig,
@@ -187,6 +188,41 @@ export class S3ArtifactStore implements ArtifactStore {
       // S3 answers 204 for a missing key; some compatible stores answer 404.
       if (mapped.code !== ErrorCodes.notFound) throw mapped;
     }
+  }
+
+  async deletePrefix(prefix: string): Promise<number> {
+    if (!prefix.endsWith('/')) throw new HandoffError(ErrorCodes.invalidInput, 'a prefix must end with /');
+    assertValidKey(prefix.slice(0, -1));
+    const full = `${this.#objectKey(prefix.slice(0, -1))}/`;
+    let removed = 0;
+    let token: string | undefined;
+    do {
+      let page: { Contents?: Array<{ Key?: string }>; IsTruncated?: boolean; NextContinuationToken?: string };
+      try {
+        page = await this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.#bucket,
+            Prefix: full,
+            ...(token ? { ContinuationToken: token } : {}),
+          }),
+        );
+      } catch (err) {
+        throw mapError(err, `could not list artifacts under ${prefix}`, prefix);
+      }
+      // One at a time keeps this compatible with stores that lack DeleteObjects; it runs in the background.
+      for (const object of page.Contents ?? []) {
+        if (!object.Key) continue;
+        try {
+          await this.#client.send(new DeleteObjectCommand({ Bucket: this.#bucket, Key: object.Key }));
+          removed++;
+        } catch (err) {
+          const mapped = mapError(err, `could not delete artifact ${object.Key}`, object.Key);
+          if (mapped.code !== ErrorCodes.notFound) throw mapped;
+        }
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return removed;
   }
 
   async downloadUrl(

@@ -24,17 +24,25 @@ export const consoleEventsChannel = 'hf:console:events';
 
 /** The web console's channel history in Redis, shared by every bot instance. */
 export class ConsoleStore {
+  private readonly maxMessages: number;
+  /** Messages expire this long after they were last written (the task records' retention). */
+  private readonly retentionMs: number;
+
   constructor(
     private readonly redis: Redis,
-    private readonly maxMessages = 2000,
-  ) {}
+    options: { maxMessages?: number; retentionMs?: number } = {},
+  ) {
+    this.maxMessages = options.maxMessages ?? 2000;
+    this.retentionMs = options.retentionMs ?? 30 * 86_400_000;
+  }
 
   async add(message: Omit<ConsoleMessage, 'id' | 'ts'> & { id?: string }): Promise<ConsoleMessage> {
     const full: ConsoleMessage = { ...message, id: message.id ?? newId('m'), ts: new Date().toISOString() };
     await this.redis
       .multi()
-      .set(key.msg(full.id), JSON.stringify(full))
+      .set(key.msg(full.id), JSON.stringify(full), 'PX', this.retentionMs)
       .rpush(key.list(full.channel), full.id)
+      .pexpire(key.list(full.channel), this.retentionMs)
       .ltrim(key.list(full.channel), -this.maxMessages, -1)
       .publish(consoleEventsChannel, JSON.stringify(full))
       .exec();
@@ -54,7 +62,7 @@ export class ConsoleStore {
     };
     await this.redis
       .multi()
-      .set(key.msg(id), JSON.stringify(next))
+      .set(key.msg(id), JSON.stringify(next), 'PX', this.retentionMs)
       .publish(consoleEventsChannel, JSON.stringify(next))
       .exec();
     return next;
