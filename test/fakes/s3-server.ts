@@ -211,6 +211,30 @@ export class FakeS3Server {
     }
     if (!this.#buckets.has(bucket)) throw new S3Error(404, 'NoSuchBucket', 'The specified bucket does not exist');
     switch (r.operation) {
+      case 'ListObjectsV2': {
+        req.resume();
+        // Pages of max-keys (default 1000), continued by a token that is the last key sent.
+        const prefix = r.query.prefix ?? '';
+        const max = Math.min(1000, Number(r.query['max-keys'] ?? 1000));
+        const after = r.query['continuation-token'] ?? '';
+        const all = this.keys(bucket)
+          .filter((k) => k.startsWith(prefix) && k > after)
+          .sort();
+        const page = all.slice(0, max);
+        const truncated = all.length > page.length;
+        const contents = page
+          .map((k) => {
+            const o = this.#objects.get(`${bucket}/${k}`)!;
+            return `<Contents><Key>${esc(k)}</Key><LastModified>${o.lastModified.toISOString()}</LastModified><ETag>${esc(o.etag)}</ETag><Size>${o.size}</Size><StorageClass>STANDARD</StorageClass></Contents>`;
+          })
+          .join('');
+        const body = xml(
+          'ListBucketResult',
+          `<Name>${esc(bucket)}</Name><Prefix>${esc(prefix)}</Prefix><KeyCount>${page.length}</KeyCount><MaxKeys>${max}</MaxKeys><IsTruncated>${truncated}</IsTruncated>${truncated ? `<NextContinuationToken>${esc(page.at(-1)!)}</NextContinuationToken>` : ''}${contents}`,
+        );
+        res.writeHead(200, { 'content-type': 'application/xml' }).end(body);
+        return;
+      }
       case 'PutObject': {
         const file = await this.#receive(req);
         this.#objects.set(`${bucket}/${key}`, {
@@ -562,6 +586,7 @@ function operationOf(
   if (key === '') {
     if (method === 'PUT' && Object.keys(query).length === 0) return 'CreateBucket';
     if (method === 'GET' && 'uploads' in query) return 'ListMultipartUploads';
+    if (method === 'GET' && query['list-type'] === '2') return 'ListObjectsV2';
     return `Unsupported bucket ${method}`;
   }
   if (bucket === '') return 'Unsupported';

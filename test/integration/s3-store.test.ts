@@ -218,6 +218,26 @@ describe('S3ArtifactStore against a local S3-compatible server', () => {
     expect(await store.exists('task-5/gone.txt')).toBe(false);
   });
 
+  it('removes every object under a task prefix (retention), across pages, and nothing else', async () => {
+    // More than one page of a listing (1,000 keys).
+    for (let batch = 0; batch < 1003; batch += 100) {
+      await Promise.all(
+        Array.from({ length: Math.min(100, 1003 - batch) }, (_, i) =>
+          store.put(`tasks/t_gone/out/${batch + i}.txt`, Readable.from([Buffer.from('x')]), {
+            mediaType: 'text/plain',
+          }),
+        ),
+      );
+    }
+    await store.put('tasks/t_gone2/in/1-b.csv', Readable.from([Buffer.from('b')]), { mediaType: 'text/csv' });
+    const removed = await store.deletePrefix('tasks/t_gone/');
+    expect(removed).toBe(1003);
+    expect(uploadsOf('ListObjectsV2').length).toBeGreaterThanOrEqual(2);
+    expect(fake.keys(bucket).filter((k) => k.includes('/tasks/t_gone/'))).toEqual([]);
+    expect(await store.exists('tasks/t_gone2/in/1-b.csv')).toBe(true);
+    await expect(store.deletePrefix('tasks/t_gone')).rejects.toMatchObject({ code: ErrorCodes.invalidInput });
+  });
+
   it('refuses keys that could climb out of the prefix', async () => {
     for (const key of ['../other/secret', 'a/../../b', '/abs', 'a//b']) {
       const err = await store.get(key).catch((e: unknown) => e);
