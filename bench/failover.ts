@@ -11,6 +11,7 @@ import { startRedisServer } from '../src/storage/index.ts';
 import { type MessagesRequestBody, startFakeAnthropic } from '../test/fakes/anthropic-server.ts';
 import { Cluster, sleep } from '../test/helpers/cluster.ts';
 import { planButtons } from '../test/helpers/console-client.ts';
+import { doneMdPlan } from '../test/helpers/model-scripts.ts';
 import { print } from './stats.ts';
 
 const pairs = Number(process.env.BENCH_PAIRS ?? 3);
@@ -18,20 +19,7 @@ const pairs = Number(process.env.BENCH_PAIRS ?? 3);
 /** A model that plans one step, starts a long command, and finishes once told the command was cut short. */
 function reply(body: MessagesRequestBody) {
   const tools = JSON.stringify(body.tools ?? []);
-  if (tools.includes('submit_plan'))
-    return {
-      content: [
-        {
-          type: 'tool_use',
-          name: 'submit_plan',
-          input: {
-            summary: 'Write done.md after a long step.',
-            steps: [{ title: 'Work', actions: ['read_files', 'run_commands', 'create_files'] }],
-            deliverables: [{ name: 'done.md', type: 'md' }],
-          },
-        },
-      ],
-    };
+  if (tools.includes('submit_plan')) return doneMdPlan;
   const messages = body.messages as Array<{ role: string; content: unknown }>;
   const last = JSON.stringify(messages.at(-1)?.content ?? '');
   const use = (name: string, input: unknown) => ({ content: [{ type: 'tool_use', name, input }] });

@@ -202,16 +202,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           await recordCall(
             options,
             cp,
-            use.id,
-            use.name,
-            input,
-            step.action,
-            step.trust,
-            'paused',
-            '',
-            false,
-            started,
-            {},
+            { use, input, ...step },
+            { decision: 'paused', content: '', isError: false, started },
           );
           const summary = step.kind === 'pause' ? step.pending.reason : step.pending.question;
           return { status: 'paused', summary, checkpoint: cp };
@@ -223,16 +215,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         await recordCall(
           options,
           cp,
-          use.id,
-          use.name,
-          input,
-          step.action,
-          step.trust,
-          step.decision,
-          content,
-          step.result.isError,
-          started,
-          counts,
+          { use, input, ...step },
+          { decision: step.decision, content, isError: step.result.isError, started, redactions: counts },
         );
         cp.inFlight = undefined;
         cp.partialResults = [
@@ -561,31 +545,30 @@ async function runSafely(
 async function recordCall(
   options: RunLoopOptions,
   cp: Checkpoint,
-  id: string,
-  tool: string,
-  input: Record<string, unknown>,
-  action: ActionKind | undefined,
-  trust: TrustLevel,
-  decision: ToolCallRecord['decision'],
-  content: string,
-  isError: boolean,
-  started: number,
-  redactions: Record<string, number>,
+  call: { use: ToolUse; input: Record<string, unknown>; action: ActionKind | undefined; trust: TrustLevel },
+  outcome: {
+    decision: ToolCallRecord['decision'];
+    content: string;
+    isError: boolean;
+    started: number;
+    redactions?: Record<string, number>;
+  },
 ): Promise<void> {
+  const redactions = outcome.redactions ?? {};
   const record: ToolCallRecord = {
-    id,
-    tool,
-    action: action ?? 'read_files',
-    trust,
-    decision,
-    isError,
-    resultSha256: createHash('sha256').update(content).digest('hex'),
-    at: new Date(started).toISOString(),
-    durationMs: Date.now() - started,
+    id: call.use.id,
+    tool: call.use.name,
+    action: call.action ?? 'read_files',
+    trust: call.trust,
+    decision: outcome.decision,
+    isError: outcome.isError,
+    resultSha256: createHash('sha256').update(outcome.content).digest('hex'),
+    at: new Date(outcome.started).toISOString(),
+    durationMs: Date.now() - outcome.started,
     ...(Object.keys(redactions).length > 0 ? { redactions } : {}),
   };
   cp.toolCalls = [...cp.toolCalls, record];
-  await options.onToolCall?.(record, input);
+  await options.onToolCall?.(record, call.input);
 }
 
 async function runTool(

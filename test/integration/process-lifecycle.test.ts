@@ -5,44 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { type FakeAnthropicServer, type FakeReply, startFakeAnthropic } from '../fakes/anthropic-server.ts';
+import { type FakeAnthropicServer, startFakeAnthropic } from '../fakes/anthropic-server.ts';
+import { freePort } from '../helpers/cluster.ts';
 import { ConsoleClient, planButtons } from '../helpers/console-client.ts';
 import { describeDocker } from '../helpers/docker.ts';
+import { call, finishDoneMd as finishing, doneMdPlan as plan } from '../helpers/model-scripts.ts';
 
 const cli = new URL('../../bin/handoff.js', import.meta.url).pathname;
 const docker = new Dockerode();
-
-const plan: FakeReply = {
-  content: [
-    {
-      type: 'tool_use',
-      name: 'submit_plan',
-      input: {
-        summary: 'Write done.md after a long step.',
-        steps: [{ title: 'Work', actions: ['read_files', 'run_commands', 'create_files'] }],
-        deliverables: [{ name: 'done.md', type: 'md' }],
-      },
-    },
-  ],
-};
-const call = (name: string, input: Record<string, unknown>): FakeReply => ({
-  content: [{ type: 'tool_use', name, input }],
-});
-const finishing: FakeReply[] = [
-  call('run_command', { command: 'echo "# Done" > /workspace/out/done.md', step: 1 }),
-  call('deliver_artifact', { path: '/workspace/out/done.md' }),
-  { content: [{ type: 'text', text: 'Wrote done.md.' }] },
-];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** `handoff dev` as a person starts it: its own process group, so a group signal reaches all of it. */
 interface DevProcess {

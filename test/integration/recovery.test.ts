@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
@@ -8,42 +7,12 @@ import { afterEach, expect, it } from 'vitest';
 import { newTask, transition } from '../../src/core/index.ts';
 import { queueNames, runJobId } from '../../src/queue/index.ts';
 import { type EmbeddedRedis, StateStore, startRedisServer } from '../../src/storage/index.ts';
-import { type FakeAnthropicServer, type FakeReply, startFakeAnthropic } from '../fakes/anthropic-server.ts';
+import { type FakeAnthropicServer, startFakeAnthropic } from '../fakes/anthropic-server.ts';
+import { freePort } from '../helpers/cluster.ts';
 import { ConsoleClient, planButtons } from '../helpers/console-client.ts';
 import { describeDocker } from '../helpers/docker.ts';
 import { startDevHandoff, type TestHandoff } from '../helpers/handoff.ts';
-
-const plan: FakeReply = {
-  content: [
-    {
-      type: 'tool_use',
-      name: 'submit_plan',
-      input: {
-        summary: 'Write done.md after a long step.',
-        steps: [{ title: 'Work', actions: ['read_files', 'run_commands', 'create_files'] }],
-        deliverables: [{ name: 'done.md', type: 'md' }],
-      },
-    },
-  ],
-};
-const call = (name: string, input: Record<string, unknown>): FakeReply => ({
-  content: [{ type: 'tool_use', name, input }],
-});
-const finishing: FakeReply[] = [
-  call('run_command', { command: 'echo "# Done" > /workspace/out/done.md', step: 1 }),
-  call('deliver_artifact', { path: '/workspace/out/done.md' }),
-  { content: [{ type: 'text', text: 'Wrote done.md.' }] },
-];
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+import { call, finishDoneMd as finishing, doneMdPlan as plan } from '../helpers/model-scripts.ts';
 
 describeDocker('runs survive a Redis outage, lost jobs and stranded tasks', () => {
   let model: FakeAnthropicServer | undefined;
