@@ -109,7 +109,12 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     if (!redisUrl) {
       if (mode !== 'dev')
         throw new HandoffError(ErrorCodes.config, 'REDIS_URL is required for `handoff bot` and `handoff runner`');
-      const embedded: EmbeddedRedis = await startRedisServer({ dir: join(dataDir, 'redis'), logger });
+      const embedded: EmbeddedRedis = await startRedisServer({
+        dir: join(dataDir, 'redis'),
+        logger,
+        // A restart right after a stop (npm killed, then started again) waits for the old one to finish.
+        waitForOwnerMs: config.shutdownTimeoutMs + 5000,
+      });
       cleanups.push(() => embedded.stop());
       redisUrl = embedded.url;
       logger.info({ redisUrl }, 'started redis-server');

@@ -60,6 +60,8 @@ export interface ProgressView {
   outputTail?: string;
   elapsedMs: number;
   tokens: number;
+  /** The same tokens by kind; absent on the closing view of a finished run (the result has them). */
+  usage?: TokenBreakdown;
   cancellable: boolean;
   demo: boolean;
 }
@@ -215,6 +217,7 @@ export function progressView(task: Task, event: ProgressEvent): ProgressView {
     ...(event.outputTail ? { outputTail: event.outputTail } : {}),
     elapsedMs: event.elapsedMs,
     tokens: totalTokens(event.usage),
+    usage: tokenBreakdown(event.usage),
     cancellable: runIsLive(task.state),
     demo: task.demo,
   };

@@ -127,7 +127,9 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
 
   // A planning sandbox left by a runner that died would block this one's name.
   await deps.driver.removeTaskSandboxes(task.id);
-  const workspace = await prepareWorkspace(deps.workspacesDir, task.id, task.inputs, deps.store, 'plan');
+  const workspace = await prepareWorkspace(deps.workspacesDir, task.id, task.inputs, deps.store, {
+    plan: job.version,
+  });
   const sandbox = await deps.driver.create(
     {
       taskId: task.id,
@@ -182,7 +184,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   } finally {
     await sandbox.destroy();
     // The inputs stay in the artifact store; the run lays them out again wherever it runs.
-    await removeWorkspace(deps.workspacesDir, task.id, 'plan').catch(() => undefined);
+    await removeWorkspace(deps.workspacesDir, task.id, { plan: job.version }).catch(() => undefined);
   }
 }
 

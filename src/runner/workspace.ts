@@ -45,14 +45,15 @@ export async function prepareWorkspace(
 }
 
 /**
- * Planning and the run have directories of their own, so a planner cleaning up after
- * a quick approval can never remove the inputs the run just laid out.
+ * Each planning attempt (by plan version) and the run have directories of their own, so a
+ * planner cleaning up after a quick approval or a quick "Request changes" can never remove
+ * inputs another job just laid out.
  */
-export type WorkspacePurpose = 'plan' | 'run';
-const planSuffix = '.plan';
+export type WorkspacePurpose = 'run' | { plan: number };
+const planPattern = /^(.+)\.plan(\d+)$/;
 
 function workspaceDir(root: string, taskId: string, purpose: WorkspacePurpose): string {
-  return join(root, purpose === 'plan' ? `${taskId}${planSuffix}` : taskId);
+  return join(root, purpose === 'run' ? taskId : `${taskId}.plan${purpose.plan}`);
 }
 
 export async function removeWorkspace(root: string, taskId: string, purpose: WorkspacePurpose = 'run'): Promise<void> {
@@ -73,8 +74,9 @@ export async function listWorkspaces(
   for (const name of names) {
     try {
       const s = await stat(join(root, name));
-      const purpose: WorkspacePurpose = name.endsWith(planSuffix) ? 'plan' : 'run';
-      const taskId = purpose === 'plan' ? name.slice(0, -planSuffix.length) : name;
+      const plan = planPattern.exec(name);
+      const purpose: WorkspacePurpose = plan ? { plan: Number(plan[2]) } : 'run';
+      const taskId = plan ? plan[1]! : name;
       if (s.isDirectory()) out.push({ taskId, purpose, changedAtMs: s.mtimeMs });
     } catch {
       // removed meanwhile

@@ -108,7 +108,14 @@ export class DataDirLock {
  * Throws `handoff_data_dir_locked`, naming the owner and how to stop it, when another
  * live process holds it.
  */
-export async function acquireDataDirLock(dir: string): Promise<{ lock: DataDirLock; previous?: DataDirLockInfo }> {
+export async function acquireDataDirLock(
+  dir: string,
+  options: { waitForOwnerMs?: number; onWait?: (ownerPid: number) => void } = {},
+): Promise<{ lock: DataDirLock; previous?: DataDirLockInfo }> {
+  // An owner that is shutting down (its parent was killed, a restart came quickly) is given
+  // time to finish before its lock counts as held.
+  const waitUntil = Date.now() + (options.waitForOwnerMs ?? 0);
+  let told = false;
   const path = join(dir, lockFileName);
   const token = randomBytes(12).toString('hex');
   const ownerStartTicks = procStat(process.pid)?.startTicks;
@@ -157,6 +164,13 @@ export async function acquireDataDirLock(dir: string): Promise<{ lock: DataDirLo
           continue;
         }
       } else if (held.ownerPid !== process.pid && processRuns(held.ownerPid, held.ownerStartTicks)) {
+        if (Date.now() < waitUntil) {
+          if (!told) options.onWait?.(held.ownerPid);
+          told = true;
+          attempt--;
+          await sleep(250);
+          continue;
+        }
         throw new HandoffError(
           dataDirLockedCode,
           `another Handoff process (pid ${held.ownerPid}) is using ${dir}` +

@@ -42,8 +42,13 @@ export interface StartRedisServerOptions {
   extraArgs?: string[];
   /** How long `stop()` waits for a clean exit before SIGKILL. Default 10,000 ms. */
   stopTimeoutMs?: number;
-  /** Told when a redis-server left behind by an earlier owner is stopped. */
+  /** Told when a redis-server left behind by an earlier owner is stopped, or when one still running is waited for. */
   logger?: Pick<Logger, 'warn'>;
+  /**
+   * How long to wait for another live owner of the directory to stop (one shutting down
+   * as this one starts) before refusing. Default 0: refuse at once.
+   */
+  waitForOwnerMs?: number;
 }
 
 const defaultStopTimeoutMs = 10_000;
@@ -208,7 +213,14 @@ export async function startRedisServer(options: StartRedisServerOptions): Promis
   const stopTimeoutMs = options.stopTimeoutMs ?? defaultStopTimeoutMs;
   let acquired: Awaited<ReturnType<typeof acquireDataDirLock>>;
   try {
-    acquired = await acquireDataDirLock(dir);
+    acquired = await acquireDataDirLock(dir, {
+      waitForOwnerMs: options.waitForOwnerMs ?? 0,
+      onWait: (pid) =>
+        options.logger?.warn(
+          { pid, waitForOwnerMs: options.waitForOwnerMs },
+          `another Handoff process (pid ${pid}) is using ${dir}; waiting for it to stop`,
+        ),
+    });
   } catch (err) {
     unclaim();
     throw err;

@@ -226,6 +226,27 @@ it('refuses to start while another live process holds the directory, naming it a
   expect(serversOn(dir)).toEqual([owner.redisPid]);
 });
 
+it('waits for an owner that is stopping (a quick restart), then starts on the directory', async () => {
+  const dir = await tempDir();
+  const owner = await startOwner(dir, 'graceful');
+  const warnings: string[] = [];
+  const starting = startRedisServer({
+    dir,
+    waitForOwnerMs: 20_000,
+    logger: { warn: (_obj: object, msg?: string) => void warnings.push(String(msg)) },
+  });
+  await sleep(500);
+  process.kill(-owner.pid, 'SIGTERM');
+  const server = await starting;
+  servers.push(server);
+  expect(warnings.join('\n')).toContain(
+    `another Handoff process (pid ${owner.pid}) is using ${dir}; waiting for it to stop`,
+  );
+  expect(await owner.exited).toEqual({ code: 0, signal: null });
+  expect(serversOn(dir)).toEqual([server.pid]);
+  expect(await client(server.url).get('shutdown-checkpoint')).toBe('written during shutdown');
+});
+
 it('treats a lock whose owner pid now belongs to another process as stale', async () => {
   const dir = await tempDir();
   const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });

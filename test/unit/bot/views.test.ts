@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defaultPlanPolicy, planHash } from '../../../src/approvals/index.ts';
 import { renderHtml } from '../../../src/bot/surfaces/web/render-html.ts';
-import { planView, resultView } from '../../../src/bot/views.ts';
+import { planView, progressView, resultView } from '../../../src/bot/views.ts';
 import type { Artifact, Plan, Task } from '../../../src/core/index.ts';
 import { testPlan, testTask } from '../../helpers/fixtures.ts';
 
@@ -245,5 +245,28 @@ describe('result card', () => {
     expect(html).toContain('The run failed');
     expect(html).toContain('the run ended without delivering any file.');
     expect(html).not.toContain('<ul class="files">');
+  });
+
+  it('shows input, output and cache tokens on the live card and on the result', () => {
+    const usage = { inputTokens: 12_300, outputTokens: 2_100, cacheReadTokens: 80_000, cacheWriteTokens: 4_000 };
+    const task = makeTask({
+      state: 'succeeded',
+      startedAt: '2025-03-01T09:03:00.000Z',
+      finishedAt: '2025-03-01T09:05:30.000Z',
+      usage,
+    });
+    const words = '12,300 in · 2,100 out · 80,000 cache read · 4,000 cache write tokens';
+    expect(renderHtml(resultView(task, makePlan(), []))).toContain(words);
+    const running = makeTask({ state: 'running', startedAt: '2025-03-01T09:03:00.000Z' });
+    const live = progressView(running, {
+      type: 'progress',
+      taskId: running.id,
+      runId: 'r_1',
+      steps: [{ title: 'Read', status: 'running' }],
+      elapsedMs: 1000,
+      usage,
+      seq: 1,
+    });
+    expect(renderHtml(live)).toContain(words);
   });
 });
