@@ -60,3 +60,28 @@ it('reports the model in use without revealing the key', async () => {
   expect(out).toContain('Anthropic API, model claude-sonnet-5-5');
   expect(out).not.toContain('sk-ant-doctor-secret');
 });
+
+it('reports Redis memory and what one task’s records cost', async () => {
+  const client = new Redis(redis.url);
+  const { StateStore } = await import('../../src/storage/index.ts');
+  const { newTask } = await import('../../src/core/index.ts');
+  const state = new StateStore(client);
+  const task = newTask(
+    {
+      id: 't_doctor1',
+      conversation: { surface: 'web', channel: 'general', thread: 'm_1' },
+      requester: { id: 'web:ana', name: 'Ana' },
+      request: 'x'.repeat(2000),
+      inputs: [],
+      demo: true,
+    },
+    new Date(),
+  );
+  await state.createTask(task);
+  client.disconnect();
+  const { out } = await run({ REDIS_URL: redis.url, HANDOFF_RETENTION_DAYS: '7' });
+  expect(out).toMatch(
+    /ok {4}Redis memory: [\d.]+ [KMG]?i?B used \(no maxmemory set\); 1 task records, about [\d.]+ KB per task/,
+  );
+  expect(out).toContain('records are kept 7 days after a task ends');
+});
