@@ -32,6 +32,8 @@ export interface ClusterProc {
   port?: number;
   child?: ChildProcess;
   alive: boolean;
+  /** Set while this process is being stopped on purpose (not restarted). */
+  stopping?: boolean;
 }
 
 /** A console user's session, sent as a signed-in browser sends it. */
@@ -51,6 +53,9 @@ export class Cluster {
   readonly procs: ClusterProc[] = [];
   readonly env: Record<string, string>;
   private generation = 0;
+  /** Restart every process that exits, as a process manager would (until stopAll/killAll). */
+  private supervising = false;
+  private restartDelay: () => number = () => 1000;
 
   private constructor(
     env: Record<string, string>,
@@ -67,6 +72,8 @@ export class Cluster {
     dataDir: string;
     env?: Record<string, string>;
     log?: (line: string) => void;
+    /** Restart a process that exits (killed, or failed to start while Redis was down) after this many ms. */
+    supervise?: () => number;
   }): Promise<Cluster> {
     const env: Record<string, string> = {
       ...(process.env as Record<string, string>),
@@ -82,6 +89,10 @@ export class Cluster {
       cluster.procs.push({ role: 'bot', base: `bot-${i}`, name: `bot-${i}`, port: await freePort(), alive: false });
     for (let i = 0; i < options.runners; i++)
       cluster.procs.push({ role: 'runner', base: `runner-${i}`, name: `runner-${i}`, alive: false });
+    if (options.supervise) {
+      cluster.supervising = true;
+      cluster.restartDelay = options.supervise;
+    }
     for (const p of cluster.procs) await cluster.start(p);
     return cluster;
   }
@@ -100,6 +111,7 @@ export class Cluster {
 
   /** (Re)starts a process; a bot is ready once /healthz answers. */
   async start(p: ClusterProc): Promise<void> {
+    p.stopping = false;
     this.generation++;
     p.name = p.role === 'runner' ? `${p.base}-g${this.generation}` : p.base;
     const child = spawn(process.execPath, [cli, p.role], {
@@ -118,7 +130,12 @@ export class Cluster {
       if (line && /"level":(50|60)|Error/.test(line)) this.log(`[${p.name}] ${line.slice(0, 300)}`);
     });
     child.once('exit', () => {
-      if (p.child === child) p.alive = false;
+      if (p.child !== child) return;
+      p.alive = false;
+      if (this.supervising && !p.stopping)
+        setTimeout(() => {
+          if (this.supervising && !p.stopping && p.child === child) void this.start(p);
+        }, this.restartDelay());
     });
     if (p.port) {
       const deadline = Date.now() + 60_000;
@@ -145,6 +162,7 @@ export class Cluster {
 
   /** SIGTERM to the group, then SIGKILL if it has not exited within 15 s. */
   async stop(p: ClusterProc): Promise<void> {
+    p.stopping = true;
     if (!p.alive || !p.child?.pid) return;
     const exited = new Promise((r) => p.child!.once('exit', r));
     try {
@@ -157,10 +175,12 @@ export class Cluster {
   }
 
   async stopAll(): Promise<void> {
+    this.supervising = false;
     await Promise.all(this.procs.map((p) => this.stop(p)));
   }
 
   killAll(): void {
+    this.supervising = false;
     for (const p of this.procs) this.kill(p);
   }
 
