@@ -33,7 +33,16 @@ import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
 import { requestChanges } from './revise.ts';
-import { approvalView, planView, progressView, questionView, resultView, statusView, type View } from './views.ts';
+import {
+  approvalView,
+  planView,
+  progressView,
+  questionView,
+  resultView,
+  statusView,
+  tokenBreakdown,
+  type View,
+} from './views.ts';
 
 export interface IncomingFile {
   name: string;
@@ -307,9 +316,8 @@ export class Gateway {
       actor: click.by.id,
       data: { approvalId: pending.id, tool: pending.tool, action: pending.action },
     });
-    const job = await queues.run.getJob(runJobId(task.id, task.planVersion));
-    // The run parks itself before its card is posted; promote fails only if it already woke.
-    await job?.promote().catch(() => undefined);
+    // The run parks itself before its card is posted; waking fails only if it already woke.
+    await this.wakeRun(task);
     await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
     return click.outcome === 'approved'
       ? 'Approved: the run continues.'
@@ -334,7 +342,7 @@ export class Gateway {
     await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
     // A run no runner holds (its runner died, or Redis lost its job) is cancelled right here:
     // Cancel always ends a task.
-    if (task.state === 'running' && !(await this.runIsHeld(task))) {
+    if (task.state === 'running' && !(await this.deps.queues.runIsHeld(task.id, task.planVersion))) {
       const { after } = await state.updateTask(taskId, (t) =>
         isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
       );
@@ -348,7 +356,7 @@ export class Gateway {
         isTerminal(t.state) ? t : transition(t, 'cancelled', new Date(), { cancelRequestedBy: by }),
       );
       // Wakes the parked job so its runner removes the container it kept.
-      await (await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion)))?.promote().catch(() => undefined);
+      await this.wakeRun(task);
       await this.renderResult(taskId);
       return 'Cancelled.';
     }
@@ -413,9 +421,7 @@ export class Gateway {
             actor: by.id,
             data: { questionId: open.questionId, length: said.length },
           });
-          await (await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion)))
-            ?.promote()
-            .catch(() => undefined);
+          await this.wakeRun(task);
           await this.renderQuestion(task, open.questionId).catch((err) =>
             this.deps.logger.warn({ err, taskId }, 'could not update the question card'),
           );
@@ -428,11 +434,9 @@ export class Gateway {
     return 'delivered';
   }
 
-  /** Whether a runner is working on the task's run right now (its job is active and locked). */
-  private async runIsHeld(task: Task): Promise<boolean> {
-    const job = await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion));
-    if (!job || (await job.getState()) !== 'active') return false;
-    return this.deps.queues.isLocked(job.id!);
+  /** Promotes the task's parked run job, if it is parked: an answer or a decision wakes it. */
+  private async wakeRun(task: Task): Promise<void> {
+    await (await this.deps.queues.run.getJob(runJobId(task.id, task.planVersion)))?.promote().catch(() => undefined);
   }
 
   /** Renders a runner event for the task's surface. Called by the notifications worker. */
@@ -497,12 +501,13 @@ export class Gateway {
     const pending = checkpoint?.pendingQuestion?.id === questionId ? checkpoint.pendingQuestion : undefined;
     const text = question ?? pending?.question;
     if (!text) return;
+    const until = expiresAt ?? pending?.expiresAt;
     const answer = task.runId ? await this.deps.state.getAnswer(task.runId, questionId) : undefined;
     await this.upsert(
       task,
       slot,
       questionView(task, text, {
-        ...((expiresAt ?? pending?.expiresAt) ? { expiresAt: (expiresAt ?? pending?.expiresAt)! } : {}),
+        ...(until ? { expiresAt: until } : {}),
         ...(answer ? { answeredBy: answer.by.name } : {}),
       }),
     );
@@ -539,7 +544,7 @@ export class Gateway {
           taskId: task.id,
           steps: plan.steps.map((s) => ({ title: s.title, status: task.state === 'succeeded' ? 'done' : 'skipped' })),
           elapsedMs: task.finishedAt && task.startedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : 0,
-          tokens: 0,
+          usage: tokenBreakdown(task.usage),
           cancellable: false,
           demo: task.demo,
         })

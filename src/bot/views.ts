@@ -19,7 +19,6 @@ import {
   type StepStatus,
   type Task,
   type TrustLevel,
-  totalTokens,
 } from '../core/index.ts';
 
 /** Surface-neutral views; each surface renders them its own way (HTML, Block Kit, Adaptive Cards). */
@@ -59,9 +58,8 @@ export interface ProgressView {
   activity?: string;
   outputTail?: string;
   elapsedMs: number;
-  tokens: number;
-  /** The same tokens by kind; absent on the closing view of a finished run (the result has them). */
-  usage?: TokenBreakdown;
+  /** Tokens so far, by kind. */
+  usage: TokenBreakdown;
   cancellable: boolean;
   demo: boolean;
 }
@@ -90,8 +88,7 @@ export interface ResultView {
   reason?: string;
   files: FileLink[];
   durationMs: number;
-  tokens: number;
-  /** The same tokens by kind (input, output, cache reads and writes). */
+  /** Tokens by kind (input, output, cache reads and writes). */
   usage: TokenBreakdown;
   costUsd: number;
   demo: boolean;
@@ -216,7 +213,6 @@ export function progressView(task: Task, event: ProgressEvent): ProgressView {
     ...(event.activity ? { activity: event.activity } : {}),
     ...(event.outputTail ? { outputTail: event.outputTail } : {}),
     elapsedMs: event.elapsedMs,
-    tokens: totalTokens(event.usage),
     usage: tokenBreakdown(event.usage),
     cancellable: runIsLive(task.state),
     demo: task.demo,
@@ -246,7 +242,6 @@ export function resultView(
       expiresAt,
     })),
     durationMs: Math.max(0, ended - started),
-    tokens: totalTokens(task.usage),
     usage: tokenBreakdown(task.usage),
     costUsd: task.costUsd,
     demo: plan?.demo ?? task.demo,

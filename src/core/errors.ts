@@ -22,6 +22,15 @@ export function asHandoffError(err: unknown, code = 'handoff_internal'): Handoff
   return new HandoffError(code, message, { cause: err });
 }
 
+/**
+ * Why a signal was aborted, as an error code: the code of a HandoffError reason, or the
+ * reason itself when it is a string (BullMQ cancels jobs with a plain string).
+ */
+export function abortCode(signal: AbortSignal): string | undefined {
+  if (!signal.aborted) return undefined;
+  return typeof signal.reason === 'string' ? signal.reason : asHandoffError(signal.reason).code;
+}
+
 export const ErrorCodes = {
   illegalTransition: 'handoff_illegal_transition',
   notFound: 'handoff_not_found',

@@ -9,7 +9,7 @@ export {
   StoredFileSchema,
 } from './artifact.ts';
 export { canonicalJson } from './canonical-json.ts';
-export { asHandoffError, ErrorCodes, HandoffError } from './errors.ts';
+export { abortCode, asHandoffError, ErrorCodes, HandoffError } from './errors.ts';
 export { type ProgressEvent, type RunnerEvent, RunnerEventSchema } from './events.ts';
 export {
   type ConversationRef,

@@ -96,9 +96,14 @@ export class Queues {
     for (const queue of [this.plan, this.run, this.notify]) queue.on('error', (err) => options.onError?.(err));
   }
 
-  /** Whether a worker holds the lock of a run job (a live runner is working on it). */
-  async isLocked(jobId: string): Promise<boolean> {
-    return (await this.orderClient.exists(`${this.run.toKey(jobId)}:lock`)) === 1;
+  /**
+   * Whether a live runner is working on a task's run right now: its job is active and a
+   * worker still holds its lock (an active job whose runner died has lost its lock).
+   */
+  async runIsHeld(taskId: string, planVersion: number): Promise<boolean> {
+    const job = await this.run.getJob(runJobId(taskId, planVersion));
+    if (!job || (await job.getState()) !== 'active') return false;
+    return (await this.orderClient.exists(`${this.run.toKey(job.id!)}:lock`)) === 1;
   }
 
   async enqueuePlan(job: PlanJob): Promise<void> {

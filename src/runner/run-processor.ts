@@ -10,6 +10,7 @@ import {
 } from '../agent/index.ts';
 import {
   type ActionDecision,
+  abortCode,
   addUsage,
   asHandoffError,
   type Checkpoint,
@@ -619,12 +620,6 @@ async function deliver(
     data: { runId, name, size: stored.size, sha256: stored.sha256 },
   });
   return { name, size: stored.size };
-}
-
-/** Why a signal was aborted, as an error code (BullMQ aborts with a plain string). */
-function abortCode(signal: AbortSignal): string | undefined {
-  if (!signal.aborted) return undefined;
-  return typeof signal.reason === 'string' ? signal.reason : asHandoffError(signal.reason).code;
 }
 
 function plainReason(e: HandoffError): string {

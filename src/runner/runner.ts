@@ -1,6 +1,6 @@
 import { DelayedError, type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
+import { abortCode, asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
 import { throttledLog } from '../observability/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
@@ -93,7 +93,7 @@ export class Runner {
       try {
         await processPlanJob(this.deps, data, signal);
       } catch (err) {
-        const stop = stopReason(signal);
+        const stop = abortCode(signal);
         if (stop === ErrorCodes.runnerStopping) {
           // Shutting down: planning starts over on another runner, at once.
           await job.moveToDelayed(Date.now(), job.token);
@@ -124,7 +124,7 @@ export class Runner {
         if (err instanceof RunHandedBack) {
           // Shutting down: the checkpoint has everything; another runner resumes it now.
           // Taken over: the job is someone else's; leave it alone.
-          if (stopReason(signal) === ErrorCodes.runnerStopping) await job.moveToDelayed(Date.now(), token);
+          if (abortCode(signal) === ErrorCodes.runnerStopping) await job.moveToDelayed(Date.now(), token);
           throw new DelayedError();
         }
         const e = asHandoffError(err);
@@ -228,10 +228,4 @@ export class Runner {
     })();
     return this.closing;
   }
-}
-
-/** The code of the reason a job's signal was aborted with, if it was (BullMQ aborts with a string). */
-export function stopReason(signal: AbortSignal): string | undefined {
-  if (!signal.aborted) return undefined;
-  return typeof signal.reason === 'string' ? signal.reason : asHandoffError(signal.reason).code;
 }

@@ -287,7 +287,7 @@ describeDocker('Slack progress: native stream with a fallback, real Bolt app, fa
         { title: 'Two', status: second },
       ],
       elapsedMs,
-      tokens: 0,
+      usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
       cancellable: true,
       demo: false,
     });

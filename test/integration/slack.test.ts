@@ -520,7 +520,6 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
         expiresAt: '2030-01-01T00:00:00.000Z',
       })),
       durationMs: 1000,
-      tokens: 10,
       usage: { input: 8, output: 2, cacheRead: 0, cacheWrite: 0 },
       costUsd: 0.01,
       demo: false,
@@ -596,7 +595,7 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
       taskId: task.id,
       steps: [{ title: 'Crunch', status: 'running' as const }],
       elapsedMs,
-      tokens: 0,
+      usage: { input: 0, output: 0, cacheRead: 0, cacheWrite: 0 },
       cancellable: true,
       demo: false,
     });

@@ -76,6 +76,8 @@ export class DockerSandboxDriver implements SandboxDriver {
   readonly #image: string;
   readonly #docker: Dockerode;
   readonly #user: string;
+  /** The sandbox user's uid and gid (from `sandboxUser`): owners of /workspace/out and restored files. */
+  readonly #owner: { uid: number; gid: number };
   readonly #logger: SandboxLogger | undefined;
   #closed = false;
 
@@ -86,6 +88,9 @@ export class DockerSandboxDriver implements SandboxDriver {
     this.#image = options.image;
     this.#docker = options.docker ?? new Dockerode();
     this.#user = options.sandboxUser;
+    const [uid, gid] = options.sandboxUser.split(':').map((part) => Number.parseInt(part, 10));
+    const u = Number.isInteger(uid) ? uid! : 1000;
+    this.#owner = { uid: u, gid: Number.isInteger(gid) ? gid! : u };
     this.#logger = options.logger;
   }
 
@@ -155,7 +160,7 @@ export class DockerSandboxDriver implements SandboxDriver {
                         Options: {
                           type: 'tmpfs',
                           device: 'tmpfs',
-                          o: `size=${Math.max(1, Math.round(limits.outputMb))}m,uid=${this.#uid},gid=${this.#gid},mode=0755,nosuid,nodev`,
+                          o: `size=${Math.max(1, Math.round(limits.outputMb))}m,uid=${this.#owner.uid},gid=${this.#owner.gid},mode=0755,nosuid,nodev`,
                         },
                       },
                     },
@@ -171,7 +176,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       throw this.#createError(err);
     }
 
-    const sandbox = new DockerSandbox(container, this.#ownerIds(), this.#logger);
+    const sandbox = new DockerSandbox(container, this.#owner, this.#logger);
     try {
       throwIfAborted(signal);
       await container.start();
@@ -202,7 +207,7 @@ export class DockerSandboxDriver implements SandboxDriver {
         throw toSandboxError(err, 'Could not resume the kept sandbox');
       }
     }
-    return new DockerSandbox(container, this.#ownerIds(), this.#logger);
+    return new DockerSandbox(container, this.#owner, this.#logger);
   }
 
   async list(): Promise<SandboxInfo[]> {
@@ -228,19 +233,6 @@ export class DockerSandboxDriver implements SandboxDriver {
       if (isGone(err)) return;
       throw toSandboxError(err, `Could not remove sandbox container ${id}`);
     }
-  }
-
-  get #uid(): number {
-    return this.#ownerIds().uid;
-  }
-
-  get #gid(): number {
-    return this.#ownerIds().gid;
-  }
-
-  #ownerIds(): { uid: number; gid: number } {
-    const [uid, gid] = this.#user.split(':').map((part) => Number.parseInt(part, 10));
-    return { uid: Number.isInteger(uid) ? uid! : 1000, gid: Number.isInteger(gid) ? gid! : (uid ?? 1000) };
   }
 
   async removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
@@ -289,15 +281,11 @@ export class DockerSandboxDriver implements SandboxDriver {
   }
 
   async #prepareWorkspace(workspaceDir: string): Promise<void> {
-    const [uid, gid] = this.#user.split(':').map((part) => Number.parseInt(part, 10));
     try {
-      for (const dir of [join(workspaceDir, 'in')]) {
-        const created = await mkdir(dir, { recursive: true });
-        // A root runner would otherwise hand the sandbox user an out/ it cannot write to.
-        if (created !== undefined && process.getuid?.() === 0 && Number.isInteger(uid)) {
-          await chown(dir, uid!, Number.isInteger(gid) ? gid! : uid!);
-        }
-      }
+      const dir = join(workspaceDir, 'in');
+      const created = await mkdir(dir, { recursive: true });
+      // A root runner would otherwise hand the sandbox user an in/ it cannot read.
+      if (created !== undefined && process.getuid?.() === 0) await chown(dir, this.#owner.uid, this.#owner.gid);
     } catch (err) {
       throw new HandoffError(ErrorCodes.sandboxFailed, `Could not prepare the workspace ${workspaceDir}`, {
         cause: err,

@@ -91,7 +91,7 @@ describe('Block Kit rendering', () => {
       activity: 'a'.repeat(500),
       outputTail: `${'<&>'.repeat(1300)}THE END`,
       elapsedMs: 12_000,
-      tokens: 10,
+      usage: { input: 8, output: 2, cacheRead: 0, cacheWrite: 0 },
       cancellable: true,
       demo: false,
     };
@@ -114,7 +114,6 @@ describe('Block Kit rendering', () => {
         expiresAt: '2026-01-02T03:04:05.000Z',
       })),
       durationMs: 65_000,
-      tokens: 1234,
       usage: { input: 1, output: 1, cacheRead: 0, cacheWrite: 0 },
       costUsd: 0.12,
       demo: false,

@@ -188,7 +188,7 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
     }
     case 'progress': {
       text = view.cancellable ? 'Working…' : 'Run finished';
-      const stats = `${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${view.usage ? formatTokens(view.usage) : view.tokens.toLocaleString('en-US')} tokens`}`;
+      const stats = `${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${formatTokens(view.usage)} tokens`}`;
       blocks.push(section(`*${view.cancellable ? 'Working…' : 'Run finished'}*  ${stats}`));
       const steps = view.steps.map((s, i) => `${stepIcon[s.status]} ${i + 1}. ${escapeMrkdwn(s.title)}`).join('\n');
       if (steps) blocks.push(section(steps));

@@ -105,7 +105,7 @@ export function renderHtml(view: View): string {
       const cancel = view.cancellable
         ? `<div class="actions"><button type="button" class="cancel" data-action="cancel" data-task="${e(view.taskId)}">Cancel</button></div>`
         : '';
-      return `<div class="card progress" data-task="${e(view.taskId)}"><h3>${view.cancellable ? 'Working…' : 'Run finished'}</h3><ol class="steps">${steps}</ol>${activity}${tail}<p class="muted">${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${view.usage ? formatTokens(view.usage) : view.tokens.toLocaleString('en-US')} tokens`}</p>${cancel}</div>`;
+      return `<div class="card progress" data-task="${e(view.taskId)}"><h3>${view.cancellable ? 'Working…' : 'Run finished'}</h3><ol class="steps">${steps}</ol>${activity}${tail}<p class="muted">${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${formatTokens(view.usage)} tokens`}</p>${cancel}</div>`;
     }
     case 'result': {
       const title = { succeeded: 'Done', failed: 'The run failed', cancelled: 'Cancelled' }[view.status];
