@@ -323,6 +323,32 @@ describe('the bot’s HTTP routes hold against hostile requests', () => {
       expect(handedOff(text)).toHaveLength(1);
     });
 
+    it('a replayed "Hand off…" shortcut creates one task, whichever bot the replays reach', async () => {
+      const before = await taskCount();
+      const text = `shortcut numbers ${randomBytes(3).toString('hex')}`;
+      const payload = {
+        type: 'message_action',
+        callback_id: 'handoff_message',
+        trigger_id: `trig.${randomBytes(4).toString('hex')}`,
+        team: { id: 'T1', domain: 'test' },
+        user: { id: 'UANA', name: 'Ana' },
+        channel: { id: 'C1', name: 'general' },
+        message: { type: 'message', ts: `${Math.floor(Date.now() / 1000)}.000900`, text },
+        response_url: 'http://127.0.0.1:9/unused',
+      };
+      const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+      const timestamp = Math.floor(Date.now() / 1000);
+      const toOther = new SlackSender(other.url, signingSecret);
+      const sent = await Promise.all([
+        slack.send(body, 'application/x-www-form-urlencoded', { timestamp }),
+        toOther.send(body, 'application/x-www-form-urlencoded', { timestamp: timestamp + 1 }),
+      ]);
+      expect(sent.map((r) => r.status)).toEqual([200, 200]);
+      await until('the task', async () => ((await taskCount()) === before + 1 ? true : undefined));
+      await new Promise((r) => setTimeout(r, 750));
+      expect(await taskCount()).toBe(before + 1);
+    });
+
     it('refuses a validly signed timestamp more than 5 minutes ahead or behind with 401', async () => {
       const before = await taskCount();
       const text = `from the future ${randomBytes(3).toString('hex')}`;

@@ -1,6 +1,5 @@
 import { type App, type Receiver, type ReceiverEvent, verifySlackRequest } from '@slack/bolt';
 import type { Context } from 'hono';
-import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Logger } from '../../../observability/index.ts';
 import { payloadTooLarge, readBodyWithin } from '../../read-body.ts';
@@ -12,23 +11,14 @@ export interface HonoReceiverOptions {
   maxBodyBytes?: number;
   /** Slack gives up after 3 s; answer before that even when no listener acknowledged. */
   ackTimeoutMs?: number;
-  /**
-   * Remembers each signature for as long as it is valid, so a replayed request (same body,
-   * same timestamp) is acknowledged but never handled twice, whichever bot it reaches.
-   */
-  redis?: Redis;
 }
 
-/** Slack signs with the current time; a timestamp further than this from our clock either way is refused. */
-export const maxClockSkewSeconds = 5 * 60;
-/** A signature is valid while its timestamp is within the skew either way: remember it that long. */
-const replayWindowSeconds = 2 * maxClockSkewSeconds;
 /**
- * The replay check runs before any listener acks, so a stalled Redis must not hold Slack's
- * answer past 3 s: after this it fails open, and the listeners' own de-duplication
- * (event ids, trigger ids, after the ack) still applies once Redis answers.
+ * Slack signs with the current time; a timestamp further than this from our clock either
+ * way is refused. Within it, a replay is caught after the ack by the listeners'
+ * de-duplication (event ids, trigger ids), which keeps Redis off the ack path.
  */
-const replayCheckTimeoutMs = 500;
+const maxClockSkewSeconds = 5 * 60;
 
 /**
  * The shapes of what Slack sends, checked before Bolt sees it: a payload that is not
@@ -143,10 +133,6 @@ export class HonoReceiver implements Receiver {
       this.options.logger.warn({ type: body.type }, 'slack: malformed payload refused');
       return c.text('malformed payload', 400);
     }
-    if (!(await this.firstSight(signature))) {
-      this.options.logger.warn({ type: body.type ?? body.command }, 'slack: replayed request ignored');
-      return c.body(null, 200);
-    }
 
     let settle: (r: Response) => void = () => undefined;
     const answered = new Promise<Response>((r) => {
@@ -194,33 +180,6 @@ export class HonoReceiver implements Receiver {
     const response = await answered;
     clearTimeout(timer);
     return response;
-  }
-
-  /**
-   * True the first time a signature is seen. Slack signs each delivery afresh, so a second
-   * sight is a replay. Fails open when Redis is unreachable: handling then fails anyway.
-   */
-  private async firstSight(signature: string): Promise<boolean> {
-    const redis = this.options.redis;
-    if (!redis) return true;
-    const key = `hf:slack:sig:${signature.slice(0, 80)}`;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), replayCheckTimeoutMs);
-    });
-    try {
-      const outcome = await Promise.race([redis.set(key, '1', 'EX', replayWindowSeconds, 'NX'), timeout]);
-      if (outcome === 'timeout') {
-        this.options.logger.warn('slack: replay check timed out (Redis slow); handling the request');
-        return true;
-      }
-      return outcome === 'OK';
-    } catch (err) {
-      this.options.logger.warn({ err: (err as Error).message }, 'slack: replay check unavailable');
-      return true;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 }
 

@@ -120,7 +120,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     if (!options.signingSecret) {
       throw new HandoffError(ErrorCodes.config, 'SLACK_SIGNING_SECRET is required for the HTTP receiver');
     }
-    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger, redis: options.redis });
+    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger });
     app = new App({
       token: options.botToken,
       receiver,
