@@ -141,7 +141,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     const queues = new Queues({ connection: records, retentionMs, ...queuePrefix });
     cleanups.push(() => queues.close());
     const metrics = new Metrics({ defaultMetrics: mode !== 'dev' });
-    let publicUrl = config.publicUrl ?? `http://${config.host}:${config.port}`;
+    let publicUrl = config.publicUrl ?? `http://${urlHost(config.host)}:${config.port}`;
     const signingSecret = config.signingSecret ?? (mode === 'dev' ? await devSigningSecret(dataDir) : undefined);
     if (!signingSecret)
       throw new HandoffError(
@@ -389,26 +389,9 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         ...(consoleApp ? { console: consoleApp } : {}),
         ...(slack?.routes ? { slack: slack.routes } : {}),
       });
-      const server: ServerType = await new Promise((resolveServer, reject) => {
-        const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () => resolveServer(s));
-        s.once('error', (err: NodeJS.ErrnoException) =>
-          reject(
-            err.code === 'EADDRINUSE'
-              ? new HandoffError(ErrorCodes.config, `port ${config.port} is in use: set HANDOFF_PORT to another port`)
-              : err,
-          ),
-        );
-      });
-      cleanups.push(
-        () =>
-          new Promise<void>((r) => {
-            server.close(() => r());
-            (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
-          }),
-      );
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : config.port;
-      publicUrl = config.publicUrl ?? `http://${config.host}:${port}`;
+      const server = await listenOn(app, config.port, config.host, 'HANDOFF_PORT');
+      cleanups.push(() => closeServer(server));
+      publicUrl = config.publicUrl ?? `http://${urlHost(config.host)}:${serverPort(server, config.port)}`;
       running.url = publicUrl;
       if (!consoleEnabled)
         logger.info('web console is off: set HANDOFF_CONSOLE_SIGNIN=tokens or HANDOFF_OIDC_ISSUER to enable it');

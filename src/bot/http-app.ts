@@ -1,9 +1,9 @@
-import { timingSafeEqual } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { type Context, Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import type { Metrics } from '../observability/index.ts';
 import type { LocalArtifactStore } from '../storage/index.ts';
+import { bearerOf, tokenMatches } from './http-auth.ts';
 
 /**
  * Who may read `/metrics`: anyone (`handoff dev` on loopback), holders of a bearer token,
@@ -110,20 +110,12 @@ export function createMetricsApp(metrics: Metrics, access: Exclude<MetricsAccess
 
 function metricsHandler(metrics: Metrics, access: Exclude<MetricsAccess, 'none'>) {
   return async (c: Context): Promise<Response> => {
-    if (access !== 'open' && !bearerMatches(c.req.header('authorization'), access.bearerToken)) {
+    if (access !== 'open' && !tokenMatches(bearerOf(c.req.header('authorization')), access.bearerToken)) {
       c.header('www-authenticate', 'Bearer realm="metrics"');
       return c.text('metrics need Authorization: Bearer <HANDOFF_METRICS_TOKEN>', 401);
     }
     return c.text(await metrics.registry.metrics(), 200, { 'content-type': metrics.registry.contentType });
   };
-}
-
-function bearerMatches(header: string | undefined, expected: string): boolean {
-  const given = header ? /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1] : undefined;
-  if (!given) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
 
 /** The host name of a Host header, lower case, without the port (`[::1]` keeps its brackets). */

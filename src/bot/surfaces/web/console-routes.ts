@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -13,6 +12,7 @@ import { asHandoffError, ErrorCodes, HandoffError, type Identity, newId } from '
 import type { Logger } from '../../../observability/index.ts';
 import { formatBytes } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway, type IncomingFile } from '../../gateway.ts';
+import { bearerOf, tokenMatches } from '../../http-auth.ts';
 import { declaredOver, payloadTooLarge, readBodyWithin } from '../../read-body.ts';
 import { type OidcSignIn, SignInError } from './console-oidc.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
@@ -503,11 +503,6 @@ export function originProblem(
   return `cross-site request refused: Origin ${origin.slice(0, 200)} is not this console`;
 }
 
-function bearerOf(header: string | undefined): string | undefined {
-  const m = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-  return m?.[1];
-}
-
 /** A personal-link session lasts only while that link is still the user's (not removed, not replaced). */
 async function tokenStillValid(users: ConsoleUsers, tokenSha256: string | undefined): Promise<boolean> {
   return tokenSha256 !== undefined && (await users.holdsTokenHash(tokenSha256));
@@ -538,11 +533,4 @@ async function serveStatic(file: string): Promise<Response> {
   } catch {
     return new Response('not found', { status: 404 });
   }
-}
-
-function tokenMatches(given: string | undefined, expected: string | undefined): boolean {
-  if (!given || !expected) return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }
