@@ -66,10 +66,10 @@ export function startNotifyWorker(
       try {
         await gateway.handleEvent(job.data);
       } catch (err) {
-        if (turn === 'mine' && isFinalAttempt(job, err)) await order.finish(taskId, stamped.data, logger);
+        if (turn === 'mine' && isFinalAttempt(job, err)) await order.finish(taskId, stamped.data);
         throw err;
       }
-      if (turn === 'mine') await order.finish(taskId, stamped.data, logger);
+      if (turn === 'mine') await order.finish(taskId, stamped.data);
     },
     { connection, prefix, concurrency: options.concurrency ?? 16 },
   );
@@ -92,7 +92,7 @@ if redis.call('HGET', KEYS[1], 'gen') ~= ARGV[1] then return 0 end
 if tonumber(redis.call('HGET', KEYS[1], 'done') or '0') ~= tonumber(ARGV[2]) then return 0 end
 redis.call('HSET', KEYS[1], 'done', ARGV[3])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
-return 1`;
+return tonumber(redis.call('HGET', KEYS[1], 'n') or '0')`;
 
 /** The per-task order the bots agree on, kept in Redis by `Queues.emit` and here. */
 class TaskOrder {
@@ -133,21 +133,26 @@ class TaskOrder {
   }
 
   /** Marks this event rendered (or given up on) and wakes the next one if it is waiting. */
-  async finish(taskId: string, order: NotifyOrder, logger: Logger): Promise<void> {
+  async finish(taskId: string, order: NotifyOrder): Promise<void> {
     try {
-      await this.advance(notifyOrderKey(this.prefix, taskId), order.gen, order.n - 1, order.n);
+      const issued = await this.advance(notifyOrderKey(this.prefix, taskId), order.gen, order.n - 1, order.n);
+      // Usually nothing was emitted after this event yet: then there is nothing to wake.
+      if (issued <= order.n) return;
       const next = await this.jobById(notifyJobId(taskId, { gen: order.gen, n: order.n + 1 }));
       // Only a delayed job can be promoted; one already waiting or running is left alone.
       await next?.promote().catch(() => undefined);
     } catch (err) {
       // The event was rendered: failing the job now would render it twice. The next event
       // steps over this one after the grace period instead.
-      logger.warn({ err, taskId, n: order.n }, 'could not record an event as rendered');
+      this.logger.warn({ err, taskId, n: order.n }, 'could not record an event as rendered');
     }
   }
 
-  private async advance(key: string, gen: string, from: number, to: number): Promise<void> {
-    await this.redis.eval(advanceScript, 1, key, gen, String(from), String(to), String(notifyOrderTtlMs));
+  /** Moves the task's counter from `from` to `to` (if it is still at `from`); returns how many events were issued. */
+  private async advance(key: string, gen: string, from: number, to: number): Promise<number> {
+    return Number(
+      await this.redis.eval(advanceScript, 1, key, gen, String(from), String(to), String(notifyOrderTtlMs)),
+    );
   }
 }
 

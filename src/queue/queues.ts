@@ -34,8 +34,6 @@ export interface QueueOptions {
   prefix?: string;
   /** How long finished jobs are kept (the task records' retention). Default 30 days. */
   retentionMs?: number;
-  /** Connection trouble of the queues (while Redis is down); without it, it is ignored here. */
-  onError?: (err: Error) => void;
 }
 
 /**
@@ -91,19 +89,18 @@ export class Queues {
         removeOnFail: keepFailed,
       },
     });
-    // An EventEmitter without an 'error' listener prints every reconnect failure; the
-    // connection's owner already reports Redis trouble (throttled).
-    for (const queue of [this.plan, this.run, this.notify]) queue.on('error', (err) => options.onError?.(err));
+    // A queue without an 'error' listener prints every reconnect failure; the connection's
+    // owner already reports Redis trouble (throttled).
+    for (const queue of [this.plan, this.run, this.notify]) queue.on('error', () => undefined);
   }
 
   /**
-   * Whether a live runner is working on a task's run right now: its job is active and a
-   * worker still holds its lock (an active job whose runner died has lost its lock).
+   * Whether a live runner is working on a task's run right now: a worker holds its job's
+   * lock (an active job whose runner died has lost it).
    */
   async runIsHeld(taskId: string, planVersion: number): Promise<boolean> {
-    const job = await this.run.getJob(runJobId(taskId, planVersion));
-    if (!job || (await job.getState()) !== 'active') return false;
-    return (await this.orderClient.exists(`${this.run.toKey(job.id!)}:lock`)) === 1;
+    // BullMQ holds a job's lock only while a worker has it active.
+    return (await this.orderClient.exists(`${this.run.toKey(runJobId(taskId, planVersion))}:lock`)) === 1;
   }
 
   async enqueuePlan(job: PlanJob): Promise<void> {

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { link, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { HandoffError } from '../core/index.ts';
 
@@ -63,8 +64,6 @@ export function processRuns(pid: number, startTicks?: number): boolean {
   if (st.state === 'Z' || st.state === 'X') return false;
   return startTicks === undefined || st.startTicks === startTicks;
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function parseLock(raw: string): DataDirLockInfo | undefined {
   try {

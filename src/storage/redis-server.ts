@@ -4,6 +4,7 @@ import { mkdir, readdir, readFile, readlink, realpath } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { HandoffError } from '../core/index.ts';
 import type { Logger } from '../observability/index.ts';
@@ -87,8 +88,6 @@ async function freePort(): Promise<number> {
     });
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 function signal(pid: number, name: NodeJS.Signals): void {
   try {

@@ -474,6 +474,33 @@ describeDocker('Slack surface: real Bolt app over HTTP, fake Slack Web API', () 
     expect(fake.callsOf('chat.update').length - attemptsBefore).toBe(3);
     fake.rateLimit('chat.update', 0, 1);
     surface.close();
+
+    // With the shared gate's Redis unreachable, Retry-After still holds on this bot.
+    const down = new Redis('redis://127.0.0.1:1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    down.on('error', () => undefined);
+    const gated = new SlackSurface({
+      client,
+      logger: pino({ level: 'silent' }),
+      state: new StateStore(redis),
+      store: new LocalArtifactStore({
+        root: join(handoff.dataDir, 'x'),
+        signingSecret: 's'.repeat(32),
+        publicUrl: 'http://127.0.0.1',
+      }),
+      maxUploadBytes: 1024,
+      maxRateLimitedAttempts: 3,
+      redis: down,
+    });
+    fake.rateLimit('chat.postMessage', 1, 1);
+    started = Date.now();
+    await gated.post(conversation, status('gate down'));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(950);
+    gated.close();
+    down.disconnect();
   }, 30_000);
 
   it('uploads deliverables up to the limit once, and links larger ones', async () => {

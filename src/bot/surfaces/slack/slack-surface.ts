@@ -2,10 +2,11 @@ import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
 import type { Artifact, ConversationRef } from '../../../core/index.ts';
-import type { Logger } from '../../../observability/index.ts';
+import { type Logger, throttledLog } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import type { ChatSurface } from '../../chat-surface.ts';
 import type { View } from '../../views.ts';
@@ -329,7 +330,7 @@ export class SlackSurface implements ChatSurface {
     const key = `method:${method}`;
     for (let attempt = 1; ; attempt++) {
       const blocked = this.gate ? await this.gate.blockedFor(key).catch((err) => this.gateFailed(err, 0)) : 0;
-      if (blocked > 0) await new Promise((r) => setTimeout(r, Math.min(blocked, this.maxRetryAfterMs)));
+      if (blocked > 0) await sleep(Math.min(blocked, this.maxRetryAfterMs));
       try {
         return await call();
       } catch (err) {
@@ -337,22 +338,23 @@ export class SlackSurface implements ChatSurface {
         const wait = retryAfterMs(err);
         await this.gate?.block(key, wait).catch((e) => this.gateFailed(e));
         if (attempt >= this.maxAttempts || wait > this.maxRetryAfterMs) throw err;
-        // The block just set is waited out at the top of the loop; without a gate, here.
-        if (!this.gate) await new Promise((r) => setTimeout(r, wait));
+        // Waited here whether or not the gate took the block: an unreachable gate must not
+        // turn Retry-After into an immediate retry. Blocks other bots set are waited out above.
+        await sleep(wait);
       }
     }
   }
 
-  private gateWarned = false;
-  /** The shared gate is unreachable: this bot keeps its own spacing (said once, then at debug). */
-  private gateFailed<T>(err: unknown, fallback?: T): T {
-    const log = this.gateWarned ? this.options.logger.debug : this.options.logger.warn;
-    log.call(
-      this.options.logger,
-      { err: describe(err) },
+  /** The shared gate is unreachable: this bot keeps its own spacing (reported at most every 30 s). */
+  private readonly gateError = throttledLog((skipped, err) =>
+    this.options.logger.warn(
+      { err: describe(err), skipped },
       'slack: shared rate limits unavailable; spacing calls per bot',
-    );
-    this.gateWarned = true;
+    ),
+  );
+
+  private gateFailed<T>(err: unknown, fallback?: T): T {
+    this.gateError(err);
     return fallback as T;
   }
 
