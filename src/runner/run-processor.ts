@@ -160,14 +160,9 @@ export async function processRunJob(
     elapsedMs: 0,
   };
   const ws: WorkspaceState = {
+    // The request's files are the inputs until a person approves changing one.
     manifest: checkpoint.workspace ?? {
-      inputs: task.inputs.map((f) => ({
-        name: f.name,
-        key: f.key,
-        sha256: f.sha256,
-        size: f.size,
-        mediaType: f.mediaType,
-      })),
+      inputs: task.inputs,
       outputs: [],
       deliveredBytes: 0,
     },
