@@ -153,6 +153,14 @@ describe('console sign-in under `handoff bot`', () => {
         user: { id: string; name: string };
       };
       expect(me.user).toEqual({ id: 'web:user:ana', name: 'Ana' });
+      // The session lives in Redis with a time to live (HANDOFF_CONSOLE_SESSION_TTL_MS, 12 h by default).
+      const sessionKeys = await records.keys('hf:console-auth:session:*');
+      expect(sessionKeys.length).toBeGreaterThan(0);
+      for (const k of sessionKeys) {
+        const ttl = await records.pttl(k);
+        expect(ttl, k).toBeGreaterThan(0);
+        expect(ttl, k).toBeLessThanOrEqual(12 * 3_600_000);
+      }
 
       // The body's author is ignored: the message is Ana's, whatever it claims.
       const client = new CookieClient(bot.url, cookie.pair, 'Bob');

@@ -99,6 +99,19 @@ it('under `handoff bot` the shared console token alone is refused: it would give
     await expect(startHandoff({ config, mode: 'bot', logger: createLogger('silent') })).rejects.toThrow(
       /HANDOFF_CONSOLE_TOKEN is one shared secret that tells nobody apart.*set HANDOFF_CONSOLE_SIGNIN=tokens.*HANDOFF_OIDC_ISSUER/,
     );
+    // Without any sign-in method the console is off: nothing of it answers.
+    const { HANDOFF_CONSOLE_TOKEN: _token, ...noConsole } = env;
+    const off = await startHandoff({
+      config: loadConfig({ env: noConsole, file: '/dev/null' }),
+      mode: 'bot',
+      logger: createLogger('silent'),
+    });
+    try {
+      expect((await fetch(`${off.url}/api/session`)).status).toBe(404);
+      expect((await fetch(`${off.url}/`)).status).toBe(404);
+    } finally {
+      await off.close();
+    }
     // With a sign-in method the bot starts, and the shared token opens nothing.
     const withSignIn = loadConfig({ env: { ...env, HANDOFF_CONSOLE_SIGNIN: 'tokens' }, file: '/dev/null' });
     const bot = await startHandoff({ config: withSignIn, mode: 'bot', logger: createLogger('silent') });
