@@ -37,29 +37,36 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
   });
 
   it('waits for the reply, passes it to the model, and delivers', async () => {
-    let answer = '';
-    model.enqueue(
-      plan,
-      { content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }] },
-      (body) => {
-        const last = (body.messages as unknown[]).at(-1) as { content: Array<{ type: string; content?: string }> };
-        answer = last.content.find((b) => b.type === 'tool_result')?.content ?? '';
+    // Replies follow the conversation, not the order of requests: a request sent again
+    // (a retried call, a run resumed on another worker) gets the same answer.
+    model.setHandler((body) => {
+      const tools = (body.tools as Array<{ name: string }> | undefined) ?? [];
+      if (tools.some((t) => t.name === 'submit_plan')) return plan;
+      const blocks = (body.messages as Array<{ role: string; content: unknown }>).flatMap((m) =>
+        Array.isArray(m.content) ? (m.content as Array<{ type: string; name?: string; content?: unknown }>) : [],
+      );
+      const lastUse = blocks.filter((b) => b.type === 'tool_use').at(-1)?.name;
+      if (lastUse === undefined)
+        return { content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }] };
+      if (lastUse === 'ask_humans') {
+        const said = String(blocks.filter((b) => b.type === 'tool_result').at(-1)?.content ?? '');
         return {
           content: [
             {
               type: 'tool_use',
               name: 'run_command',
               input: {
-                command: `printf '# Hello\\n\\n%s\\n' "$(echo '${answer.includes('Dana') ? 'Dana' : 'nobody'}')" > /workspace/out/greeting.md`,
+                command: `printf '# Hello\\n\\n%s\\n' '${said.includes('Dana') ? 'Dana' : 'nobody'}' > /workspace/out/greeting.md`,
                 step: 1,
               },
             },
           ],
         };
-      },
-      { content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/greeting.md' } }] },
-      { content: [{ type: 'text', text: 'Wrote greeting.md for Dana.' }] },
-    );
+      }
+      if (lastUse === 'run_command')
+        return { content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/greeting.md' } }] };
+      return { content: [{ type: 'text', text: 'Wrote greeting.md for Dana.' }] };
+    });
     const client = new ConsoleClient(handoff.url, 'Ana');
     const posted = await client.post('@handoff write a greeting');
     const thread = posted.body.message!.id;
@@ -72,7 +79,13 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
     expect(reply.status).toBe(201);
 
     const result = await client.waitForCard(thread, (h) => h.includes('card result'), 120_000);
-    expect(answer).toContain('Dana, please');
+    // The reply reached the model as the question's tool result.
+    const answers = model.messageRequests.flatMap((r) =>
+      ((r.body.messages as Array<{ content: unknown }> | undefined) ?? []).flatMap((m) =>
+        Array.isArray(m.content) ? (m.content as Array<{ type: string; content?: unknown }>) : [],
+      ),
+    );
+    expect(answers.some((b) => b.type === 'tool_result' && String(b.content).includes('Dana, please'))).toBe(true);
     expect(result.html).toContain('Wrote greeting.md for Dana.');
     const [file] = links(result.html!);
     const text = await (await fetch(new URL(file!.href, handoff.url))).text();
