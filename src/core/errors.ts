@@ -67,4 +67,8 @@ export const ErrorCodes = {
   queueUnavailable: 'handoff_queue_unavailable',
   runnerLost: 'handoff_runner_lost',
   config: 'handoff_config_invalid',
+  /** The bot cannot post in a channel: it is not a member, or the channel is gone or archived. */
+  channelUnavailable: 'handoff_channel_unavailable',
+  /** A schedule rule that cannot be parsed, or one the channel's policy does not allow. */
+  scheduleInvalid: 'handoff_schedule_invalid',
 } as const;

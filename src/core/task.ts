@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { ArtifactSchema, StoredFileSchema } from './artifact.ts';
 import { ErrorCodes, HandoffError } from './errors.ts';
 import { ConversationRefSchema, IdentitySchema } from './identity.ts';
+import { BriefTickSchema, ScheduleDraftSchema } from './schedule.ts';
 import { UsageSchema, zeroUsage } from './usage.ts';
 
 export const TaskStateSchema = z.enum([
@@ -86,6 +87,10 @@ export const TaskSchema = z.object({
   startedAt: z.string().optional(),
   finishedAt: z.string().optional(),
   cancelRequestedBy: IdentitySchema.optional(),
+  /** Set when the task proposes a schedule: its approved plan becomes the standing plan. */
+  schedule: ScheduleDraftSchema.optional(),
+  /** Set when the task is one tick of a schedule. */
+  brief: BriefTickSchema.optional(),
 });
 export type Task = z.infer<typeof TaskSchema>;
 
@@ -93,7 +98,7 @@ export type Task = z.infer<typeof TaskSchema>;
 const transitions: Record<TaskState, readonly TaskState[]> = {
   requested: ['planning', 'failed', 'cancelled'],
   planning: ['awaiting_approval', 'failed', 'cancelled'],
-  awaiting_approval: ['queued', 'denied', 'expired', 'planning', 'cancelled'],
+  awaiting_approval: ['queued', 'succeeded', 'denied', 'expired', 'planning', 'cancelled'],
   denied: [],
   expired: [],
   queued: ['running', 'failed', 'cancelled'],
@@ -128,7 +133,9 @@ export function canTransition(from: TaskState, to: TaskState): boolean {
  * task; the caller persists it (atomically) and audits the move.
  */
 export function transition(task: Task, to: TaskState, at: Date, patch: Partial<Task> = {}): Task {
-  if (!canTransition(task.state, to)) {
+  // Approving a schedule's standing plan ends its task: there is no run to queue.
+  const scheduleApproved = task.state === 'awaiting_approval' && to === 'succeeded';
+  if (!canTransition(task.state, to) || (scheduleApproved && !task.schedule)) {
     throw new HandoffError(
       ErrorCodes.illegalTransition,
       `a task that is ${task.state.replace(/_/g, ' ')} cannot become ${to.replace(/_/g, ' ')}`,
