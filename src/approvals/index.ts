@@ -17,6 +17,7 @@ export { countPlanChanges, type PlanDiff, type PlanStepChange, planDiff } from '
 export { planHash } from './plan-hash.ts';
 export {
   builtInPolicy,
+  defaultSchedulePolicy,
   type EffectiveChannelPolicy,
   egressAllowed,
   groupSurfaces,
@@ -25,7 +26,15 @@ export {
   PolicyError,
   parsePolicy,
   policyForChannel,
+  type SchedulePolicy,
   toPlanPolicy,
 } from './policy.ts';
 export { type CliOutput, policyCheck, policyExplain } from './policy-cli.ts';
-export { domainProblem, PolicyFileSchema, parseDuration } from './policy-schema.ts';
+export {
+  domainProblem,
+  PolicyFileSchema,
+  parseDuration,
+  type SchedulesPolicy,
+  SchedulesPolicySchema,
+  timeZoneProblem,
+} from './policy-schema.ts';

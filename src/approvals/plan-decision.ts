@@ -36,6 +36,18 @@ export interface PlanPolicy {
   budget?: { maxTokens?: number; maxCostUsd?: number; maxWallTimeMs?: number; monthlyCostCapUsd?: number };
   /** What is redacted from text before it reaches the model. */
   redaction?: { enabled: boolean; kinds: RedactionKind[] };
+  /**
+   * Rules for scheduled briefs in the channel: who may create one, how often it may run,
+   * how many the channel may have, whether runs may use connectors, and the zone for
+   * schedules that name none.
+   */
+  schedules?: {
+    create: 'anyone' | 'approvers';
+    minIntervalMs: number;
+    maxPerChannel: number;
+    connectors: boolean;
+    timeZone?: string;
+  };
 }
 
 export function defaultPlanPolicy(allowSelfApproval: boolean): PlanPolicy {
@@ -202,5 +214,7 @@ export function tallyPlanDecision(task: Task, click: ApprovalClick, policy: Plan
   const withVote: Task = { ...task, votes, updatedAt: decision.at };
   const remaining = remainingVotes(withVote, policy);
   if (remaining > 0) return { task: withVote, outcome: 'pending', remaining };
-  return { task: transition(withVote, 'queued', at, { decision }), outcome: 'approved', remaining: 0 };
+  // A schedule's standing plan has no run to queue: approving it ends its task.
+  const to = task.schedule ? 'succeeded' : 'queued';
+  return { task: transition(withVote, to, at, { decision }), outcome: 'approved', remaining: 0 };
 }

@@ -111,6 +111,10 @@ export function policyExplain(policy: Policy, options: { channel: string; action
   ].filter(Boolean);
   lines.push(`budget: ${caps.length > 0 ? caps.join(', ') : "the deployment's settings"}`);
   lines.push(`redaction: ${eff.redaction.enabled ? `on (${eff.redaction.kinds.join(', ')})` : 'off'}`);
+  const s = eff.schedules;
+  lines.push(
+    `schedules: created by ${s.create === 'anyone' ? 'anyone in the conversation' : 'approvers only'}; at most every ${formatMs(s.minIntervalMs)}; at most ${s.maxPerChannel} per channel; connectors ${s.connectors ? `allowed (${eff.connectors.length > 0 ? eff.connectors.join(', ') : 'none configured'})` : 'not allowed'}; time zone ${s.timeZone ?? 'not set'} (from ${eff.sources.schedules})`,
+  );
   return lines.join('\n');
 }
 

@@ -17,14 +17,19 @@ export function parseDuration(text: string): number | undefined {
   return ms;
 }
 
-export const DurationSchema = z
-  .string({ error: 'must be a duration such as 90s, 15m, 24h or 7d' })
-  .refine((s) => durationPattern.test(s), {
-    error: (issue) =>
-      `${JSON.stringify(issue.input)} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 24h`,
-    abort: true,
-  })
-  .refine((s) => (parseDuration(s) ?? 0) > 0, { error: 'must be longer than zero' });
+/** A duration string; with `min`, at least `min.ms` long (else `min.reason`). */
+function durationSchema(min?: { ms: number; reason: string }) {
+  return z
+    .string({ error: 'must be a duration such as 90s, 15m, 24h or 7d' })
+    .refine((s) => durationPattern.test(s), {
+      error: (issue) =>
+        `${JSON.stringify(issue.input)} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 24h`,
+      abort: true,
+    })
+    .refine((s) => (parseDuration(s) ?? 0) >= (min?.ms ?? 1), { error: min?.reason ?? 'must be longer than zero' });
+}
+
+export const DurationSchema = durationSchema();
 
 const labelPattern = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
@@ -91,12 +96,64 @@ export const ApproversSchema = z.strictObject({
 });
 export type Approvers = z.infer<typeof ApproversSchema>;
 
+/**
+ * Whether `zone` is an IANA time zone name (`Europe/Berlin`, `America/New_York`, `UTC`);
+ * undefined when it is, else why not. Names are written as IANA spells them (`europe/berlin` is refused). Abbreviations such as `CET` or `EST`, which `Intl`
+ * also accepts, are refused: they hide daylight saving and mean different things to different people.
+ */
+export function timeZoneProblem(zone: string): string | undefined {
+  const example = 'an IANA time zone name such as Europe/Berlin, America/New_York or UTC';
+  if (zone !== 'UTC' && !/^[A-Z][A-Za-z]*(?:\/[A-Z][A-Za-z0-9_+-]*)+$/.test(zone)) {
+    return /^[A-Z][A-Z0-9+-]{1,9}$/.test(zone)
+      ? `${JSON.stringify(zone)} is an abbreviation, not a time zone name: write ${example}`
+      : `${JSON.stringify(zone)} is not a time zone name: write ${example}`;
+  }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+  } catch (err) {
+    if (err instanceof RangeError) return `${JSON.stringify(zone)} is not a known time zone: write ${example}`;
+    throw err;
+  }
+  return undefined;
+}
+
+const TimeZoneSchema = z
+  .string({ error: 'must be an IANA time zone name such as Europe/Berlin' })
+  .superRefine((zone, ctx) => {
+    const problem = timeZoneProblem(zone);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  });
+
+/** Rules for scheduled briefs in a channel (docs/policy.md, "Scheduled briefs"). */
+export const SchedulesPolicySchema = z.strictObject({
+  /** Who may create a schedule in the channel. */
+  create: z.enum(['anyone', 'approvers'], { error: 'must be anyone or approvers' }).optional(),
+  /** The most often a schedule may run, as a duration of at least 1m. */
+  minInterval: durationSchema({
+    ms: 60_000,
+    reason: 'must be at least 1m: a schedule runs at most once a minute',
+  }).optional(),
+  /** Most schedules per channel. */
+  maxPerChannel: z
+    .number({ error: 'must be a whole number from 1 to 1000' })
+    .int({ error: 'must be a whole number from 1 to 1000' })
+    .min(1, { error: 'must be a whole number from 1 to 1000' })
+    .max(1000, { error: 'must be a whole number from 1 to 1000' })
+    .optional(),
+  /** Whether scheduled runs may use the channel's connectors. */
+  connectors: z.boolean({ error: 'must be true or false' }).optional(),
+  /** The zone for schedules that name none. */
+  timeZone: TimeZoneSchema.optional(),
+});
+export type SchedulesPolicy = z.infer<typeof SchedulesPolicySchema>;
+
 export const DefaultsSchema = z.strictObject({
   trust: TrustOverridesSchema.optional(),
   requesterMayApprove: z.boolean().optional(),
   approvalExpiry: DurationSchema.optional(),
   budget: BudgetPolicySchema.optional(),
   redaction: RedactionPolicySchema.optional(),
+  schedules: SchedulesPolicySchema.optional(),
 });
 export type Defaults = z.infer<typeof DefaultsSchema>;
 
@@ -113,6 +170,7 @@ export const ChannelRuleSchema = z.strictObject({
   budget: BudgetPolicySchema.optional(),
   trust: TrustOverridesSchema.optional(),
   redaction: RedactionPolicySchema.optional(),
+  schedules: SchedulesPolicySchema.optional(),
 });
 export type ChannelRule = z.infer<typeof ChannelRuleSchema>;
 
@@ -137,6 +195,7 @@ export const knownPolicyKeys: readonly string[] = [
     ...Object.keys(BudgetPolicySchema.shape),
     ...Object.keys(RedactionPolicySchema.shape),
     ...Object.keys(ApproversSchema.shape),
+    ...Object.keys(SchedulesPolicySchema.shape),
     ...ActionKindSchema.options,
   ]),
 ];

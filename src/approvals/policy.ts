@@ -26,6 +26,7 @@ import {
   PolicyFileSchema,
   parseDuration,
   type RedactionPolicy,
+  type SchedulesPolicy,
   type TrustOverrides,
 } from './policy-schema.ts';
 
@@ -62,6 +63,28 @@ export interface EffectiveRedaction {
   kinds: RedactionKind[];
 }
 
+/** Rules for scheduled briefs in one channel (`schedules:` in the policy file, merged key by key). */
+export interface SchedulePolicy {
+  /** Who may create a schedule in the channel: anyone in it, or only its approvers. */
+  create: 'anyone' | 'approvers';
+  /** The shortest time between two runs of one schedule. */
+  minIntervalMs: number;
+  /** Most schedules one channel may have. */
+  maxPerChannel: number;
+  /** Whether scheduled runs may use the channel's connectors. */
+  connectors: boolean;
+  /** IANA zone for schedules that name none; undefined when the policy sets none. */
+  timeZone?: string;
+}
+
+/** Scheduled-brief rules when the policy file sets none. */
+export const defaultSchedulePolicy: Readonly<SchedulePolicy> = Object.freeze({
+  create: 'anyone',
+  minIntervalMs: 15 * 60_000,
+  maxPerChannel: 20,
+  connectors: false,
+});
+
 /** The policy after loading: validated, durations in milliseconds, channels parsed. */
 export interface Policy {
   /** The file it came from, or {@link builtInPolicySource}. */
@@ -72,6 +95,7 @@ export interface Policy {
     approvalExpiryMs: number;
     budget: EffectiveBudget;
     redaction: EffectiveRedaction;
+    schedules: SchedulePolicy;
   };
   /** Raw `defaults:` section (for explaining where a value came from). */
   defaultsRule: Defaults;
@@ -90,7 +114,8 @@ export type PolicyField =
   | 'connectors'
   | 'egressDomains'
   | 'budget'
-  | 'redaction';
+  | 'redaction'
+  | 'schedules';
 
 /** The policy that applies to one conversation, with where each part came from. */
 export interface EffectiveChannelPolicy {
@@ -112,6 +137,8 @@ export interface EffectiveChannelPolicy {
   /** Caps from policy; a cap that is not set here falls back to the deployment's settings. */
   budget: EffectiveBudget;
   redaction: EffectiveRedaction;
+  /** Rules for scheduled briefs, merged key by key from the defaults and the matching rules. */
+  schedules: SchedulePolicy;
   /** Matching `channels:` keys, least specific first. */
   matched: string[];
   /** The most specific matching key, or `defaults` when none matched. */
@@ -142,6 +169,7 @@ export function builtInPolicy(): Policy {
       approvalExpiryMs: defaultApprovalExpiryMs,
       budget: {},
       redaction: { enabled: true, kinds: [...redactionKinds] },
+      schedules: { ...defaultSchedulePolicy },
     },
     defaultsRule: {},
     channels: [],
@@ -185,7 +213,8 @@ export function parsePolicy(text: string, file: string): Policy {
   const at = (path: readonly PropertyKey[], reason: string) =>
     problems.push(`${file}: ${formatPath(path) || '(top level)'}: ${reason}`);
 
-  const parsed = PolicyFileSchema.safeParse(raw);
+  // `reportInput` so a value of the wrong type is told apart from a missing one (reportIssue).
+  const parsed = PolicyFileSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) for (const issue of parsed.error.issues) reportIssue(issue, at);
 
   // Semantic checks run on whatever parts are valid, so one run lists every problem.
@@ -223,6 +252,7 @@ export function parsePolicy(text: string, file: string): Policy {
       approvalExpiryMs: durationMs(defaultsRule.approvalExpiry) ?? defaultApprovalExpiryMs,
       budget: budgetOf(defaultsRule.budget),
       redaction: redactionOf(base.defaults.redaction, defaultsRule.redaction),
+      schedules: schedulesOf(base.defaults.schedules, defaultsRule.schedules),
     },
     defaultsRule,
     channels,
@@ -372,6 +402,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     egressDomains: 'default',
     budget: policy.defaultsRule.budget !== undefined ? 'defaults' : builtInPolicySource,
     redaction: policy.defaultsRule.redaction !== undefined ? 'defaults' : builtInPolicySource,
+    schedules: policy.defaultsRule.schedules !== undefined ? 'defaults' : builtInPolicySource,
   };
   let approvers: EffectiveChannelPolicy['approvers'];
   let quorum = 1;
@@ -381,6 +412,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   let egressDomains: string[] = [];
   let budget = { ...policy.defaults.budget };
   let redaction = { ...policy.defaults.redaction, kinds: [...policy.defaults.redaction.kinds] };
+  let schedules = { ...policy.defaults.schedules };
 
   for (const c of matched) {
     const from = formatPath(['channels', c.key]);
@@ -404,6 +436,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     if (r.egressDomains) [egressDomains, sources.egressDomains] = [[...r.egressDomains], from];
     if (r.budget) [budget, sources.budget] = [{ ...budget, ...budgetOf(r.budget) }, from];
     if (r.redaction) [redaction, sources.redaction] = [redactionOf(redaction, r.redaction), from];
+    if (r.schedules) [schedules, sources.schedules] = [schedulesOf(schedules, r.schedules), from];
   }
 
   const top = matched.at(-1);
@@ -426,6 +459,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     egressDomains,
     budget,
     redaction,
+    schedules,
     matched: matched.map((c) => formatPath(['channels', c.key])),
     rule: top ? formatPath(['channels', top.key]) : 'defaults',
     why,
@@ -453,6 +487,7 @@ export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
     approvalExpiryMs: effective.approvalExpiryMs,
     budget: effective.budget,
     redaction: effective.redaction,
+    schedules: { ...effective.schedules },
   };
 }
 
@@ -561,6 +596,17 @@ function redactionOf(base: EffectiveRedaction, over: RedactionPolicy | undefined
   return {
     enabled: over?.enabled ?? base.enabled,
     kinds: over?.kinds ? [...new Set(over.kinds)] : [...base.kinds],
+  };
+}
+
+function schedulesOf(base: SchedulePolicy, over: SchedulesPolicy | undefined): SchedulePolicy {
+  const timeZone = over?.timeZone ?? base.timeZone;
+  return {
+    create: over?.create ?? base.create,
+    minIntervalMs: durationMs(over?.minInterval) ?? base.minIntervalMs,
+    maxPerChannel: over?.maxPerChannel ?? base.maxPerChannel,
+    connectors: over?.connectors ?? base.connectors,
+    ...(timeZone !== undefined ? { timeZone } : {}),
   };
 }
 

@@ -210,6 +210,10 @@ describe('loadPolicy', () => {
     const lines = policyError(bad).problems.join('\n');
     expect(lines).toContain(`${bad}: defaults.budget.maxWallTime: "15 minutes" is not a duration`);
     expect(lines).toContain(`${bad}: defaults.budget.maxTokens:`);
+    // A value of the wrong type is not reported as missing.
+    expect(policyError(policyFile('version: 1\ndefaults: { requesterMayApprove: "yes" }\n')).problems).toEqual([
+      expect.stringMatching(/: defaults\.requesterMayApprove: Invalid input: expected boolean, received string$/),
+    ]);
     expect(policyError(policyFile('version: 1\ndefaults: { approvalExpiry: 0h }\n')).problems[0]).toContain(
       'defaults.approvalExpiry: must be longer than zero',
     );
@@ -297,6 +301,7 @@ describe('policyForChannel', () => {
       approvalExpiryMs: eff.approvalExpiryMs,
       budget: eff.budget,
       redaction: eff.redaction,
+      schedules: eff.schedules,
     });
     expect(planPolicy.quorum).toBe(2);
     expect(planPolicy.approvalExpiryMs).toBe(4 * 3600_000);
