@@ -5,10 +5,10 @@ import type { ContentBlock, MessageParam, ModelProvider, ModelRequest, ModelResp
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
 
 export const demoUnsupportedMessage =
-  'The demo model only handles the bundled sample tasks (see examples/README.md): a sales CSV summarised into a spreadsheet, or notes turned into a brief. To hand off any other request, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff.';
+  'The demo model only handles the bundled sample tasks (see examples/README.md): a sales CSV summarised into a spreadsheet or into a one-page sales brief, or notes turned into a brief. To hand off any other request, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff.';
 
 interface Sample {
-  id: 'sales' | 'brief';
+  id: 'sales' | 'brief' | 'sales-brief';
   plan: (input: string) => PlanDraft;
   /** The run's tool calls, in order; each may look at the previous result. */
   calls: (input: string) => Array<{ name: string; input: Record<string, unknown> }>;
@@ -96,6 +96,59 @@ const samples: Sample[] = [
     closing: () =>
       'Here is the one-page brief as brief.docx and brief.pdf: summary, decisions, risks and the action items with owners.',
   },
+  {
+    id: 'sales-brief',
+    plan: (input) => ({
+      summary: `Write a one-page sales brief from ${input}: the date and a few bullet points with the total, the regions, the top region and its share, and the smallest region, as markdown and a PDF.`,
+      steps: [
+        { title: 'Read the sales CSV', detail: `Check the columns and rows of ${input}.`, actions: ['read_files'] },
+        {
+          title: 'Write the brief',
+          detail:
+            'Compute the total, rows, regions, top region and its share, and the smallest region; write them as 3–6 bullet points under the title and date in sales-brief.md, and the same on one page in sales-brief.pdf.',
+          actions: ['run_commands', 'create_files'],
+        },
+        {
+          title: 'Deliver md and pdf',
+          detail: 'Post sales-brief.md and sales-brief.pdf in the thread.',
+          actions: ['create_files'],
+        },
+      ],
+      deliverables: [
+        { name: 'sales-brief.md', type: 'md' },
+        { name: 'sales-brief.pdf', type: 'pdf' },
+      ],
+    }),
+    calls: (input) => [
+      { name: 'write_file', input: { path: '/tmp/sales_brief.py', content: script('sales_brief.py'), step: 1 } },
+      {
+        name: 'run_command',
+        input: {
+          command: `python3 /tmp/sales_brief.py '/workspace/in/${input}' /workspace/out/sales-brief.md /workspace/out/sales-brief.pdf`,
+          step: 2,
+        },
+      },
+      { name: 'deliver_artifact', input: { path: '/workspace/out/sales-brief.md', step: 3 } },
+      { name: 'deliver_artifact', input: { path: '/workspace/out/sales-brief.pdf', step: 3 } },
+    ],
+    closing: (outputs) => {
+      // The script's JSON line; a call made again after a restart can shift it from outputs[1].
+      const facts = outputs.map(parseFacts).findLast((f) => typeof f?.total === 'number');
+      const base = 'Here is the sales brief as sales-brief.md and sales-brief.pdf.';
+      if (!facts || typeof facts.total !== 'number' || typeof facts.rows !== 'number') return base;
+      const regions = typeof facts.regions === 'number' ? ` and ${count(facts.regions, 'region')}` : '';
+      let text = `Sales brief: ${money(facts.total)} in total from ${count(facts.rows, 'row')}${regions}`;
+      if (typeof facts.top_region === 'string') {
+        const share = typeof facts.top_share === 'number' ? ` with ${facts.top_share.toFixed(1)}% of the total` : '';
+        text += `; ${plain(facts.top_region)} leads${share}`;
+        if (typeof facts.smallest_region === 'string' && facts.regions !== 1) {
+          const small = typeof facts.smallest_share === 'number' ? ` with ${facts.smallest_share.toFixed(1)}%` : '';
+          text += ` and ${plain(facts.smallest_region)} is the smallest${small}`;
+        }
+      }
+      return `${text}. The full brief is in sales-brief.md and sales-brief.pdf.`;
+    },
+  },
 ];
 
 /**
@@ -146,11 +199,39 @@ export function matchSample(firstMessage: string): { sample: Sample; input: stri
   const inputs = [...firstMessage.matchAll(/^- \/workspace\/in\/(.+?) \(/gm)].map((m) => m[1]!);
   const csv = inputs.find((n) => /\.csv$/i.test(n));
   const notes = inputs.find((n) => /\.(md|txt|markdown)$/i.test(n));
-  if (csv && /\b(spreadsheet|xlsx|excel|workbook|summari[sz]e)\b/i.test(request)) {
-    return { sample: samples[0]!, input: csv };
+  const sheet = /\b(spreadsheet|xlsx|excel|workbook)\b/i.test(request);
+  // A brief from a CSV ("a sales brief from the attached CSV"); with notes attached too, only
+  // when the request names the sales data, so "turn the notes into a brief" stays the notes brief.
+  if (csv && /\bbriefs?\b/i.test(request) && !sheet && (!notes || /\b(sales|csv|revenue)\b/i.test(request))) {
+    return { sample: sampleById('sales-brief'), input: csv };
   }
-  if (notes && /\b(brief|docx|pdf|word)\b/i.test(request)) return { sample: samples[1]!, input: notes };
+  if (csv && (sheet || /\bsummari[sz]e\b/i.test(request))) return { sample: sampleById('sales'), input: csv };
+  if (notes && /\b(brief|docx|pdf|word)\b/i.test(request)) return { sample: sampleById('brief'), input: notes };
   throw new HandoffError(ErrorCodes.demoUnsupported, demoUnsupportedMessage);
+}
+
+function sampleById(id: Sample['id']): Sample {
+  const found = samples.find((s) => s.id === id);
+  if (!found) throw new Error(`no demo sample ${id}`);
+  return found;
+}
+
+/** A figure as the closing text quotes it: 154,049.00. */
+function money(value: number): string {
+  return value.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** A name from the CSV, quoted in chat: one short line without markup characters. */
+function plain(name: string): string {
+  const text = name
+    .replace(/[<>&*_~`|\\[\]]/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return text.length > 40 ? `${text.slice(0, 39).trimEnd()}…` : text || '(none)';
 }
 
 function textOf(message: MessageParam | undefined): string {
