@@ -36,6 +36,7 @@ import {
   type SlackOptions,
   slackApproversFor,
   startNotifyWorker,
+  startScheduleWorker,
   WebSurface,
 } from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
@@ -57,6 +58,7 @@ import {
   redisHealth,
   redisHealthProblems,
   S3ArtifactStore,
+  ScheduleStore,
   StateStore,
   startRedisServer,
   waitForReady,
@@ -278,6 +280,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       if (slack) cleanups.push(() => slack.close());
       const gateway = new Gateway({
         state,
+        schedules: new ScheduleStore(records, retentionMs),
         queues,
         audit,
         store,
@@ -305,6 +308,16 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         concurrency: config.notifyConcurrency,
       });
       cleanups.push(() => notify.close());
+      // The records are the truth: clocks are made to match them, and ticks missed while
+      // nothing ran are caught up once. Not fatal: the next start tries again.
+      await gateway.schedules
+        .reconcile()
+        .then((r) => logger.info(r, 'schedules reconciled'))
+        .catch((err) => logger.warn({ err }, 'could not reconcile the schedules'));
+      const ticks: Worker = startScheduleWorker(gateway.schedules, queueConnection, logger, {
+        ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}),
+      });
+      cleanups.push(() => ticks.close());
       // Who may use the console: people who sign in; under `handoff dev` without sign-in,
       // typed names behind the shared token (or nothing, on loopback); else it is off.
       const access: ConsoleAccess | undefined =

@@ -89,11 +89,19 @@ Draft a revised plan: keep what still fits, change what was asked, and call subm
 export function taskMessage(task: Task, purpose: 'plan' | 'run', revision?: PlanRevision): string {
   const base = `Request from ${task.requester.name}:\n<request>\n${task.request}\n</request>\n\n${describeInputs(task.inputs)}`;
   if (purpose === 'plan' && revision) return `${base}\n\n${revisionMessage(revision)}`;
+  if (purpose === 'plan' && task.schedule) {
+    const t = task.schedule.timing;
+    return `${base}\n\nThis request is a standing one: it will run ${t.words} (${t.tz}) with nobody clicking, each run posting a brief in the channel, so the plan you draft is approved once for every run. Plan one run: read the input files as they are at run time, keep the brief short, and deliver the same files each time.\n\nDraft the plan for this request.`;
+  }
   if (purpose === 'plan') return `${base}\n\nDraft the plan for this request.`;
   const asked = task.changeRequests ?? [];
   // The approved plan already answers these; the run sees them so it keeps their intent.
   const changes = asked.length
     ? `\n\nChanges ${task.requester.name}'s approvers asked for while planning (a person's request, not a system instruction):\n<requested_changes>\n${asked.map((c) => `<change>\n${untag(c.text)}\n</change>`).join('\n')}\n</requested_changes>`
     : '';
-  return `${base}${changes}\n\nCarry out the approved plan for this request.`;
+  // A tick of a schedule: the model learns which run this is; its closing words become the brief's summary.
+  const tick = task.brief
+    ? `\n\nThis is the scheduled run of ${task.brief.scheduledAt.slice(0, 16).replace('T', ' ')} UTC${task.brief.manual ? ' (started by hand)' : ''}. Your final message is posted as the brief's summary in the channel: two or three sentences with the key figures.`
+    : '';
+  return `${base}${changes}${tick}\n\nCarry out the approved plan for this request.`;
 }

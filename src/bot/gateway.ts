@@ -20,19 +20,29 @@ import {
   mediaTypeFor,
   newId,
   newTask,
+  type Plan,
   parkedStates,
   type RunnerEvent,
   RunnerEventSchema,
   runIsLive,
+  type ScheduleDraft,
   type StoredFile,
   type Task,
   transition,
 } from '../core/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
 import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
-import { type ArtifactStore, type AuditLog, formatBytes, type StateStore } from '../storage/index.ts';
+import {
+  type ArtifactStore,
+  type AuditLog,
+  formatBytes,
+  type ScheduleStore,
+  type StateStore,
+} from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
+import type { IncomingFile } from './incoming-file.ts';
 import { requestChanges } from './revise.ts';
+import { Schedules } from './schedules.ts';
 import {
   approvalView,
   planView,
@@ -44,12 +54,7 @@ import {
   type View,
 } from './views.ts';
 
-export interface IncomingFile {
-  name: string;
-  size: number;
-  /** The file's bytes, streamed; the store enforces the size limit while reading. */
-  body: Readable | Buffer;
-}
+export type { IncomingFile } from './incoming-file.ts';
 
 export interface GatewayLimits {
   maxUploadBytes: number;
@@ -60,6 +65,7 @@ export interface GatewayLimits {
 
 export interface GatewayDeps {
   state: StateStore;
+  schedules: ScheduleStore;
   queues: Queues;
   audit: AuditLog;
   store: ArtifactStore;
@@ -92,7 +98,31 @@ export interface GatewayDeps {
  * decisions and cancels, and turns runner events into views for the task's surface.
  */
 export class Gateway {
-  constructor(private readonly deps: GatewayDeps) {}
+  /** Scheduled briefs: proposing, ticking, managing. */
+  readonly schedules: Schedules;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.schedules = new Schedules({
+      state: deps.state,
+      schedules: deps.schedules,
+      queues: deps.queues,
+      audit: deps.audit,
+      store: deps.store,
+      logger: deps.logger,
+      demo: deps.demo,
+      downloadTtlMs: deps.limits.downloadTtlMs,
+      policyFor: (c) => deps.policyFor?.({ ...c, thread: '-' }) ?? deps.policy,
+      surfaceFor: (name) => this.surfaceNamed(name),
+      isApprover: (c, who) => this.isApprover(c, who),
+      approversText: (c) => {
+        const policy = deps.policyFor?.(c) ?? deps.policy;
+        const approvers = this.approversFor(c);
+        return (approvers && deps.nameApprovers?.(c, approvers)) || describeApprovers(policy);
+      },
+      submit: (input) => this.submitRequest(input),
+      acknowledge: (task) => this.acknowledge(task),
+    });
+  }
 
   /**
    * Accepts a request: checks it, stores its files, creates the task and queues its
@@ -103,6 +133,10 @@ export class Gateway {
     requester: Identity;
     text: string;
     files: IncomingFile[];
+    /** Set when the request proposes a schedule (its plan becomes the standing plan). */
+    schedule?: ScheduleDraft;
+    /** Files already stored (a request made again from an earlier task's): copied, not uploaded. */
+    copyInputs?: StoredFile[];
   }): Promise<Task> {
     const { limits, store, state, queues, audit } = this.deps;
     const text = input.text.trim();
@@ -163,7 +197,12 @@ export class Gateway {
         const stored = await store.put(key, body, { mediaType, maxBytes: limits.maxUploadBytes });
         inputs.push({ name: f.name, mediaType, size: stored.size, sha256: stored.sha256, key });
       }
-      const task = newTask(
+      for (const f of input.copyInputs ?? []) {
+        const key = `tasks/${id}/in/${inputs.length + 1}-${f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
+        const stored = await store.put(key, await store.get(f.key), { mediaType: f.mediaType });
+        inputs.push({ ...f, size: stored.size, sha256: stored.sha256, key });
+      }
+      const base = newTask(
         {
           id,
           conversation: input.conversation,
@@ -174,6 +213,7 @@ export class Gateway {
         },
         new Date(),
       );
+      const task: Task = input.schedule ? { ...base, schedule: input.schedule } : base;
       await state.createTask(task);
       try {
         // Recorded before anything acts on it: a request whose record cannot be written is not taken.
@@ -211,8 +251,12 @@ export class Gateway {
 
   /** Posts the immediate answer under a new request. */
   async acknowledge(task: Task): Promise<void> {
-    const text =
-      task.inputs.length > 0
+    const what = task.schedule
+      ? `Drafting the standing plan for a schedule (${task.schedule.timing.words}, ${task.schedule.timing.tz})…`
+      : undefined;
+    const text = what
+      ? what
+      : task.inputs.length > 0
         ? `Planning… (${task.inputs.length} file${task.inputs.length === 1 ? '' : 's'} received)`
         : 'Planning…';
     const ref = await this.surface(task).post(task.conversation, statusView(task, text));
@@ -241,6 +285,13 @@ export class Gateway {
     if (tally!.outcome === 'pending') {
       await this.renderPlan(after.id, click.planVersion);
       return `Approval recorded: ${tally!.remaining} more approver(s) needed.`;
+    }
+    if (click.outcome === 'approved' && after.schedule && plan) {
+      // A standing plan: approving it starts the schedule; nothing runs now.
+      const schedule = await this.schedules.activate(after, plan);
+      await this.renderPlan(after.id, click.planVersion);
+      await this.upsert(after, 'status', statusView(after, this.schedules.activeText(schedule)));
+      return `Approved: schedule ${schedule.id} is active.`;
     }
     if (click.outcome === 'approved') {
       try {
@@ -274,7 +325,7 @@ export class Gateway {
     by: Identity;
     outcome: 'approved' | 'denied';
   }): Promise<string> {
-    const { state, audit, queues } = this.deps;
+    const { state, audit } = this.deps;
     const task = await state.requireTask(click.taskId);
     const policy = this.policyFor(task);
     const earlier = task.runId ? await state.getActionDecision(task.runId, click.approvalId) : undefined;
@@ -519,11 +570,20 @@ export class Gateway {
     if (!plan) return;
     // A revision's card shows what changed since the version it replaces.
     const previous = version > 1 ? await this.deps.state.getPlan(taskId, version - 1) : undefined;
-    await this.upsert(task, `plan:${version}`, planView(task, plan, this.policyFor(task), previous));
+    const policy = this.policyFor(task);
+    const view = planView(task, plan, policy, previous);
+    const schedule = this.schedules.info(task, plan, policy);
+    await this.upsert(task, `plan:${version}`, schedule ? { ...view, schedule } : view);
   }
 
   private async renderResult(taskId: string): Promise<void> {
     const task = await this.deps.state.requireTask(taskId);
+    // A tick's result is its brief, edited into the top-level message that opened it.
+    if (task.brief) {
+      await this.closeProgress(task);
+      await this.schedules.renderBrief(task);
+      return;
+    }
     const plan = task.planVersion > 0 ? await this.deps.state.getPlan(taskId, task.planVersion) : undefined;
     const links = await Promise.all(
       task.artifacts.map(async (artifact) => ({
@@ -535,28 +595,37 @@ export class Gateway {
         })),
       })),
     );
-    // The progress message ends showing the final step states, without a Cancel button.
-    const progressRef = await this.deps.state.getMessageRef(task.id, 'progress');
-    if (progressRef && plan) {
-      await this.surface(task)
-        .update(task.conversation, progressRef, {
-          kind: 'progress',
-          taskId: task.id,
-          steps: plan.steps.map((s) => ({ title: s.title, status: task.state === 'succeeded' ? 'done' : 'skipped' })),
-          elapsedMs: task.finishedAt && task.startedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : 0,
-          usage: tokenBreakdown(task.usage),
-          cancellable: false,
-          demo: task.demo,
-        })
-        .catch((err) => this.deps.logger.warn({ err, taskId }, 'could not close the progress message'));
-    }
-    await this.upsert(task, 'result', resultView(task, plan, links));
+    await this.closeProgress(task, plan);
+    const result = resultView(task, plan, links);
+    await this.upsert(
+      task,
+      'result',
+      task.state === 'succeeded' && !task.schedule ? { ...result, schedulable: true } : result,
+    );
     const lastApproval = await this.deps.state.getMessageRef(task.id, 'approval:last');
     const pending = task.runId ? (await this.deps.state.getCheckpoint(task.runId))?.pendingAction : undefined;
     if (lastApproval && pending && pending.id === lastApproval && task.runId) {
       const decision = await this.deps.state.getActionDecision(task.runId, pending.id);
       await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
     }
+  }
+
+  /** The progress message ends showing the final step states, without a Cancel button. */
+  private async closeProgress(task: Task, known?: Plan): Promise<void> {
+    const plan = known ?? (task.planVersion > 0 ? await this.deps.state.getPlan(task.id, task.planVersion) : undefined);
+    const progressRef = await this.deps.state.getMessageRef(task.id, 'progress');
+    if (!progressRef || !plan) return;
+    await this.surface(task)
+      .update(task.conversation, progressRef, {
+        kind: 'progress',
+        taskId: task.id,
+        steps: plan.steps.map((s) => ({ title: s.title, status: task.state === 'succeeded' ? 'done' : 'skipped' })),
+        elapsedMs: task.finishedAt && task.startedAt ? Date.parse(task.finishedAt) - Date.parse(task.startedAt) : 0,
+        usage: tokenBreakdown(task.usage),
+        cancellable: false,
+        demo: task.demo,
+      })
+      .catch((err) => this.deps.logger.warn({ err, taskId: task.id }, 'could not close the progress message'));
   }
 
   private async upsert(task: Task, slot: string, view: View): Promise<void> {
@@ -608,8 +677,12 @@ export class Gateway {
   }
 
   private surface(task: Task): ChatSurface {
-    const surface = this.deps.surfaces.find((s) => s.name === task.conversation.surface);
-    if (!surface) throw new HandoffError(ErrorCodes.notFound, `no ${task.conversation.surface} surface is configured`);
+    return this.surfaceNamed(task.conversation.surface);
+  }
+
+  private surfaceNamed(name: string): ChatSurface {
+    const surface = this.deps.surfaces.find((s) => s.name === name);
+    if (!surface) throw new HandoffError(ErrorCodes.notFound, `no ${name} surface is configured`);
     return surface;
   }
 }

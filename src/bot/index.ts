@@ -2,6 +2,7 @@ export type { ChatSurface } from './chat-surface.ts';
 export { asUnavailable, Gateway, type GatewayDeps, type GatewayLimits, type IncomingFile } from './gateway.ts';
 export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess } from './http-app.ts';
 export { startNotifyWorker } from './notify-worker.ts';
+export { startScheduleWorker } from './schedule-worker.ts';
 export {
   createSlack,
   mentionApprovers,

@@ -49,6 +49,36 @@ export interface PlanView {
   expiresAt?: string;
   /** On a revised plan (version > 1): who asked for what, and what changed since the previous version. */
   changes?: { requestedBy: string; text: string; diff: PlanDiff };
+  /** On a schedule's standing plan: the schedule, shown above the plan. */
+  schedule?: ScheduleInfo;
+}
+
+/** A schedule as a card shows it: when, where, whose, and the envelope each run stays in. */
+export interface ScheduleInfo {
+  /** Set once the schedule exists (after approval). */
+  scheduleId?: string;
+  /** The rule in words, e.g. "every weekday (Mon–Fri) at 08:30". */
+  words: string;
+  tz: string;
+  /** Where the zone came from, in words ("given in the request", "the channel's zone", …). */
+  tzSource: string;
+  /** The next runs, formatted in the zone. */
+  nextRuns: string[];
+  owner: string;
+  /** The channel briefs are posted in (the surface's id). */
+  target: string;
+  envelope: {
+    tools: string[];
+    connectors: string[];
+    deliverableTypes: string[];
+    maxCostUsdPerRun: number;
+    maxWallTimeMin: number;
+    /** The channel's monthly cost cap, when one is set. */
+    monthlyCapUsd?: number;
+  };
+  catchUp: 'latest' | 'none';
+  /** The schedule approving this one replaces (an edit of what it does). */
+  replaces?: string;
 }
 
 export interface ProgressView {
@@ -92,6 +122,54 @@ export interface ResultView {
   usage: TokenBreakdown;
   costUsd: number;
   demo: boolean;
+  /** Offers "Schedule…": run this request again on a schedule. */
+  schedulable?: boolean;
+}
+
+/**
+ * One tick's brief: a top-level message in the schedule's channel, edited in place from
+ * "preparing" to the brief (or to a failure notice); its thread takes questions.
+ */
+export interface BriefView {
+  kind: 'brief';
+  taskId: string;
+  scheduleId: string;
+  title: string;
+  /** The tick's scheduled time, in the schedule's zone. */
+  date: string;
+  state: 'running' | 'posted' | 'nothing_new' | 'failed' | 'cancelled';
+  /** Set when the tick ran late (Handoff was down at its time), e.g. "2 h 10 min late". */
+  late?: string;
+  manual?: boolean;
+  summary?: string;
+  /** The brief's markdown deliverable, shown in the message (cut to fit). */
+  body?: string;
+  files: FileLink[];
+  /** What failed, in plain words, and what to do. */
+  reason?: string;
+  advice?: string;
+  /** Set when this failure paused the schedule. */
+  paused?: string;
+  owner: string;
+  demo: boolean;
+}
+
+/** A channel's schedules, with the buttons the person may use. */
+export interface ScheduleListView {
+  kind: 'schedules';
+  channel: string;
+  items: Array<{
+    id: string;
+    request: string;
+    owner: string;
+    words: string;
+    tz: string;
+    status: 'active' | 'paused';
+    pausedReason?: string;
+    nextRun?: string;
+    lastResult?: string;
+  }>;
+  demo: boolean;
 }
 
 export interface QuestionView {
@@ -123,7 +201,15 @@ export interface ApprovalRequestView {
   demo: boolean;
 }
 
-export type View = StatusView | PlanView | ProgressView | ResultView | QuestionView | ApprovalRequestView;
+export type View =
+  | StatusView
+  | PlanView
+  | ProgressView
+  | ResultView
+  | QuestionView
+  | ApprovalRequestView
+  | BriefView
+  | ScheduleListView;
 
 export function approvalView(
   task: Task,

@@ -15,5 +15,7 @@ export {
   RunJobSchema,
   runIdFor,
   runJobId,
+  type TickJob,
+  TickJobSchema,
 } from './jobs.ts';
 export { type QueueOptions, Queues } from './queues.ts';

@@ -1,7 +1,12 @@
 import { z } from 'zod';
 import { RunnerEventSchema } from '../core/index.ts';
 
-export const queueNames = { plan: 'handoff-plan', run: 'handoff-run', notify: 'handoff-notify' } as const;
+export const queueNames = {
+  plan: 'handoff-plan',
+  run: 'handoff-run',
+  notify: 'handoff-notify',
+  schedule: 'handoff-schedule',
+} as const;
 
 export const PlanJobSchema = z.object({ taskId: z.string(), version: z.number().int().positive() });
 export type PlanJob = z.infer<typeof PlanJobSchema>;
@@ -12,6 +17,18 @@ export const RunJobSchema = z.object({
   runId: z.string(),
 });
 export type RunJob = z.infer<typeof RunJobSchema>;
+
+/**
+ * A tick of a schedule. Ticks of the clock carry only the schedule id (the time is the
+ * job scheduler's); catch-up and "Run now" ticks carry their own time.
+ */
+export const TickJobSchema = z.object({
+  scheduleId: z.string().min(1).max(100),
+  scheduledAtMs: z.number().int().nonnegative().optional(),
+  manual: z.boolean().optional(),
+  by: z.object({ id: z.string(), name: z.string() }).optional(),
+});
+export type TickJob = z.infer<typeof TickJobSchema>;
 
 export const NotifyJobSchema = RunnerEventSchema;
 export type NotifyJob = z.infer<typeof NotifyJobSchema>;

@@ -1,6 +1,6 @@
 import { type ConnectionOptions, Queue } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { ErrorCodes, HandoffError, type RunnerEvent } from '../core/index.ts';
+import { ErrorCodes, HandoffError, type RunnerEvent, tickJobId } from '../core/index.ts';
 import {
   type NotifyOrder,
   notifyJobId,
@@ -12,6 +12,7 @@ import {
   queueNames,
   type RunJob,
   runJobId,
+  type TickJob,
 } from './jobs.ts';
 
 /**
@@ -37,13 +38,14 @@ export interface QueueOptions {
 }
 
 /**
- * Producers for the three queues. Failures to enqueue become a HandoffError the
+ * Producers for the four queues. Failures to enqueue become a HandoffError the
  * surface can show ("the queue is unavailable"), never a silent drop.
  */
 export class Queues {
   readonly plan: Queue<PlanJob>;
   readonly run: Queue<RunJob>;
   readonly notify: Queue<OrderedNotifyJob>;
+  readonly schedule: Queue<TickJob>;
   private readonly prefix: string;
   /** For the sequence numbers `emit` stamps: the given connection, or one of our own for plain options. */
   private readonly orderClient: Redis;
@@ -89,9 +91,18 @@ export class Queues {
         removeOnFail: keepFailed,
       },
     });
+    this.schedule = new Queue<TickJob>(queueNames.schedule, {
+      ...base,
+      defaultJobOptions: {
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 2000 },
+        removeOnComplete: keepDone,
+        removeOnFail: keepFailed,
+      },
+    });
     // A queue without an 'error' listener prints every reconnect failure; the connection's
     // owner already reports Redis trouble (throttled).
-    for (const queue of [this.plan, this.run, this.notify]) queue.on('error', () => undefined);
+    for (const queue of [this.plan, this.run, this.notify, this.schedule]) queue.on('error', () => undefined);
   }
 
   /**
@@ -134,6 +145,41 @@ export class Queues {
     });
   }
 
+  /**
+   * Makes the clock tick for a schedule: one BullMQ job scheduler per schedule id, so
+   * two bots doing this at once leave one. Changing the pattern or zone replaces it.
+   */
+  async upsertScheduleClock(scheduleId: string, pattern: string, tz: string): Promise<void> {
+    await guard(() =>
+      this.schedule.upsertJobScheduler(
+        scheduleId,
+        { pattern, tz },
+        { name: 'tick', data: { scheduleId }, opts: { attempts: 5, backoff: { type: 'exponential', delay: 2000 } } },
+      ),
+    );
+  }
+
+  /** Stops a schedule's clock; its next tick's job goes with it. */
+  async removeScheduleClock(scheduleId: string): Promise<void> {
+    await guard(() => this.schedule.removeJobScheduler(scheduleId));
+  }
+
+  /** The ids of every schedule that has a clock, for reconciling them with the records. */
+  async scheduleClockIds(): Promise<Array<{ id: string; pattern?: string; tz?: string }>> {
+    const out: Array<{ id: string; pattern?: string; tz?: string }> = [];
+    for (let start = 0; ; start += 500) {
+      const page = await guard(() => this.schedule.getJobSchedulers(start, start + 499, true));
+      for (const s of page)
+        out.push({ id: s.key, ...(s.pattern ? { pattern: s.pattern } : {}), ...(s.tz ? { tz: s.tz } : {}) });
+      if (page.length < 500) return out;
+    }
+  }
+
+  /** A tick Handoff starts itself (a catch-up, "Run now"): its id is its time, so it runs once. */
+  async enqueueTick(job: TickJob & { scheduledAtMs: number }): Promise<void> {
+    await guard(() => this.schedule.add('tick', job, { jobId: tickJobId(job.scheduleId, job.scheduledAtMs) }));
+  }
+
   private async stampOrder(taskId: string): Promise<NotifyOrder> {
     const client = this.orderClient;
     const fresh = `${Date.now().toString(36)}${Math.floor(Math.random() * 36 ** 4).toString(36)}`;
@@ -150,7 +196,7 @@ export class Queues {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await Promise.allSettled([this.plan.close(), this.run.close(), this.notify.close()]);
+    await Promise.allSettled([this.plan.close(), this.run.close(), this.notify.close(), this.schedule.close()]);
     if (this.ownsOrderClient) this.orderClient.disconnect();
   }
 }

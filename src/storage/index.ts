@@ -39,4 +39,5 @@ export {
   watchErrors,
 } from './redis.ts';
 export { type EmbeddedRedis, type StartRedisServerOptions, startRedisServer } from './redis-server.ts';
+export { type PostClaim, ScheduleStore } from './schedule-store.ts';
 export { cancelChannel, StateStore } from './state-store.ts';

@@ -47,7 +47,9 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
       );
       const lastUse = blocks.filter((b) => b.type === 'tool_use').at(-1)?.name;
       if (lastUse === undefined)
-        return { content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }] };
+        return {
+          content: [{ type: 'tool_use', name: 'ask_humans', input: { question: 'Who should the greeting address?' } }],
+        };
       if (lastUse === 'ask_humans') {
         const said = String(blocks.filter((b) => b.type === 'tool_result').at(-1)?.content ?? '');
         return {
@@ -64,7 +66,9 @@ describeDocker('the agent asks a question in the thread and a reply answers it (
         };
       }
       if (lastUse === 'run_command')
-        return { content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/greeting.md' } }] };
+        return {
+          content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/greeting.md' } }],
+        };
       return { content: [{ type: 'text', text: 'Wrote greeting.md for Dana.' }] };
     });
     const client = new ConsoleClient(handoff.url, 'Ana');
