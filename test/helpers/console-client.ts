@@ -21,12 +21,22 @@ export class ConsoleClient {
     return { origin: new URL(this.url).origin, ...this.headers() };
   }
 
-  async post(text: string, files: Array<{ name: string; path?: string; content?: Buffer }> = [], threadId?: string) {
+  /**
+   * Posts a message as the composer does. `fields` adds or overrides form fields, e.g. the
+   * browser's time zone (`tz`) or another `channel`.
+   */
+  async post(
+    text: string,
+    files: Array<{ name: string; path?: string; content?: Buffer }> = [],
+    threadId?: string,
+    fields: Record<string, string> = {},
+  ) {
     const form = new FormData();
     form.set('channel', 'general');
     form.set('author', this.author);
     form.set('text', text);
     if (threadId) form.set('threadId', threadId);
+    for (const [k, v] of Object.entries(fields)) form.set(k, v);
     for (const f of files) {
       const bytes = f.content ?? (await readFile(f.path!));
       form.append('files', new Blob([new Uint8Array(bytes)]), f.name);
@@ -47,10 +57,49 @@ export class ConsoleClient {
     return { status: res.status, body: (await res.json()) as { ok?: boolean; message?: string; error?: string } };
   }
 
-  async messages(): Promise<ConsoleMessage[]> {
-    const res = await fetch(`${this.url}/api/messages?channel=general`, { headers: this.headers() });
+  async messages(channel = 'general'): Promise<ConsoleMessage[]> {
+    const res = await fetch(`${this.url}/api/messages?channel=${encodeURIComponent(channel)}`, {
+      headers: this.headers(),
+    });
     if (res.status !== 200) throw new Error(`GET /api/messages answered ${res.status}`);
     return ((await res.json()) as { messages: ConsoleMessage[] }).messages;
+  }
+
+  /** A channel's schedules as the Schedules panel gets them: the list and its HTML. */
+  async schedules(channel = 'general') {
+    const res = await fetch(`${this.url}/api/schedules?channel=${encodeURIComponent(channel)}`, {
+      headers: this.headers(),
+    });
+    return {
+      status: res.status,
+      body: (await res.json()) as {
+        schedules?: { items: Array<{ id: string; status: string; words: string; tz: string; request: string }> };
+        html?: string;
+        error?: string;
+      },
+    };
+  }
+
+  /** Polls a channel until a message matches, or fails after `timeoutMs`. */
+  async waitForMessage(
+    match: (m: ConsoleMessage) => boolean,
+    timeoutMs = 120_000,
+    channel = 'general',
+  ): Promise<ConsoleMessage> {
+    const deadline = Date.now() + timeoutMs;
+    let last: ConsoleMessage[] = [];
+    while (Date.now() < deadline) {
+      last = await this.messages(channel).catch(() => last);
+      const found = last.find(match);
+      if (found) return found;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    throw new Error(
+      `no matching message in #${channel} within ${timeoutMs} ms; last messages were:\n${last
+        .slice(-8)
+        .map((m) => m.html ?? m.text)
+        .join('\n---\n')}`,
+    );
   }
 
   async thread(threadId: string): Promise<ConsoleMessage[]> {

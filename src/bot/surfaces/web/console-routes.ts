@@ -8,17 +8,27 @@ import { deleteCookie, getCookie, setCookie } from 'hono/cookie';
 import { streamSSE } from 'hono/streaming';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { asHandoffError, ErrorCodes, HandoffError, type Identity, newId } from '../../../core/index.ts';
+import {
+  asHandoffError,
+  ErrorCodes,
+  HandoffError,
+  type Identity,
+  newId,
+  splitScheduleMessage,
+} from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import { formatBytes } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway, type IncomingFile } from '../../gateway.ts';
 import { bearerOf, tokenMatches } from '../../http-auth.ts';
 import { declaredOver, payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import { statusView } from '../../views.ts';
 import { type OidcSignIn, SignInError } from './console-oidc.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
 import { type ConsoleMessage, ConsoleMessageSchema, type ConsoleStore, consoleEventsChannel } from './console-store.ts';
 import { maxUploadTotalBytes, type SpooledUpload, spoolUpload, type UploadLimits } from './console-upload.ts';
 import type { ConsoleUsers } from './console-users.ts';
+import { renderHtml } from './render-html.ts';
+import { consoleChannelPattern, noticesChannelFor } from './web-surface.ts';
 
 /** Who may use the console, and where identities come from. */
 export type ConsoleAccess =
@@ -78,8 +88,35 @@ const sharedTokenCookie = 'handoff_console';
 const sessionCookie = 'handoff_session';
 /** Binds an OIDC sign-in in progress to this browser (Lax: it must come back on the provider's redirect). */
 const oidcStateCookie = 'handoff_oidc_state';
-const channelPattern = /^[a-z0-9-]{1,40}$/;
+const channelPattern = consoleChannelPattern;
 const mention = /(^|\s)@handoff\b/i;
+
+/** The browser's IANA time zone, sent with each message; the schedule code checks it is one. */
+const BrowserZoneSchema = z.string().trim().min(1).max(100);
+
+/** Pause, Resume, Run now, Delete or Edit on a schedule in the console's Schedules panel. */
+const ScheduleActionSchema = z.object({
+  action: z.literal('schedule'),
+  op: z.enum(['pause', 'resume', 'run_now', 'delete', 'edit']),
+  scheduleId: z.string().min(1).max(64),
+  /** The channel whose panel was used: the schedule must be one of its own. */
+  channel: z.string().regex(consoleChannelPattern),
+  /** Edit: the new time, e.g. "every weekday at 9:00". */
+  when: z.string().trim().min(1).max(300).optional(),
+  /** Edit: the new request (it needs a new approval). */
+  text: z.string().trim().min(1).max(4000).optional(),
+  /** The typed display name; ignored when the person is signed in. */
+  author: z.string().optional(),
+});
+
+/** "Schedule…" on a result card: run that request again on a schedule. */
+const ScheduleTaskSchema = z.object({
+  action: z.literal('schedule_task'),
+  taskId: z.string().min(1).max(64),
+  when: z.string().trim().min(1).max(300),
+  tz: BrowserZoneSchema.optional(),
+  author: z.string().optional(),
+});
 
 const ActionSchema = z.object({
   action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action', 'request-changes']),
@@ -107,6 +144,7 @@ function identityFrom(raw: unknown): Identity {
 export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503 {
   switch (code) {
     case ErrorCodes.invalidInput:
+    case ErrorCodes.scheduleInvalid:
       return 400;
     case ErrorCodes.notApprover:
       return 403;
@@ -117,6 +155,7 @@ export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503
     case ErrorCodes.staleApproval:
     case ErrorCodes.planNotApprovable:
     case ErrorCodes.illegalTransition:
+    case ErrorCodes.channelUnavailable:
       return 409;
     case ErrorCodes.queueUnavailable:
       return 503;
@@ -167,6 +206,19 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     secure: c.req.url.startsWith('https:') || options.publicUrl().startsWith('https:'),
     ...(maxAgeSeconds === undefined ? {} : { maxAge: maxAgeSeconds }),
   });
+
+  /**
+   * Why this person may not use a channel, or undefined. A `dm-…` channel holds one person's
+   * notices: where people sign in, only that person opens it. (With typed names anyone can
+   * claim any name, so there it is a convenience, not a boundary.)
+   */
+  const channelRefusal = (c: Context<ConsoleEnv>, channel: string): HandoffError | undefined => {
+    if (!channelPattern.test(channel)) return new HandoffError(ErrorCodes.invalidInput, 'unknown channel');
+    const who = c.get('who');
+    if (access.kind === 'signin' && channel.startsWith('dm-') && (!who || noticesChannelFor(who.id) !== channel))
+      return new HandoffError(ErrorCodes.notApprover, "that is another person's notices channel");
+    return undefined;
+  };
 
   app.use('*', async (c, next) => {
     // Paths that are not the console's are left to answer 404, whatever they carry.
@@ -233,6 +285,92 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     await next();
     return undefined;
   });
+
+  /** The Schedules panel's buttons, and "Schedule…" on a result card. */
+  const scheduleAction = async (
+    c: Context<ConsoleEnv>,
+    json: unknown,
+  ): Promise<{ ok: true; message: string; threadId?: string }> => {
+    const { schedules } = options.gateway;
+    if ((json as { action?: unknown }).action === 'schedule_task') {
+      const parsed = ScheduleTaskSchema.safeParse(json);
+      if (!parsed.success)
+        throw new HandoffError(
+          ErrorCodes.invalidInput,
+          parsed.error.issues.some((i) => i.path[0] === 'when')
+            ? 'say when it should run (1–300 characters), e.g. "every weekday at 9:00"'
+            : 'malformed action',
+        );
+      const { taskId, when, tz } = parsed.data;
+      const by = c.get('who') ?? identityFrom(parsed.data.author);
+      const task = await schedules.proposeFrom({
+        taskId,
+        when,
+        by,
+        surface: 'web',
+        ...(tz ? { requesterTz: tz } : {}),
+      });
+      await options.gateway.acknowledge(task);
+      return {
+        ok: true,
+        message: `A schedule was proposed in #${task.conversation.channel}: its plan card asks for approval in the new thread.`,
+        threadId: task.conversation.thread,
+      };
+    }
+    const parsed = ScheduleActionSchema.safeParse(json);
+    if (!parsed.success) {
+      const field = parsed.error.issues[0]?.path[0];
+      throw new HandoffError(
+        ErrorCodes.invalidInput,
+        field === 'when'
+          ? 'the new time is 1–300 characters, e.g. "every weekday at 9:00"'
+          : field === 'text'
+            ? 'the new request is 1–4000 characters'
+            : 'malformed action',
+      );
+    }
+    const { op, scheduleId, channel } = parsed.data;
+    const refused = channelRefusal(c, channel);
+    if (refused) throw refused;
+    const by = c.get('who') ?? identityFrom(parsed.data.author);
+    // Only this channel's schedules are managed from its panel.
+    const item = (await schedules.list({ surface: 'web', channel })).items.find((s) => s.id === scheduleId);
+    if (!item) throw new HandoffError(ErrorCodes.notFound, `#${channel} has no schedule ${scheduleId}`);
+    if (op !== 'edit') return { ok: true, message: await schedules.act({ scheduleId, action: op, by }) };
+
+    const when = parsed.data.when;
+    const text = parsed.data.text;
+    if (!when && !text)
+      throw new HandoffError(ErrorCodes.invalidInput, 'say the new time, or the new request, or both');
+    // A changed request is a new proposal: it gets a top-level message of its own, whose
+    // thread holds its plan. Opened only when the request really changed.
+    let opened: string | undefined;
+    const message = await schedules.act({
+      scheduleId,
+      action: 'edit',
+      by,
+      ...(text ? { text } : {}),
+      ...(when ? { when } : {}),
+      openThread: async () => {
+        const id = newId('m');
+        await options.store.add({
+          id,
+          channel,
+          threadId: id,
+          author: { name: 'handoff', bot: true },
+          html: renderHtml(
+            statusView(
+              { demo: options.demo },
+              `${by.name} asked to change schedule ${scheduleId} (${item.words}) to: ${text}${when ? ` — ${when}` : ''}`,
+            ),
+          ),
+        });
+        opened = id;
+        return { surface: 'web', channel, thread: id };
+      },
+    });
+    return { ok: true, message, ...(opened ? { threadId: opened } : {}) };
+  };
 
   app.get('/', () => serveStatic('index.html'));
   app.get('/static/:file', (c) => serveStatic(c.req.param('file')));
@@ -306,7 +444,8 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
 
   app.get('/api/messages', async (c) => {
     const channel = c.req.query('channel') ?? 'general';
-    if (!channelPattern.test(channel)) return c.json({ error: 'unknown channel' }, 400);
+    const refused = channelRefusal(c, channel);
+    if (refused) return fail(c, refused);
     try {
       return c.json({ messages: await options.store.list(channel) });
     } catch (err) {
@@ -316,6 +455,8 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
 
   app.get('/api/events', (c) => {
     const channel = c.req.query('channel') ?? 'general';
+    const refused = channelRefusal(c, channel);
+    if (refused) return fail(c, refused);
     return streamSSE(c, async (stream) => {
       const send = (m: ConsoleMessage) => {
         if (m.channel === channel)
@@ -344,8 +485,13 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       upload = await spoolUpload(c.req.raw.body, c.req.header('content-type') ?? '', uploadLimits, options.spoolDir);
       const body = upload.fields;
       const channel = typeof body.channel === 'string' ? body.channel : 'general';
-      if (!channelPattern.test(channel)) throw new HandoffError(ErrorCodes.invalidInput, 'unknown channel');
+      const refused = channelRefusal(c, channel);
+      if (refused) throw refused;
       const author = c.get('who') ?? identityFrom(body.author);
+      const zone = body.tz === undefined || body.tz === '' ? undefined : BrowserZoneSchema.safeParse(body.tz);
+      if (zone && !zone.success)
+        throw new HandoffError(ErrorCodes.invalidInput, 'tz must be a time zone name of at most 100 characters');
+      const requesterTz = zone?.data;
       const text = typeof body.text === 'string' ? body.text : '';
       const threadId = typeof body.threadId === 'string' && body.threadId ? body.threadId : undefined;
       // Opened only when the gateway reads them, so a refused request opens no file.
@@ -383,13 +529,20 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       }
       const request = text.replace(mention, ' ').trim();
       const id = newId('m');
+      const conversation = { surface: 'web' as const, channel, thread: id };
+      // "every weekday at 9:00: …" proposes a schedule; its plan becomes the standing plan.
+      const scheduled = splitScheduleMessage(request);
       // The task is created first: if that fails, the person's message stays in their composer.
-      const task = await options.gateway.submitRequest({
-        conversation: { surface: 'web', channel, thread: id },
-        requester: author,
-        text: request,
-        files,
-      });
+      const task = scheduled
+        ? await options.gateway.schedules.propose({
+            conversation,
+            requester: author,
+            when: scheduled.when,
+            text: scheduled.request,
+            files,
+            ...(requesterTz ? { requesterTz } : {}),
+          })
+        : await options.gateway.submitRequest({ conversation, requester: author, text: request, files });
       const message = await options.store.add({
         id,
         channel,
@@ -407,11 +560,26 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     }
   });
 
+  app.get('/api/schedules', async (c) => {
+    const channel = c.req.query('channel') ?? 'general';
+    try {
+      const refused = channelRefusal(c, channel);
+      if (refused) throw refused;
+      const list = await options.gateway.schedules.list({ surface: 'web', channel });
+      return c.json({ schedules: list, html: renderHtml(list) });
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+  });
+
   app.post('/api/actions', async (c) => {
     try {
       const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
       if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
-      const parsed = ActionSchema.safeParse(parseJson(raw));
+      const json = parseJson(raw);
+      const kind = (json as { action?: unknown } | undefined)?.action;
+      if (kind === 'schedule' || kind === 'schedule_task') return c.json(await scheduleAction(c, json));
+      const parsed = ActionSchema.safeParse(json);
       if (!parsed.success) {
         const aboutText = parsed.error.issues.some((i) => i.path[0] === 'text');
         throw new HandoffError(

@@ -1,5 +1,15 @@
 import { formatBytes } from '../../../storage/index.ts';
-import { formatDuration, formatTokens, formatUsd, type PlanView, type View } from '../../views.ts';
+import {
+  type BriefView,
+  type FileLink,
+  formatDuration,
+  formatTokens,
+  formatUsd,
+  type PlanView,
+  type ScheduleInfo,
+  type ScheduleListView,
+  type View,
+} from '../../views.ts';
 
 export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
@@ -44,6 +54,208 @@ function renderChanges(changes: NonNullable<PlanView['changes']>, version: numbe
     ? `<p class="revision-note">Revised after ${e(changes.requestedBy)} asked: “${e(changes.text)}”</p>`
     : `<p class="revision-note">Revised plan</p>`;
   return `<div class="revision">${asked}<p class="muted">Changes since v${version - 1}:</p><ul class="plan-diff">${shown.join('')}</ul></div>`;
+}
+
+/** Download links of a card's files, with their type, size and how long the link lasts. */
+function fileList(files: FileLink[]): string {
+  const e = escapeHtml;
+  const items = files
+    .map(
+      (f) =>
+        `<li><a href="${e(f.url)}" download="${e(f.name)}">${e(f.name)}</a> <span class="muted">${e((f.name.split('.').pop() ?? '').toUpperCase())} · ${formatBytes(f.size)} · link valid until ${time(f.expiresAt)}</span></li>`,
+    )
+    .join('');
+  return items ? `<ul class="files">${items}</ul>` : '';
+}
+
+function listWords(items: string[], none: string): string {
+  return items.length > 0 ? items.map(escapeHtml).join(', ') : none;
+}
+
+/** The schedule section on top of a standing plan's card: when, where, whose, and each run's limits. */
+function renderScheduleInfo(s: ScheduleInfo): string {
+  const e = escapeHtml;
+  const env = s.envelope;
+  const runs = s.nextRuns.map((r) => `<li>${e(r)}</li>`).join('');
+  const cap = env.monthlyCapUsd !== undefined ? `; this channel's monthly cap ${formatUsd(env.monthlyCapUsd)}` : '';
+  const catchUp =
+    s.catchUp === 'latest'
+      ? 'if Handoff was down at a run time, the latest missed run is made up once it is back'
+      : 'missed runs are skipped';
+  const rows = [
+    ['Time zone', `${e(s.tz)} <span class="muted">(${e(s.tzSource)})</span>`],
+    ['Next runs', runs ? `<ul class="next-runs">${runs}</ul>` : '<span class="muted">none</span>'],
+    ['Owner', e(s.owner)],
+    ['Posts to', `#${e(s.target)} <span class="muted">(each brief as a new message)</span>`],
+    ['Tools', listWords(env.tools, 'none')],
+    ['Connectors', listWords(env.connectors, 'none')],
+    ['File types', listWords(env.deliverableTypes, 'none')],
+    ['Each run', `up to ${formatUsd(env.maxCostUsdPerRun)} and ${env.maxWallTimeMin} min${cap}`],
+    ['Missed runs', e(catchUp)],
+    ...(s.replaces
+      ? [
+          [
+            'Replaces',
+            `schedule ${e(s.replaces)} <span class="muted">(it keeps its current plan until this is approved)</span>`,
+          ],
+        ]
+      : []),
+    ...(s.scheduleId ? [['Schedule', e(s.scheduleId)]] : []),
+  ];
+  const dl = rows.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join('');
+  return `<section class="schedule-info"${s.scheduleId ? ` data-schedule="${e(s.scheduleId)}"` : ''}><h3>Schedule: ${e(s.words)}</h3><p class="muted">Approving this plan starts the schedule: every run follows this plan, within these limits, without asking again.</p><dl class="details">${dl}</dl></section>`;
+}
+
+/** Private-use characters stand in for escaped characters and code spans while emphasis is read. */
+const holdStart = 0xe000;
+
+/** One line of markdown as HTML: backslash escapes, `code`, **bold** and _italic_; everything escaped. */
+function inlineMarkdown(text: string): string {
+  const held: string[] = [];
+  const hold = (html: string) => {
+    held.push(html);
+    return String.fromCharCode(holdStart + held.length - 1);
+  };
+  let s = text
+    .replace(/[\ue000-\uf8ff]/g, '')
+    // Escapes first: an escaped backtick never opens a code span.
+    .replace(/\\([\\`*_[\]{}()<>#+\-.!|~])/g, (_m, c: string) => hold(escapeHtml(c)))
+    .replace(/`([^`]+)`/g, (_m, code: string) => hold(`<code>${escapeHtml(code)}</code>`));
+  s = escapeHtml(s)
+    // Contents without tags, so the tags added here always nest properly.
+    .replace(/\*\*([^<>*]+?)\*\*/g, '<strong>$1</strong>')
+    .replace(/(^|[^\w*])\*([^<>*\s](?:[^<>*]*?[^<>*\s])?)\*(?![\w*])/g, '$1<em>$2</em>')
+    .replace(/(^|[^\w])_([^<>_\s](?:[^<>_]*?[^<>_\s])?)_(?!\w)/g, '$1<em>$2</em>');
+  return s.replace(/[\ue000-\uf8ff]/g, (c) => held[c.charCodeAt(0) - holdStart] ?? '');
+}
+
+/**
+ * A brief's markdown, shown in the message: headings, bullet and numbered lists, paragraphs,
+ * and inline emphasis. No links, images or raw HTML: the files are linked below it.
+ */
+export function renderMarkdown(markdown: string, options: { skipTitle?: boolean } = {}): string {
+  const lines = markdown.replace(/\r\n?/g, '\n').split('\n');
+  const out: string[] = [];
+  let list: 'ul' | 'ol' | undefined;
+  let para: string[] = [];
+  let skipTitle = options.skipTitle ?? false;
+  const flushPara = () => {
+    if (para.length > 0) out.push(`<p>${para.join('<br>')}</p>`);
+    para = [];
+  };
+  const closeList = () => {
+    if (list) out.push(`</${list}>`);
+    list = undefined;
+  };
+  for (const raw of lines) {
+    const line = raw.trimEnd();
+    if (line.trim() === '') {
+      flushPara();
+      closeList();
+      continue;
+    }
+    const heading = /^(#{1,6})\s+(.*?)\s*#*\s*$/.exec(line);
+    if (heading) {
+      flushPara();
+      closeList();
+      // The first heading is the brief's title, already shown above it.
+      if (skipTitle && heading[1] === '#') {
+        skipTitle = false;
+        continue;
+      }
+      const tag = heading[1]!.length <= 2 ? 'h4' : 'h5';
+      out.push(`<${tag}>${inlineMarkdown(heading[2]!)}</${tag}>`);
+      skipTitle = false;
+      continue;
+    }
+    skipTitle = false;
+    const bullet = /^\s*[-*+]\s+(.*)$/.exec(line);
+    const numbered = bullet ? undefined : /^\s*\d{1,9}[.)]\s+(.*)$/.exec(line);
+    const item = bullet ?? numbered;
+    if (item) {
+      flushPara();
+      const kind = bullet ? 'ul' : 'ol';
+      if (list !== kind) {
+        closeList();
+        out.push(`<${kind}>`);
+        list = kind;
+      }
+      out.push(`<li>${inlineMarkdown(item[1]!)}</li>`);
+      continue;
+    }
+    closeList();
+    para.push(inlineMarkdown(line.trim()));
+  }
+  flushPara();
+  closeList();
+  return out.join('');
+}
+
+/** A brief: a top-level message, edited from "preparing" to the brief or to what went wrong. */
+function renderBrief(view: BriefView): string {
+  const e = escapeHtml;
+  const edge = {
+    running: 'status-running',
+    posted: 'status-done',
+    nothing_new: 'status-done',
+    failed: 'status-failed',
+    cancelled: 'status-failed',
+  }[view.state];
+  const meta = [
+    e(view.date),
+    ...(view.manual ? ['run by hand (Run now)'] : []),
+    `owner ${e(view.owner)}`,
+    `schedule ${e(view.scheduleId)}`,
+  ].join(' · ');
+  const late = view.late ? `<p class="brief-late">${e(view.late)}</p>` : '';
+  let main: string;
+  switch (view.state) {
+    case 'running':
+      main = '<p class="brief-state status-running">Preparing this brief…</p>';
+      break;
+    case 'posted':
+      main = `${view.summary ? `<p>${e(view.summary)}</p>` : ''}${view.body ? `<div class="brief-body">${renderMarkdown(view.body, { skipTitle: true })}</div>` : ''}`;
+      break;
+    case 'nothing_new':
+      main = `<p class="brief-state muted">Nothing new since the last brief: the files are the same as last time.</p>${view.summary ? `<p>${e(view.summary)}</p>` : ''}`;
+      break;
+    case 'failed':
+      main = `<p class="brief-state status-failed">This brief failed${view.reason ? `: ${e(view.reason)}` : ''}</p>${view.advice ? `<p>${e(view.advice)}</p>` : ''}`;
+      break;
+    case 'cancelled':
+      main = `<p class="brief-state status-failed">This brief was cancelled${view.reason ? `: ${e(view.reason)}` : ''}</p>${view.advice ? `<p>${e(view.advice)}</p>` : ''}`;
+      break;
+  }
+  const paused = view.paused
+    ? `<p class="brief-paused status-failed">The schedule is paused: ${e(view.paused)}</p>`
+    : '';
+  return `<div class="card brief brief-${view.state} ${edge}" data-task="${e(view.taskId)}" data-schedule="${e(view.scheduleId)}"><h3>${e(view.title)}</h3><p class="muted brief-meta">${meta}</p>${view.demo ? demoNote : ''}${late}${main}${fileList(view.files)}${paused}<p class="muted">Reply in this thread to ask about this brief.</p></div>`;
+}
+
+/** A channel's schedules, each with its buttons (the console's Schedules panel). */
+function renderScheduleList(view: ScheduleListView): string {
+  const e = escapeHtml;
+  if (view.items.length === 0) {
+    return `<div class="card schedules" data-channel="${e(view.channel)}"><h3>Schedules in #${e(view.channel)}</h3><p class="muted">No schedules here yet. Start one with a message such as “@handoff every weekday at 9:00: a sales brief from the attached CSV”.</p></div>`;
+  }
+  const items = view.items
+    .map((s) => {
+      const id = e(s.id);
+      const data = `data-schedule="${id}"`;
+      const toggle =
+        s.status === 'active'
+          ? `<button type="button" class="schedule-pause" data-schedule-op="pause" ${data}>Pause</button>`
+          : `<button type="button" class="schedule-resume" data-schedule-op="resume" ${data}>Resume</button>`;
+      const facts = [
+        `owner ${e(s.owner)}`,
+        s.nextRun ? `next run ${e(s.nextRun)}` : s.status === 'paused' ? 'not running while paused' : '',
+        s.lastResult ? `last: ${e(s.lastResult)}` : 'no runs yet',
+        id,
+      ].filter(Boolean);
+      return `<li class="schedule-item schedule-${s.status}" ${data}><p class="schedule-when"><strong>${e(s.words)}</strong> <span class="muted">(${e(s.tz)})</span> <span class="badge badge-${s.status}">${s.status}</span></p><p class="schedule-request">${e(s.request)}</p><p class="muted">${facts.join(' · ')}</p>${s.pausedReason ? `<p class="status-failed">Paused: ${e(s.pausedReason)}</p>` : ''}<div class="actions">${toggle}<button type="button" class="schedule-run-now" data-schedule-op="run_now" ${data}>Run now</button><button type="button" class="schedule-edit" data-schedule-op="edit" ${data}>Edit…</button><button type="button" class="schedule-delete" data-schedule-op="delete" ${data}>Delete…</button></div></li>`;
+    })
+    .join('');
+  return `<div class="card schedules" data-channel="${e(view.channel)}"><h3>Schedules in #${e(view.channel)}</h3><ul class="schedule-list">${items}</ul></div>`;
 }
 
 /** Renders a view as a card for the web console. Everything from outside is escaped. */
@@ -94,7 +306,7 @@ export function renderHtml(view: View): string {
         const expires = view.expiresAt ? `<p class="muted">Open for approval until ${time(view.expiresAt)}.</p>` : '';
         footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button><button type="button" class="request-changes" data-action="request-changes" ${data}>Request changes</button></div>`;
       }
-      return `<div class="card plan" data-task="${e(view.taskId)}"><h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
+      return `<div class="card plan${view.schedule ? ' standing-plan' : ''}" data-task="${e(view.taskId)}">${view.schedule ? renderScheduleInfo(view.schedule) : ''}<h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
     }
     case 'progress': {
       const steps = view.steps
@@ -109,18 +321,16 @@ export function renderHtml(view: View): string {
     }
     case 'result': {
       const title = { succeeded: 'Done', failed: 'The run failed', cancelled: 'Cancelled' }[view.status];
-      const files = view.files
-        .map(
-          (f) =>
-            `<li><a href="${e(f.url)}" download="${e(f.name)}">${e(f.name)}</a> <span class="muted">${e((f.name.split('.').pop() ?? '').toUpperCase())} · ${formatBytes(f.size)} · link valid until ${time(f.expiresAt)}</span></li>`,
-        )
-        .join('');
       const reason = view.reason ? `<p class="status-failed">${e(view.reason)}</p>` : '';
       const summary = view.summary ? `<p>${e(view.summary)}</p>` : '';
       const cost = view.demo
         ? 'demo model, no cost'
         : `${formatTokens(view.usage)} tokens · ≈ ${formatUsd(view.costUsd)}`;
-      return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${files ? `<ul class="files">${files}</ul>` : ''}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p></div>`;
+      const schedule =
+        view.schedulable && view.status === 'succeeded'
+          ? `<div class="actions"><button type="button" class="schedule-task" data-action="schedule-task" data-task="${e(view.taskId)}">Schedule…</button></div>`
+          : '';
+      return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${fileList(view.files)}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p>${schedule}</div>`;
     }
     case 'approval': {
       const details = view.details
@@ -150,5 +360,9 @@ export function renderHtml(view: View): string {
           : 'Reply in this thread to answer.';
       return `<div class="card question" data-task="${e(view.taskId)}"><h3>Question</h3><p>${e(view.question)}</p><p class="muted">${footer}</p></div>`;
     }
+    case 'brief':
+      return renderBrief(view);
+    case 'schedules':
+      return renderScheduleList(view);
   }
 }

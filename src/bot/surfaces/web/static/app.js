@@ -4,6 +4,7 @@
 // we insert is a bot card's `html`, which the server renders and escapes.
 
 const NAME_KEY = 'handoff.name';
+const CHANNEL_PATTERN = /^[a-z0-9-]{1,40}$/;
 const STATUS_CLASSES = ['status-pending', 'status-running', 'status-done', 'status-failed'];
 const NEAR_BOTTOM_PX = 120;
 
@@ -17,6 +18,47 @@ const state = {
 };
 
 const $ = (id) => document.getElementById(id);
+
+/** The channel named in the address (`/?channel=…`), if it is one the console accepts. */
+function channelFromUrl() {
+  const c = new URLSearchParams(location.search).get('channel');
+  return c && CHANNEL_PATTERN.test(c) ? c : null;
+}
+
+/** The browser's IANA time zone: a schedule without a zone of its own runs in it. */
+function browserZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || '';
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A person's own channel for what Handoff tells them alone (the console has no direct
+ * messages). The same rule as the server's `noticesChannelFor` (web-surface.ts): change both.
+ */
+function noticesChannelFor(personId) {
+  const id = personId.replace(/^web:/, '');
+  const slug = id
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (slug.length > 0 && slug === id && slug.length <= 37) return `dm-${slug}`;
+  const head = slug.slice(0, 28).replace(/-+$/, '');
+  let h = 0x811c9dc5;
+  for (let i = 0; i < personId.length; i++) {
+    h ^= personId.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return `dm-${head ? `${head}-` : ''}${h.toString(16).padStart(8, '0')}`;
+}
+
+/** The id the server gives this person: from sign-in, or from the typed name. */
+function myPersonId() {
+  if (signedInConsole()) return state.session?.user?.id || '';
+  return state.name ? `web:${state.name.toLowerCase()}` : '';
+}
 
 // ---------------------------------------------------------------------------
 // Small helpers
@@ -508,7 +550,11 @@ function connectEvents() {
 }
 
 function onIncoming(m) {
+  channelComposer?.noticeOwn(m);
+  threadComposer?.noticeOwn(m);
   if (upsert(m)) render();
+  // A plan approved, a brief posted or a schedule paused: the open Schedules panel follows.
+  if (m?.author?.bot && !$('schedules-panel').hidden) refreshSchedulesSoon();
 }
 
 // ---------------------------------------------------------------------------
@@ -555,6 +601,8 @@ class Composer {
     /** @type {File[]} */
     this.files = [];
     this.sending = false;
+    /** What is being sent: cleared from the composer once the server has it. */
+    this.inFlight = null;
 
     this.textarea.addEventListener('keydown', (e) => {
       if (e.key === 'Enter' && !e.shiftKey && !e.isComposing && !e.altKey && !e.ctrlKey && !e.metaKey) {
@@ -651,6 +699,25 @@ class Composer {
     this.chips.hidden = this.files.length === 0;
   }
 
+  /** The server has the message (its answer came, or the message itself arrived live first): clear what was sent. */
+  settleSent() {
+    const sent = this.inFlight;
+    if (!sent || sent.settled) return;
+    sent.settled = true;
+    this.textarea.value = '';
+    this.files = this.files.filter((f) => !sent.files.includes(f));
+    this.renderChips();
+    this.autosize();
+  }
+
+  /** A live message that is the one being sent: it is stored, so the composer clears at once. */
+  noticeOwn(m) {
+    const sent = this.inFlight;
+    if (!sent || m.author?.bot || m.author?.name !== state.name || m.text !== sent.text) return;
+    const sameThread = sent.threadId ? m.threadId === sent.threadId && m.id !== m.threadId : m.id === m.threadId;
+    if (sameThread) this.settleSent();
+  }
+
   reset() {
     this.textarea.value = '';
     this.files = [];
@@ -677,6 +744,8 @@ class Composer {
     fd.set('channel', state.channel);
     fd.set('author', state.name);
     fd.set('text', text);
+    const tz = browserZone();
+    if (tz) fd.set('tz', tz);
     if (threadId) fd.set('threadId', threadId);
     for (const f of sentFiles) fd.append('files', f, f.name);
 
@@ -686,14 +755,12 @@ class Composer {
     // The text is frozen while it travels; files can still be added and are kept for the next message.
     this.textarea.readOnly = true;
     this.setError('');
+    this.inFlight = { text, files: sentFiles, threadId, settled: false };
     try {
       const body = await request('/api/messages', { method: 'POST', body: fd });
       const m = body?.message;
       // Only now is it safe to clear: the server has the message and the files.
-      this.textarea.value = '';
-      this.files = this.files.filter((f) => !sentFiles.includes(f));
-      this.renderChips();
-      this.autosize();
+      this.settleSent();
       if (m) {
         upsert(m);
         render({ forceScroll: true });
@@ -704,6 +771,7 @@ class Composer {
     } catch (err) {
       this.setError(err instanceof RequestError ? err.display : String(err));
     } finally {
+      this.inFlight = null;
       this.sending = false;
       this.textarea.readOnly = false;
       this.form.removeAttribute('aria-busy');
@@ -807,6 +875,10 @@ async function onAction(button) {
     openChangesForm(button);
     return;
   }
+  if (button.dataset.action === 'schedule-task') {
+    openScheduleTaskForm(button);
+    return;
+  }
   const card = button.closest('.message-html') || button.parentElement;
   const actions = button.closest('.actions') || button.parentElement;
   let notice = actions.nextElementSibling?.classList.contains('action-notice') ? actions.nextElementSibling : null;
@@ -857,6 +929,317 @@ async function onAction(button) {
 }
 
 // ---------------------------------------------------------------------------
+// Channels: #general, and each person's own notices channel (`/?channel=dm-…`)
+
+function applyChannel() {
+  const ch = state.channel;
+  const mine = myPersonId() && ch === noticesChannelFor(myPersonId());
+  document.title = `Handoff · #${ch}`;
+  $('channel-name').textContent = ch;
+  $('channel-topic').textContent = ch.startsWith('dm-')
+    ? 'Notices Handoff sends one person, e.g. when a schedule they own fails. Only messages, no direct chat.'
+    : 'Hand work to @handoff: mention it with a task and attach the files it needs.';
+  $('channel-empty-title').textContent = mine ? 'Nothing for you yet' : `Welcome to #${ch}`;
+  $('channel-messages').setAttribute('aria-label', `Messages in #${ch}`);
+  document.querySelector('label[for="composer-text"]').textContent = `Message #${ch}`;
+  const subtitle = document.querySelector('.thread-subtitle');
+  if (subtitle) subtitle.textContent = `# ${ch}`;
+  updateChannelLinks();
+}
+
+function updateChannelLinks() {
+  const general = $('channel-link');
+  const isGeneral = state.channel === 'general';
+  general.classList.toggle('active', isGeneral);
+  if (isGeneral) general.setAttribute('aria-current', 'page');
+  else general.removeAttribute('aria-current');
+  const id = myPersonId();
+  const item = $('notices-item');
+  item.hidden = !id;
+  if (!id) return;
+  const ch = noticesChannelFor(id);
+  const link = $('notices-link');
+  link.setAttribute('href', `/?channel=${encodeURIComponent(ch)}`);
+  link.dataset.channel = ch;
+  link.classList.toggle('active', state.channel === ch);
+  if (state.channel === ch) link.setAttribute('aria-current', 'page');
+  else link.removeAttribute('aria-current');
+}
+
+// ---------------------------------------------------------------------------
+// Schedules: the channel's panel (Pause / Resume / Run now / Edit / Delete), and
+// "Schedule…" on a result card
+
+const MAX_WHEN_CHARS = 300;
+const MAX_SCHEDULE_REQUEST_CHARS = 4000;
+let schedulesRefreshTimer = null;
+
+function toggleSchedules(force) {
+  const panel = $('schedules-panel');
+  const open = force ?? panel.hidden;
+  panel.hidden = !open;
+  $('schedules-toggle').setAttribute('aria-expanded', String(open));
+  $('schedules-toggle').classList.toggle('is-active', open);
+  if (open) {
+    setSchedulesNotice('');
+    loadSchedules();
+  } else {
+    $('schedules-toggle').focus();
+  }
+}
+
+function setSchedulesNotice(text, isError = false) {
+  const notice = $('schedules-notice');
+  notice.textContent = text || '';
+  notice.classList.toggle('is-error', Boolean(isError && text));
+  notice.setAttribute('role', isError ? 'alert' : 'status');
+}
+
+async function loadSchedules() {
+  const box = $('schedules-list');
+  clearTimeout(schedulesRefreshTimer);
+  box.setAttribute('aria-busy', 'true');
+  if (!box.firstElementChild) box.replaceChildren(el('p', { className: 'muted', text: 'Loading schedules…' }));
+  try {
+    const body = await request(`/api/schedules?channel=${encodeURIComponent(state.channel)}`);
+    // Server-rendered and escaped, like a bot card.
+    box.innerHTML = typeof body?.html === 'string' ? body.html : '';
+  } catch (err) {
+    if (box.querySelector('.muted:only-child')) box.replaceChildren();
+    setSchedulesNotice(err instanceof RequestError ? err.display : String(err), true);
+  } finally {
+    box.removeAttribute('aria-busy');
+  }
+}
+
+/** Refreshes the open panel shortly, unless the person is filling in a form in it. */
+function refreshSchedulesSoon() {
+  clearTimeout(schedulesRefreshTimer);
+  schedulesRefreshTimer = setTimeout(() => {
+    if ($('schedules-panel').hidden) return;
+    if ($('schedules-list').querySelector('form, .schedule-confirm')) return;
+    loadSchedules();
+  }, 400);
+}
+
+function onScheduleOp(button) {
+  if (button.disabled) return;
+  if (!state.name) {
+    needIdentity();
+    return;
+  }
+  const op = button.dataset.scheduleOp;
+  if (op === 'edit') openScheduleEditForm(button);
+  else if (op === 'delete') openDeleteConfirm(button);
+  else sendScheduleOp(button, { op, scheduleId: button.dataset.schedule });
+}
+
+/** Sends one schedule action; shows the answer above the list and refreshes it. */
+async function sendScheduleOp(button, fields) {
+  const item = button.closest('.schedule-item');
+  const buttons = item ? [...item.querySelectorAll('button')] : [button];
+  for (const b of buttons) b.disabled = true;
+  button.classList.add('is-pending');
+  button.setAttribute('aria-busy', 'true');
+  setSchedulesNotice('');
+  try {
+    const body = await request('/api/actions', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ action: 'schedule', channel: state.channel, author: state.name, ...fields }),
+    });
+    setSchedulesNotice(body?.message || 'Done.');
+    // An edit of the request is proposed in a new thread: open it, its plan needs approval.
+    if (body?.threadId) openThread(body.threadId);
+    await loadSchedules();
+    return true;
+  } catch (err) {
+    setSchedulesNotice(err instanceof RequestError ? err.display : String(err), true);
+    if (button.isConnected) {
+      for (const b of buttons) b.disabled = false;
+      button.classList.remove('is-pending');
+      button.removeAttribute('aria-busy');
+    }
+    return false;
+  }
+}
+
+function openDeleteConfirm(button) {
+  const item = button.closest('.schedule-item');
+  const existing = item?.querySelector('.schedule-confirm');
+  if (existing) {
+    existing.querySelector('button').focus();
+    return;
+  }
+  const yes = el('button', { type: 'button', className: 'confirm-delete', text: 'Delete' });
+  const no = el('button', { type: 'button', className: 'keep', text: 'Keep' });
+  const box = el(
+    'div',
+    { className: 'schedule-confirm', role: 'group', 'aria-label': 'Confirm delete' },
+    el('span', { text: 'Delete this schedule? It will not run again, and this cannot be undone.' }),
+    yes,
+    no,
+  );
+  no.addEventListener('click', () => {
+    box.remove();
+    button.focus();
+  });
+  yes.addEventListener('click', async () => {
+    yes.disabled = true;
+    no.disabled = true;
+    const ok = await sendScheduleOp(button, { op: 'delete', scheduleId: button.dataset.schedule });
+    if (!ok && box.isConnected) {
+      yes.disabled = false;
+      no.disabled = false;
+    }
+  });
+  (button.closest('.actions') || button).after(box);
+  yes.focus();
+}
+
+/** A small form: submit runs `send(values)`; the error shows under it. */
+function inlineForm({ className, fields, submitLabel, onSubmit }) {
+  const error = el('p', { className: 'action-notice', role: 'status' });
+  const submit = el('button', { type: 'submit', className: 'send-schedule', text: submitLabel });
+  const cancel = el('button', { type: 'button', className: 'cancel-schedule', text: 'Cancel' });
+  const form = el(
+    'form',
+    { className: `inline-form ${className}` },
+    ...fields.map((f) => el('label', { className: 'inline-field' }, el('span', { text: f.label }), f.input)),
+    el('div', { className: 'changes-buttons' }, submit, cancel),
+    error,
+  );
+  cancel.addEventListener('click', () => form.remove());
+  for (const f of fields) {
+    f.input.addEventListener('keydown', (e) => {
+      if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+        e.preventDefault();
+        form.requestSubmit();
+      }
+    });
+  }
+  form.addEventListener('submit', async (e) => {
+    e.preventDefault();
+    if (!state.name) {
+      needIdentity();
+      return;
+    }
+    error.textContent = '';
+    error.classList.remove('is-error');
+    submit.disabled = true;
+    for (const f of fields) f.input.readOnly = true;
+    form.setAttribute('aria-busy', 'true');
+    try {
+      const problem = await onSubmit({ form, error });
+      if (problem) {
+        error.textContent = problem;
+        error.classList.add('is-error');
+        error.setAttribute('role', 'alert');
+      }
+    } finally {
+      form.removeAttribute('aria-busy');
+      if (form.isConnected) {
+        submit.disabled = false;
+        for (const f of fields) f.input.readOnly = false;
+      }
+    }
+  });
+  return form;
+}
+
+function openScheduleEditForm(button) {
+  const item = button.closest('.schedule-item');
+  const existing = item?.querySelector('.schedule-edit-form');
+  if (existing) {
+    existing.querySelector('input').focus();
+    return;
+  }
+  const when = el('input', {
+    type: 'text',
+    name: 'when',
+    maxlength: String(MAX_WHEN_CHARS),
+    placeholder: 'e.g. every Monday at 8:00 — empty keeps the current time',
+  });
+  const text = el('textarea', {
+    name: 'text',
+    rows: '2',
+    maxlength: String(MAX_SCHEDULE_REQUEST_CHARS),
+    placeholder: 'Empty keeps the request. A new request needs a new approval.',
+  });
+  const form = inlineForm({
+    className: 'schedule-edit-form',
+    submitLabel: 'Save',
+    fields: [
+      { label: 'New time', input: when },
+      { label: 'New request', input: text },
+    ],
+    onSubmit: async () => {
+      const fields = { op: 'edit', scheduleId: button.dataset.schedule };
+      if (when.value.trim()) fields.when = when.value.trim();
+      if (text.value.trim()) fields.text = text.value.trim();
+      if (!fields.when && !fields.text) return 'Say the new time, or the new request, or both.';
+      // Sent from outside the form: a success refreshes the list, which replaces it anyway.
+      form.remove();
+      const ok = await sendScheduleOp(button, fields);
+      if (!ok && button.isConnected) {
+        (button.closest('.actions') || button).after(form);
+        return 'Not changed: see the message above the list.';
+      }
+      return '';
+    },
+  });
+  (button.closest('.actions') || button).after(form);
+  when.focus();
+}
+
+/** "Schedule…" on a result card: asks when, then proposes the same request on a schedule. */
+function openScheduleTaskForm(button) {
+  const actions = button.closest('.actions') || button.parentElement;
+  const existing = actions.parentElement.querySelector(':scope > .schedule-task-form');
+  if (existing) {
+    existing.querySelector('input').focus();
+    return;
+  }
+  const when = el('input', {
+    type: 'text',
+    name: 'when',
+    maxlength: String(MAX_WHEN_CHARS),
+    placeholder: 'e.g. every weekday at 9:00',
+  });
+  const form = inlineForm({
+    className: 'schedule-task-form',
+    submitLabel: 'Schedule',
+    fields: [{ label: 'When?', input: when }],
+    onSubmit: async ({ error }) => {
+      const value = when.value.trim();
+      if (!value) return 'Say when it should run, e.g. “every weekday at 9:00”.';
+      try {
+        const body = await request('/api/actions', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            action: 'schedule_task',
+            taskId: button.dataset.task,
+            when: value,
+            tz: browserZone() || undefined,
+            author: state.name,
+          }),
+        });
+        error.textContent = body?.message || 'Schedule proposed.';
+        form.querySelector('.send-schedule')?.remove();
+        form.querySelector('.cancel-schedule')?.remove();
+        if (body?.threadId) openThread(body.threadId);
+        return '';
+      } catch (err) {
+        return err instanceof RequestError ? err.display : String(err);
+      }
+    },
+  });
+  actions.after(form);
+  when.focus();
+}
+
+// ---------------------------------------------------------------------------
 // Who is here: signed in (the server says who), or a typed display name (`handoff dev`)
 
 /** Whether people sign in to this console (then the name comes from the server, never typed). */
@@ -892,6 +1275,7 @@ function showSignedIn(user) {
   const av = $('me-avatar');
   av.textContent = initials(user.name);
   av.style.setProperty('--hue', String(avatarHue(user.name)));
+  applyChannel();
 }
 
 async function signOut() {
@@ -916,6 +1300,8 @@ function setName(name) {
   const av = $('me-avatar');
   av.textContent = initials(name);
   av.style.setProperty('--hue', String(avatarHue(name)));
+  // The notices channel and its wording depend on who this is.
+  applyChannel();
 }
 
 function askName() {
@@ -1006,6 +1392,12 @@ function setupEvents() {
   document.addEventListener('click', (e) => {
     const target = e.target instanceof Element ? e.target : null;
     if (!target) return;
+    const scheduleOp = target.closest('[data-schedule-op]');
+    if (scheduleOp) {
+      e.preventDefault();
+      onScheduleOp(scheduleOp);
+      return;
+    }
     const action = target.closest('.message-html [data-action]');
     if (action) {
       e.preventDefault();
@@ -1019,10 +1411,18 @@ function setupEvents() {
     }
   });
   $('thread-close').addEventListener('click', closeThread);
-  $('channel-link').addEventListener('click', (e) => {
-    e.preventDefault();
-    $('composer-text').focus();
-  });
+  for (const link of [$('channel-link'), $('notices-link')]) {
+    link.addEventListener('click', (e) => {
+      // The channel already open: just go to its message box. Another one loads its page.
+      if (link.classList.contains('active')) {
+        e.preventDefault();
+        $('composer-text').focus();
+      }
+    });
+  }
+  $('schedules-toggle').addEventListener('click', () => toggleSchedules());
+  $('schedules-close').addEventListener('click', () => toggleSchedules(false));
+  $('schedules-refresh').addEventListener('click', () => loadSchedules());
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.openThreadId && !$('name-dialog').open) {
       closeThread();
@@ -1033,7 +1433,8 @@ function setupEvents() {
 async function loadSession() {
   const s = await request('/api/session');
   state.session = s;
-  state.channel = s?.channel || 'general';
+  state.channel = channelFromUrl() || s?.channel || 'general';
+  applyChannel();
   $('demo-banner').hidden = !s?.demo;
   const parts = [];
   if (s?.mode) parts.push(`${s.mode} mode`);
@@ -1045,6 +1446,8 @@ async function loadSession() {
 }
 
 async function start() {
+  state.channel = channelFromUrl() || state.channel;
+  applyChannel();
   channelComposer = new Composer($('composer'), { threadId: () => null });
   threadComposer = new Composer($('thread-composer'), { threadId: () => state.openThreadId });
   setupEvents();
