@@ -53,11 +53,26 @@ export interface FakeStream {
   stoppedAt?: number;
 }
 
+export interface FakeUser {
+  name: string;
+  realName?: string;
+  tz?: string;
+  deleted?: boolean;
+}
+
+/** What a command or click's `response_url` received. */
+export interface FakeResponse {
+  id: string;
+  at: number;
+  body: Record<string, unknown>;
+}
+
 export interface FakeSlackOptions {
   botToken: string;
   /** App-level token accepted by apps.connections.open (Socket Mode). */
   appToken?: string;
-  users?: Record<string, { name: string; realName?: string }>;
+  /** users.info answers; `tz` is the profile's zone, `deleted` a person who left the workspace. */
+  users?: Record<string, FakeUser>;
   userGroups?: Record<string, string[]>;
   /** Files served at their `url_private_download`. */
   files?: Record<string, { name: string; bytes: Buffer }>;
@@ -106,6 +121,10 @@ export class FakeSlack {
   readonly messages = new Map<string, FakeMessage>();
   readonly uploads = new Map<string, FakeFile>();
   readonly deletedChannels = new Set<string>();
+  /** Channels whose chat.postMessage answers an error (the bot was removed, the channel archived). */
+  readonly refusingChannels = new Map<string, string>();
+  /** Bodies POSTed to response URLs (`responseUrl()`), oldest first. */
+  readonly responses: FakeResponse[] = [];
   private readonly rateLimits = new Map<string, { remaining: number; retryAfterSec: number }>();
   private readonly delays = new Map<string, () => number>();
   /** Progress streams by `channel:ts`. */
@@ -169,6 +188,38 @@ export class FakeSlack {
   /** Every later post or edit in this channel answers `channel_not_found`. */
   deleteChannel(channel: string): void {
     this.deletedChannels.add(channel);
+  }
+
+  /**
+   * Later chat.postMessage calls in this channel answer `error` (default `not_in_channel`,
+   * what Slack answers once the bot was removed); edits of existing messages still work.
+   * `undefined` as the error lifts it.
+   */
+  refusePosts(channel: string, error: string | undefined = 'not_in_channel'): void {
+    if (error === undefined) this.refusingChannels.delete(channel);
+    else this.refusingChannels.set(channel, error);
+  }
+
+  /** Changes what users.info answers for a person (e.g. `{ deleted: true }`). */
+  setUser(id: string, patch: Partial<FakeUser>): void {
+    this.options.users ??= {};
+    const users = this.options.users;
+    users[id] = { ...(users[id] ?? { name: id }), ...patch };
+  }
+
+  /** A URL to give as `response_url`: what is POSTed to it is kept in `responses`. */
+  responseUrl(id = randomBytes(4).toString('hex')): string {
+    return `${this.url}/respond/${id}`;
+  }
+
+  /** The direct messages the bot sent a person (chat.postMessage with their user id), oldest first. */
+  dmsTo(userId: string): FakeMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === dmChannel(userId));
+  }
+
+  /** Top-level messages the bot posted in a channel (no thread_ts), oldest first. */
+  topLevel(channel: string): FakeMessage[] {
+    return [...this.messages.values()].filter((m) => m.channel === channel && !m.thread_ts && m.text !== '(root)');
   }
 
   /**
@@ -324,6 +375,24 @@ export class FakeSlack {
       return;
     }
 
+    if (req.method === 'POST' && url.pathname.startsWith('/respond/')) {
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(raw.toString('utf8') || '{}') as Record<string, unknown>;
+      } catch {
+        res.writeHead(400).end('invalid_payload');
+        return;
+      }
+      const problems = body.blocks === undefined ? [] : blockKitProblems(body.blocks);
+      this.responses.push({ id: url.pathname.slice('/respond/'.length), at: Date.now(), body });
+      if (problems.length > 0) {
+        res.writeHead(400).end('invalid_blocks');
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      return;
+    }
+
     const method = /^\/api\/([a-zA-Z.]+)$/.exec(url.pathname)?.[1];
     if (req.method !== 'POST' || !method) {
       res.writeHead(404).end();
@@ -448,8 +517,18 @@ export class FakeSlack {
           bot_id: 'BBOT',
         };
       case 'chat.postMessage': {
-        const channel = str('channel');
-        if (!channel || this.deletedChannels.has(channel)) return { ok: false, error: 'channel_not_found' };
+        const given = str('channel');
+        if (!given || this.deletedChannels.has(given)) return { ok: false, error: 'channel_not_found' };
+        const refusal = this.refusingChannels.get(given);
+        if (refusal) return { ok: false, error: refusal };
+        // A user id as the channel is a DM from the bot: Slack posts it in their IM channel.
+        let channel = given;
+        if (/^[UW][A-Z0-9]+$/.test(given)) {
+          const user = this.options.users?.[given];
+          if (!user) return { ok: false, error: 'channel_not_found' };
+          if (user.deleted) return { ok: false, error: 'user_disabled' };
+          channel = dmChannel(given);
+        }
         if (!str('text') && !a.blocks) return { ok: false, error: 'no_text' };
         const bad = checkBlocks(a.blocks);
         if (bad) return bad;
@@ -482,6 +561,13 @@ export class FakeSlack {
         m.edits++;
         return { ok: true, channel, ts: m.ts, text: m.text };
       }
+      case 'chat.delete': {
+        const channel = str('channel') ?? '';
+        const key = `${channel}:${str('ts')}`;
+        if (!this.messages.has(key)) return { ok: false, error: 'message_not_found' };
+        this.messages.delete(key);
+        return { ok: true, channel, ts: str('ts') };
+      }
       case 'chat.postEphemeral': {
         const channel = str('channel');
         if (!channel || this.deletedChannels.has(channel)) return { ok: false, error: 'channel_not_found' };
@@ -508,7 +594,14 @@ export class FakeSlack {
         if (!u) return { ok: false, error: 'user_not_found' };
         return {
           ok: true,
-          user: { id, name: u.name, real_name: u.realName ?? u.name, profile: { display_name: u.name } },
+          user: {
+            id,
+            name: u.name,
+            real_name: u.realName ?? u.name,
+            deleted: u.deleted === true,
+            ...(u.tz ? { tz: u.tz } : {}),
+            profile: { display_name: u.name },
+          },
         };
       }
       case 'files.getUploadURLExternal': {
@@ -595,6 +688,11 @@ export function streamChunkProblems(chunks: unknown): string[] {
   return problems;
 }
 
+/** The IM channel id the fake gives a user's DMs with the bot. */
+function dmChannel(userId: string): string {
+  return `D${userId}`;
+}
+
 /** One unmasked server frame. */
 function wsFrame(opcode: number, payload: Buffer): Buffer {
   const len = payload.length;
@@ -675,9 +773,11 @@ async function fileBytes(raw: Buffer, contentType: string): Promise<Buffer> {
 
 /** Signs and sends requests to the bot's `/slack/events` as Slack does. */
 export class SlackSender {
+  /** `responseUrl`: given as every command's and click's `response_url` (the fake's `responseUrl()`). */
   constructor(
     readonly url: string,
     private readonly signingSecret: string,
+    private readonly responseUrl = 'http://127.0.0.1:9/unused',
   ) {}
 
   /** Slack's v0 signature over `v0:{timestamp}:{body}`. */
@@ -753,17 +853,21 @@ export class SlackSender {
       command,
       text,
       api_app_id: 'A1',
-      response_url: 'http://127.0.0.1:9/unused',
+      response_url: this.responseUrl,
       trigger_id: `trig.${randomBytes(4).toString('hex')}`,
     });
   }
 
-  /** A click on a button of a bot message. */
+  /**
+   * A click on a button of a bot message. With `ephemeral`, of a message only the person
+   * sees: Slack then sends no `message`, and the response URL can replace it.
+   */
   click(
     user: { id: string; name: string },
     channel: string,
     message: { ts: string; thread_ts?: string },
     action: { action_id: string; value: string },
+    options: { ephemeral?: boolean } = {},
   ) {
     return this.interaction({
       type: 'block_actions',
@@ -772,10 +876,17 @@ export class SlackSender {
       api_app_id: 'A1',
       token: 'unused',
       trigger_id: `trig.${randomBytes(4).toString('hex')}`,
-      container: { type: 'message', message_ts: message.ts, channel_id: channel, is_ephemeral: false },
+      container: {
+        type: 'message',
+        message_ts: message.ts,
+        channel_id: channel,
+        is_ephemeral: options.ephemeral === true,
+      },
       channel: { id: channel, name: 'general' },
-      message: { type: 'message', ts: message.ts, thread_ts: message.thread_ts, bot_id: 'BBOT', text: '' },
-      response_url: 'http://127.0.0.1:9/unused',
+      ...(options.ephemeral
+        ? {}
+        : { message: { type: 'message', ts: message.ts, thread_ts: message.thread_ts, bot_id: 'BBOT', text: '' } }),
+      response_url: this.responseUrl,
       actions: [
         {
           type: 'button',
@@ -785,6 +896,63 @@ export class SlackSender {
           action_ts: `${Date.now() / 1000}`,
         },
       ],
+    });
+  }
+
+  /** A click on a button of the bot's App Home (no channel, no response URL). */
+  homeClick(user: { id: string; name: string }, action: { action_id: string; value: string }) {
+    return this.interaction({
+      type: 'block_actions',
+      team: { id: 'T1', domain: 'test' },
+      user: { id: user.id, username: user.name, name: user.name, team_id: 'T1' },
+      api_app_id: 'A1',
+      token: 'unused',
+      trigger_id: `trig.${randomBytes(4).toString('hex')}`,
+      container: { type: 'view', view_id: 'VHOME' },
+      view: { id: 'VHOME', type: 'home', callback_id: '', private_metadata: '', blocks: [] },
+      actions: [
+        {
+          type: 'button',
+          action_id: action.action_id,
+          block_id: 'b',
+          value: action.value,
+          action_ts: `${Date.now() / 1000}`,
+        },
+      ],
+    });
+  }
+
+  /**
+   * Submits a modal the bot opened, with `values` as `{ block_id: text }` of its text
+   * inputs; each input's action id is read from the modal's blocks.
+   */
+  submitView(
+    user: { id: string; name: string },
+    view: { callback_id: string; private_metadata: string; blocks?: unknown[] },
+    values: Record<string, string>,
+  ) {
+    const actionOf = (block: string) =>
+      ((view.blocks ?? []) as Array<{ block_id?: string; element?: { action_id?: string } }>).find(
+        (b) => b.block_id === block,
+      )?.element?.action_id ?? 'text';
+    return this.interaction({
+      type: 'view_submission',
+      team: { id: 'T1' },
+      user: { id: user.id, name: user.name },
+      view: {
+        id: 'VMODAL',
+        type: 'modal',
+        callback_id: view.callback_id,
+        private_metadata: view.private_metadata,
+        state: {
+          values: Object.fromEntries(
+            Object.entries(values).map(([block, value]) => [
+              block,
+              { [actionOf(block)]: { type: 'plain_text_input', value } },
+            ]),
+          ),
+        },
+      },
     });
   }
 }

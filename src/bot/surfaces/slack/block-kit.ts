@@ -1,6 +1,16 @@
 import type { types } from '@slack/bolt';
 import type { StepStatus, TrustLevel } from '../../../core/index.ts';
-import { type FileLink, formatDuration, formatTokens, formatUsd, type PlanView, type View } from '../../views.ts';
+import {
+  type BriefView,
+  type FileLink,
+  formatDuration,
+  formatTokens,
+  formatUsd,
+  type PlanView,
+  type ScheduleInfo,
+  type ScheduleListView,
+  type View,
+} from '../../views.ts';
 
 type KnownBlock = types.KnownBlock;
 
@@ -15,10 +25,33 @@ export const actionIds = {
   cancel: 'handoff_cancel',
   actionApprove: 'handoff_action_approve',
   actionDeny: 'handoff_action_deny',
+  /** "Schedule…" on a result: opens the modal that asks when. */
+  scheduleResult: 'handoff_schedule_result',
 } as const;
 
-/** Callback ids of the modal, the message shortcut and the slash command. */
-export const callbackIds = { changesModal: 'handoff_changes_modal', messageShortcut: 'handoff_message' } as const;
+/** What the buttons of a schedule do (`ScheduleListView`, App Home). */
+export const scheduleActions = ['pause', 'resume', 'run_now', 'edit', 'delete'] as const;
+export type ScheduleButtonAction = (typeof scheduleActions)[number];
+
+/**
+ * Action ids of a schedule's buttons: `handoff_schedule_<action>_<n>`, numbered because an
+ * action id is unique within one message and a list shows several schedules.
+ */
+export const scheduleActionPattern = /^handoff_schedule_(pause|resume|run_now|edit|delete)_\d+$/;
+
+function scheduleActionId(action: ScheduleButtonAction, index: number): string {
+  return `handoff_schedule_${action}_${index}`;
+}
+
+/** Callback ids of the modals, the message shortcut and the slash command. */
+export const callbackIds = {
+  changesModal: 'handoff_changes_modal',
+  messageShortcut: 'handoff_message',
+  /** "When?" for a finished task's request (the Schedule… button). */
+  scheduleModal: 'handoff_schedule_modal',
+  /** A schedule's new time, or request (Edit). */
+  scheduleEditModal: 'handoff_schedule_edit_modal',
+} as const;
 
 /** What an Approve / Deny / Request changes button carries: the exact plan it is about. */
 export interface PlanButtonValue {
@@ -148,6 +181,10 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
     }
     case 'plan': {
       text = `Plan v${view.version} for ${view.requester}: ${view.summary}`;
+      if (view.schedule) {
+        text = `Schedule (${view.schedule.words}) — ${text}`;
+        blocks.push(...scheduleInfoBlocks(view.schedule));
+      }
       blocks.push(header(`Plan v${view.version}`));
       blocks.push(section(`*Requested by* ${escapeMrkdwn(view.requester)}\n${escapeMrkdwn(view.summary)}`));
       blocks.push(context(view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`));
@@ -288,10 +325,385 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
         ? 'demo model, no cost'
         : `${formatTokens(view.usage)} tokens · ${formatUsd(view.costUsd)}`;
       blocks.push(context(`Took ${formatDuration(view.durationMs)} · ${cost}`));
+      if (view.schedulable && view.status === 'succeeded') {
+        blocks.push({
+          type: 'actions',
+          elements: [
+            {
+              type: 'button',
+              action_id: actionIds.scheduleResult,
+              text: plain('Schedule…', blockKitLimits.maxButtonText),
+              value: JSON.stringify({ t: view.taskId }),
+            },
+          ],
+        });
+      }
+      break;
+    }
+    case 'brief': {
+      text = briefText(view);
+      blocks.push(...briefBlocks(view));
+      break;
+    }
+    case 'schedules': {
+      text =
+        view.items.length === 0
+          ? 'No schedules in this channel'
+          : `${view.items.length} schedule${view.items.length === 1 ? '' : 's'} in this channel`;
+      blocks.push(header('Schedules in this channel'));
+      if (view.items.length === 0) {
+        blocks.push(section(`No schedules here yet. ${howToSchedule}`));
+        break;
+      }
+      // Two blocks per schedule, after the header and before the closing line.
+      const room = Math.floor((blockKitLimits.maxBlocks - 2) / 2);
+      blocks.push(...view.items.slice(0, room).flatMap((item, i) => scheduleItemBlocks(item, i)));
+      blocks.push(
+        context(
+          view.items.length > room
+            ? `…and ${view.items.length - room} more schedules not shown.`
+            : `Times are in each schedule's zone. ${view.demo ? demoNote : howToSchedule}`,
+        ),
+      );
       break;
     }
   }
   return { text: truncate(text, blockKitLimits.maxTextChars), blocks: blocks.slice(0, blockKitLimits.maxBlocks) };
+}
+
+const howToSchedule =
+  'Create one with `/handoff schedule "every weekday at 9:00" <what to post>`, or mention @handoff with `every Monday 9:00 Europe/Berlin: <what to post>`.';
+
+/** A channel id as a link to the channel; anything else as plain text. */
+function channelMention(id: string): string {
+  return /^[CG][A-Z0-9]{1,40}$/.test(id) ? `<#${id}>` : escapeMrkdwn(id);
+}
+
+function listOrNone(items: readonly string[], none: string): string {
+  return items.length > 0 ? items.map(escapeMrkdwn).join(', ') : none;
+}
+
+/** The schedule part of a standing plan's card, shown above the plan. */
+function scheduleInfoBlocks(info: ScheduleInfo): KnownBlock[] {
+  const e = info.envelope;
+  const when = [
+    `:calendar: *Scheduled brief: ${escapeMrkdwn(info.words)}*`,
+    `*Time zone:* ${escapeMrkdwn(info.tz)} (${escapeMrkdwn(info.tzSource)})`,
+    `*Next runs:* ${info.nextRuns.map(escapeMrkdwn).join(' · ') || 'none'}`,
+    `*Owner:* ${escapeMrkdwn(info.owner)} · *Posts in:* ${channelMention(info.target)}`,
+  ];
+  if (info.scheduleId) when.push(`*Schedule:* \`${escapeMrkdwn(info.scheduleId)}\``);
+  if (info.replaces)
+    when.push(`:arrows_counterclockwise: Approving this replaces schedule \`${escapeMrkdwn(info.replaces)}\``);
+  const cap = e.monthlyCapUsd !== undefined ? `; the channel's monthly cap is ${formatUsd(e.monthlyCapUsd)}` : '';
+  const envelope = [
+    '*Every run stays within this plan:*',
+    `• Tools: ${listOrNone(e.tools, 'none')}`,
+    `• Connectors: ${listOrNone(e.connectors, 'none')}`,
+    `• Files it may deliver: ${listOrNone(e.deliverableTypes, 'none')}`,
+    `• Budget: up to ${formatUsd(e.maxCostUsdPerRun)} and ${e.maxWallTimeMin} min per run${cap}`,
+  ];
+  const catchUp =
+    info.catchUp === 'latest'
+      ? 'If Handoff is down at a run time, the latest missed run is made up once it is back.'
+      : 'Runs missed while Handoff is down are skipped.';
+  return [
+    section(when.join('\n')),
+    section(envelope.join('\n')),
+    context(`${catchUp} Approving starts the schedule; nothing runs now. Each brief is a new message in the channel.`),
+    { type: 'divider' },
+  ];
+}
+
+function briefText(view: BriefView): string {
+  switch (view.state) {
+    case 'running':
+      return `Preparing: ${view.title} (${view.date})`;
+    case 'posted':
+      return `${view.title} — ${view.date}`;
+    case 'nothing_new':
+      return `${view.title} — ${view.date}: nothing new`;
+    case 'failed':
+      return `Failed: ${view.title} (${view.date})`;
+    case 'cancelled':
+      return `Cancelled: ${view.title} (${view.date})`;
+  }
+}
+
+/** One tick's message: "preparing…", then the brief itself, or what failed and what to do. */
+function briefBlocks(view: BriefView): KnownBlock[] {
+  const blocks: KnownBlock[] = [header(view.title)];
+  const when = [`:calendar: ${escapeMrkdwn(view.date)}`];
+  if (view.manual) when.push('run by hand (Run now)');
+  if (view.late) when.push(`:hourglass: ${escapeMrkdwn(view.late)}`);
+  blocks.push(context(when.join(' · ')));
+  switch (view.state) {
+    case 'running':
+      blocks.push(section(':hourglass_flowing_sand: Preparing this brief… it appears here when it is ready.'));
+      break;
+    case 'posted':
+      if (view.body) blocks.push(...chunkText(markdownToMrkdwn(view.body)).map(section));
+      else if (view.summary) blocks.push(section(escapeMrkdwn(view.summary)));
+      break;
+    case 'nothing_new':
+      blocks.push(section(':zzz: *Nothing new* since the last brief.'));
+      if (view.summary) blocks.push(context(escapeMrkdwn(truncate(view.summary, 1000))));
+      break;
+    case 'failed':
+      blocks.push(section(`:x: *This brief failed:* ${escapeMrkdwn(view.reason ?? 'the run did not finish')}`));
+      if (view.advice) blocks.push(section(escapeMrkdwn(view.advice)));
+      break;
+    case 'cancelled':
+      blocks.push(section(`:heavy_minus_sign: *Cancelled*${view.reason ? `: ${escapeMrkdwn(view.reason)}` : ''}`));
+      break;
+  }
+  if (view.paused) {
+    blocks.push(
+      section(
+        `:double_vertical_bar: *The schedule is paused:* ${escapeMrkdwn(view.paused)}. Resume it with \`/handoff schedules\`.`,
+      ),
+    );
+  }
+  // Links only: a brief's files are not uploaded, its message carries them.
+  const room = blockKitLimits.maxBlocks - blocks.length - 2;
+  const lines = view.state === 'running' ? [] : view.files.map((f) => fileLine(f, new Set()));
+  if (lines.length > 0) {
+    const chunks = chunkLines(lines);
+    for (const chunk of chunks.slice(0, room)) blocks.push(section(chunk));
+    if (chunks.length > room) blocks.push(context('…and more files'));
+  }
+  const foot = [`Scheduled brief of ${escapeMrkdwn(view.owner)}`, `\`${escapeMrkdwn(view.scheduleId)}\``];
+  foot.push(view.demo ? demoNote : 'manage it with `/handoff schedules`; ask questions in the thread');
+  blocks.push(context(foot.join(' · ')));
+  return blocks;
+}
+
+/** A schedule as a list shows it (the channel's list, App Home). */
+export type ScheduleItem = ScheduleListView['items'][number] & {
+  /** The channel it posts in, shown where the list spans channels (App Home). */
+  channel?: string;
+};
+
+/** What a schedule's button carries: which schedule it acts on. */
+export function encodeScheduleValue(scheduleId: string): string {
+  return JSON.stringify({ s: scheduleId });
+}
+
+/** The schedule id of a click; undefined when it is not one of ours. */
+export function decodeScheduleValue(raw: unknown): string | undefined {
+  if (typeof raw !== 'string' || raw.length > 500) return undefined;
+  try {
+    const v = JSON.parse(raw) as { s?: unknown };
+    return typeof v.s === 'string' && /^[A-Za-z0-9_-]{1,100}$/.test(v.s) ? v.s : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Two blocks per schedule: what, when, whose and how it went; then its buttons. */
+function scheduleItemBlocks(item: ScheduleItem, index: number): KnownBlock[] {
+  const lines = [`*${escapeMrkdwn(truncate(item.request, 300))}*`];
+  const where = item.channel ? ` · in ${channelMention(item.channel)}` : '';
+  lines.push(`${escapeMrkdwn(item.words)} (${escapeMrkdwn(item.tz)}) · owner ${escapeMrkdwn(item.owner)}${where}`);
+  lines.push(
+    item.status === 'paused'
+      ? `:double_vertical_bar: Paused${item.pausedReason ? `: ${escapeMrkdwn(truncate(item.pausedReason, 400))}` : ''}`
+      : `:white_check_mark: Active${item.nextRun ? ` · next run ${escapeMrkdwn(item.nextRun)}` : ''}`,
+  );
+  if (item.lastResult) lines.push(`Last brief: ${escapeMrkdwn(truncate(item.lastResult, 400))}`);
+  lines.push(`\`${escapeMrkdwn(item.id)}\``);
+  const value = encodeScheduleValue(item.id);
+  const button = (action: ScheduleButtonAction, label: string, extra: Partial<types.Button> = {}): types.Button => ({
+    type: 'button',
+    action_id: scheduleActionId(action, index),
+    text: plain(label, blockKitLimits.maxButtonText),
+    value,
+    ...extra,
+  });
+  return [
+    section(lines.join('\n')),
+    {
+      type: 'actions',
+      block_id: `schedule_${index}`,
+      elements: [
+        item.status === 'paused' ? button('resume', 'Resume', { style: 'primary' }) : button('pause', 'Pause'),
+        button('run_now', 'Run now'),
+        button('edit', 'Edit'),
+        button('delete', 'Delete', {
+          style: 'danger',
+          confirm: {
+            title: plain('Delete this schedule?', 100),
+            text: plain(
+              truncate(`"${item.request}" (${item.words}) will not run again. Briefs already posted stay.`, 300),
+              300,
+            ),
+            confirm: plain('Delete', 30),
+            deny: plain('Keep it', 30),
+            style: 'danger',
+          },
+        }),
+      ],
+    },
+  ];
+}
+
+/** The modal behind "Schedule…": when should this request run again? */
+export function scheduleModal(taskId: string, channel: string): Record<string, unknown> {
+  return {
+    type: 'modal',
+    callback_id: callbackIds.scheduleModal,
+    private_metadata: JSON.stringify({ t: taskId, c: channel }),
+    title: plain('Schedule this', 24),
+    submit: plain('Propose', 24),
+    close: plain('Cancel', 24),
+    blocks: [
+      section(
+        'Run this request again on a schedule, with the same files. Handoff drafts a standing plan for approval; each run posts its brief as a new message in this channel.',
+      ),
+      {
+        type: 'input',
+        block_id: 'when',
+        label: plain('When?', 100),
+        element: {
+          type: 'plain_text_input',
+          action_id: 'text',
+          max_length: 300,
+          min_length: 3,
+          placeholder: plain('every weekday at 9:00', 150),
+        },
+        hint: plain('e.g. "every Monday 9:00 Europe/Berlin", "on the 1st of each month at 8:00"', 2000),
+      },
+    ],
+  };
+}
+
+/**
+ * The modal behind a schedule's Edit. Its owner changes the time (prefilled with the rule
+ * they typed) or the request; anyone else who may change it proposes a new request only.
+ * A new request drafts a new plan that needs approval.
+ */
+export function scheduleEditModal(
+  item: { id: string; when?: string; request?: string },
+  meta: { channel?: string; home?: boolean; owner: boolean },
+): Record<string, unknown> {
+  return {
+    type: 'modal',
+    callback_id: callbackIds.scheduleEditModal,
+    private_metadata: JSON.stringify({
+      s: item.id,
+      ...(meta.channel ? { c: meta.channel } : {}),
+      h: meta.home === true,
+    }),
+    title: plain('Edit schedule', 24),
+    submit: plain('Save', 24),
+    close: plain('Cancel', 24),
+    blocks: [
+      {
+        type: 'input',
+        block_id: 'when',
+        optional: !meta.owner,
+        label: plain('When', 100),
+        element: {
+          type: 'plain_text_input',
+          action_id: 'when',
+          max_length: 300,
+          ...(item.when ? { initial_value: truncate(item.when, 300) } : {}),
+          placeholder: plain('every weekday at 9:00', 150),
+        },
+        ...(meta.owner
+          ? {}
+          : { hint: plain("Only the schedule's owner can change its time; leave this empty.", 2000) }),
+      },
+      {
+        type: 'input',
+        block_id: 'request',
+        optional: true,
+        label: plain('Request', 100),
+        element: {
+          type: 'plain_text_input',
+          action_id: 'request',
+          multiline: true,
+          max_length: 3000,
+          ...(item.request ? { initial_value: truncate(item.request, 3000) } : {}),
+        },
+        hint: plain(
+          meta.owner
+            ? 'Changing what it does drafts a new plan that needs approval; until then the schedule keeps its plan.'
+            : 'A new request drafts a new plan that needs approval; until then the schedule keeps its plan.',
+          2000,
+        ),
+      },
+    ],
+  };
+}
+
+/**
+ * Markdown as Slack mrkdwn, reasonably: headings and **bold** become *bold*, *italic*
+ * _italic_, [text](url) a link, list markers bullets, ~~struck~~ ~struck~. Code spans and
+ * fences are kept as they are; everything is escaped for Slack first.
+ */
+export function markdownToMrkdwn(markdown: string): string {
+  const parts = escapeMrkdwn(markdown.replace(/\r\n?/g, '\n')).split(/(```[\s\S]*?```)/g);
+  return parts
+    .map((part, i) => (i % 2 === 1 ? part : part.split('\n').map(convertLine).join('\n')))
+    .join('')
+    .replace(/\n{3,}/g, '\n\n')
+    .trim();
+}
+
+function convertLine(line: string): string {
+  const heading = /^\s{0,3}#{1,6}\s+(.+?)\s*#*\s*$/.exec(line);
+  if (heading) return `*${inline(heading[1]!).replace(/\*/g, '')}*`;
+  if (/^\s{0,3}([-*_])(\s*\1){2,}\s*$/.test(line)) return '───';
+  const item = /^(\s*)[-*+]\s+(.*)$/.exec(line);
+  if (item) return `${item[1]!.replace(/\t/g, '    ')}• ${inline(item[2]!)}`;
+  const quote = /^\s*&gt;\s?(.*)$/.exec(line);
+  if (quote) return `&gt; ${inline(quote[1]!)}`;
+  return inline(line);
+}
+
+/** Emphasis and links outside `code` spans. */
+function inline(text: string): string {
+  return text
+    .split(/(`[^`]+`)/g)
+    .map((part, i) => {
+      if (i % 2 === 1) return part;
+      return part
+        .replace(
+          /!?\[([^\]]+)\]\((https?:\/\/[^)\s]+)\)/g,
+          (_m, label: string, url: string) =>
+            `<${url.replace(/[<>|]/g, encodeURIComponent)}|${label.replace(/[|]/g, '/')}>`,
+        )
+        .replace(
+          /\*\*(.+?)\*\*|__(.+?)__/g,
+          (_m, a: string | undefined, b: string | undefined) => `\uE000${a ?? b}\uE000`,
+        )
+        .replace(/(^|[^*\w])\*(?!\s)([^*]+?)\*(?!\w)/g, '$1_$2_')
+        .replace(/~~(.+?)~~/g, '~$1~')
+        .replace(/\uE000/g, '*');
+    })
+    .join('');
+}
+
+/** Splits mrkdwn into texts within the section limit, at line breaks where possible. */
+function chunkText(text: string): string[] {
+  const lines = text.split('\n');
+  const out: string[] = [];
+  let current = '';
+  for (const line of lines) {
+    for (let rest = line; ; ) {
+      const piece = rest.slice(0, blockKitLimits.maxTextChars);
+      rest = rest.slice(piece.length);
+      const next = current ? `${current}\n${piece}` : piece;
+      if (next.length > blockKitLimits.maxTextChars) {
+        out.push(current);
+        current = piece;
+      } else current = next;
+      if (!rest) break;
+    }
+  }
+  if (current.trim()) out.push(current);
+  return out.filter((c) => c.trim().length > 0);
 }
 
 /** "Revised after Ben asked: …" and the diff against the previous version, as two blocks within the text limit. */
@@ -426,18 +838,39 @@ export interface HomeTask {
   permalink?: string;
 }
 
-/** App Home: the person's recent tasks and the plans waiting for their approval. */
-export function homeView(input: { mine: HomeTask[]; waiting: HomeTask[] }): Record<string, unknown> {
+/**
+ * App Home: the person's recent tasks, the plans waiting for their approval, and the
+ * schedules they own with their buttons. `notice` is the answer to their last click there,
+ * as mrkdwn: the caller MUST escape what people or models wrote in it.
+ */
+export function homeView(input: {
+  mine: HomeTask[];
+  waiting: HomeTask[];
+  schedules?: ScheduleItem[];
+  notice?: string;
+}): Record<string, unknown> {
   const line = (t: HomeTask) =>
     `• ${escapeMrkdwn(truncate(t.request.replace(/\s+/g, ' '), 120))} — \`${t.state.replace(/_/g, ' ')}\` · ${slackDate(t.updatedAt)}${t.permalink ? ` · <${t.permalink}|open thread>` : ''}`;
   const listBlocks = (title: string, tasks: HomeTask[], empty: string): KnownBlock[] => [
     header(title),
     ...(tasks.length === 0 ? [section(empty)] : chunkLines(tasks.map(line)).map(section)),
   ];
-  const blocks = [
+  const schedules = input.schedules ?? [];
+  // App Home allows 100 blocks: the task lists take at most ~10, each schedule two.
+  const shown = schedules.slice(0, 30);
+  const blocks: KnownBlock[] = [
+    ...(input.notice ? [section(`:information_source: ${input.notice}`), { type: 'divider' } as KnownBlock] : []),
     ...listBlocks('Waiting for your approval', input.waiting, 'Nothing is waiting for you.'),
     { type: 'divider' } as KnownBlock,
     ...listBlocks('Your recent tasks', input.mine, 'No tasks yet: mention @handoff in a channel with what you need.'),
+    { type: 'divider' } as KnownBlock,
+    header('Your schedules'),
+    ...(shown.length === 0
+      ? [section(`You own no schedules. ${howToSchedule}`)]
+      : shown.flatMap((item, i) => scheduleItemBlocks(item, i))),
+    ...(schedules.length > shown.length
+      ? [context(`…and ${schedules.length - shown.length} more: see \`/handoff schedules\` in their channels.`)]
+      : []),
   ];
   return { type: 'home', blocks: blocks.slice(0, 100) };
 }

@@ -13,12 +13,15 @@ export {
   encodeButtonValue,
   escapeMrkdwn,
   homeView,
+  markdownToMrkdwn,
   type PlanButtonValue,
   renderBlocks,
+  type ScheduleItem,
   type SlackMessage,
+  scheduleActionPattern,
 } from './block-kit.ts';
 export { defaultInputExtensions, downloadSlackFiles, type SlackFile } from './files-in.ts';
 export { HonoReceiver, type HonoReceiverOptions } from './hono-receiver.ts';
 export { EditLimiter } from './rate-limit.ts';
-export { createSlack, type SlackIntegration, type SlackOptions } from './slack-app.ts';
-export { SlackSurface, type SlackSurfaceOptions, undeliverableErrors } from './slack-surface.ts';
+export { createSlack, parseCommand, type SlackIntegration, type SlackOptions } from './slack-app.ts';
+export { channelRefusals, SlackSurface, type SlackSurfaceOptions, undeliverableErrors } from './slack-surface.ts';

@@ -1,22 +1,41 @@
 import { Readable } from 'node:stream';
-import { App, type Logger as BoltLogger, LogLevel, SocketModeReceiver, webApi } from '@slack/bolt';
+import { App, type Logger as BoltLogger, LogLevel, type RespondFn, SocketModeReceiver, webApi } from '@slack/bolt';
 import { Hono } from 'hono';
 import type { Redis } from 'ioredis';
 import type { PlanPolicy } from '../../../approvals/index.ts';
-import { type ConversationRef, ErrorCodes, HandoffError, type Identity, type Task } from '../../../core/index.ts';
+import {
+  type ChannelRef,
+  type ConversationRef,
+  ErrorCodes,
+  formatRunTime,
+  HandoffError,
+  type Identity,
+  nextRuns,
+  type Schedule,
+  splitScheduleMessage,
+  type Task,
+} from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway } from '../../gateway.ts';
+import type { StatusView } from '../../views.ts';
 import { mentionApprovers, SlackUserGroups } from './approvers.ts';
 import {
   actionIds,
   callbackIds,
   changesModal,
   decodeButtonValue,
+  decodeScheduleValue,
   type HomeTask,
   homeView,
   type PlanButtonValue,
+  renderBlocks,
+  type ScheduleButtonAction,
+  type ScheduleItem,
+  scheduleActionPattern,
+  scheduleEditModal,
+  scheduleModal,
 } from './block-kit.ts';
 import { defaultInputExtensions, downloadSlackFiles, type SlackFile } from './files-in.ts';
 import { HonoReceiver } from './hono-receiver.ts';
@@ -195,7 +214,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       .replace(/&amp;/g, '&')
       .trim();
 
-  /** A new request from a mention, a DM, the message shortcut or the slash command. */
+  /**
+   * A new request from a mention, a DM, the message shortcut or the slash command. With
+   * `when` it proposes a schedule instead (its plan becomes the standing plan); a refusal
+   * of a schedule (the rule, the channel's policy) goes to the person alone.
+   */
   const submit = async (
     gateway: Gateway,
     input: {
@@ -206,6 +229,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       userName?: string;
       text: string;
       files: readonly SlackFile[];
+      when?: string;
     },
   ) => {
     const conversation: ConversationRef = {
@@ -232,14 +256,23 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     }
     let task: Task;
     try {
-      task = await gateway.submitRequest({
-        conversation,
-        requester: await identity(input.userId, input.userName),
-        text: input.text,
-        files: accepted,
-      });
+      const requester = await identity(input.userId, input.userName);
+      task =
+        input.when === undefined
+          ? await gateway.submitRequest({ conversation, requester, text: input.text, files: accepted })
+          : await gateway.schedules.propose({
+              conversation,
+              requester,
+              when: input.when,
+              text: input.text,
+              files: accepted,
+            });
     } catch (err) {
       for (const f of accepted) if (f.body instanceof Readable) f.body.destroy();
+      if (input.when !== undefined) {
+        await ephemeral(input.channel, input.userId, refusalText(err, logger), input.thread);
+        return;
+      }
       const e = asUnavailable(err);
       if (e.code === 'handoff_internal') logger.error({ err: describe(err) }, 'slack: request failed');
       const words =
@@ -286,13 +319,17 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       try {
         if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
         if (e.thread_ts && (await maybeReply(gateway, e.channel, e.thread_ts, e.user, e.text))) return;
+        const text = cleanText(e.text);
+        // "@handoff every Monday 9:00 Europe/Berlin: post the sales brief" proposes a schedule.
+        const scheduled = splitScheduleMessage(text);
         await submit(gateway, {
           channel: e.channel,
           thread: e.thread_ts ?? e.ts,
           ...(e.team ? { team: e.team } : {}),
           userId: e.user,
-          text: cleanText(e.text),
+          text: scheduled ? scheduled.request : text,
           files: e.files ?? [],
+          ...(scheduled ? { when: scheduled.when } : {}),
         });
       } catch (err) {
         await reportFailure(err, e.channel, e.thread_ts ?? e.ts);
@@ -363,11 +400,46 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     app.command('/handoff', async ({ command, ack, respond }) => {
       const text = cleanText(command.text ?? '');
       if (!text) {
-        await ack({ response_type: 'ephemeral', text: 'Usage: `/handoff <what you need done>`' });
+        await ack({ response_type: 'ephemeral', text: usageText });
+        return;
+      }
+      const sub = parseCommand(text);
+      if (sub.kind === 'usage') {
+        await ack({ response_type: 'ephemeral', text: sub.text });
         return;
       }
       await ack();
       if (!(await firstTrigger(command.trigger_id))) return;
+      /** Only the person sees it; the response URL works even where the bot is not a member. */
+      const tell = async (words: string, blocks?: unknown[]) => {
+        try {
+          await client.chat.postEphemeral({
+            channel: command.channel_id,
+            user: command.user_id,
+            text: words,
+            ...(blocks ? { blocks: blocks as never } : {}),
+          });
+        } catch {
+          await respond({
+            response_type: 'ephemeral',
+            text: words,
+            ...(blocks ? { blocks: blocks as never } : {}),
+          }).catch((err) => logger.warn({ err: describe(err) }, 'slack: could not answer /handoff'));
+        }
+      };
+      if (sub.kind === 'schedules') {
+        try {
+          const message = renderBlocks(await gateway.schedules.list({ surface: 'slack', channel: command.channel_id }));
+          await tell(message.text, message.blocks);
+        } catch (err) {
+          await tell(refusalText(err, logger));
+        }
+        return;
+      }
+      if (sub.kind === 'schedule') {
+        await proposeFromCommand(gateway, command, sub, tell);
+        return;
+      }
       try {
         // The request becomes a message in the channel; its thread is the task's thread.
         const root = await client.chat.postMessage({
@@ -388,12 +460,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       } catch (err) {
         logger.warn({ err: describe(err) }, 'slack: /handoff failed');
         // The response URL works even where the bot is not a member, unlike chat.postEphemeral.
-        await respond({
-          response_type: 'ephemeral',
-          text: 'Handoff could not post in this channel: invite it with `/invite @handoff` and try again.',
-        }).catch(() => undefined);
+        await respond({ response_type: 'ephemeral', text: notMemberText }).catch(() => undefined);
       }
     });
+
+    registerSchedules(gateway);
 
     /** A button click: ack at once, parse its value, call the gateway, answer privately. */
     const onButton = <V>(
@@ -529,17 +600,273 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
       const e = event as { user: string; tab?: string };
       if (e.tab && e.tab !== 'home') return;
+      await publishHome(gateway, e.user);
+    });
+  };
+
+  const status = (text: string): StatusView => ({ kind: 'status', text, tone: 'info', demo: false });
+
+  const deleteMessage = async (channel: string, ts: string) => {
+    await client.chat
+      .delete({ channel, ts })
+      .catch((err) => logger.warn({ err: describe(err), channel }, 'slack: could not delete a message'));
+  };
+
+  /**
+   * `/handoff schedule "<when>" <request>`: the rule is checked before anything is posted,
+   * then a top-level message in the channel gives the proposal a thread (a slash command
+   * has no message of its own), and its plan card is drafted there. A refusal removes
+   * that message again and is told to the person alone.
+   */
+  const proposeFromCommand = async (
+    gateway: Gateway,
+    command: { channel_id: string; team_id?: string; user_id: string; user_name?: string },
+    input: { when: string; request: string },
+    tell: (words: string) => Promise<void>,
+  ) => {
+    const target: ChannelRef = {
+      surface: 'slack',
+      channel: command.channel_id,
+      ...(command.team_id ? { workspace: command.team_id } : {}),
+    };
+    let requester: Identity;
+    let root: string;
+    try {
+      requester = await identity(command.user_id, command.user_name);
+      await gateway.schedules.readTiming({ target, requester, when: input.when });
+      root = await surface.postToChannel(
+        target,
+        status(`${requester.name} proposes a schedule, ${input.when}: ${shorten(input.request, 300)}`),
+      );
+    } catch (err) {
+      await tell(
+        err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
+          ? notMemberText
+          : refusalText(err, logger),
+      );
+      return;
+    }
+    let task: Task;
+    try {
+      task = await gateway.schedules.propose({
+        conversation: { ...target, thread: root },
+        requester,
+        when: input.when,
+        text: input.request,
+        files: [],
+      });
+    } catch (err) {
+      await deleteMessage(target.channel, root);
+      await tell(refusalText(err, logger));
+      return;
+    }
+    await gateway
+      .acknowledge(task)
+      .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
+  };
+
+  /** App Home again, with `notice` (the answer to a click there, escaped mrkdwn) on top. */
+  const publishHome = async (gateway: Gateway, userId: string, notice?: string) => {
+    try {
+      const home = await homeFor(gateway, userId);
+      await client.views.publish({
+        user_id: userId,
+        view: homeView({ ...home, ...(notice ? { notice } : {}) }) as never,
+      });
+    } catch (err) {
+      logger.warn({ err: describe(err) }, 'slack: could not publish App Home');
+    }
+  };
+
+  /** The channel's schedules, as the ephemeral list that a click came from shows them now. */
+  const refreshList = async (gateway: Gateway, channel: string, respond: RespondFn | undefined) => {
+    if (!respond) return;
+    try {
+      const message = renderBlocks(await gateway.schedules.list({ surface: 'slack', channel }));
+      await respond({
+        response_type: 'ephemeral',
+        replace_original: true,
+        text: message.text,
+        blocks: message.blocks as never,
+      });
+    } catch (err) {
+      logger.debug({ err: describe(err), channel }, 'slack: could not refresh the schedule list');
+    }
+  };
+
+  /** Buttons and modals of scheduled briefs: a schedule's buttons, Edit, and "Schedule…" on results. */
+  const registerSchedules = (gateway: Gateway) => {
+    app.action(scheduleActionPattern, async ({ ack, body, action, respond }) => {
+      await ack();
+      const b = body as {
+        user: { id: string; name?: string };
+        trigger_id?: string;
+        channel?: { id: string };
+        container?: { type?: string; is_ephemeral?: boolean };
+        view?: { type?: string };
+      };
+      if (!(await firstTrigger(b.trigger_id))) return;
+      const a = action as { action_id?: string; value?: unknown };
+      const what = scheduleActionPattern.exec(a.action_id ?? '')?.[1] as ScheduleButtonAction | undefined;
+      const scheduleId = decodeScheduleValue(a.value);
+      const home = b.container?.type === 'view' || b.view?.type === 'home';
+      const channel = b.channel?.id;
+      // The answer (mrkdwn, escaped) goes where the click came from: App Home shows it on top, a channel ephemerally.
+      const answer = async (words: string, refresh: boolean) => {
+        if (home) await publishHome(gateway, b.user.id, words);
+        else if (channel) {
+          await ephemeral(channel, b.user.id, words);
+          if (refresh && b.container?.is_ephemeral) await refreshList(gateway, channel, respond);
+        }
+      };
+      if (!what || !scheduleId) {
+        await answer('This button is not one Handoff recognises.', false);
+        return;
+      }
       try {
-        const home = await homeFor(gateway, e.user);
-        await client.views.publish({ user_id: e.user, view: homeView(home) as never });
+        const by = await identity(b.user.id, b.user.name);
+        if (what === 'edit') {
+          if (!b.trigger_id) return;
+          // The owner edits the exact rule and request; others may only propose a new request.
+          const own = (await gateway.schedules.ownedBy('slack', b.user.id)).find((s) => s.id === scheduleId);
+          const target = own?.target.channel ?? channel;
+          await client.views.open({
+            trigger_id: b.trigger_id,
+            view: scheduleEditModal(
+              { id: scheduleId, ...(own ? { when: own.timing.text, request: own.request } : {}) },
+              { ...(target ? { channel: target } : {}), home, owner: own !== undefined },
+            ) as never,
+          });
+          return;
+        }
+        await answer(escapeText(await gateway.schedules.act({ scheduleId, action: what, by })), true);
       } catch (err) {
-        logger.warn({ err: describe(err) }, 'slack: could not publish App Home');
+        await answer(refusalText(err, logger), false);
+      }
+    });
+
+    app.view(callbackIds.scheduleEditModal, async ({ ack, body, view }) => {
+      const values = view.state.values as Record<string, Record<string, { value?: string | null }>>;
+      const when = String(values.when?.when?.value ?? '').trim();
+      const request = String(values.request?.request?.value ?? '').trim();
+      if (!when && !request) {
+        await ack({ response_action: 'errors', errors: { when: 'Say the new time, or change the request.' } });
+        return;
+      }
+      await ack();
+      const meta = parseJson(view.private_metadata) as { s?: unknown; c?: unknown; h?: unknown } | undefined;
+      const scheduleId = decodeScheduleValue(JSON.stringify({ s: meta?.s }));
+      if (!scheduleId) return;
+      const channel = typeof meta?.c === 'string' ? meta.c : undefined;
+      const userId = body.user.id;
+      const answer = async (words: string) => {
+        if (meta?.h === true) await publishHome(gateway, userId, words);
+        else if (channel) await ephemeral(channel, userId, words);
+      };
+      try {
+        const by = await identity(userId, body.user.name);
+        const own = (await gateway.schedules.ownedBy('slack', userId)).find((s) => s.id === scheduleId);
+        const newRequest = request && request !== own?.request ? request : undefined;
+        const where = own?.target.channel ?? channel;
+        let opened: ConversationRef | undefined;
+        // A new request needs a new approval: its plan card gets a thread of its own, a new
+        // message in the channel, opened by the gateway only once its checks passed.
+        const openThread = async (): Promise<ConversationRef> => {
+          if (!where) throw new HandoffError(ErrorCodes.invalidInput, 'edit the request from /handoff schedules');
+          const target: ChannelRef = {
+            surface: 'slack',
+            channel: where,
+            ...(own?.target.workspace ? { workspace: own.target.workspace } : {}),
+          };
+          const root = await surface.postToChannel(
+            target,
+            status(`${by.name} proposes a new request for schedule ${scheduleId}: ${shorten(newRequest ?? '', 300)}`),
+          );
+          opened = { ...target, thread: root };
+          return opened;
+        };
+        try {
+          const words = await gateway.schedules.act({
+            scheduleId,
+            action: 'edit',
+            by,
+            ...(when ? { when } : {}),
+            ...(newRequest ? { text: newRequest, openThread } : {}),
+          });
+          await answer(escapeText(words));
+        } catch (err) {
+          // Refused after the thread was opened (the request itself): nothing is left behind.
+          if (opened) await deleteMessage(opened.channel, opened.thread);
+          throw err;
+        }
+      } catch (err) {
+        await answer(
+          err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
+            ? notMemberText
+            : refusalText(err, logger),
+        );
+      }
+    });
+
+    app.action(actionIds.scheduleResult, async ({ ack, body, action }) => {
+      await ack();
+      const b = body as {
+        user: { id: string };
+        trigger_id?: string;
+        channel?: { id: string };
+        message?: { thread_ts?: string };
+      };
+      const channel = b.channel?.id ?? '';
+      const v = parseJson((action as { value?: unknown }).value) as { t?: unknown } | undefined;
+      const taskId = typeof v?.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t) ? v.t : undefined;
+      if (!taskId || !b.trigger_id || !channel) {
+        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', b.message?.thread_ts);
+        return;
+      }
+      try {
+        await client.views.open({ trigger_id: b.trigger_id, view: scheduleModal(taskId, channel) as never });
+      } catch (err) {
+        await ephemeral(channel, b.user.id, refusalText(err, logger), b.message?.thread_ts);
+      }
+    });
+
+    app.view(callbackIds.scheduleModal, async ({ ack, body, view }) => {
+      const values = view.state.values as Record<string, Record<string, { value?: string | null }>>;
+      const when = String(values.when?.text?.value ?? '').trim();
+      if (when.length < 3) {
+        await ack({ response_action: 'errors', errors: { when: 'Say when, e.g. "every weekday at 9:00".' } });
+        return;
+      }
+      await ack();
+      const meta = parseJson(view.private_metadata) as { t?: unknown; c?: unknown } | undefined;
+      if (typeof meta?.t !== 'string' || typeof meta.c !== 'string') return;
+      const userId = body.user.id;
+      try {
+        const by = await identity(userId, body.user.name);
+        // Posts a new top-level message for the proposal; its plan card is drafted in that thread.
+        const task = await gateway.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
+        await gateway
+          .acknowledge(task)
+          .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
+      } catch (err) {
+        const thread = (await options.state.getTask(meta.t).catch(() => undefined))?.conversation.thread;
+        await ephemeral(
+          meta.c,
+          userId,
+          err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
+            ? notMemberText
+            : refusalText(err, logger),
+          thread,
+        );
       }
     });
   };
 
   /** My recent tasks and the plans waiting for me, from the per-person and waiting indexes. */
-  const homeFor = async (gateway: Gateway, userId: string): Promise<{ mine: HomeTask[]; waiting: HomeTask[] }> => {
+  const homeFor = async (
+    gateway: Gateway,
+    userId: string,
+  ): Promise<{ mine: HomeTask[]; waiting: HomeTask[]; schedules: ScheduleItem[] }> => {
     const load = async (ids: string[]) =>
       (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
         (t): t is Task => t?.conversation.surface === 'slack',
@@ -554,7 +881,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (gateway.approversFor(t.conversation) && (await gateway.isApprover(t.conversation, me)))
         waiting.push(toHome(t));
     }
-    return { mine, waiting };
+    const schedules = (await gateway.schedules.ownedBy('slack', userId))
+      .filter((x) => x.status !== 'deleted')
+      .sort((x, y) => x.createdAt.localeCompare(y.createdAt))
+      .map(homeSchedule);
+    return { mine, waiting, schedules };
   };
 
   const reportFailure = async (err: unknown, channel: string, thread: string) => {
@@ -610,6 +941,70 @@ function refusalText(err: unknown, logger: Logger): string {
   return e.code === ErrorCodes.notApprover
     ? escaped.replace(/&lt;(@[UW][A-Z0-9]+|!subteam\^S[A-Z0-9]+)&gt;/g, '<$1>')
     : escaped;
+}
+
+const usageText =
+  'Usage: `/handoff <what you need done>` · `/handoff schedule "every weekday at 9:00" <what to post>` · `/handoff schedules` (this channel\'s schedules)';
+
+const scheduleUsageText =
+  'Usage: `/handoff schedule "every weekday at 9:00" <what to post>` or `/handoff schedule every Monday 9:00 Europe/Berlin: <what to post>`. For a request that starts with the word "schedule", mention @handoff instead.';
+
+const notMemberText = 'Handoff could not post in this channel: invite it with `/invite @handoff` and try again.';
+
+type SlashCommand =
+  | { kind: 'request' }
+  | { kind: 'schedules' }
+  | { kind: 'schedule'; when: string; request: string }
+  | { kind: 'usage'; text: string };
+
+/**
+ * What `/handoff …` asks for: `schedules` lists the channel's schedules; `schedule "<when>"
+ * <request>` (or `schedule <when>: <request>`, or just `<when>: <request>`) proposes one;
+ * anything else is a request.
+ */
+export function parseCommand(text: string): SlashCommand {
+  const trimmed = text.trim();
+  if (/^schedules(\s+list)?$/i.test(trimmed)) return { kind: 'schedules' };
+  const sub = /^schedule(?:\s+([\s\S]*))?$/i.exec(trimmed);
+  if (sub) {
+    const rest = (sub[1] ?? '').trim();
+    const quoted = /^["“”]([^"“”]{1,300})["“”]\s*:?\s*([\s\S]*)$/.exec(rest);
+    if (quoted) {
+      const request = quoted[2]!.trim();
+      return request
+        ? { kind: 'schedule', when: quoted[1]!.trim(), request }
+        : { kind: 'usage', text: scheduleUsageText };
+    }
+    const split = splitScheduleMessage(rest);
+    return split ? { kind: 'schedule', ...split } : { kind: 'usage', text: scheduleUsageText };
+  }
+  const split = splitScheduleMessage(trimmed);
+  return split ? { kind: 'schedule', ...split } : { kind: 'request' };
+}
+
+/** A schedule as App Home lists it. */
+function homeSchedule(s: Schedule): ScheduleItem {
+  const t = s.timing;
+  const next = s.status === 'active' ? nextRuns(t.pattern, t.tz, new Date(), 1)[0] : undefined;
+  return {
+    id: s.id,
+    request: s.request,
+    owner: s.owner.name,
+    words: t.words,
+    tz: t.tz,
+    status: s.status === 'paused' ? 'paused' : 'active',
+    ...(s.status === 'paused' && s.pausedReason ? { pausedReason: s.pausedReason } : {}),
+    ...(next ? { nextRun: formatRunTime(next, t.tz) } : {}),
+    ...(s.lastTick
+      ? { lastResult: `${s.lastTick.outcome.replace(/_/g, ' ')} (${formatRunTime(new Date(s.lastTick.at), t.tz)})` }
+      : {}),
+    channel: s.target.channel,
+  };
+}
+
+function shorten(text: string, max: number): string {
+  const one = text.replace(/\s+/g, ' ').trim();
+  return one.length <= max ? one : `${one.slice(0, max - 1)}…`;
 }
 
 function escapeText(text: string): string {

@@ -5,10 +5,10 @@ import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { webApi } from '@slack/bolt';
 import type { Redis } from 'ioredis';
-import type { Artifact, ConversationRef } from '../../../core/index.ts';
+import { type Artifact, type ChannelRef, type ConversationRef, ErrorCodes, HandoffError } from '../../../core/index.ts';
 import { type Logger, throttledLog } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
-import type { ChatSurface } from '../../chat-surface.ts';
+import type { ChatSurface, PersonInfo } from '../../chat-surface.ts';
 import type { View } from '../../views.ts';
 import { renderBlocks } from './block-kit.ts';
 import { AssistantStatus, ProgressStreams } from './progress-stream.ts';
@@ -36,6 +36,33 @@ export const undeliverableErrors: ReadonlySet<string> = new Set([
   'thread_not_found',
   'cant_update_message',
   'edit_window_closed',
+  'restricted_action',
+]);
+
+/**
+ * Slack's answers to chat.postMessage when the bot cannot post a new message in a channel,
+ * in words for the schedule's owner. A brief's channel refusing it pauses the schedule.
+ */
+export const channelRefusals: Readonly<Record<string, string>> = Object.freeze({
+  not_in_channel: 'the bot is not a member of the channel',
+  channel_not_found: 'the channel does not exist or the bot cannot see it',
+  is_archived: 'the channel is archived',
+  restricted_action: 'a workspace setting does not let the bot post there',
+  restricted_action_read_only_channel: 'the channel is read-only',
+  restricted_action_thread_only_channel: 'the channel takes replies in threads only',
+  ekm_access_denied: 'administrators suspended posting there',
+  no_permission: 'the bot has no permission to post there',
+  team_access_not_granted: 'the bot has no access to that workspace',
+});
+
+/** Slack's answers to a DM that can never be delivered: logged, not retried. */
+const undeliverableDms: ReadonlySet<string> = new Set([
+  'channel_not_found',
+  'user_not_found',
+  'user_disabled',
+  'messages_tab_disabled',
+  'cannot_dm_bot',
+  'not_in_channel',
   'restricted_action',
 ]);
 
@@ -167,6 +194,76 @@ export class SlackSurface implements ChatSurface {
   }
 
   /**
+   * A new top-level message in a channel (a brief, or the root of a proposal). The ts it
+   * returns is both the reference to edit it (`update()` reads a bare ts as a message in
+   * the conversation's channel) and the thread under it.
+   */
+  async postToChannel(target: ChannelRef, view: View): Promise<string> {
+    const message = renderBlocks(view);
+    try {
+      const res = await this.withRetryAfter('chat.postMessage', () =>
+        this.options.client.chat.postMessage({
+          channel: target.channel,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
+      if (!res.ts) throw new Error('Slack answered chat.postMessage without a ts');
+      return res.ts;
+    } catch (err) {
+      const code = slackErrorCode(err);
+      const words = code ? channelRefusals[code] : undefined;
+      if (!words) throw err;
+      this.options.logger.warn(
+        { slackError: code, channel: target.channel },
+        `slack: cannot post in the channel (${code})`,
+      );
+      throw new HandoffError(ErrorCodes.channelUnavailable, `${words} (Slack: ${code})`, { cause: err });
+    }
+  }
+
+  /**
+   * A direct message from the bot (it appears in the app's Messages tab): Slack accepts a
+   * user id as the channel of chat.postMessage, so no conversations.open is needed. A
+   * person who cannot be messaged is logged, not retried.
+   */
+  async notifyPerson(_target: ChannelRef, personId: string, view: View): Promise<void> {
+    const message = renderBlocks(view);
+    try {
+      await this.withRetryAfter('chat.postMessage', () =>
+        this.options.client.chat.postMessage({
+          channel: personId,
+          text: message.text,
+          blocks: message.blocks,
+          unfurl_links: false,
+          unfurl_media: false,
+        }),
+      );
+    } catch (err) {
+      const code = slackErrorCode(err);
+      if (!code || !undeliverableDms.has(code)) throw err;
+      this.options.logger.warn(
+        { slackError: code, user: personId },
+        `slack: could not send a direct message (${code})`,
+      );
+    }
+  }
+
+  /** From users.info: whether the person is still in the workspace, and their profile's zone. */
+  async person(_target: ChannelRef, personId: string): Promise<PersonInfo | undefined> {
+    try {
+      const res = await this.withRetryAfter('users.info', () => this.options.client.users.info({ user: personId }));
+      if (!res.user) return undefined;
+      return { active: res.user.deleted !== true, ...(res.user.tz ? { tz: res.user.tz } : {}) };
+    } catch (err) {
+      this.options.logger.debug({ err: describe(err), user: personId }, 'slack: users.info failed');
+      return undefined;
+    }
+  }
+
+  /**
    * Edits a message. Edits of one message are coalesced (only the newest pending view
    * is sent) and spaced by the edit interval. A progress edit returns once it is queued,
    * so a chatty run never holds up other notifications; every other edit waits until
@@ -218,6 +315,7 @@ export class SlackSurface implements ChatSurface {
     let working: boolean;
     if (view.kind === 'progress') working = view.cancellable;
     else if (view.kind === 'result') working = false;
+    else if (view.kind === 'brief' && view.state !== 'running') working = false;
     else return;
     this.status.set(conversation, working).catch(() => undefined);
   }
