@@ -260,6 +260,18 @@ describe('scheduled briefs against real Redis and BullMQ job schedulers', () => 
       b.gateway.decide({ taskId: task.id, planVersion: 1, planHash: planHash(plan), by: ben, outcome: 'approved' }),
     ).rejects.toThrow();
     expect(await b.queues.scheduleClockIds()).toHaveLength(1);
+    const audit = (await b.redis.lrange('hf:audit', 0, -1)).map(
+      (r) => JSON.parse(r) as { type: string; data?: Record<string, unknown> },
+    );
+    expect(audit.find((r) => r.type === 'schedule.created')?.data).toMatchObject({
+      rule: '30 8 * * 1-5',
+      tz: 'Europe/Berlin',
+      target: 'web:sales',
+    });
+    expect(audit.find((r) => r.type === 'schedule.approved')?.data).toMatchObject({
+      scheduleId: saved!.id,
+      approvedBy: [ben.id],
+    });
   });
 
   it('refuses rules it cannot read, zones it does not know and rules more frequent than the channel allows', async () => {
@@ -346,6 +358,24 @@ describe('scheduled briefs against real Redis and BullMQ job schedulers', () => 
     await finishTick(b, tickTaskId(s.id, second), 'succeeded');
     expect(surface.lastBrief(surface.topLevel[1]!.ref)).toMatchObject({ state: 'nothing_new' });
     expect((await b.schedules.get(s.id))!.lastTick?.outcome).toBe('nothing_new');
+    // Each tick: when it was due, when it started, its post; then its outcome.
+    const audit = (await b.redis.lrange('hf:audit', 0, -1)).map(
+      (r) => JSON.parse(r) as { type: string; taskId?: string; data?: Record<string, unknown> },
+    );
+    expect(audit.filter((r) => r.type === 'schedule.tick').map((r) => r.data)).toEqual([
+      expect.objectContaining({
+        scheduleId: s.id,
+        scheduledAt: new Date(first).toISOString(),
+        manual: true,
+        postRef: ref1,
+        startedAt: expect.any(String),
+      }),
+      expect.objectContaining({ scheduleId: s.id, scheduledAt: new Date(second).toISOString() }),
+    ]);
+    expect(audit.filter((r) => r.type === 'schedule.tick_result').map((r) => r.data?.outcome)).toEqual([
+      'posted',
+      'nothing_new',
+    ]);
   });
 
   it('a failed tick tells the channel and the owner; the third in a row pauses the schedule and stops its clock', async () => {
