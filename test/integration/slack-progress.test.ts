@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { webApi } from '@slack/bolt';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { afterAll, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { SlackSurface } from '../../src/bot/surfaces/slack/index.ts';
 import { newTask } from '../../src/core/index.ts';
 import { LocalArtifactStore, StateStore } from '../../src/storage/index.ts';
@@ -304,8 +304,12 @@ describeDocker('Slack progress: native stream with a fallback, real Bolt app, fa
       expect(JSON.stringify(old.chunks.at(-1)?.chunk)).toContain('Continued below');
       const replayed = fresh.chunks.filter((c) => c.method === 'chat.startStream' && c.chunk.type === 'task_update');
       expect(replayed.map((c) => c.chunk.id)).toEqual(['step-1', 'step-2']);
-      // Every bot finds the current stream through the task's progress ref.
-      expect(await state.getMessageRef(task.id, 'progress')).toBe(`stream:C20:${fresh.ts}`);
+      // Every bot finds the current stream through the task's progress ref (written just
+      // after the new stream starts).
+      await vi.waitFor(
+        async () => expect(await state.getMessageRef(task.id, 'progress')).toBe(`stream:C20:${fresh.ts}`),
+        { timeout: 10_000, interval: 50 },
+      );
 
       // A 429 on an append: the next call on the stream waits for its Retry-After.
       fake.rateLimit('chat.appendStream', 1, 1);
