@@ -99,8 +99,23 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
   const dataDir = resolve(config.dataDir);
   const cleanups: Array<() => Promise<unknown>> = [];
   const close = async () => {
-    // Every cleanup runs even if one fails, newest first.
-    for (const step of cleanups.reverse()) await step().catch((err) => logger.warn({ err }, 'cleanup step failed'));
+    // Every cleanup runs even if one fails or hangs, newest first, within the shutdown time
+    // (each step gets what is left of it, and at least 2 s): a step that does not finish
+    // is left behind so the next ones (the dev Redis last) still run.
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    for (const step of cleanups.reverse()) {
+      const what = step.toString().replace(/\s+/g, ' ').slice(0, 80);
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolveLate) => {
+        timer = setTimeout(() => resolveLate('late'), Math.max(2000, deadline - Date.now()));
+      });
+      const outcome = await Promise.race([
+        step().catch((err) => logger.warn({ err, step: what }, 'cleanup step failed')),
+        late,
+      ]);
+      clearTimeout(timer);
+      if (outcome === 'late') logger.warn({ step: what }, 'cleanup step did not finish in time; going on without it');
+    }
     cleanups.length = 0;
   };
 
