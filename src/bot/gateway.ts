@@ -27,6 +27,7 @@ import {
   runIsLive,
   type ScheduleDraft,
   type StoredFile,
+  type Surface,
   type Task,
   transition,
 } from '../core/index.ts';
@@ -264,11 +265,14 @@ export class Gateway {
   }
 
   /** A click on Approve or Deny. Returns the words to show the person who clicked. */
-  async decide(click: ApprovalClick): Promise<string> {
+  async decide(click: ApprovalClick & { surface?: Surface }): Promise<string> {
     const { state, queues, audit } = this.deps;
     const plan = await state.getPlan(click.taskId, click.planVersion);
     // Group membership needs I/O: resolved first, so the compare-and-set below stays synchronous.
-    const { lookup } = await this.lookupApprover((await state.requireTask(click.taskId)).conversation, click.by);
+    const { lookup } = await this.lookupApprover(
+      (await this.taskOn(click.taskId, click.surface)).conversation,
+      click.by,
+    );
     let tally: Tally | undefined;
     const { after } = await state.updateTask(click.taskId, (task) => {
       const policy = this.policyFor(task);
@@ -324,9 +328,10 @@ export class Gateway {
     approvalId: string;
     by: Identity;
     outcome: 'approved' | 'denied';
+    surface?: Surface;
   }): Promise<string> {
     const { state, audit } = this.deps;
-    const task = await state.requireTask(click.taskId);
+    const task = await this.taskOn(click.taskId, click.surface);
     const policy = this.policyFor(task);
     const earlier = task.runId ? await state.getActionDecision(task.runId, click.approvalId) : undefined;
     if (earlier)
@@ -376,9 +381,9 @@ export class Gateway {
   }
 
   /** The Cancel button: stops planning or a run, whoever of requester and approvers asks. */
-  async cancel(taskId: string, by: Identity): Promise<string> {
+  async cancel(taskId: string, by: Identity, surface?: Surface): Promise<string> {
     const { state, audit } = this.deps;
-    const task = await state.requireTask(taskId);
+    const task = await this.taskOn(taskId, surface);
     if (isTerminal(task.state)) return `This task is already ${task.state}.`;
     if (by.id !== task.requester.id) {
       const { policy, lookup } = await this.lookupApprover(task.conversation, by);
@@ -434,8 +439,9 @@ export class Gateway {
     planHash?: string;
     by: Identity;
     text: string;
+    surface?: Surface;
   }): Promise<string> {
-    const task = await this.deps.state.requireTask(input.taskId);
+    const task = await this.taskOn(input.taskId, input.surface);
     const approver = input.by.id === task.requester.id || (await this.isApprover(task.conversation, input.by));
     const after = await requestChanges(this.deps, { ...input, approver });
     await this.renderPlan(after.id, input.planVersion);
@@ -674,6 +680,18 @@ export class Gateway {
       (await this.deps.inApproverGroup?.(conversation, who, groups)) === true;
     const ask = this.deps.nameApprovers?.(conversation, { users: policy.approvers, groups });
     return { policy, lookup: { inApproverGroup, ...(ask ? { ask } : {}) } };
+  }
+
+  /**
+   * A task, as a click from `surface` may see it: a task of another surface is not found
+   * there (an id seen in one chat cannot be acted on from another, whose people its
+   * policy does not know).
+   */
+  private async taskOn(taskId: string, surface: Surface | undefined): Promise<Task> {
+    const task = await this.deps.state.requireTask(taskId);
+    if (surface && task.conversation.surface !== surface)
+      throw new HandoffError(ErrorCodes.notFound, `no task ${taskId}`);
+    return task;
   }
 
   private surface(task: Task): ChatSurface {

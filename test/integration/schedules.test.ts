@@ -16,6 +16,7 @@ import {
   type ConversationRef,
   ErrorCodes,
   HandoffError,
+  newTask,
   type Schedule,
   type Task,
   tickTaskId,
@@ -272,6 +273,46 @@ describe('scheduled briefs against real Redis and BullMQ job schedulers', () => 
       scheduleId: saved!.id,
       approvedBy: [ben.id],
     });
+  });
+
+  it('a click on one surface finds no task of another (Schedule…, approve, cancel, changes)', async () => {
+    const b = bot();
+    const slackTask = {
+      ...newTask(
+        {
+          id: 't_slackonly',
+          conversation: { surface: 'slack' as const, channel: 'C1', thread: '1.1' },
+          requester: { id: 'UANA', name: 'Ana' },
+          request: 'a brief',
+          inputs: [],
+          demo: false,
+        },
+        new Date(),
+      ),
+    };
+    await b.state.createTask(slackTask);
+    const carl = { id: 'web:carl', name: 'Carl' };
+    await expect(
+      b.gateway.schedules.proposeFrom({ taskId: slackTask.id, when: 'every day at 9', by: carl, surface: 'web' }),
+    ).rejects.toThrow(/no task t_slackonly/);
+    await expect(
+      b.gateway.decide({
+        taskId: slackTask.id,
+        planVersion: 1,
+        planHash: 'x',
+        by: carl,
+        outcome: 'approved',
+        surface: 'web',
+      }),
+    ).rejects.toThrow(/no task t_slackonly/);
+    await expect(b.gateway.cancel(slackTask.id, carl, 'web')).rejects.toThrow(/no task t_slackonly/);
+    await expect(
+      b.gateway.requestChanges({ taskId: slackTask.id, planVersion: 1, by: carl, text: 'more', surface: 'web' }),
+    ).rejects.toThrow(/no task t_slackonly/);
+    await expect(
+      b.gateway.decideAction({ taskId: slackTask.id, approvalId: 'a', by: carl, outcome: 'approved', surface: 'web' }),
+    ).rejects.toThrow(/no task t_slackonly/);
+    expect((await b.state.requireTask(slackTask.id)).state).toBe('requested');
   });
 
   it('refuses rules it cannot read, zones it does not know and rules more frequent than the channel allows', async () => {

@@ -499,7 +499,14 @@ export function createSlack(options: SlackOptions): SlackIntegration {
 
     for (const outcome of ['approved', 'denied'] as const) {
       onButton(outcome === 'approved' ? actionIds.approve : actionIds.deny, decodeButtonValue, async (v, by) => {
-        await gateway.decide({ taskId: v.taskId, planVersion: v.version, planHash: v.hash, by, outcome });
+        await gateway.decide({
+          taskId: v.taskId,
+          planVersion: v.version,
+          planHash: v.hash,
+          by,
+          outcome,
+          surface: 'slack',
+        });
         return undefined;
       });
       onButton(
@@ -511,7 +518,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
             : undefined;
         },
         async (v, by) => {
-          await gateway.decideAction({ ...v, by, outcome });
+          await gateway.decideAction({ ...v, by, outcome, surface: 'slack' });
           return undefined;
         },
       );
@@ -523,7 +530,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         const v = parseJson(raw) as { t?: unknown } | undefined;
         return typeof v?.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t) ? v.t : undefined;
       },
-      (taskId, by) => gateway.cancel(taskId, by),
+      (taskId, by) => gateway.cancel(taskId, by, 'slack'),
     );
 
     app.action(actionIds.requestChanges, async ({ ack, body, action }) => {
@@ -585,6 +592,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           planHash: meta.hash,
           by,
           text,
+          surface: 'slack',
         });
         await postInThread(
           task.conversation.channel,

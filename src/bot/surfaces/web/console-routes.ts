@@ -589,11 +589,14 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       }
       const { action, taskId, planVersion, planHash, author, approvalId } = parsed.data;
       const by = c.get('who') ?? identityFrom(author);
-      if (action === 'cancel') return c.json({ ok: true, message: await options.gateway.cancel(taskId, by) });
+      if (action === 'cancel') return c.json({ ok: true, message: await options.gateway.cancel(taskId, by, 'web') });
       if (action === 'approve-action' || action === 'deny-action') {
         if (!approvalId) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
         const outcome = action === 'approve-action' ? 'approved' : 'denied';
-        return c.json({ ok: true, message: await options.gateway.decideAction({ taskId, approvalId, by, outcome }) });
+        return c.json({
+          ok: true,
+          message: await options.gateway.decideAction({ taskId, approvalId, by, outcome, surface: 'web' }),
+        });
       }
       if (planVersion === undefined || planHash === undefined)
         throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
@@ -606,6 +609,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
           planHash,
           by,
           text: parsed.data.text,
+          surface: 'web',
         });
         return c.json({ ok: true, message });
       }
@@ -615,6 +619,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
         planHash,
         by,
         outcome: action === 'approve' ? 'approved' : 'denied',
+        surface: 'web',
       });
       return c.json({ ok: true, message });
     } catch (err) {
