@@ -193,11 +193,15 @@ export class FakeSlack {
   /**
    * Later chat.postMessage calls in this channel answer `error` (default `not_in_channel`,
    * what Slack answers once the bot was removed); edits of existing messages still work.
-   * `undefined` as the error lifts it.
+   * `acceptPosts` lifts it.
    */
-  refusePosts(channel: string, error: string | undefined = 'not_in_channel'): void {
-    if (error === undefined) this.refusingChannels.delete(channel);
-    else this.refusingChannels.set(channel, error);
+  refusePosts(channel: string, error = 'not_in_channel'): void {
+    this.refusingChannels.set(channel, error);
+  }
+
+  /** Takes posts in `channel` again (the bot was invited back). */
+  acceptPosts(channel: string): void {
+    this.refusingChannels.delete(channel);
   }
 
   /** Changes what users.info answers for a person (e.g. `{ deleted: true }`). */

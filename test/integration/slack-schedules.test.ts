@@ -485,9 +485,36 @@ describeDocker('scheduled briefs in Slack: real Bolt app, fake Slack Web API, fa
       expect(list).toContain('Paused: Handoff cannot post in C5');
       expect(list).toContain('handoff_schedule_resume_0');
     } finally {
-      fake.refusePosts('C5', undefined);
+      fake.acceptPosts('C5');
     }
-  }, 150_000);
+
+    // The bot is back; then the owner leaves the workspace (users.info says deleted).
+    await clickInList(ana, 'C5', scheduleButton(await listSchedules(ana, 'C5'), 'resume', id), 'Resumed');
+    fake.setUser('UANA', { deleted: true });
+    try {
+      await new Promise((r) => setTimeout(r, 1100));
+      const topBefore = fake.topLevel('C5').length;
+      await clickInList(ben, 'C5', scheduleButton(await listSchedules(ben, 'C5'), 'run_now', id), 'Running now');
+      const notice = await fake.waitFor('the notice to the approvers', () =>
+        fake
+          .topLevel('C5')
+          .slice(topBefore)
+          .find((m) => m.text.includes('has left')),
+      );
+      expect(notice.text).toContain('its owner Ana has left');
+      expect(notice.text).toContain('<@UBEN>');
+      expect(JSON.stringify(await listSchedules(ben, 'C5'))).toContain('no longer in the workspace');
+      // An approver who resumes it becomes its owner.
+      await clickInList(
+        ben,
+        'C5',
+        scheduleButton(await listSchedules(ben, 'C5'), 'resume', id),
+        'with Ben as its owner',
+      );
+    } finally {
+      fake.setUser('UANA', { deleted: false });
+    }
+  }, 180_000);
 
   it('"Schedule…" on a finished result proposes running the request again on a schedule', async () => {
     const thread = await mention(ana, 'C6', 'write the weekly sales brief');
