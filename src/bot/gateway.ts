@@ -36,10 +36,13 @@ import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import {
   type ArtifactStore,
   type AuditLog,
+  copyStoredFiles,
   formatBytes,
+  inputFileKey,
   type ScheduleStore,
   type StateStore,
 } from '../storage/index.ts';
+import { artifactLinks } from './artifact-links.ts';
 import type { ChatSurface } from './chat-surface.ts';
 import type { IncomingFile } from './incoming-file.ts';
 import { requestChanges } from './revise.ts';
@@ -191,18 +194,13 @@ export class Gateway {
     const inputs: StoredFile[] = [];
     try {
       for (const [index, f] of input.files.entries()) {
-        // A key of its own per file: names that look alike ("q3 sales.csv", "q3_sales.csv") never share one.
-        const key = `tasks/${id}/in/${index + 1}-${f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
+        const key = inputFileKey(`tasks/${id}/in`, index + 1, f.name);
         const body = Buffer.isBuffer(f.body) ? Readable.from([f.body]) : f.body;
         const mediaType = mediaTypeFor(f.name);
         const stored = await store.put(key, body, { mediaType, maxBytes: limits.maxUploadBytes });
         inputs.push({ name: f.name, mediaType, size: stored.size, sha256: stored.sha256, key });
       }
-      for (const f of input.copyInputs ?? []) {
-        const key = `tasks/${id}/in/${inputs.length + 1}-${f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
-        const stored = await store.put(key, await store.get(f.key), { mediaType: f.mediaType });
-        inputs.push({ ...f, size: stored.size, sha256: stored.sha256, key });
-      }
+      inputs.push(...(await copyStoredFiles(store, input.copyInputs ?? [], `tasks/${id}/in`, inputs.length + 1)));
       const base = newTask(
         {
           id,
@@ -252,11 +250,8 @@ export class Gateway {
 
   /** Posts the immediate answer under a new request. */
   async acknowledge(task: Task): Promise<void> {
-    const what = task.schedule
+    const text = task.schedule
       ? `Drafting the standing plan for a schedule (${task.schedule.timing.words}, ${task.schedule.timing.tz})…`
-      : undefined;
-    const text = what
-      ? what
       : task.inputs.length > 0
         ? `Planning… (${task.inputs.length} file${task.inputs.length === 1 ? '' : 's'} received)`
         : 'Planning…';
@@ -591,16 +586,7 @@ export class Gateway {
       return;
     }
     const plan = task.planVersion > 0 ? await this.deps.state.getPlan(taskId, task.planVersion) : undefined;
-    const links = await Promise.all(
-      task.artifacts.map(async (artifact) => ({
-        artifact,
-        ...(await this.deps.store.downloadUrl(artifact.key, {
-          fileName: artifact.name,
-          mediaType: artifact.mediaType,
-          expiresInMs: this.deps.limits.downloadTtlMs,
-        })),
-      })),
-    );
+    const links = await artifactLinks(this.deps.store, task.artifacts, this.deps.limits.downloadTtlMs);
     await this.closeProgress(task, plan);
     const result = resultView(task, plan, links);
     await this.upsert(

@@ -27,7 +27,14 @@ import {
 } from '../core/index.ts';
 import type { Logger } from '../observability/index.ts';
 import { type Queues, runIdFor, type TickJob, TickJobSchema } from '../queue/index.ts';
-import type { ArtifactStore, AuditLog, ScheduleStore, StateStore } from '../storage/index.ts';
+import {
+  type ArtifactStore,
+  type AuditLog,
+  copyStoredFiles,
+  type ScheduleStore,
+  type StateStore,
+} from '../storage/index.ts';
+import { artifactLinks } from './artifact-links.ts';
 import type { ChatSurface } from './chat-surface.ts';
 import type { IncomingFile } from './incoming-file.ts';
 import type { BriefView, FileLink, ScheduleInfo, ScheduleListView } from './views.ts';
@@ -330,7 +337,8 @@ export class Schedules {
     if (!draft || !task.decision) throw new HandoffError(ErrorCodes.notFound, `task ${task.id} proposes no schedule`);
     const { schedules, queues, audit, state } = this.deps;
     const id = draft.replaces ?? `s_${task.id.replace(/^t_/, '')}`;
-    const inputs = await this.copyInputs(id, task.inputs);
+    // Copied under the schedule's own keys: they outlive the task that proposed it.
+    const inputs = await copyStoredFiles(this.deps.store, task.inputs, `schedules/${id}/in`);
     const approvers = [...task.votes.filter((v) => v.planVersion === plan.version).map((v) => v.by)];
     if (!approvers.some((a) => a.id === task.decision!.by.id)) approvers.push(task.decision.by);
     const now = new Date().toISOString();
@@ -621,17 +629,14 @@ export class Schedules {
     if (!schedule || !ref) return;
     const surface = this.deps.surfaceFor(task.conversation.surface);
     if (!isTerminal(task.state)) return;
-    const links: FileLink[] = await Promise.all(
-      task.artifacts.map(async (a) => ({
-        name: a.name,
-        mediaType: a.mediaType,
-        size: a.size,
-        ...(await store.downloadUrl(a.key, {
-          fileName: a.name,
-          mediaType: a.mediaType,
-          expiresInMs: this.deps.downloadTtlMs,
-        })),
-      })),
+    const links: FileLink[] = (await artifactLinks(store, task.artifacts, this.deps.downloadTtlMs)).map(
+      ({ artifact, url, expiresAt }) => ({
+        name: artifact.name,
+        mediaType: artifact.mediaType,
+        size: artifact.size,
+        url,
+        expiresAt,
+      }),
     );
     const digests = briefDigests(task);
     let outcome: TickOutcome;
@@ -928,22 +933,6 @@ export class Schedules {
       caughtUp++;
     }
     return { clocks: active.size, removed, caughtUp };
-  }
-
-  /** Copies a schedule's input files under its own keys: they outlive the task that proposed it. */
-  private async copyInputs(id: string, inputs: StoredFile[]): Promise<StoredFile[]> {
-    const { store } = this.deps;
-    const out: StoredFile[] = [];
-    for (const [i, f] of inputs.entries()) {
-      const key = `schedules/${id}/in/${i + 1}-${f.name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
-      if (f.key === key || (await store.exists(key))) {
-        out.push({ ...f, key });
-        continue;
-      }
-      const put = await store.put(key, await store.get(f.key), { mediaType: f.mediaType });
-      out.push({ ...f, key, size: put.size, sha256: put.sha256 });
-    }
-    return out;
   }
 }
 

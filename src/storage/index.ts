@@ -7,6 +7,7 @@ export {
   type SignedDownload,
 } from './artifacts/local.ts';
 export { artifactStoreFailed, S3ArtifactStore, type S3ArtifactStoreOptions } from './artifacts/s3.ts';
+export { copyStoredFiles, inputFileKey } from './artifacts/stored-files.ts';
 export { type AuditCliOutput, auditExport, auditPrune, auditVerify, parseSince } from './audit-cli.ts';
 export { AuditLog, type AuditLogOptions, type AuditRecord, hashRecord } from './audit-log.ts';
 export {
