@@ -295,6 +295,12 @@ export class Schedules {
     });
   }
 
+  /** A schedule, if `personId` owns it (what an owner may edit in place). */
+  async ownedSchedule(scheduleId: string, personId: string): Promise<Schedule | undefined> {
+    const s = await this.deps.schedules.get(scheduleId);
+    return s && s.status !== 'deleted' && s.owner.id === personId ? s : undefined;
+  }
+
   /** Schedules a person owns, on one surface (App Home). */
   async ownedBy(surface: string, personId: string): Promise<Schedule[]> {
     const all = await this.deps.schedules.load(await this.deps.schedules.allIds());
@@ -757,20 +763,7 @@ export class Schedules {
       kind: 'schedules',
       channel: target.channel,
       demo: this.deps.demo,
-      items: all.map((s) => {
-        const next = s.status === 'active' ? nextRuns(s.timing.pattern, s.timing.tz, new Date(), 1)[0] : undefined;
-        return {
-          id: s.id,
-          request: shorten(s.request, 140),
-          owner: s.owner.name,
-          words: s.timing.words,
-          tz: s.timing.tz,
-          status: s.status === 'paused' ? 'paused' : 'active',
-          ...(s.pausedReason && s.status === 'paused' ? { pausedReason: s.pausedReason } : {}),
-          ...(next ? { nextRun: formatRunTime(next, s.timing.tz) } : {}),
-          ...(s.lastTick ? { lastResult: lastResultText(s) } : {}),
-        };
-      }),
+      items: all.map(scheduleItem),
     };
   }
 
@@ -934,6 +927,22 @@ export class Schedules {
     }
     return { clocks: active.size, removed, caughtUp };
   }
+}
+
+/** A schedule as a list shows it: its rule, owner, status, next run and last result. */
+export function scheduleItem(s: Schedule): ScheduleListView['items'][number] {
+  const next = s.status === 'active' ? nextRuns(s.timing.pattern, s.timing.tz, new Date(), 1)[0] : undefined;
+  return {
+    id: s.id,
+    request: shorten(s.request, 140),
+    owner: s.owner.name,
+    words: s.timing.words,
+    tz: s.timing.tz,
+    status: s.status === 'paused' ? 'paused' : 'active',
+    ...(s.pausedReason && s.status === 'paused' ? { pausedReason: s.pausedReason } : {}),
+    ...(next ? { nextRun: formatRunTime(next, s.timing.tz) } : {}),
+    ...(s.lastTick ? { lastResult: lastResultText(s) } : {}),
+  };
 }
 
 /** The scheduled time of a clock's job: BullMQ names it `repeat:<scheduler>:<millis>` and keeps it in `prevMillis`. */

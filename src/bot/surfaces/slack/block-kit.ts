@@ -37,7 +37,7 @@ export type ScheduleButtonAction = (typeof scheduleActions)[number];
  * Action ids of a schedule's buttons: `handoff_schedule_<action>_<n>`, numbered because an
  * action id is unique within one message and a list shows several schedules.
  */
-export const scheduleActionPattern = /^handoff_schedule_(pause|resume|run_now|edit|delete)_\d+$/;
+export const scheduleActionPattern = new RegExp(`^handoff_schedule_(${scheduleActions.join('|')})_\\d+$`);
 
 function scheduleActionId(action: ScheduleButtonAction, index: number): string {
   return `handoff_schedule_${action}_${index}`;

@@ -7,10 +7,8 @@ import {
   type ChannelRef,
   type ConversationRef,
   ErrorCodes,
-  formatRunTime,
   HandoffError,
   type Identity,
-  nextRuns,
   type Schedule,
   splitScheduleMessage,
   type Task,
@@ -19,6 +17,7 @@ import type { Logger } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import { asUnavailable, type Gateway } from '../../gateway.ts';
+import { scheduleItem } from '../../schedules.ts';
 import type { StatusView } from '../../views.ts';
 import { mentionApprovers, SlackUserGroups } from './approvers.ts';
 import {
@@ -736,7 +735,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         if (what === 'edit') {
           if (!b.trigger_id) return;
           // The owner edits the exact rule and request; others may only propose a new request.
-          const own = (await gateway.schedules.ownedBy('slack', b.user.id)).find((s) => s.id === scheduleId);
+          const own = await gateway.schedules.ownedSchedule(scheduleId, b.user.id);
           const target = own?.target.channel ?? channel;
           await client.views.open({
             trigger_id: b.trigger_id,
@@ -773,7 +772,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       };
       try {
         const by = await identity(userId, body.user.name);
-        const own = (await gateway.schedules.ownedBy('slack', userId)).find((s) => s.id === scheduleId);
+        const own = await gateway.schedules.ownedSchedule(scheduleId, userId);
         const newRequest = request && request !== own?.request ? request : undefined;
         const where = own?.target.channel ?? channel;
         let opened: ConversationRef | undefined;
@@ -990,24 +989,9 @@ export function parseCommand(text: string): SlashCommand {
   return split ? { kind: 'schedule', ...split } : { kind: 'request' };
 }
 
-/** A schedule as App Home lists it. */
+/** A schedule as App Home lists it: as in a channel's list, plus its channel. */
 function homeSchedule(s: Schedule): ScheduleItem {
-  const t = s.timing;
-  const next = s.status === 'active' ? nextRuns(t.pattern, t.tz, new Date(), 1)[0] : undefined;
-  return {
-    id: s.id,
-    request: s.request,
-    owner: s.owner.name,
-    words: t.words,
-    tz: t.tz,
-    status: s.status === 'paused' ? 'paused' : 'active',
-    ...(s.status === 'paused' && s.pausedReason ? { pausedReason: s.pausedReason } : {}),
-    ...(next ? { nextRun: formatRunTime(next, t.tz) } : {}),
-    ...(s.lastTick
-      ? { lastResult: `${s.lastTick.outcome.replace(/_/g, ' ')} (${formatRunTime(new Date(s.lastTick.at), t.tz)})` }
-      : {}),
-    channel: s.target.channel,
-  };
+  return { ...scheduleItem(s), channel: s.target.channel };
 }
 
 function shorten(text: string, max: number): string {
