@@ -172,18 +172,8 @@ export class SlackSurface implements ChatSurface {
 
   private async postMessage(conversation: ConversationRef, view: View): Promise<string> {
     const uploaded = view.kind === 'result' ? await this.deliverFiles(conversation, view.taskId) : [];
-    const message = renderBlocks(view, { uploaded });
     try {
-      const res = await this.withRetryAfter('chat.postMessage', () =>
-        this.options.client.chat.postMessage({
-          channel: conversation.channel,
-          thread_ts: conversation.thread,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-        }),
-      );
+      const res = await this.send(conversation.channel, renderBlocks(view, { uploaded }), conversation.thread);
       return `${res.channel ?? conversation.channel}:${res.ts}`;
     } catch (err) {
       if (await this.swallowUndeliverable(err, conversation, 'post', taskIdOf(view))) {
@@ -193,23 +183,28 @@ export class SlackSurface implements ChatSurface {
     }
   }
 
+  /** One chat.postMessage of rendered blocks, in a thread or at the top of a channel (or a DM). */
+  private send(channel: string, message: ReturnType<typeof renderBlocks>, thread?: string) {
+    return this.withRetryAfter('chat.postMessage', () =>
+      this.options.client.chat.postMessage({
+        channel,
+        ...(thread ? { thread_ts: thread } : {}),
+        text: message.text,
+        blocks: message.blocks,
+        unfurl_links: false,
+        unfurl_media: false,
+      }),
+    );
+  }
+
   /**
    * A new top-level message in a channel (a brief, or the root of a proposal). The ts it
    * returns is both the reference to edit it (`update()` reads a bare ts as a message in
    * the conversation's channel) and the thread under it.
    */
   async postToChannel(target: ChannelRef, view: View): Promise<string> {
-    const message = renderBlocks(view);
     try {
-      const res = await this.withRetryAfter('chat.postMessage', () =>
-        this.options.client.chat.postMessage({
-          channel: target.channel,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-        }),
-      );
+      const res = await this.send(target.channel, renderBlocks(view));
       if (!res.ts) throw new Error('Slack answered chat.postMessage without a ts');
       return res.ts;
     } catch (err) {
@@ -230,17 +225,8 @@ export class SlackSurface implements ChatSurface {
    * person who cannot be messaged is logged, not retried.
    */
   async notifyPerson(_target: ChannelRef, personId: string, view: View): Promise<void> {
-    const message = renderBlocks(view);
     try {
-      await this.withRetryAfter('chat.postMessage', () =>
-        this.options.client.chat.postMessage({
-          channel: personId,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-        }),
-      );
+      await this.send(personId, renderBlocks(view));
     } catch (err) {
       const code = slackErrorCode(err);
       if (!code || !undeliverableDms.has(code)) throw err;
