@@ -247,7 +247,7 @@ export class Schedules {
   /**
    * "Schedule…" on a finished task's result: proposes running the same request, with the
    * same files, on a schedule. The proposal gets a top-level message of its own in the
-   * channel, whose thread holds its plan card.
+   * channel, whose thread holds its plan card and the first answer under it.
    */
   async proposeFrom(input: {
     taskId: string;
@@ -284,7 +284,7 @@ export class Schedules {
           `${input.by.name} asked to run this again, ${input.when.trim()}: ${shorten(source.request, 200)}`,
         ),
       );
-    return this.propose({
+    const task = await this.propose({
       conversation: { ...target, thread: root },
       requester: input.by,
       when: input.when,
@@ -293,6 +293,15 @@ export class Schedules {
       copyInputs: source.inputs,
       ...(input.requesterTz ? { requesterTz: input.requesterTz } : {}),
     });
+    await this.acknowledgeQuietly(task);
+    return task;
+  }
+
+  /** The first answer under a proposal that opened its own thread; a failure to post it is only logged. */
+  private async acknowledgeQuietly(task: Task): Promise<void> {
+    await this.deps
+      .acknowledge(task)
+      .catch((err) => this.deps.logger.warn({ err, taskId: task.id }, 'could not acknowledge the proposal'));
   }
 
   /** A schedule, if `personId` owns it (what an owner may edit in place). */
@@ -782,9 +791,17 @@ export class Schedules {
     text?: string;
     /** Opens the thread an edit of the request is proposed in (a new top-level message); only called when one is. */
     openThread?: () => Promise<ConversationRef>;
+    /** Where the click came from: a schedule of another surface (or channel, when given) is not found there. */
+    from?: { surface: string; channel?: string };
   }): Promise<string> {
     const { schedules, queues, audit } = this.deps;
     const s = await schedules.require(input.scheduleId);
+    const from = input.from;
+    if (from && (s.target.surface !== from.surface || (from.channel && s.target.channel !== from.channel)))
+      throw new HandoffError(
+        ErrorCodes.notFound,
+        from.channel ? `#${from.channel} has no schedule ${s.id}` : `there is no schedule ${s.id}`,
+      );
     const isOwner = s.owner.id === input.by.id;
     const where = channelConversation(s.target, '-');
     if (!isOwner && !(await this.deps.isApprover(where, input.by))) {
@@ -850,9 +867,7 @@ export class Schedules {
             replaces: s.id,
             catchUp: s.timing.catchUp,
           });
-          await this.deps
-            .acknowledge(proposal)
-            .catch((err) => this.deps.logger.warn({ err, taskId: proposal.id }, 'could not acknowledge the proposal'));
+          await this.acknowledgeQuietly(proposal);
           return 'The new request needs approval: a plan card is posted; the schedule keeps its current plan until then.';
         }
         if (!input.when)

@@ -313,6 +313,20 @@ describe('scheduled briefs against real Redis and BullMQ job schedulers', () => 
       b.gateway.decideAction({ taskId: slackTask.id, approvalId: 'a', by: carl, outcome: 'approved', surface: 'web' }),
     ).rejects.toThrow(/no task t_slackonly/);
     expect((await b.state.requireTask(slackTask.id)).state).toBe('requested');
+    // A schedule is changed only from its own surface, and from its own channel's panel.
+    const s = await activeSchedule(b);
+    await expect(
+      b.gateway.schedules.act({ scheduleId: s.id, action: 'pause', by: ana, from: { surface: 'slack' } }),
+    ).rejects.toThrow(/there is no schedule/);
+    await expect(
+      b.gateway.schedules.act({
+        scheduleId: s.id,
+        action: 'pause',
+        by: ana,
+        from: { surface: 'web', channel: 'general' },
+      }),
+    ).rejects.toThrow(/#general has no schedule/);
+    expect((await b.schedules.get(s.id))!.status).toBe('active');
   });
 
   it('refuses rules it cannot read, zones it does not know and rules more frequent than the channel allows', async () => {

@@ -746,7 +746,10 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           });
           return;
         }
-        await answer(escapeText(await gateway.schedules.act({ scheduleId, action: what, by })), true);
+        await answer(
+          escapeText(await gateway.schedules.act({ scheduleId, action: what, by, from: { surface: 'slack' } })),
+          true,
+        );
       } catch (err) {
         await answer(refusalText(err, logger), false);
       }
@@ -797,6 +800,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
             scheduleId,
             action: 'edit',
             by,
+            from: { surface: 'slack' },
             ...(when ? { when } : {}),
             ...(newRequest ? { text: newRequest, openThread } : {}),
           });
@@ -851,10 +855,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       try {
         const by = await identity(userId, body.user.name);
         // Posts a new top-level message for the proposal; its plan card is drafted in that thread.
-        const task = await gateway.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
-        await gateway
-          .acknowledge(task)
-          .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
+        await gateway.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
       } catch (err) {
         const thread = (await options.state.getTask(meta.t).catch(() => undefined))?.conversation.thread;
         await ephemeral(

@@ -28,7 +28,7 @@ import { type ConsoleMessage, ConsoleMessageSchema, type ConsoleStore, consoleEv
 import { maxUploadTotalBytes, type SpooledUpload, spoolUpload, type UploadLimits } from './console-upload.ts';
 import type { ConsoleUsers } from './console-users.ts';
 import { renderHtml } from './render-html.ts';
-import { consoleChannelPattern, noticesChannelFor } from './web-surface.ts';
+import { consoleChannelPattern, noticesChannelFor, WebSurface } from './web-surface.ts';
 
 /** Who may use the console, and where identities come from. */
 export type ConsoleAccess =
@@ -310,7 +310,6 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
         surface: 'web',
         ...(tz ? { requesterTz: tz } : {}),
       });
-      await options.gateway.acknowledge(task);
       return {
         ok: true,
         message: `A schedule was proposed in #${task.conversation.channel}: its plan card asks for approval in the new thread.`,
@@ -334,9 +333,8 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     if (refused) throw refused;
     const by = c.get('who') ?? identityFrom(parsed.data.author);
     // Only this channel's schedules are managed from its panel.
-    const item = (await schedules.list({ surface: 'web', channel })).items.find((s) => s.id === scheduleId);
-    if (!item) throw new HandoffError(ErrorCodes.notFound, `#${channel} has no schedule ${scheduleId}`);
-    if (op !== 'edit') return { ok: true, message: await schedules.act({ scheduleId, action: op, by }) };
+    const from = { surface: 'web', channel };
+    if (op !== 'edit') return { ok: true, message: await schedules.act({ scheduleId, action: op, by, from }) };
 
     const when = parsed.data.when;
     const text = parsed.data.text;
@@ -349,24 +347,19 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       scheduleId,
       action: 'edit',
       by,
+      from,
       ...(text ? { text } : {}),
       ...(when ? { when } : {}),
       openThread: async () => {
-        const id = newId('m');
-        await options.store.add({
-          id,
-          channel,
-          threadId: id,
-          author: { name: 'handoff', bot: true },
-          html: renderHtml(
-            statusView(
-              { demo: options.demo },
-              `${by.name} asked to change schedule ${scheduleId} (${item.words}) to: ${text}${when ? ` — ${when}` : ''}`,
-            ),
+        const target = { surface: 'web' as const, channel };
+        opened = await new WebSurface(options.store).postToChannel(
+          target,
+          statusView(
+            { demo: options.demo },
+            `${by.name} asked to change schedule ${scheduleId} to: ${text}${when ? ` — ${when}` : ''}`,
           ),
-        });
-        opened = id;
-        return { surface: 'web', channel, thread: id };
+        );
+        return { ...target, thread: opened };
       },
     });
     return { ok: true, message, ...(opened ? { threadId: opened } : {}) };
