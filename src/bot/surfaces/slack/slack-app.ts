@@ -646,11 +646,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         status(`${requester.name} proposes a schedule, ${input.when}: ${shorten(input.request, 300)}`),
       );
     } catch (err) {
-      await tell(
-        err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
-          ? notMemberText
-          : refusalText(err, logger),
-      );
+      await tell(refusalOrNotMember(err, logger));
       return;
     }
     let task: Task;
@@ -811,11 +807,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           throw err;
         }
       } catch (err) {
-        await answer(
-          err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
-            ? notMemberText
-            : refusalText(err, logger),
-        );
+        await answer(refusalOrNotMember(err, logger));
       }
     });
 
@@ -858,14 +850,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         await gateway.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
       } catch (err) {
         const thread = (await options.state.getTask(meta.t).catch(() => undefined))?.conversation.thread;
-        await ephemeral(
-          meta.c,
-          userId,
-          err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
-            ? notMemberText
-            : refusalText(err, logger),
-          thread,
-        );
+        await ephemeral(meta.c, userId, refusalOrNotMember(err, logger), thread);
       }
     });
   };
@@ -958,6 +943,13 @@ const scheduleUsageText =
   'Usage: `/handoff schedule "every weekday at 9:00" <what to post>` or `/handoff schedule every Monday 9:00 Europe/Berlin: <what to post>`. For a request that starts with the word "schedule", mention @handoff instead.';
 
 const notMemberText = 'Handoff could not post in this channel: invite it with `/invite @handoff` and try again.';
+
+/** What to tell a person whose action was refused: how to invite the bot when it cannot post there. */
+function refusalOrNotMember(err: unknown, logger: Logger): string {
+  return err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable
+    ? notMemberText
+    : refusalText(err, logger);
+}
 
 type SlashCommand =
   | { kind: 'request' }

@@ -88,7 +88,6 @@ const sharedTokenCookie = 'handoff_console';
 const sessionCookie = 'handoff_session';
 /** Binds an OIDC sign-in in progress to this browser (Lax: it must come back on the provider's redirect). */
 const oidcStateCookie = 'handoff_oidc_state';
-const channelPattern = consoleChannelPattern;
 const mention = /(^|\s)@handoff\b/i;
 
 /** The browser's IANA time zone, sent with each message; the schedule code checks it is one. */
@@ -213,7 +212,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
    * claim any name, so there it is a convenience, not a boundary.)
    */
   const channelRefusal = (c: Context<ConsoleEnv>, channel: string): HandoffError | undefined => {
-    if (!channelPattern.test(channel)) return new HandoffError(ErrorCodes.invalidInput, 'unknown channel');
+    if (!consoleChannelPattern.test(channel)) return new HandoffError(ErrorCodes.invalidInput, 'unknown channel');
     const who = c.get('who');
     if (access.kind === 'signin' && channel.startsWith('dm-') && (!who || noticesChannelFor(who.id) !== channel))
       return new HandoffError(ErrorCodes.notApprover, "that is another person's notices channel");

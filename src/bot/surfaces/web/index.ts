@@ -4,5 +4,5 @@ export { type ConsoleAccess, type ConsoleOptions, consoleRoutes, statusFor } fro
 export { ConsoleSessions } from './console-sessions.ts';
 export { type ConsoleMessage, ConsoleMessageSchema, ConsoleStore, consoleEventsChannel } from './console-store.ts';
 export { ConsoleUsers } from './console-users.ts';
-export { escapeHtml, renderHtml, renderMarkdown } from './render-html.ts';
+export { escapeHtml, renderHtml } from './render-html.ts';
 export { consoleChannelPattern, noticesChannelFor, WebSurface } from './web-surface.ts';

@@ -220,10 +220,8 @@ function renderBrief(view: BriefView): string {
       main = `<p class="brief-state muted">Nothing new since the last brief: the files are the same as last time.</p>${view.summary ? `<p>${e(view.summary)}</p>` : ''}`;
       break;
     case 'failed':
-      main = `<p class="brief-state status-failed">This brief failed${view.reason ? `: ${e(view.reason)}` : ''}</p>${view.advice ? `<p>${e(view.advice)}</p>` : ''}`;
-      break;
     case 'cancelled':
-      main = `<p class="brief-state status-failed">This brief was cancelled${view.reason ? `: ${e(view.reason)}` : ''}</p>${view.advice ? `<p>${e(view.advice)}</p>` : ''}`;
+      main = `<p class="brief-state status-failed">This brief ${view.state === 'failed' ? 'failed' : 'was cancelled'}${view.reason ? `: ${e(view.reason)}` : ''}</p>${view.advice ? `<p>${e(view.advice)}</p>` : ''}`;
       break;
   }
   const paused = view.paused
