@@ -489,6 +489,41 @@ describe('scheduled briefs against real Redis and BullMQ job schedulers', () => 
     expect(types).toContain('schedule.post_unknown');
   });
 
+  it('a new time keeps the zone and the catch-up rule unless the new rule names them', async () => {
+    const b = bot();
+    const s = await activeSchedule(b, {
+      timing: {
+        pattern: '0 9 * * *',
+        tz: 'Asia/Tokyo',
+        tzSource: 'channel',
+        words: 'every day at 09:00',
+        text: 'every day at 9',
+        catchUp: 'none',
+        catchUpWindowMs: 3_600_000,
+      },
+    });
+    await b.gateway.schedules.act({ scheduleId: s.id, action: 'edit', by: ana, when: 'every day at 7' });
+    expect((await b.schedules.get(s.id))!.timing).toMatchObject({
+      pattern: '0 7 * * *',
+      tz: 'Asia/Tokyo',
+      tzSource: 'channel',
+      catchUp: 'none',
+      catchUpWindowMs: 3_600_000,
+    });
+    await b.gateway.schedules.act({
+      scheduleId: s.id,
+      action: 'edit',
+      by: ana,
+      when: 'every day at 8 UTC, catch up within 2h',
+    });
+    expect((await b.schedules.get(s.id))!.timing).toMatchObject({
+      tz: 'UTC',
+      tzSource: 'given',
+      catchUp: 'latest',
+      catchUpWindowMs: 7_200_000,
+    });
+  });
+
   it("a tick over the channel's monthly cap fails with that reason and runs nothing", async () => {
     const b = bot({ ...defaultPlanPolicy(false), budget: { monthlyCostCapUsd: 1 } });
     const s = await activeSchedule(b);
