@@ -8,15 +8,7 @@ import type { Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import { AnthropicProvider, DemoProvider, type ModelProvider } from './agent/index.ts';
-import {
-  type EffectiveChannelPolicy,
-  loadPolicy,
-  type PlanPolicy,
-  policyCheck,
-  policyExplain,
-  policyForChannel,
-  toPlanPolicy,
-} from './approvals/index.ts';
+import { loadPolicy, planPolicyResolver, policyCheck, policyExplain } from './approvals/index.ts';
 import {
   type ConsoleAccess,
   ConsoleSessions,
@@ -40,7 +32,7 @@ import {
   WebSurface,
 } from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
-import { asHandoffError, type ConversationRef, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
+import { asHandoffError, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
 import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
@@ -183,34 +175,19 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         : new DemoProvider());
     // The policy file is validated before anything starts: a typo must not pass silently.
     const policyDoc = loadPolicy(config.policyFile);
-    // Self-approval: an explicit setting wins; then the policy file; `handoff dev` without
-    // a policy file lets one person try the whole flow.
-    // The dev exception is for the console only: a Slack workspace has other people to ask.
-    const selfApproval = (effective: EffectiveChannelPolicy, conversation: ConversationRef) =>
-      config.allowSelfApproval ??
-      (config.policyFile
-        ? effective.requesterMayApprove
-        : (mode === 'dev' && conversation.surface === 'web') || effective.requesterMayApprove);
-    const policyFor = (conversation: ConversationRef): PlanPolicy => {
-      const effective = policyForChannel(policyDoc, conversation);
-      const planPolicy: PlanPolicy = {
-        ...toPlanPolicy(effective),
-        allowSelfApproval: selfApproval(effective, conversation),
-        // Without a policy file the deployment's setting decides how long approvals stay open.
-        approvalExpiryMs: config.policyFile ? effective.approvalExpiryMs : config.approvalExpiryMs,
-      };
-      // Who approves on Slack: the policy's approvers for the channel when it names any,
-      // else SLACK_APPROVERS (users and user groups), else anyone in the channel.
-      const fromEnv =
-        conversation.surface === 'slack' && !planPolicy.approvers
+    // Self-approval, approval expiry and approvers per conversation (rules in channel-policy.ts).
+    const policyFor = planPolicyResolver({
+      doc: policyDoc,
+      hasPolicyFile: Boolean(config.policyFile),
+      mode,
+      allowSelfApproval: config.allowSelfApproval,
+      approvalExpiryMs: config.approvalExpiryMs,
+      // Who approves on Slack when the policy names no one there: SLACK_APPROVERS.
+      envApprovers: (conversation) =>
+        conversation.surface === 'slack'
           ? slackApproversFor(config.slackApprovers ?? {}, conversation.channel)
-          : undefined;
-      if (fromEnv) {
-        planPolicy.approvers = fromEnv.users;
-        if (fromEnv.groups.length > 0) planPolicy.approverGroups = fromEnv.groups;
-      }
-      return planPolicy;
-    };
+          : undefined,
+    });
     const policy = policyFor({ surface: 'web', channel: 'general', thread: '-' });
     await audit.append({ type: 'policy.loaded', data: { source: config.policyFile ?? 'built-in', mode } });
     const running: RunningHandoff = { redisUrl, close };

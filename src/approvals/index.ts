@@ -1,8 +1,12 @@
+export { type EnvApprovers, type PolicyResolverInput, planPolicyResolver } from './channel-policy.ts';
 export { defaultTrustLevels, strictest } from './default-policy.ts';
 export {
   type ApprovalClick,
   type ApproverLookup,
+  checkDecider,
   checkPlanDecision,
+  type DeciderAct,
+  type DecisionSubject,
   defaultPlanPolicy,
   describeApprovers,
   isApprover,

@@ -104,6 +104,48 @@ export interface ApproverLookup {
   ask?: string;
 }
 
+/**
+ * What a person asks of a task: approve or deny (a plan, or a step paused mid-run), or
+ * cancel it.
+ */
+export type DeciderAct = 'approved' | 'denied' | 'cancel';
+
+/** What an approval is about, for the words of a refusal: the plan, or a step paused mid-run. */
+export type DecisionSubject = 'plan' | 'step';
+
+/**
+ * The one rule on who may decide a task, for plan cards, paused steps and Cancel alike:
+ * the requester cannot approve their own request unless `policy.allowSelfApproval`; the
+ * requester may always deny or cancel it (withdrawing); anyone else must be an approver.
+ * Throws a HandoffError (`handoff_not_approver`) whose message is fit to show the person,
+ * naming whom to ask (`lookup.ask`, else `describeApprovers`). Pure: group membership
+ * comes resolved in `lookup`. `subject` only changes the words of an approval's refusal.
+ */
+export function checkDecider(
+  task: Pick<Task, 'requester'>,
+  by: Pick<Identity, 'id'>,
+  act: DeciderAct,
+  policy: PlanPolicy,
+  lookup: ApproverLookup = {},
+  subject: DecisionSubject = 'plan',
+): void {
+  const ask = lookup.ask ?? describeApprovers(policy);
+  const byRequester = by.id === task.requester.id;
+  if (act === 'approved' && byRequester && !policy.allowSelfApproval) {
+    const what = subject === 'step' ? 'a step of your own request' : 'your own request';
+    throw new HandoffError(ErrorCodes.notApprover, `you cannot approve ${what}; ask ${ask}`);
+  }
+  // The requester may always withdraw: deny their own plan or step, or cancel their task.
+  if (act !== 'approved' && byRequester) return;
+  if (isApprover(policy, by.id, lookup.inApproverGroup)) return;
+  throw new HandoffError(
+    ErrorCodes.notApprover,
+    act === 'cancel'
+      ? `only the requester or an approver can cancel this task; ask ${ask}`
+      : `you are not an approver here; ask ${ask}`,
+  );
+}
+
 export interface ApprovalClick {
   taskId: string;
   planVersion: number;
@@ -152,16 +194,7 @@ export function checkPlanDecision(
       'this plan expired before it was approved; ask again for a new plan',
     );
   }
-  const ask = lookup.ask ?? describeApprovers(policy);
-  const byRequester = click.by.id === task.requester.id;
-  if (click.outcome === 'approved' && byRequester && !policy.allowSelfApproval) {
-    throw new HandoffError(ErrorCodes.notApprover, `you cannot approve your own request; ask ${ask}`);
-  }
-  // The requester may always withdraw their own request (as with Cancel).
-  const withdrawing = click.outcome === 'denied' && byRequester;
-  if (!withdrawing && !isApprover(policy, click.by.id, lookup.inApproverGroup)) {
-    throw new HandoffError(ErrorCodes.notApprover, `you are not an approver here; ask ${ask}`);
-  }
+  checkDecider(task, click.by, click.outcome, policy, lookup, 'plan');
   if (
     click.outcome === 'approved' &&
     task.votes.some((v) => v.by.id === click.by.id && v.planVersion === click.planVersion)

@@ -9,8 +9,9 @@ export interface PersonInfo {
 }
 
 /**
- * A chat platform as the gateway sees it: post a view into a thread, edit it later.
- * Surfaces render views their own way and never import each other.
+ * The way out: a chat platform as the gateway sees it. Post a view into a thread, edit it
+ * later. Surfaces render views their own way (Block Kit, Adaptive Cards, HTML) and never
+ * import each other.
  */
 export interface ChatSurface {
   readonly name: Surface;

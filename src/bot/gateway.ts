@@ -2,6 +2,7 @@ import { Readable } from 'node:stream';
 import {
   type ApprovalClick,
   type ApproverLookup,
+  checkDecider,
   checkPlanDecision,
   describeApprovers,
   isApprover,
@@ -10,7 +11,6 @@ import {
   tallyPlanDecision,
 } from '../approvals/index.ts';
 import {
-  asHandoffError,
   type ConversationRef,
   ErrorCodes,
   fileNameProblem,
@@ -25,7 +25,6 @@ import {
   type RunnerEvent,
   RunnerEventSchema,
   runIsLive,
-  type ScheduleDraft,
   type StoredFile,
   type Surface,
   type Task,
@@ -44,9 +43,10 @@ import {
 } from '../storage/index.ts';
 import { artifactLinks } from './artifact-links.ts';
 import type { ChatSurface } from './chat-surface.ts';
-import type { IncomingFile } from './incoming-file.ts';
+import type { HandoffInbound, RequestInput } from './inbound.ts';
 import { requestChanges } from './revise.ts';
 import { Schedules } from './schedules.ts';
+import { asUnavailable } from './unavailable.ts';
 import {
   approvalView,
   planView,
@@ -59,6 +59,7 @@ import {
 } from './views.ts';
 
 export type { IncomingFile } from './incoming-file.ts';
+export { asUnavailable } from './unavailable.ts';
 
 export interface GatewayLimits {
   maxUploadBytes: number;
@@ -101,7 +102,7 @@ export interface GatewayDeps {
  * The surface-neutral half of the bot: turns what people do in chat into tasks,
  * decisions and cancels, and turns runner events into views for the task's surface.
  */
-export class Gateway {
+export class Gateway implements HandoffInbound {
   /** Scheduled briefs: proposing, ticking, managing. */
   readonly schedules: Schedules;
 
@@ -132,16 +133,7 @@ export class Gateway {
    * Accepts a request: checks it, stores its files, creates the task and queues its
    * planning. Throws a HandoffError fit to show the person; nothing is left half-written.
    */
-  async submitRequest(input: {
-    conversation: ConversationRef;
-    requester: Identity;
-    text: string;
-    files: IncomingFile[];
-    /** Set when the request proposes a schedule (its plan becomes the standing plan). */
-    schedule?: ScheduleDraft;
-    /** Files already stored (a request made again from an earlier task's): copied, not uploaded. */
-    copyInputs?: StoredFile[];
-  }): Promise<Task> {
+  async submitRequest(input: RequestInput): Promise<Task> {
     const { limits, store, state, queues, audit } = this.deps;
     const text = input.text.trim();
     if (text.length === 0)
@@ -344,15 +336,7 @@ export class Gateway {
     if (Date.parse(pending.expiresAt) <= Date.now())
       throw new HandoffError(ErrorCodes.staleApproval, 'this approval request has expired');
     const { lookup } = await this.lookupApprover(task.conversation, click.by);
-    const ask = lookup.ask ?? describeApprovers(policy);
-    const byRequester = click.by.id === task.requester.id;
-    if (click.outcome === 'approved' && byRequester && !policy.allowSelfApproval) {
-      throw new HandoffError(ErrorCodes.notApprover, `you cannot approve a step of your own request; ask ${ask}`);
-    }
-    // The requester may always turn down a step of their own request (as with Cancel).
-    if (!(click.outcome === 'denied' && byRequester) && !isApprover(policy, click.by.id, lookup.inApproverGroup)) {
-      throw new HandoffError(ErrorCodes.notApprover, `you are not an approver here; ask ${ask}`);
-    }
+    checkDecider(task, click.by, click.outcome, policy, lookup, 'step');
     const decision = { approvalId: pending.id, outcome: click.outcome, by: click.by, at: new Date().toISOString() };
     if (!(await state.recordActionDecision(task.runId, decision))) {
       const first = await state.getActionDecision(task.runId, pending.id);
@@ -380,14 +364,10 @@ export class Gateway {
     const { state, audit } = this.deps;
     const task = await this.taskOn(taskId, surface);
     if (isTerminal(task.state)) return `This task is already ${task.state}.`;
+    // The requester may always cancel: groups are looked up (I/O) only for someone else.
     if (by.id !== task.requester.id) {
       const { policy, lookup } = await this.lookupApprover(task.conversation, by);
-      if (!isApprover(policy, by.id, lookup.inApproverGroup)) {
-        throw new HandoffError(
-          ErrorCodes.notApprover,
-          `only the requester or an approver can cancel this task; ask ${lookup.ask ?? describeApprovers(policy)}`,
-        );
-      }
+      checkDecider(task, by, 'cancel', policy, lookup);
     }
     await state.requestCancel(taskId);
     await audit.append({ type: 'task.cancel_requested', taskId, actor: by.id });
@@ -484,6 +464,38 @@ export class Gateway {
     await state.pushThreadMessage(task.id, { by: { id: by.id, name: by.name }, text: said, at });
     await audit.append({ type: 'run.thread_message', taskId: task.id, actor: by.id, data: { length: said.length } });
     return 'delivered';
+  }
+
+  async task(taskId: string, surface: Surface): Promise<Task | undefined> {
+    const task = await this.deps.state.getTask(taskId);
+    return task?.conversation.surface === surface ? task : undefined;
+  }
+
+  async taskInThread(conversation: ConversationRef): Promise<Task | undefined> {
+    const { surface, channel, thread } = conversation;
+    const taskId = await this.deps.state.taskForThread(surface, channel, thread);
+    return taskId ? this.task(taskId, surface) : undefined;
+  }
+
+  async tasksOf(surface: Surface, personId: string, limit: number): Promise<Task[]> {
+    const ids = await this.deps.state.taskIdsOf(surface, personId, limit);
+    return (await Promise.all(ids.map((id) => this.task(id, surface)))).filter((t): t is Task => t !== undefined);
+  }
+
+  async awaitingApprovalBy(surface: Surface, who: Identity, limit: number): Promise<Task[]> {
+    const waiting: Task[] = [];
+    for (const id of await this.deps.state.awaitingApprovalIds(200)) {
+      if (waiting.length >= limit) break;
+      const t = await this.task(id, surface);
+      if (t?.state !== 'awaiting_approval' || t.requester.id === who.id) continue;
+      // Only where approvers are named: "anyone may approve" would list every plan.
+      if (this.approversFor(t.conversation) && (await this.isApprover(t.conversation, who))) waiting.push(t);
+    }
+    return waiting;
+  }
+
+  async maySteer(task: Task, who: Identity): Promise<boolean> {
+    return who.id === task.requester.id || (await this.isApprover(task.conversation, who));
   }
 
   /** Promotes the task's parked run job, if it is parked: an answer or a decision wakes it. */
@@ -689,20 +701,4 @@ export class Gateway {
     if (!surface) throw new HandoffError(ErrorCodes.notFound, `no ${name} surface is configured`);
     return surface;
   }
-}
-
-/** Redis being down shows up as connection errors; people get a plain sentence instead. */
-export function asUnavailable(err: unknown): HandoffError {
-  const e = asHandoffError(err);
-  if (
-    e.code === 'handoff_internal' &&
-    /ECONNREFUSED|Connection is closed|Stream isn't writeable|enableOfflineQueue|connect/i.test(e.message)
-  ) {
-    return new HandoffError(
-      ErrorCodes.queueUnavailable,
-      'Handoff cannot reach its database (Redis) right now; nothing was saved. Try again shortly.',
-      { cause: err, retryable: true },
-    );
-  }
-  return e;
 }

@@ -1,6 +1,7 @@
-export type { ChatSurface } from './chat-surface.ts';
-export { asUnavailable, Gateway, type GatewayDeps, type GatewayLimits, type IncomingFile } from './gateway.ts';
+export type { ChatSurface, PersonInfo } from './chat-surface.ts';
+export { Gateway, type GatewayDeps, type GatewayLimits, type IncomingFile } from './gateway.ts';
 export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess } from './http-app.ts';
+export type { HandoffInbound, RequestInput, ScheduleInbound } from './inbound.ts';
 export { startNotifyWorker } from './notify-worker.ts';
 export { startScheduleWorker } from './schedule-worker.ts';
 export {
@@ -22,4 +23,5 @@ export {
   renderHtml,
   WebSurface,
 } from './surfaces/web/index.ts';
+export { asUnavailable } from './unavailable.ts';
 export { type PlanView, planView, type ResultView, resultView, type View } from './views.ts';

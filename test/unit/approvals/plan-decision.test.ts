@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   type ApprovalClick,
+  checkDecider,
   checkPlanDecision,
   defaultPlanPolicy,
   defaultTrustLevels,
@@ -182,6 +183,72 @@ describe('checkPlanDecision', () => {
     expect(blockers[0]).toContain('step 2');
     expect(blockers[0]).toContain('Pay the supplier');
     expect(planBlockers(makePlan(), policy)).toEqual([]);
+  });
+});
+
+describe('checkDecider: who may decide a plan, a paused step, or cancel', () => {
+  const task = makeTask();
+  const dee = { id: 'u_dee', name: 'Dee' };
+  const open = defaultPlanPolicy(false);
+  const restricted: PlanPolicy = { ...open, approvers: ['u_dee'], approverGroups: ['S_FIN'] };
+
+  it('refuses the requester approving their own plan, in the plan wording', () => {
+    const err = refusal(() => checkDecider(task, ana, 'approved', open, {}, 'plan'));
+    expect(err.code).toBe('handoff_not_approver');
+    expect(err.message).toBe('you cannot approve your own request; ask someone else in this conversation');
+  });
+
+  it('refuses the requester approving a step of their own request, in the step wording', () => {
+    const err = refusal(() => checkDecider(task, ana, 'approved', restricted, {}, 'step'));
+    expect(err.code).toBe('handoff_not_approver');
+    expect(err.message).toBe('you cannot approve a step of your own request; ask u_dee or a member of S_FIN');
+  });
+
+  it('lets the requester approve their own when policy allows self-approval, if they may approve there', () => {
+    expect(() => checkDecider(task, ana, 'approved', defaultPlanPolicy(true))).not.toThrow();
+    const err = refusal(() => checkDecider(task, ana, 'approved', { ...restricted, allowSelfApproval: true }));
+    expect(err.message).toBe('you are not an approver here; ask u_dee or a member of S_FIN');
+  });
+
+  it('always lets the requester deny or cancel their own, even where they are no approver', () => {
+    for (const subject of ['plan', 'step'] as const) {
+      expect(() => checkDecider(task, ana, 'denied', restricted, {}, subject)).not.toThrow();
+    }
+    expect(() => checkDecider(task, ana, 'cancel', restricted)).not.toThrow();
+  });
+
+  it('refuses someone who is not an approver, naming whom to ask', () => {
+    for (const act of ['approved', 'denied'] as const) {
+      for (const subject of ['plan', 'step'] as const) {
+        const err = refusal(() => checkDecider(task, bo, act, restricted, {}, subject));
+        expect(err.code).toBe('handoff_not_approver');
+        expect(err.message).toBe('you are not an approver here; ask u_dee or a member of S_FIN');
+      }
+    }
+  });
+
+  it('refuses a cancel by someone else in the cancel wording, with the surface naming the approvers', () => {
+    const err = refusal(() => checkDecider(task, bo, 'cancel', restricted, { ask: '<@u_dee>' }));
+    expect(err.code).toBe('handoff_not_approver');
+    expect(err.message).toBe('only the requester or an approver can cancel this task; ask <@u_dee>');
+  });
+
+  it('accepts a listed approver, a member of a listed group, and anyone where no approvers are named', () => {
+    for (const act of ['approved', 'denied', 'cancel'] as const) {
+      expect(() => checkDecider(task, dee, act, restricted)).not.toThrow();
+      expect(() => checkDecider(task, bo, act, restricted, { inApproverGroup: true })).not.toThrow();
+      expect(() => checkDecider(task, bo, act, open)).not.toThrow();
+    }
+  });
+
+  it('is the rule checkPlanDecision applies to plan cards', () => {
+    const plan = makePlan();
+    const err = refusal(() =>
+      checkPlanDecision(makeTask(), plan, clickOn(plan), restricted, Date.now(), { ask: 'Dee' }),
+    );
+    expect(err.message).toBe('you are not an approver here; ask Dee');
+    const self = refusal(() => checkPlanDecision(makeTask(), plan, clickOn(plan, { by: ana }), restricted));
+    expect(self.message).toBe('you cannot approve your own request; ask u_dee or a member of S_FIN');
   });
 });
 

@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { fileNameProblem } from '../../../core/index.ts';
-import type { IncomingFile } from '../../gateway.ts';
+import type { IncomingFile } from '../../incoming-file.ts';
 
 /** A file as Slack describes it in events and message payloads. */
 export interface SlackFile {

@@ -16,8 +16,9 @@ import {
 import type { Logger } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
-import { asUnavailable, type Gateway } from '../../gateway.ts';
+import type { HandoffInbound } from '../../inbound.ts';
 import { scheduleItem } from '../../schedules.ts';
+import { asUnavailable } from '../../unavailable.ts';
 import type { StatusView } from '../../views.ts';
 import { mentionApprovers, SlackUserGroups } from './approvers.ts';
 import {
@@ -49,11 +50,16 @@ export interface SlackOptions {
   appToken?: string;
   /** Web API base URL, ending in `/` (tests point it at a local fake). */
   apiUrl?: string;
+  /**
+   * Read by the way out only (message references, plans and uploads the surface edits);
+   * tasks come in through `HandoffInbound`, never from here.
+   */
   state: StateStore;
   store: ArtifactStore;
   audit: AuditLog;
+  /** @deprecated Not read: the Slack surface queues nothing itself. */
   queues: Queues;
-  /** The gateway's plan policy (trust levels on re-rendered cards, request-changes checks). */
+  /** @deprecated Not read: who may act, and on what terms, is decided behind `HandoffInbound`. */
   policy: PlanPolicy;
   /** For de-duplicating Slack's retried events and sharing rate limits across bots. */
   redis: Redis;
@@ -78,8 +84,11 @@ export interface SlackIntegration {
   userGroups: SlackUserGroups;
   /** Serves `POST /slack/events` (HTTP mode); mount it on the bot's HTTP app before other routes. */
   routes?: Hono;
-  /** Registers the listeners (needs the gateway) and checks the token with auth.test. */
-  start(gateway: Gateway): Promise<void>;
+  /**
+   * Registers the listeners, which hand what people do to `inbound` (the way in), and
+   * checks the token with auth.test.
+   */
+  start(inbound: HandoffInbound): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -219,7 +228,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
    * of a schedule (the rule, the channel's policy) goes to the person alone.
    */
   const submit = async (
-    gateway: Gateway,
+    inbound: HandoffInbound,
     input: {
       channel: string;
       thread: string;
@@ -258,8 +267,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const requester = await identity(input.userId, input.userName);
       task =
         input.when === undefined
-          ? await gateway.submitRequest({ conversation, requester, text: input.text, files: accepted })
-          : await gateway.schedules.propose({
+          ? await inbound.submitRequest({ conversation, requester, text: input.text, files: accepted })
+          : await inbound.schedules.propose({
               conversation,
               requester,
               when: input.when,
@@ -279,35 +288,36 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       await postInThread(input.channel, input.thread, `:warning: ${escapeText(words)}`);
       return;
     }
-    await gateway
+    await inbound
       .acknowledge(task)
       .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
   };
 
-  /** The requester or an approver (as the gateway decides it) may ask for changes to a plan. */
-  const mayRequestChanges = async (gateway: Gateway, task: Task, userId: string) =>
-    userId === task.requester.id || (await gateway.isApprover(task.conversation, await identity(userId)));
+  /** The task a Slack click names; not found when it is missing or another surface's. */
+  const slackTask = async (inbound: HandoffInbound, taskId: string): Promise<Task> => {
+    const task = await inbound.task(taskId, 'slack');
+    if (!task) throw new HandoffError(ErrorCodes.notFound, `no task ${taskId}`);
+    return task;
+  };
 
   /** The gateway's refusal wording, for the checks made here before a dialog opens. */
-  const notApproverText = (gateway: Gateway, task: Task) => {
-    const approvers = gateway.approversFor(task.conversation);
+  const notApproverText = (inbound: HandoffInbound, task: Task) => {
+    const approvers = inbound.approversFor(task.conversation);
     return `You are not an approver here; ask ${approvers ? mentionApprovers(approvers) : 'someone else in this channel'}.`;
   };
 
   /** A message in a task's thread from the requester or an approver reaches the agent. */
-  const maybeReply = async (gateway: Gateway, channel: string, thread: string, userId: string, text: string) => {
-    const taskId = await options.state.taskForThread('slack', channel, thread);
-    if (!taskId) return false;
-    const task = await options.state.getTask(taskId);
+  const maybeReply = async (inbound: HandoffInbound, channel: string, thread: string, userId: string, text: string) => {
+    const conversation: ConversationRef = { surface: 'slack', channel, thread };
+    const task = await inbound.taskInThread(conversation);
     if (!task) return false;
-    const allowed =
-      userId === task.requester.id || (await gateway.isApprover(task.conversation, await identity(userId)));
-    if (!allowed) return true;
-    await gateway.reply({ surface: 'slack', channel, thread }, await identity(userId), cleanText(text));
+    const by = await identity(userId);
+    if (!(await inbound.maySteer(task, by))) return true;
+    await inbound.reply(conversation, by, cleanText(text));
     return true;
   };
 
-  const register = (gateway: Gateway) => {
+  const register = (inbound: HandoffInbound) => {
     app.error(async (err) => {
       logger.error({ err: describe(err) }, 'slack: listener error');
     });
@@ -317,11 +327,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (!e.user) return;
       try {
         if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
-        if (e.thread_ts && (await maybeReply(gateway, e.channel, e.thread_ts, e.user, e.text))) return;
+        if (e.thread_ts && (await maybeReply(inbound, e.channel, e.thread_ts, e.user, e.text))) return;
         const text = cleanText(e.text);
         // "@handoff every Monday 9:00 Europe/Berlin: post the sales brief" proposes a schedule.
         const scheduled = splitScheduleMessage(text);
-        await submit(gateway, {
+        await submit(inbound, {
           channel: e.channel,
           thread: e.thread_ts ?? e.ts,
           ...(e.team ? { team: e.team } : {}),
@@ -354,9 +364,9 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (m.channel_type !== 'im' && botUserId && text.includes(`<@${botUserId}`)) return;
       try {
         if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
-        if (m.thread_ts && (await maybeReply(gateway, m.channel, m.thread_ts, m.user, text))) return;
+        if (m.thread_ts && (await maybeReply(inbound, m.channel, m.thread_ts, m.user, text))) return;
         if (m.channel_type === 'im' && !m.thread_ts) {
-          await submit(gateway, {
+          await submit(inbound, {
             channel: m.channel,
             thread: m.ts,
             ...(m.team ? { team: m.team } : {}),
@@ -382,7 +392,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const thread = s.message.thread_ts ?? s.message.ts;
       try {
         const author = s.message.user ? ` (message from ${await nameOf(s.message.user)})` : '';
-        await submit(gateway, {
+        await submit(inbound, {
           channel: s.channel.id,
           thread,
           ...(s.team?.id ? { team: s.team.id } : {}),
@@ -428,7 +438,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       };
       if (sub.kind === 'schedules') {
         try {
-          const message = renderBlocks(await gateway.schedules.list({ surface: 'slack', channel: command.channel_id }));
+          const message = renderBlocks(await inbound.schedules.list({ surface: 'slack', channel: command.channel_id }));
           await tell(message.text, message.blocks);
         } catch (err) {
           await tell(refusalText(err, logger));
@@ -436,7 +446,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         return;
       }
       if (sub.kind === 'schedule') {
-        await proposeFromCommand(gateway, command, sub, tell);
+        await proposeFromCommand(inbound, command, sub, tell);
         return;
       }
       try {
@@ -447,7 +457,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           unfurl_links: false,
         });
         if (!root.ts) return;
-        await submit(gateway, {
+        await submit(inbound, {
           channel: command.channel_id,
           thread: root.ts,
           team: command.team_id,
@@ -463,7 +473,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       }
     });
 
-    registerSchedules(gateway);
+    registerSchedules(inbound);
 
     /** A button click: ack at once, parse its value, call the gateway, answer privately. */
     const onButton = <V>(
@@ -498,7 +508,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
 
     for (const outcome of ['approved', 'denied'] as const) {
       onButton(outcome === 'approved' ? actionIds.approve : actionIds.deny, decodeButtonValue, async (v, by) => {
-        await gateway.decide({
+        await inbound.decide({
           taskId: v.taskId,
           planVersion: v.version,
           planHash: v.hash,
@@ -517,7 +527,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
             : undefined;
         },
         async (v, by) => {
-          await gateway.decideAction({ ...v, by, outcome, surface: 'slack' });
+          await inbound.decideAction({ ...v, by, outcome, surface: 'slack' });
           return undefined;
         },
       );
@@ -529,7 +539,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         const v = parseJson(raw) as { t?: unknown } | undefined;
         return typeof v?.t === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(v.t) ? v.t : undefined;
       },
-      (taskId, by) => gateway.cancel(taskId, by, 'slack'),
+      (taskId, by) => inbound.cancel(taskId, by, 'slack'),
     );
 
     app.action(actionIds.requestChanges, async ({ ack, body, action }) => {
@@ -547,9 +557,10 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         return;
       }
       try {
-        const task = await options.state.requireTask(value.taskId);
-        if (!(await mayRequestChanges(gateway, task, b.user.id))) {
-          await ephemeral(channel, b.user.id, notApproverText(gateway, task), b.message?.thread_ts);
+        const task = await slackTask(inbound, value.taskId);
+        // The requester or an approver (as the gateway decides it) may ask for changes to a plan.
+        if (!(await inbound.maySteer(task, await identity(b.user.id)))) {
+          await ephemeral(channel, b.user.id, notApproverText(inbound, task), b.message?.thread_ts);
           return;
         }
         await client.views.open({ trigger_id: b.trigger_id, view: changesModal(value, channel) as never });
@@ -578,14 +589,14 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (!meta) return;
       const userId = body.user.id;
       try {
-        const task = await options.state.requireTask(meta.taskId);
-        if (!(await mayRequestChanges(gateway, task, userId))) {
-          await ephemeral(meta.channel, userId, notApproverText(gateway, task), task.conversation.thread);
+        const task = await slackTask(inbound, meta.taskId);
+        const by = await identity(userId, body.user.name);
+        if (!(await inbound.maySteer(task, by))) {
+          await ephemeral(meta.channel, userId, notApproverText(inbound, task), task.conversation.thread);
           return;
         }
-        const by = await identity(userId, body.user.name);
         // The gateway re-renders the old card: no buttons, and who asked for changes.
-        await gateway.requestChanges({
+        await inbound.requestChanges({
           taskId: meta.taskId,
           planVersion: meta.version,
           planHash: meta.hash,
@@ -607,7 +618,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
       const e = event as { user: string; tab?: string };
       if (e.tab && e.tab !== 'home') return;
-      await publishHome(gateway, e.user);
+      await publishHome(inbound, e.user);
     });
   };
 
@@ -626,7 +637,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
    * that message again and is told to the person alone.
    */
   const proposeFromCommand = async (
-    gateway: Gateway,
+    inbound: HandoffInbound,
     command: { channel_id: string; team_id?: string; user_id: string; user_name?: string },
     input: { when: string; request: string },
     tell: (words: string) => Promise<void>,
@@ -640,7 +651,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     let root: string;
     try {
       requester = await identity(command.user_id, command.user_name);
-      await gateway.schedules.readTiming({ target, requester, when: input.when });
+      await inbound.schedules.readTiming({ target, requester, when: input.when });
       root = await surface.postToChannel(
         target,
         status(`${requester.name} proposes a schedule, ${input.when}: ${shorten(input.request, 300)}`),
@@ -651,7 +662,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     }
     let task: Task;
     try {
-      task = await gateway.schedules.propose({
+      task = await inbound.schedules.propose({
         conversation: { ...target, thread: root },
         requester,
         when: input.when,
@@ -663,15 +674,15 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       await tell(refusalText(err, logger));
       return;
     }
-    await gateway
+    await inbound
       .acknowledge(task)
       .catch((err) => logger.warn({ err: describe(err), taskId: task.id }, 'slack: could not acknowledge'));
   };
 
   /** App Home again, with `notice` (the answer to a click there, escaped mrkdwn) on top. */
-  const publishHome = async (gateway: Gateway, userId: string, notice?: string) => {
+  const publishHome = async (inbound: HandoffInbound, userId: string, notice?: string) => {
     try {
-      const home = await homeFor(gateway, userId);
+      const home = await homeFor(inbound, userId);
       await client.views.publish({
         user_id: userId,
         view: homeView({ ...home, ...(notice ? { notice } : {}) }) as never,
@@ -682,10 +693,10 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   };
 
   /** The channel's schedules, as the ephemeral list that a click came from shows them now. */
-  const refreshList = async (gateway: Gateway, channel: string, respond: RespondFn | undefined) => {
+  const refreshList = async (inbound: HandoffInbound, channel: string, respond: RespondFn | undefined) => {
     if (!respond) return;
     try {
-      const message = renderBlocks(await gateway.schedules.list({ surface: 'slack', channel }));
+      const message = renderBlocks(await inbound.schedules.list({ surface: 'slack', channel }));
       await respond({
         response_type: 'ephemeral',
         replace_original: true,
@@ -698,7 +709,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   };
 
   /** Buttons and modals of scheduled briefs: a schedule's buttons, Edit, and "Schedule…" on results. */
-  const registerSchedules = (gateway: Gateway) => {
+  const registerSchedules = (inbound: HandoffInbound) => {
     app.action(scheduleActionPattern, async ({ ack, body, action, respond }) => {
       await ack();
       const b = body as {
@@ -716,10 +727,10 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const channel = b.channel?.id;
       // The answer (mrkdwn, escaped) goes where the click came from: App Home shows it on top, a channel ephemerally.
       const answer = async (words: string, refresh: boolean) => {
-        if (home) await publishHome(gateway, b.user.id, words);
+        if (home) await publishHome(inbound, b.user.id, words);
         else if (channel) {
           await ephemeral(channel, b.user.id, words);
-          if (refresh && b.container?.is_ephemeral) await refreshList(gateway, channel, respond);
+          if (refresh && b.container?.is_ephemeral) await refreshList(inbound, channel, respond);
         }
       };
       if (!what || !scheduleId) {
@@ -731,7 +742,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         if (what === 'edit') {
           if (!b.trigger_id) return;
           // The owner edits the exact rule and request; others may only propose a new request.
-          const own = await gateway.schedules.ownedSchedule(scheduleId, b.user.id);
+          const own = await inbound.schedules.ownedSchedule(scheduleId, b.user.id);
           const target = own?.target.channel ?? channel;
           await client.views.open({
             trigger_id: b.trigger_id,
@@ -743,7 +754,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           return;
         }
         await answer(
-          escapeText(await gateway.schedules.act({ scheduleId, action: what, by, from: { surface: 'slack' } })),
+          escapeText(await inbound.schedules.act({ scheduleId, action: what, by, from: { surface: 'slack' } })),
           true,
         );
       } catch (err) {
@@ -766,12 +777,12 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const channel = typeof meta?.c === 'string' ? meta.c : undefined;
       const userId = body.user.id;
       const answer = async (words: string) => {
-        if (meta?.h === true) await publishHome(gateway, userId, words);
+        if (meta?.h === true) await publishHome(inbound, userId, words);
         else if (channel) await ephemeral(channel, userId, words);
       };
       try {
         const by = await identity(userId, body.user.name);
-        const own = await gateway.schedules.ownedSchedule(scheduleId, userId);
+        const own = await inbound.schedules.ownedSchedule(scheduleId, userId);
         const newRequest = request && request !== own?.request ? request : undefined;
         const where = own?.target.channel ?? channel;
         let opened: ConversationRef | undefined;
@@ -792,7 +803,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           return opened;
         };
         try {
-          const words = await gateway.schedules.act({
+          const words = await inbound.schedules.act({
             scheduleId,
             action: 'edit',
             by,
@@ -847,34 +858,24 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       try {
         const by = await identity(userId, body.user.name);
         // Posts a new top-level message for the proposal; its plan card is drafted in that thread.
-        await gateway.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
+        await inbound.schedules.proposeFrom({ taskId: meta.t, when, by, surface: 'slack' });
       } catch (err) {
-        const thread = (await options.state.getTask(meta.t).catch(() => undefined))?.conversation.thread;
+        const thread = (await inbound.task(meta.t, 'slack').catch(() => undefined))?.conversation.thread;
         await ephemeral(meta.c, userId, refusalOrNotMember(err, logger), thread);
       }
     });
   };
 
-  /** My recent tasks and the plans waiting for me, from the per-person and waiting indexes. */
+  /** My recent tasks, the plans waiting for me and my schedules, as Handoff lists them on the way in. */
   const homeFor = async (
-    gateway: Gateway,
+    inbound: HandoffInbound,
     userId: string,
   ): Promise<{ mine: HomeTask[]; waiting: HomeTask[]; schedules: ScheduleItem[] }> => {
-    const load = async (ids: string[]) =>
-      (await Promise.all(ids.map((id) => options.state.getTask(id)))).filter(
-        (t): t is Task => t?.conversation.surface === 'slack',
-      );
     const toHome = (t: Task): HomeTask => ({ id: t.id, request: t.request, state: t.state, updatedAt: t.updatedAt });
-    const mine = (await load(await options.state.taskIdsOf('slack', userId, 15))).map(toHome);
-    const waiting: HomeTask[] = [];
-    const me = await identity(userId);
-    for (const t of await load(await options.state.awaitingApprovalIds(200))) {
-      if (t.state !== 'awaiting_approval' || t.requester.id === userId || waiting.length >= 15) continue;
-      // Only lists where approvers are named: "anyone may approve" would list every plan.
-      if (gateway.approversFor(t.conversation) && (await gateway.isApprover(t.conversation, me)))
-        waiting.push(toHome(t));
-    }
-    const schedules = (await gateway.schedules.ownedBy('slack', userId))
+    const mine = (await inbound.tasksOf('slack', userId, 15)).map(toHome);
+    // Only where approvers are named and this person is one; never their own plans.
+    const waiting = (await inbound.awaitingApprovalBy('slack', await identity(userId), 15)).map(toHome);
+    const schedules = (await inbound.schedules.ownedBy('slack', userId))
       .filter((x) => x.status !== 'deleted')
       .sort((x, y) => x.createdAt.localeCompare(y.createdAt))
       .map(homeSchedule);
@@ -896,10 +897,10 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     surface,
     userGroups,
     ...(routes ? { routes } : {}),
-    async start(gateway: Gateway) {
+    async start(inbound: HandoffInbound) {
       if (started) return;
       started = true;
-      register(gateway);
+      register(inbound);
       try {
         await app.init();
         const auth = await client.auth.test();

@@ -18,9 +18,11 @@ import {
 } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import { formatBytes } from '../../../storage/index.ts';
-import { asUnavailable, type Gateway, type IncomingFile } from '../../gateway.ts';
 import { bearerOf, tokenMatches } from '../../http-auth.ts';
+import type { HandoffInbound } from '../../inbound.ts';
+import type { IncomingFile } from '../../incoming-file.ts';
 import { declaredOver, payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import { asUnavailable } from '../../unavailable.ts';
 import { statusView } from '../../views.ts';
 import { type OidcSignIn, SignInError } from './console-oidc.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
@@ -50,7 +52,8 @@ export type ConsoleAccess =
     };
 
 export interface ConsoleOptions {
-  gateway: Gateway;
+  /** The way in: every request, click and reply goes here; the console reads no task store. */
+  gateway: HandoffInbound;
   store: ConsoleStore;
   /** A subscriber connection (it is put in subscribe mode). */
   subscriber: Redis;

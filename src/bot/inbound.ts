@@ -1,0 +1,74 @@
+import type { ApprovalClick } from '../approvals/index.ts';
+import type { ConversationRef, Identity, ScheduleDraft, StoredFile, Surface, Task } from '../core/index.ts';
+import type { IncomingFile } from './incoming-file.ts';
+import type { Schedules } from './schedules.ts';
+
+/** A new request as a surface hands it in. */
+export interface RequestInput {
+  conversation: ConversationRef;
+  /** Who asked: always the identity the surface authenticated, never words in the text. */
+  requester: Identity;
+  text: string;
+  files: IncomingFile[];
+  /** Set when the request proposes a schedule (its plan becomes the standing plan). */
+  schedule?: ScheduleDraft;
+  /** Files already stored (a request made again from an earlier task's): copied, not uploaded. */
+  copyInputs?: StoredFile[];
+}
+
+/** The scheduled-brief operations a surface offers its people. */
+export type ScheduleInbound = Pick<
+  Schedules,
+  'readTiming' | 'propose' | 'proposeFrom' | 'ownedSchedule' | 'ownedBy' | 'list' | 'act'
+>;
+
+/**
+ * The way in: everything a surface may ask of Handoff when people act in chat. A surface
+ * authenticates the person and the platform, turns clicks and messages into these calls,
+ * and shows the words they return (or the HandoffError they throw) to that person. It
+ * reads no store and decides no policy itself: every rule lives behind this contract.
+ * Each call names the surface it comes from, and a task of another surface is not found.
+ */
+export interface HandoffInbound {
+  /** Checks a request, stores its files, creates the task and queues its planning. */
+  submitRequest(input: RequestInput): Promise<Task>;
+  /** Posts the immediate answer under a new request. */
+  acknowledge(task: Task): Promise<void>;
+  /** Approve or Deny on a plan card. */
+  decide(click: ApprovalClick & { surface: Surface }): Promise<string>;
+  /** Approve or Deny on a paused call's card. */
+  decideAction(click: {
+    taskId: string;
+    approvalId: string;
+    by: Identity;
+    outcome: 'approved' | 'denied';
+    surface: Surface;
+  }): Promise<string>;
+  cancel(taskId: string, by: Identity, surface: Surface): Promise<string>;
+  /** "Request changes" on a plan card, with what should change. */
+  requestChanges(input: {
+    taskId: string;
+    planVersion: number;
+    planHash?: string;
+    by: Identity;
+    text: string;
+    surface: Surface;
+  }): Promise<string>;
+  /** A message in a task's thread; whether it reaches the agent is decided here. */
+  reply(conversation: ConversationRef, by: Identity, text: string): Promise<'answered' | 'delivered' | 'ignored'>;
+  /** A task by id as `surface` may see it; undefined for another surface's task. */
+  task(taskId: string, surface: Surface): Promise<Task | undefined>;
+  /** The task a thread belongs to, if any. */
+  taskInThread(conversation: ConversationRef): Promise<Task | undefined>;
+  /** A person's recent tasks on a surface, newest first. */
+  tasksOf(surface: Surface, personId: string, limit: number): Promise<Task[]>;
+  /** Plans on a surface waiting for `who`'s approval (where approvers are named), newest first. */
+  awaitingApprovalBy(surface: Surface, who: Identity, limit: number): Promise<Task[]>;
+  /** Whether `who` may approve in a conversation (self-approval not considered). */
+  isApprover(conversation: ConversationRef, who: Identity): Promise<boolean>;
+  /** The requester or an approver: who may steer a task, ask for changes, or cancel it. */
+  maySteer(task: Task, who: Identity): Promise<boolean>;
+  /** The approvers a conversation's policy names; undefined when anyone there may approve. */
+  approversFor(conversation: ConversationRef): { users: readonly string[]; groups: readonly string[] } | undefined;
+  readonly schedules: ScheduleInbound;
+}
