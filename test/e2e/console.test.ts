@@ -141,7 +141,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       emptyForm.set('channel', 'general');
       emptyForm.set('author', 'Ana');
       emptyForm.set('text', '');
-      const emptyRes = await fetch(new URL('/api/messages', ctx.handoff.url), {
+      const emptyRes = await fetch(new URL('/api/console/messages', ctx.handoff.url), {
         method: 'POST',
         body: emptyForm,
         headers: { origin: new URL(ctx.handoff.url).origin },
@@ -243,7 +243,9 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       expect(summary).toMatch(/done/i);
 
       // The plain chat message never got a bot reply.
-      const listed = (await (await fetch(new URL('/api/messages?channel=general', ctx.handoff.url))).json()) as {
+      const listed = (await (
+        await fetch(new URL('/api/console/messages?channel=general', ctx.handoff.url))
+      ).json()) as {
         messages: Array<{ id: string; threadId: string }>;
       };
       expect(listed.messages.filter((m) => m.threadId === chatId && m.id !== chatId)).toEqual([]);
@@ -281,7 +283,7 @@ describe.skipIf(missing.length > 0)('web console e2e', () => {
       form.set('author', 'Ana');
       form.set('text', request);
       form.append('files', new Blob([readFileSync(salesCsvPath)], { type: 'text/csv' }), 'sales.csv');
-      const res = await fetch(new URL('/api/messages', ctx.handoff.url), {
+      const res = await fetch(new URL('/api/console/messages', ctx.handoff.url), {
         method: 'POST',
         body: form,
         headers: { origin: new URL(ctx.handoff.url).origin },

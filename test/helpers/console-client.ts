@@ -41,7 +41,11 @@ export class ConsoleClient {
       const bytes = f.content ?? (await readFile(f.path!));
       form.append('files', new Blob([new Uint8Array(bytes)]), f.name);
     }
-    const res = await fetch(`${this.url}/api/messages`, { method: 'POST', body: form, headers: this.postHeaders() });
+    const res = await fetch(`${this.url}/api/console/messages`, {
+      method: 'POST',
+      body: form,
+      headers: this.postHeaders(),
+    });
     return {
       status: res.status,
       body: (await res.json()) as { message?: ConsoleMessage; taskId?: string; error?: string },
@@ -58,10 +62,10 @@ export class ConsoleClient {
   }
 
   async messages(channel = 'general'): Promise<ConsoleMessage[]> {
-    const res = await fetch(`${this.url}/api/messages?channel=${encodeURIComponent(channel)}`, {
+    const res = await fetch(`${this.url}/api/console/messages?channel=${encodeURIComponent(channel)}`, {
       headers: this.headers(),
     });
-    if (res.status !== 200) throw new Error(`GET /api/messages answered ${res.status}`);
+    if (res.status !== 200) throw new Error(`GET /api/console/messages answered ${res.status}`);
     return ((await res.json()) as { messages: ConsoleMessage[] }).messages;
   }
 

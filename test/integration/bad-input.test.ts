@@ -117,7 +117,7 @@ async function postRawMultipart(
     body += `--${boundary}\r\nContent-Disposition: form-data; name="files"; filename="${f.name}"\r\nContent-Type: text/csv\r\n\r\n${f.content}\r\n`;
   }
   body += `--${boundary}--\r\n`;
-  const res = await fetch(`${url}/api/messages`, {
+  const res = await fetch(`${url}/api/console/messages`, {
     method: 'POST',
     headers: { 'content-type': `multipart/form-data; boundary=${boundary}`, origin: new URL(url).origin },
     body,
@@ -346,7 +346,7 @@ describeDocker('bad input and failures, through the HTTP API', () => {
       expect(during.body.error).toBe(
         'Handoff cannot reach its database (Redis) right now; nothing was saved. Try again shortly.',
       );
-      const listing = await fetch(`${handoff.url}/api/messages?channel=general`);
+      const listing = await fetch(`${handoff.url}/api/console/messages?channel=general`);
       expect(listing.status).toBe(503);
       expect(((await listing.json()) as { error: string }).error).toMatch(/^Handoff cannot reach its database/);
       // The refused request's file was not kept.
@@ -359,7 +359,7 @@ describeDocker('bad input and failures, through the HTTP API', () => {
     const after = await until(
       'the console to read Redis again',
       async () => {
-        const res = await fetch(`${handoff.url}/api/messages?channel=general`);
+        const res = await fetch(`${handoff.url}/api/console/messages?channel=general`);
         return res.status === 200 ? ((await res.json()) as { messages: ConsoleMessage[] }).messages : undefined;
       },
       30_000,

@@ -140,8 +140,8 @@ describe('the web surface for schedules (real Redis)', () => {
       app.request(`http://console.test${path}`, { headers: { authorization: `Bearer ${token}` } });
     const anas = noticesChannelFor(`web:user:${ana.user.id}`);
 
-    expect((await get(`/api/messages?channel=${anas}`, ana.token)).status).toBe(200);
-    const refused = await get(`/api/messages?channel=${anas}`, ben.token);
+    expect((await get(`/api/console/messages?channel=${anas}`, ana.token)).status).toBe(200);
+    const refused = await get(`/api/console/messages?channel=${anas}`, ben.token);
     expect(refused.status).toBe(403);
     expect(((await refused.json()) as { error: string }).error).toMatch(/another person's notices channel/);
     expect((await get(`/api/schedules?channel=${anas}`, ben.token)).status).toBe(403);

@@ -137,7 +137,7 @@ describe('console sign-in under `handoff bot`', () => {
       const session = (await (await fetch(`${bot.url}/api/session`)).json()) as { signin: string; user: unknown };
       expect(session).toMatchObject({ signin: 'tokens', user: null });
       expect((await fetch(`${bot.url}/`)).status).toBe(200);
-      expect((await fetch(`${bot.url}/api/messages?channel=general`)).status).toBe(401);
+      expect((await fetch(`${bot.url}/api/console/messages?channel=general`)).status).toBe(401);
       expect((await fetch(`${bot.url}/?token=hfc_${'x'.repeat(43)}`, { redirect: 'manual' })).status).toBe(401);
 
       const signIn = await fetch(link!, { redirect: 'manual' });
@@ -176,18 +176,18 @@ describe('console sign-in under `handoff bot`', () => {
       expect(out.status).toBe(200);
       expect(cookieOf(out, 'handoff_session')?.header).toMatch(/Max-Age=0/);
       expect(
-        (await fetch(`${bot.url}/api/messages?channel=general`, { headers: { cookie: cookie.pair } })).status,
+        (await fetch(`${bot.url}/api/console/messages?channel=general`, { headers: { cookie: cookie.pair } })).status,
       ).toBe(401);
 
       // Removing the user ends their link and every session at once.
       const again2 = cookieOf(await fetch(link!, { redirect: 'manual' }), 'handoff_session')!;
       expect(
-        (await fetch(`${bot.url}/api/messages?channel=general`, { headers: { cookie: again2.pair } })).status,
+        (await fetch(`${bot.url}/api/console/messages?channel=general`, { headers: { cookie: again2.pair } })).status,
       ).toBe(200);
       const removed = await inProcess(['remove-user', 'Ana']);
       expect(removed.code, removed.err).toBe(0);
       expect(
-        (await fetch(`${bot.url}/api/messages?channel=general`, { headers: { cookie: again2.pair } })).status,
+        (await fetch(`${bot.url}/api/console/messages?channel=general`, { headers: { cookie: again2.pair } })).status,
       ).toBe(401);
       expect((await fetch(link!, { redirect: 'manual' })).status).toBe(401);
     }, 60_000);
@@ -353,7 +353,7 @@ describe('console sign-in under `handoff bot`', () => {
     it('personal links and bearer tokens sign nobody in under OIDC', async () => {
       const user = await new ConsoleUsers(records).add('Eve');
       expect((await fetch(`${bot.url}/?token=${user.token}`, { redirect: 'manual' })).status).toBe(200); // just the page
-      const bearer = await fetch(`${bot.url}/api/messages?channel=general`, {
+      const bearer = await fetch(`${bot.url}/api/console/messages?channel=general`, {
         headers: { authorization: `Bearer ${user.token}` },
       });
       expect(bearer.status).toBe(401);

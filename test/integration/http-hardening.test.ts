@@ -108,7 +108,7 @@ describe('the bot’s HTTP routes hold against hostile requests', () => {
       );
       const rss = watchRss();
       const res = await postChunked(
-        `${bot.url}/api/messages`,
+        `${bot.url}/api/console/messages`,
         { 'content-type': `multipart/form-data; boundary=${boundary}`, authorization: `Bearer ${anaToken}` },
         prefix,
         twoGiB,
@@ -157,7 +157,7 @@ describe('the bot’s HTTP routes hold against hostile requests', () => {
       const boundary = `----hardening-${randomBytes(6).toString('hex')}`;
       const prefix = Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="text"\r\n\r\n`);
       const res = await postChunked(
-        `${bot.url}/api/messages`,
+        `${bot.url}/api/console/messages`,
         { 'content-type': `multipart/form-data; boundary=${boundary}`, authorization: `Bearer ${anaToken}` },
         prefix,
         twoGiB,
@@ -169,7 +169,7 @@ describe('the bot’s HTTP routes hold against hostile requests', () => {
     }, 60_000);
 
     it('a declared Content-Length over the whole-upload limit is refused before reading', async () => {
-      const res = await fetch(`${bot.url}/api/messages`, {
+      const res = await fetch(`${bot.url}/api/console/messages`, {
         method: 'POST',
         headers: { authorization: `Bearer ${anaToken}`, 'content-type': 'multipart/form-data; boundary=x' },
         body: Buffer.alloc(4 * MiB),
@@ -410,7 +410,7 @@ describeDocker('`handoff dev` answers only to its own names', () => {
 
   it('refuses a Host that is not its own (DNS rebinding) with 403, on every route', async () => {
     const port = new URL(dev.url).port;
-    for (const path of ['/api/messages?channel=general', '/api/session', '/healthz']) {
+    for (const path of ['/api/console/messages?channel=general', '/api/session', '/healthz']) {
       const res = await getWithHost(`${dev.url}${path}`, `rebound.example:${port}`);
       expect(res.status, path).toBe(403);
       expect(res.body).toMatch(/^refused: Host "rebound\.example:\d+" is not a name of this server/);

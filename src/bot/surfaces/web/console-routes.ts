@@ -437,7 +437,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     });
   }
 
-  app.get('/api/messages', async (c) => {
+  app.get('/api/console/messages', async (c) => {
     const channel = c.req.query('channel') ?? 'general';
     const refused = channelRefusal(c, channel);
     if (refused) return fail(c, refused);
@@ -469,7 +469,7 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     });
   });
 
-  app.post('/api/messages', async (c) => {
+  app.post('/api/console/messages', async (c) => {
     if (declaredOver(c.req.raw, maxUploadTotalBytes(uploadLimits)))
       return payloadTooLarge(
         `the upload is larger than the limit of ${formatBytes(maxUploadTotalBytes(uploadLimits))}`,

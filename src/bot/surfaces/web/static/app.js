@@ -494,7 +494,7 @@ function upsert(m) {
 }
 
 async function loadMessages() {
-  const body = await request(`/api/messages?channel=${encodeURIComponent(state.channel)}`);
+  const body = await request(`/api/console/messages?channel=${encodeURIComponent(state.channel)}`);
   const list = Array.isArray(body?.messages) ? body.messages : [];
   for (const m of list) upsert(m);
   render();
@@ -757,7 +757,7 @@ class Composer {
     this.setError('');
     this.inFlight = { text, files: sentFiles, threadId, settled: false };
     try {
-      const body = await request('/api/messages', { method: 'POST', body: fd });
+      const body = await request('/api/console/messages', { method: 'POST', body: fd });
       const m = body?.message;
       // Only now is it safe to clear: the server has the message and the files.
       this.settleSent();
