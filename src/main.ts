@@ -20,6 +20,7 @@ import {
   createHttpApp,
   createMetricsApp,
   createSlack,
+  createTeams,
   Gateway,
   type MetricsAccess,
   mentionApprovers,
@@ -29,6 +30,8 @@ import {
   slackApproversFor,
   startNotifyWorker,
   startScheduleWorker,
+  type TeamsIntegration,
+  teamsCommand,
   WebSurface,
 } from './bot/index.ts';
 import { type Config, loadConfig, settingsTable } from './config/index.ts';
@@ -270,6 +273,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         ? startSlack(config, { state, store, audit, queues, policy, redis: records, logger })
         : undefined;
       if (slack) cleanups.push(() => slack.close());
+      const teams = config.teamsAppId
+        ? startTeams(config, { store, audit, redis: records, logger, retentionMs })
+        : undefined;
+      if (teams) cleanups.push(() => teams.close());
       const gateway = new Gateway({
         state,
         schedules: new ScheduleStore(records, retentionMs),
@@ -280,9 +287,13 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         metrics,
         policy,
         policyFor,
-        // Approver groups are Slack user groups; the console has none, so there they approve nobody.
-        inApproverGroup: async (conversation, who, groups) =>
-          conversation.surface === 'slack' && slack ? slack.userGroups.includes(who.id, groups) : false,
+        // Approver groups are Slack user groups, or Entra groups resolved through Graph on
+        // Teams; the console has none, so there they approve nobody.
+        inApproverGroup: async (conversation, who, groups) => {
+          if (conversation.surface === 'slack' && slack) return slack.userGroups.includes(who.id, groups);
+          if (conversation.surface === 'teams' && teams) return teams.inApproverGroup(who, groups);
+          return false;
+        },
         nameApprovers: (conversation, approvers) =>
           conversation.surface === 'slack' ? mentionApprovers(approvers) : undefined,
         limits: {
@@ -292,9 +303,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           downloadTtlMs: config.downloadTtlMs,
         },
         demo: provider.demo,
-        surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : [])],
+        surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : []), ...(teams ? [teams.surface] : [])],
       });
       await slack?.start(gateway);
+      teams?.start(gateway);
       const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, {
         ...(options.queuePrefix ? { prefix: options.queuePrefix } : {}),
         concurrency: config.notifyConcurrency,
@@ -393,6 +405,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         ...(store === localStore ? { localArtifacts: localStore } : {}),
         ...(consoleApp ? { console: consoleApp } : {}),
         ...(slack?.routes ? { slack: slack.routes } : {}),
+        ...(teams ? { teams: teams.routes } : {}),
       });
       const server = await listenOn(app, config.port, config.host, 'HANDOFF_PORT');
       cleanups.push(() => closeServer(server));
@@ -406,6 +419,39 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     await close();
     throw err;
   }
+}
+
+/** The Teams app and surface, when TEAMS_APP_ID is set: `POST /api/messages` on the bot's port. */
+function startTeams(
+  config: Config,
+  deps: { store: ArtifactStore; audit: AuditLog; redis: Redis; logger: Logger; retentionMs: number },
+): TeamsIntegration {
+  if (!config.teamsAppPassword)
+    throw new HandoffError(
+      ErrorCodes.config,
+      'TEAMS_APP_ID is set: also set TEAMS_APP_PASSWORD (the app registration’s client secret)',
+    );
+  if (config.teamsGraphEnabled && !config.teamsTenantId)
+    throw new HandoffError(
+      ErrorCodes.config,
+      'TEAMS_GRAPH_ENABLED needs TEAMS_TENANT_ID: Graph is asked in your tenant',
+    );
+  return createTeams({
+    ...deps,
+    appId: config.teamsAppId!,
+    appPassword: config.teamsAppPassword,
+    ...(config.teamsTenantId ? { tenantId: config.teamsTenantId } : {}),
+    openIdMetadataUrl: config.teamsOpenidMetadataUrl,
+    ...(config.teamsTokenEndpoint ? { tokenEndpoint: config.teamsTokenEndpoint } : {}),
+    serviceUrlAllowlist: config.teamsServiceUrlAllowlist,
+    fileHosts: config.teamsFileHosts,
+    ...(config.teamsGraphEnabled ? { graphUrl: config.teamsGraphUrl } : {}),
+    limits: {
+      maxInputBytes: config.maxUploadBytes,
+      maxFilesPerRequest: config.maxFilesPerRequest,
+      maxUploadBytes: config.teamsMaxUploadBytes,
+    },
+  });
 }
 
 /** The Slack app and surface, when SLACK_BOT_TOKEN is set: HTTP receiver or Socket Mode. */
@@ -562,6 +608,7 @@ Commands:
   audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
   audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
   audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
+  teams package --app-id ID --host HOST [--out FILE]   writes the Teams app package (manifest and icons)
   console add-user NAME [--id ID]                adds a console user and prints their sign-in link, once (REDIS_URL)
   console list-users | remove-user NAME|ID       lists or removes console users (see handoff console --help)
 
@@ -579,6 +626,7 @@ export async function cli(argv: string[]): Promise<number> {
     return 0;
   }
   if (command === 'policy') return policyCommand(argv.slice(1));
+  if (command === 'teams') return teamsCommand(argv.slice(1));
   if (command === 'console' && (argv.length === 1 || argv.includes('--help') || argv.includes('-h'))) {
     console.log(consoleHelp);
     return argv.length === 1 ? 2 : 0;

@@ -86,7 +86,7 @@ export function policyExplain(policy: Policy, options: { channel: string; action
     ? [
         eff.approvers.users.length > 0 ? `users ${eff.approvers.users.join(', ')}` : undefined,
         eff.approvers.groups.length > 0
-          ? `groups ${eff.approvers.groups.join(', ')}${groupSurfaces.includes(surface) ? ' (members looked up in Slack)' : ` (${surface} has no groups: they approve nobody here)`}`
+          ? `groups ${eff.approvers.groups.join(', ')}${groupSurfaces.includes(surface) ? (surface === 'teams' ? ' (members looked up in Microsoft Graph)' : ' (members looked up in Slack)') : ` (${surface} has no groups: they approve nobody here)`}`
           : undefined,
       ]
         .filter(Boolean)

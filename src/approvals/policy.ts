@@ -284,7 +284,11 @@ export function parseChannelKey(key: string): ChannelMatcher | string {
 function matches(m: ChannelMatcher, surface: Surface, channel: string): boolean {
   if (m.surface === undefined) return true;
   if (m.surface !== surface) return false;
-  return m.exact ? channel === m.id : channel.startsWith(m.id);
+  const one = (id: string) => (m.exact ? id === m.id : id.startsWith(m.id));
+  // A Teams channel is `<team id>/<channel id>`; a key may also name the channel's own
+  // conversation id alone (`teams:19:…@thread.tacv2`).
+  const slash = surface === 'teams' ? channel.indexOf('/') : -1;
+  return one(channel) || (slash > 0 && one(channel.slice(slash + 1)));
 }
 
 /** Whether `outer` applies to every channel `inner` applies to (and is less specific). */
@@ -345,12 +349,13 @@ function checkApprovers(
       }
       const dupes = users.filter((u, i) => users.indexOf(u) !== i);
       if (dupes.length > 0) at(['channels', channel.key, 'approvers', 'users'], `${dupes[0]} is listed twice`);
-      // Groups approve nobody where membership cannot be looked up (the web console has no groups).
+      // Groups approve nobody where membership cannot be looked up (the web console has no
+      // groups; Teams looks them up in Graph only when TEAMS_GRAPH_ENABLED is set).
       const unresolved = channel.surface
         ? groupSurfaces.includes(channel.surface)
           ? undefined
           : `${channel.surface} has no user groups`
-        : `only Slack user groups are looked up`;
+        : `only Slack user groups and Entra groups (Teams) are looked up`;
       if (groups.length > 0 && unresolved) {
         warn(
           channel.key,
@@ -468,7 +473,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
 }
 
 /** Surfaces whose approver groups are looked up (Slack user groups, `usergroups.users.list`). */
-export const groupSurfaces: readonly Surface[] = ['slack'];
+export const groupSurfaces: readonly Surface[] = ['slack', 'teams'];
 
 /**
  * The shape `checkPlanDecision` takes: approvers are the listed user ids, and

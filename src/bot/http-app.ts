@@ -28,6 +28,8 @@ export interface HttpAppOptions {
   console?: Hono<any>;
   /** Slack's `/slack/events` (HTTP receiver), mounted before the console so its auth never applies. */
   slack?: Hono;
+  /** Teams' `/api/messages` (Bot Framework activities), mounted before the console likewise. */
+  teams?: Hono;
 }
 
 /** The bot's HTTP surface: health, metrics, signed downloads, and the console. */
@@ -97,6 +99,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
     });
   }
   if (options.slack) app.route('/', options.slack);
+  if (options.teams) app.route('/', options.teams);
   if (options.console) app.route('/', options.console);
   return app;
 }

@@ -11,6 +11,7 @@ export {
   type SlackOptions,
   slackApproversFor,
 } from './surfaces/slack/index.ts';
+export { createTeams, type TeamsIntegration, type TeamsOptions, teamsCommand } from './surfaces/teams/index.ts';
 export {
   type ConsoleAccess,
   ConsoleSessions,

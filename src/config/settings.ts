@@ -383,6 +383,92 @@ export const settingDefs = [
     doc: "Show run progress with Slack's native plan display (chat streaming), falling back to an edited message where Slack refuses it. Off: always the edited message.",
   },
   {
+    key: 'teamsAppId',
+    env: 'TEAMS_APP_ID',
+    schema: z
+      .string()
+      .regex(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i, 'the bot’s Microsoft App ID is a GUID')
+      .optional(),
+    doc: 'Microsoft App ID of the Azure Bot (Entra app registration). When set, the bot serves Microsoft Teams at /api/messages.',
+  },
+  {
+    key: 'teamsAppPassword',
+    env: 'TEAMS_APP_PASSWORD',
+    schema: z.string().min(1).optional(),
+    doc: 'Client secret of that app registration: the bot gets its outgoing tokens with it.',
+    secret: true,
+  },
+  {
+    key: 'teamsTenantId',
+    env: 'TEAMS_TENANT_ID',
+    schema: z
+      .string()
+      .regex(
+        /^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|[a-z0-9.-]+)$/i,
+        'a tenant id (GUID) or domain',
+      )
+      .optional(),
+    doc: 'Entra tenant of a single-tenant bot, and the tenant Microsoft Graph is asked in. Unset: a multi-tenant bot (tokens from botframework.com).',
+  },
+  {
+    key: 'teamsOpenidMetadataUrl',
+    env: 'TEAMS_OPENID_METADATA_URL',
+    schema: z.url().default('https://login.botframework.com/v1/.well-known/openidconfiguration'),
+    doc: 'Where the signing keys and issuer of incoming Teams requests are found (OpenID metadata). Change it for sovereign clouds.',
+  },
+  {
+    key: 'teamsTokenEndpoint',
+    env: 'TEAMS_TOKEN_ENDPOINT',
+    schema: z.url().optional(),
+    doc: 'OAuth token endpoint the bot gets its outgoing tokens from (client credentials). Default: https://login.microsoftonline.com/<TEAMS_TENANT_ID or botframework.com>/oauth2/v2.0/token.',
+  },
+  {
+    key: 'teamsServiceUrlAllowlist',
+    env: 'TEAMS_SERVICE_URL_ALLOWLIST',
+    schema: z
+      .string()
+      .default('smba.trafficmanager.net,*.botframework.com')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      ),
+    doc: 'The only Bot Connector hosts the bot calls (comma-separated): `host`, `*.domain` (both HTTPS only) or an exact origin `scheme://host:port`. An activity naming any other serviceUrl is refused.',
+  },
+  {
+    key: 'teamsGraphEnabled',
+    env: 'TEAMS_GRAPH_ENABLED',
+    schema: bool.default(false),
+    doc: 'Use Microsoft Graph with the app’s own token (needs TEAMS_TENANT_ID): fetch files shared in channels and group chats (Files.Read.All) and resolve approver groups (GroupMember.Read.All).',
+  },
+  {
+    key: 'teamsGraphUrl',
+    env: 'TEAMS_GRAPH_URL',
+    schema: z.url().default('https://graph.microsoft.com'),
+    doc: 'Microsoft Graph base URL (sovereign clouds, tests).',
+  },
+  {
+    key: 'teamsFileHosts',
+    env: 'TEAMS_FILE_HOSTS',
+    schema: z
+      .string()
+      .default('*.sharepoint.com,*.sharepoint.us,*.sharepoint-df.com')
+      .transform((v) =>
+        v
+          .split(',')
+          .map((x) => x.trim())
+          .filter(Boolean),
+      ),
+    doc: 'Hosts the bot downloads attached files from and uploads accepted deliverables to (same syntax as TEAMS_SERVICE_URL_ALLOWLIST). Any other download or upload URL in an activity is refused.',
+  },
+  {
+    key: 'teamsMaxUploadBytes',
+    env: 'HANDOFF_TEAMS_MAX_UPLOAD_BYTES',
+    schema: int(1, 1024 * 1024 * 1024).default(50 * 1024 * 1024),
+    doc: 'In a personal chat, deliverables up to this size are offered for upload to the person’s OneDrive (FileConsent); larger ones stay download links.',
+  },
+  {
     key: 'notifyConcurrency',
     env: 'HANDOFF_NOTIFY_CONCURRENCY',
     schema: int(1, 256).default(16),

@@ -90,7 +90,7 @@ describe('loadPolicy', () => {
     expect(policyCheck(web, io2)).toBe(0);
     expect(io2.err).toEqual([
       `warning: ${web}: channels.web:*.approvers.groups: web has no user groups, so on web only the listed users can approve here`,
-      `warning: ${web}: channels.*.approvers.groups: only Slack user groups are looked up, so on other surfaces only the listed users can approve here`,
+      `warning: ${web}: channels.*.approvers.groups: only Slack user groups and Entra groups (Teams) are looked up, so on other surfaces only the listed users can approve here`,
     ]);
   });
 

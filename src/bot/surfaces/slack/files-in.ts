@@ -1,6 +1,6 @@
 import { Readable } from 'node:stream';
 import { fileNameProblem } from '../../../core/index.ts';
-import type { IncomingFile } from '../../incoming-file.ts';
+import { type IncomingFile, inputExtensions, type RefusedFile } from '../../incoming-file.ts';
 
 /** A file as Slack describes it in events and message payloads. */
 export interface SlackFile {
@@ -14,11 +14,6 @@ export interface SlackFile {
   mode?: string;
 }
 
-export interface RefusedFile {
-  name: string;
-  reason: string;
-}
-
 export interface FileLimits {
   maxBytes: number;
   maxFiles: number;
@@ -26,23 +21,8 @@ export interface FileLimits {
   extensions: readonly string[];
 }
 
-/** Input types the sandbox tools can read. */
-export const defaultInputExtensions = [
-  'csv',
-  'tsv',
-  'xlsx',
-  'xls',
-  'docx',
-  'pptx',
-  'pdf',
-  'md',
-  'markdown',
-  'txt',
-  'json',
-  'png',
-  'jpg',
-  'jpeg',
-] as const;
+/** Input types the sandbox tools can read (the list every surface accepts). */
+export const defaultInputExtensions = inputExtensions;
 
 /**
  * Downloads the files shared with a request, with the bot token, into streams for the
