@@ -374,3 +374,19 @@ export function formatDuration(ms: number): string {
 export function formatUsd(n: number): string {
   return n < 0.01 && n > 0 ? '< $0.01' : `$${n.toFixed(2)}`;
 }
+
+/** A brief's one-line headline, by its state: what notifications and the message's title say. */
+export function briefHeadline(view: BriefView): string {
+  switch (view.state) {
+    case 'running':
+      return `Preparing: ${view.title} (${view.date})`;
+    case 'posted':
+      return `${view.title} — ${view.date}`;
+    case 'nothing_new':
+      return `${view.title} — ${view.date}: nothing new`;
+    case 'failed':
+      return `Failed: ${view.title} (${view.date})`;
+    case 'cancelled':
+      return `Cancelled: ${view.title} (${view.date})`;
+  }
+}

@@ -601,6 +601,29 @@ export function adaptiveCards(activity: ActivityJson): Record<string, unknown>[]
     .map((a) => (typeof a.content === 'string' ? JSON.parse(a.content) : a.content) as Record<string, unknown>);
 }
 
+/** One `Action.Execute` button of a card: its verb and the data it sends. */
+export interface CardExecute {
+  verb: string;
+  data: Record<string, unknown>;
+}
+
+/** Every Action.Execute in a card, ShowCards included (not the refresh block). */
+export function cardExecutes(node: unknown, out: CardExecute[] = []): CardExecute[] {
+  if (Array.isArray(node)) for (const n of node) cardExecutes(n, out);
+  else if (node && typeof node === 'object') {
+    const o = node as Record<string, unknown>;
+    if (o.type === 'Action.Execute')
+      out.push({ verb: String(o.verb), data: (o.data ?? {}) as Record<string, unknown> });
+    for (const [k, v] of Object.entries(o)) if (k !== 'refresh') cardExecutes(v, out);
+  }
+  return out;
+}
+
+/** The first Adaptive Card of a message ({} when it has none). */
+export function cardOf(m: TeamsMessage): Record<string, unknown> {
+  return adaptiveCards(m.activity)[0] ?? {};
+}
+
 /**
  * Everything a person would read in an activity: its `text`, then every `text` and `title`
  * in its attachments (Adaptive Card TextBlocks, facts, buttons), joined by newlines.

@@ -28,9 +28,12 @@ export {
   type ActivityJson,
   activityText,
   adaptiveCards,
+  type CardExecute,
   type ConnectorCall,
   type ConnectorOperation,
   type CreatedConversation,
+  cardExecutes,
+  cardOf,
   FakeBotConnector,
   type FakeBotConnectorOptions,
   type TeamsMember,
@@ -95,6 +98,8 @@ export interface TeamsFakes {
   appId: string;
   appPassword: string;
   tenantId: string;
+  /** The settings that point Handoff's Teams surface at these fakes (Graph off unless `graph`). */
+  handoffEnv(options?: { graph?: boolean }): Record<string, string>;
   /** A sender for the bot at `botUrl`, wired to these fakes. */
   sender(botUrl: string, options?: Partial<Omit<TeamsSenderOptions, 'botUrl'>>): TeamsSender;
   /** Closes every fake, even if one fails to. Idempotent. */
@@ -141,6 +146,16 @@ export async function startTeamsFakes(
     appId,
     appPassword,
     tenantId,
+    handoffEnv: ({ graph: withGraph = false } = {}) => ({
+      TEAMS_APP_ID: appId,
+      TEAMS_APP_PASSWORD: appPassword,
+      TEAMS_TENANT_ID: tenantId,
+      TEAMS_OPENID_METADATA_URL: entra.openIdMetadataUrl,
+      TEAMS_TOKEN_ENDPOINT: entra.tokenEndpoint(),
+      TEAMS_SERVICE_URL_ALLOWLIST: new URL(connector.url).origin,
+      TEAMS_FILE_HOSTS: [files.url, graph.url].map((u) => new URL(u).origin).join(','),
+      ...(withGraph ? { TEAMS_GRAPH_ENABLED: 'true', TEAMS_GRAPH_URL: new URL(graph.url).origin } : {}),
+    }),
     sender: (botUrl, senderOptions = {}) =>
       new TeamsSender({ botUrl, appId, entra, serviceUrl: connector.url, tenantId, ...senderOptions }),
     close: async () => {

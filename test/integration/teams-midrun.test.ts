@@ -13,7 +13,8 @@ import type { ModelProvider, ModelRequest } from '../../src/agent/model/provider
 import { queueNames, runJobId } from '../../src/queue/index.ts';
 import {
   activityText,
-  adaptiveCards,
+  cardExecutes,
+  cardOf,
   startTeamsFakes,
   type TeamsActivity,
   type TeamsFakes,
@@ -40,24 +41,7 @@ channels:
       users: [${ben.aadObjectId}]
 `;
 
-interface Execute {
-  verb: string;
-  data: Record<string, unknown>;
-}
-
-/** Every Action.Execute in a card, ShowCards included (not the refresh block). */
-function executes(node: unknown, out: Execute[] = []): Execute[] {
-  if (Array.isArray(node)) for (const n of node) executes(n, out);
-  else if (node && typeof node === 'object') {
-    const o = node as Record<string, unknown>;
-    if (o.type === 'Action.Execute')
-      out.push({ verb: String(o.verb), data: (o.data ?? {}) as Record<string, unknown> });
-    for (const [k, v] of Object.entries(o)) if (k !== 'refresh') executes(v, out);
-  }
-  return out;
-}
-
-const cardOf = (m: TeamsMessage) => adaptiveCards(m.activity)[0] ?? {};
+const executes = cardExecutes;
 const textOf = (m: TeamsMessage) => activityText(m.activity);
 const verbsOf = (m: TeamsMessage) => executes(cardOf(m)).map((e) => e.verb);
 
@@ -157,13 +141,7 @@ describeDocker('Teams: mid-run approvals, questions, thread replies and cancel i
       provider,
       env: {
         HANDOFF_POLICY: join(policyDir, 'policy.yaml'),
-        TEAMS_APP_ID: fakes.appId,
-        TEAMS_APP_PASSWORD: fakes.appPassword,
-        TEAMS_TENANT_ID: fakes.tenantId,
-        TEAMS_OPENID_METADATA_URL: fakes.entra.openIdMetadataUrl,
-        TEAMS_TOKEN_ENDPOINT: fakes.entra.tokenEndpoint(),
-        TEAMS_SERVICE_URL_ALLOWLIST: new URL(fakes.connector.url).origin,
-        TEAMS_FILE_HOSTS: new URL(fakes.files.url).origin,
+        ...fakes.handoffEnv(),
       },
     });
     teams = fakes.sender(handoff.url);

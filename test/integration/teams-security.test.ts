@@ -50,13 +50,7 @@ describe('Teams: /api/messages refuses what it cannot trust', () => {
     bot = await startTestBot(
       redis.url,
       {
-        TEAMS_APP_ID: fakes.appId,
-        TEAMS_APP_PASSWORD: fakes.appPassword,
-        TEAMS_TENANT_ID: fakes.tenantId,
-        TEAMS_OPENID_METADATA_URL: fakes.entra.openIdMetadataUrl,
-        TEAMS_TOKEN_ENDPOINT: fakes.entra.tokenEndpoint(),
-        TEAMS_SERVICE_URL_ALLOWLIST: new URL(fakes.connector.url).origin,
-        TEAMS_FILE_HOSTS: new URL(fakes.files.url).origin,
+        ...fakes.handoffEnv(),
       },
       {
         // No redaction set up on purpose: secrets must never reach a log call at all.

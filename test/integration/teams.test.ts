@@ -6,7 +6,8 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import {
   type ActivityJson,
   activityText,
-  adaptiveCards,
+  cardExecutes,
+  cardOf,
   startTeamsFakes,
   type TeamsActivity,
   type TeamsFakes,
@@ -45,24 +46,7 @@ channels:
     requesterMayApprove: true
 `;
 
-interface Execute {
-  verb: string;
-  data: Record<string, unknown>;
-}
-
-/** Every Action.Execute in a card, ShowCards included (not the refresh block). */
-function executes(node: unknown, out: Execute[] = []): Execute[] {
-  if (Array.isArray(node)) for (const n of node) executes(n, out);
-  else if (node && typeof node === 'object') {
-    const o = node as Record<string, unknown>;
-    if (o.type === 'Action.Execute')
-      out.push({ verb: String(o.verb), data: (o.data ?? {}) as Record<string, unknown> });
-    for (const [k, v] of Object.entries(o)) if (k !== 'refresh') executes(v, out);
-  }
-  return out;
-}
-
-const cardOf = (m: TeamsMessage) => adaptiveCards(m.activity)[0] ?? {};
+const executes = cardExecutes;
 const textOf = (m: TeamsMessage) => activityText(m.activity);
 
 describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector, real sandbox', () => {
@@ -109,15 +93,7 @@ describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector,
     handoff = await startDevHandoff({
       env: {
         HANDOFF_POLICY: join(policyDir, 'policy.yaml'),
-        TEAMS_APP_ID: fakes.appId,
-        TEAMS_APP_PASSWORD: fakes.appPassword,
-        TEAMS_TENANT_ID: fakes.tenantId,
-        TEAMS_OPENID_METADATA_URL: fakes.entra.openIdMetadataUrl,
-        TEAMS_TOKEN_ENDPOINT: fakes.entra.tokenEndpoint(),
-        TEAMS_SERVICE_URL_ALLOWLIST: new URL(fakes.connector.url).origin,
-        TEAMS_FILE_HOSTS: [fakes.files.url, fakes.graph.url].map((u) => new URL(u).origin).join(','),
-        TEAMS_GRAPH_ENABLED: 'true',
-        TEAMS_GRAPH_URL: new URL(fakes.graph.url).origin,
+        ...fakes.handoffEnv({ graph: true }),
       },
     });
     teams = fakes.sender(handoff.url);

@@ -2,6 +2,7 @@ import type { types } from '@slack/bolt';
 import type { StepStatus, TrustLevel } from '../../../core/index.ts';
 import {
   type BriefView,
+  briefHeadline,
   type FileLink,
   formatDuration,
   formatTokens,
@@ -341,7 +342,7 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       break;
     }
     case 'brief': {
-      text = briefText(view);
+      text = briefHeadline(view);
       blocks.push(...briefBlocks(view));
       break;
     }
@@ -413,21 +414,6 @@ function scheduleInfoBlocks(info: ScheduleInfo): KnownBlock[] {
     context(`${catchUp} Approving starts the schedule; nothing runs now. Each brief is a new message in the channel.`),
     { type: 'divider' },
   ];
-}
-
-function briefText(view: BriefView): string {
-  switch (view.state) {
-    case 'running':
-      return `Preparing: ${view.title} (${view.date})`;
-    case 'posted':
-      return `${view.title} — ${view.date}`;
-    case 'nothing_new':
-      return `${view.title} — ${view.date}: nothing new`;
-    case 'failed':
-      return `Failed: ${view.title} (${view.date})`;
-    case 'cancelled':
-      return `Cancelled: ${view.title} (${view.date})`;
-  }
 }
 
 /** One tick's message: "preparing…", then the brief itself, or what failed and what to do. */

@@ -3,6 +3,7 @@ import { ErrorCodes, HandoffError, type StepStatus, type TrustLevel } from '../.
 import {
   type ApprovalRequestView,
   type BriefView,
+  briefHeadline,
   type FileLink,
   formatDuration,
   formatTokens,
@@ -747,21 +748,6 @@ function resultCard(view: ResultView, top: El[]): AdaptiveCard {
   return finish([...body, ...files, ...tail], actions);
 }
 
-function briefTitle(view: BriefView): string {
-  switch (view.state) {
-    case 'running':
-      return `Preparing: ${view.title} (${view.date})`;
-    case 'posted':
-      return `${view.title} — ${view.date}`;
-    case 'nothing_new':
-      return `${view.title} — ${view.date}: nothing new`;
-    case 'failed':
-      return `Failed: ${view.title} (${view.date})`;
-    case 'cancelled':
-      return `Cancelled: ${view.title} (${view.date})`;
-  }
-}
-
 /** One tick's message: "preparing…", then the brief itself, or what failed and what to do. */
 function briefCard(view: BriefView, top: El[]): AdaptiveCard {
   const head: El[] = [...top, heading(inline(view.title, 150))];
@@ -1009,7 +995,7 @@ export function messageText(view: View): string {
       break;
     }
     case 'brief':
-      text = briefTitle(view);
+      text = briefHeadline(view);
       break;
     case 'schedules':
       text =
