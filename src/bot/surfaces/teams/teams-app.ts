@@ -134,8 +134,10 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
 
   let inbound: HandoffInbound | undefined;
   const background = new Set<Promise<unknown>>();
+  /** Work after the answer: started once the current request's response is on its way. */
   const later = (what: string, work: () => Promise<unknown>) => {
-    const p = work()
+    const p = new Promise<void>((r) => setImmediate(r))
+      .then(work)
       .catch((err) => logger.warn({ err: asHandoffError(err).message }, `teams: ${what} failed`))
       .finally(() => background.delete(p));
     background.add(p);
@@ -570,14 +572,22 @@ export function cleanText(text: string): string {
     .trim();
 }
 
+const zones = new Map<string, boolean>();
+
+/** Whether `tz` is an IANA zone this runtime knows (remembered: activities repeat them). */
 function validZone(tz: string | undefined): tz is string {
   if (!tz || tz.length > 100) return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
+  let known = zones.get(tz);
+  if (known === undefined) {
+    try {
+      new Intl.DateTimeFormat('en-US', { timeZone: tz });
+      known = true;
+    } catch {
+      known = false;
+    }
+    if (zones.size < 1000) zones.set(tz, known);
   }
+  return known;
 }
 
 function hostOf(url: string): string {

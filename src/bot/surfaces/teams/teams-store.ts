@@ -39,29 +39,64 @@ const key = {
   view: (activityId: string) => `hf:teams:view:${activityId}`,
 };
 
-/** Teams conversations and people the bot has seen, in Redis (shared by every bot). */
+/** How long a record read or written here is taken as current without asking Redis again. */
+const freshForMs = 60_000;
+/** A record unchanged for this long is written again anyway, to move its expiry on. */
+const rewriteAfterMs = 3_600_000;
+const maxCached = 10_000;
+
+/**
+ * Teams conversations and people the bot has seen, in Redis (shared by every bot). Every
+ * authenticated activity records them, so what this bot wrote or read lately is kept in
+ * memory: an unchanged record is not written again for an hour, and a read within a
+ * minute is answered from memory.
+ */
 export class TeamsStore {
+  private readonly cache = new Map<string, { json: string; at: number }>();
+
   constructor(
     private readonly redis: Redis,
     private readonly retentionMs: number,
   ) {}
 
   async saveConversation(channel: string, value: TeamsConversation): Promise<void> {
-    await this.redis.set(key.conversation(channel), JSON.stringify(value), 'PX', this.retentionMs);
+    await this.write(key.conversation(channel), JSON.stringify(value));
   }
 
   async conversation(channel: string): Promise<TeamsConversation | undefined> {
-    return parse(TeamsConversationSchema, await this.redis.get(key.conversation(channel)));
+    return parse(TeamsConversationSchema, await this.read(key.conversation(channel)));
   }
 
   async savePerson(aadObjectId: string, value: TeamsPerson): Promise<void> {
-    const earlier = await this.person(aadObjectId);
+    // Their 1:1 chat is kept when an activity from elsewhere does not name it.
+    const earlier = value.chatId ? undefined : await this.person(aadObjectId);
     const merged = { ...value, ...(earlier?.chatId && !value.chatId ? { chatId: earlier.chatId } : {}) };
-    await this.redis.set(key.person(aadObjectId), JSON.stringify(merged), 'PX', this.retentionMs);
+    await this.write(key.person(aadObjectId), JSON.stringify(merged));
   }
 
   async person(aadObjectId: string): Promise<TeamsPerson | undefined> {
-    return parse(TeamsPersonSchema, await this.redis.get(key.person(aadObjectId)));
+    return parse(TeamsPersonSchema, await this.read(key.person(aadObjectId)));
+  }
+
+  private async write(k: string, json: string): Promise<void> {
+    const known = this.cache.get(k);
+    if (known && known.json === json && Date.now() - known.at < rewriteAfterMs) return;
+    await this.redis.set(k, json, 'PX', this.retentionMs);
+    this.remember(k, json);
+  }
+
+  private async read(k: string): Promise<string | null> {
+    const known = this.cache.get(k);
+    if (known && Date.now() - known.at < freshForMs) return known.json;
+    const json = await this.redis.get(k);
+    if (json !== null) this.remember(k, json);
+    return json;
+  }
+
+  private remember(k: string, json: string): void {
+    this.cache.delete(k);
+    this.cache.set(k, { json, at: Date.now() });
+    if (this.cache.size > maxCached) this.cache.delete(this.cache.keys().next().value!);
   }
 
   /** A chat has no reply chains: its newest task's thread is where a plain message goes. */
