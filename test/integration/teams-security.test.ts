@@ -14,6 +14,7 @@ import {
   type TeamsFakes,
   type TeamsSender,
   teamsChannel,
+  teamsGroupChat,
   teamsTeam,
   teamsUser,
 } from '../fakes/teams-server.ts';
@@ -167,5 +168,24 @@ describe('Teams: /api/messages refuses what it cannot trust', () => {
     expect(all).not.toContain(fakes.appPassword);
     // Every JWT starts with the base64url of '{"': none may appear in a log line.
     expect(all).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}/);
+  });
+
+  it('in a group chat, "help" and "schedules" are answered in the chat and create nothing', async () => {
+    const chat = teamsGroupChat('Planning');
+    const before = await tasks();
+    expect((await teams.send(teams.groupChatMention({ chat, from: ana, text: 'help' }))).status).toBe(200);
+    await fakes.connector.waitForMessage(
+      (m) =>
+        m.conversationId === chat.id && activityText(m.activity).includes('Mention Handoff with what you need done'),
+      10_000,
+      'the help text',
+    );
+    expect((await teams.send(teams.groupChatMention({ chat, from: ana, text: 'schedules' }))).status).toBe(200);
+    await fakes.connector.waitForMessage(
+      (m) => m.conversationId === chat.id && activityText(m.activity).includes('No schedules here yet.'),
+      10_000,
+      'the schedule list',
+    );
+    expect(await tasks()).toBe(before);
   });
 });

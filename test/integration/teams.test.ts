@@ -56,7 +56,10 @@ describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector,
   let redis: Redis;
   let policyDir: string;
 
-  const runJobs = async (taskId: string) => (await redis.keys(`*run*${taskId}*`)).length;
+  const audited = async (taskId: string, type: string) =>
+    (await redis.lrange('hf:audit', 0, -1))
+      .map((r) => JSON.parse(r) as { taskId?: string; type: string })
+      .filter((r) => r.taskId === taskId && r.type === type).length;
 
   async function planCard(conversationId: string, version = 1): Promise<TeamsMessage> {
     return fakes.connector.waitForMessage(
@@ -179,7 +182,9 @@ describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector,
     const book = await readXlsx(xlsx);
     expect(book.sheets.length).toBeGreaterThan(0);
     const taskId = String(approve.taskId);
-    expect(await runJobs(taskId)).toBeGreaterThanOrEqual(1);
+    // Two approving clicks, one decision and one run.
+    expect(await audited(taskId, 'plan.approved')).toBe(1);
+    expect(await audited(taskId, 'run.started')).toBe(1);
 
     // A typing indicator while it ran.
     expect(fakes.connector.typingCount(thread)).toBeGreaterThan(0);
