@@ -41,3 +41,38 @@ export async function readBodyWithin(req: Request, maxBytes: number): Promise<Bu
   }
   return Buffer.concat(chunks, size);
 }
+
+/**
+ * The same bound read, straight from Node's request when the server gives it (`c.env.incoming`
+ * under @hono/node-server): no web stream is built for a small JSON body. Falls back to
+ * `readBodyWithin` on other servers.
+ */
+export async function readRequestWithin(req: Request, env: unknown, maxBytes: number): Promise<Buffer | undefined> {
+  const incoming = (env as { incoming?: import('node:http').IncomingMessage } | undefined)?.incoming;
+  if (!incoming || typeof incoming.on !== 'function' || incoming.readableDidRead) return readBodyWithin(req, maxBytes);
+  if (declaredOver(req, maxBytes)) return undefined;
+  return new Promise<Buffer | undefined>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const done = (value: Buffer | undefined) => {
+      incoming.off('data', onData).off('end', onEnd).off('error', onError);
+      resolve(value);
+    };
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      // Left unread, as above (not destroyed): the 413 goes out, then the connection closes.
+      if (size > maxBytes) {
+        incoming.pause();
+        done(undefined);
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = () => done(Buffer.concat(chunks, size));
+    const onError = (err: Error) => {
+      incoming.off('data', onData).off('end', onEnd).off('error', onError);
+      reject(err);
+    };
+    incoming.on('data', onData).on('end', onEnd).on('error', onError);
+  });
+}

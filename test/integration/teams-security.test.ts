@@ -18,7 +18,7 @@ import {
   teamsTeam,
   teamsUser,
 } from '../fakes/teams-server.ts';
-import { startTestBot, type TestBot } from '../helpers/bot.ts';
+import { postChunked, startTestBot, type TestBot } from '../helpers/bot.ts';
 
 const salesCsv = await readFile(new URL('../../examples/sales.csv', import.meta.url));
 const ana = teamsUser('Ana');
@@ -135,6 +135,15 @@ describe('Teams: /api/messages refuses what it cannot trust', () => {
     expect(
       (await fetch(url, { method: 'POST', body: big, headers: { 'content-type': 'application/json' } })).status,
     ).toBe(413);
+    // Without a length: counted as it arrives, refused once past the limit, the rest never read.
+    const chunked = await postChunked(
+      url,
+      { 'content-type': 'application/json' },
+      Buffer.from('{"type":"message","text":"'),
+      64 * 1024 * 1024,
+    );
+    expect(chunked.status).toBe(413);
+    expect(chunked.sentBytes).toBeLessThan(64 * 1024 * 1024);
   });
 
   it('a personal-chat file is downloaded from its downloadUrl; one on another host is refused in the thread', async () => {

@@ -25,7 +25,7 @@ import type { Logger } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog } from '../../../storage/index.ts';
 import type { HandoffInbound } from '../../inbound.ts';
 import type { RefusedFile } from '../../incoming-file.ts';
-import { payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import { payloadTooLarge, readRequestWithin } from '../../read-body.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import type { View } from '../../views.ts';
 import { type CardOptions, parseAction, renderCard, type TeamsAction } from './adaptive-cards.ts';
@@ -145,7 +145,7 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
 
   const routes = new Hono();
   routes.post('/api/messages', async (c) => {
-    const raw = await readBodyWithin(c.req.raw, maxActivityBytes);
+    const raw = await readRequestWithin(c.req.raw, c.env, maxActivityBytes);
     if (!raw) return payloadTooLarge('activity too large', true);
     let body: unknown;
     try {
@@ -243,7 +243,8 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     // A message in a task's thread (or, in a chat, while its newest task is live) reaches that task.
     const current = await threadTask(gateway, where);
     if (current && (where.saved?.type === 'channel' || runIsLive(current.state))) {
-      if (!(await gateway.maySteer(current, who))) return;
+      // Nothing takes a message while the task is not running (planning, waiting for approval, ended).
+      if (!runIsLive(current.state) || !(await gateway.maySteer(current, who))) return;
       if (text) await gateway.reply(current.conversation, who, text);
       return;
     }
