@@ -347,5 +347,30 @@ describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector,
       'the brief',
     );
     expect(textOf(brief)).toContain('sales-brief.md');
+
+    // Edit from a card: a new time applies at once; a new request opens its own post for approval.
+    const retimed = await click(post, plan, ana, 'schedule.act', {
+      scheduleId,
+      action: 'edit',
+      [`edit.when.${scheduleId}`]: 'every Monday at 8:00',
+    });
+    expect(retimed.text).toContain('Changed: now every Monday at 08:00 (Europe/Berlin)');
+    const posts = fakes.connector.conversations.length;
+    const rewritten = await click(post, plan, ana, 'schedule.act', {
+      scheduleId,
+      action: 'edit',
+      [`edit.request.${scheduleId}`]: 'a sales brief with the top three regions',
+    });
+    expect(rewritten.text).toContain('The new request needs approval');
+    await fakes.connector.waitFor(
+      () => fakes.connector.conversations.length > posts || undefined,
+      30_000,
+      'a post for the new request',
+    );
+    await fakes.connector.waitForMessage(
+      (m) => m.conversationId.startsWith(`${general.id};messageid=`) && textOf(m).includes('proposes a new request'),
+      30_000,
+      'the new request’s post',
+    );
   }, 300_000);
 });

@@ -394,13 +394,40 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
         await gateway.schedules.proposeFrom({ taskId: action.taskId, when: action.when, by: who, surface: 'teams' });
         return 'A standing plan is being drafted in this thread.';
       }
-      case 'schedule.act':
-        return gateway.schedules.act({
-          scheduleId: action.scheduleId,
-          action: action.action,
-          by: who,
-          from: { surface: 'teams', channel: where.channel },
-        });
+      case 'schedule.act': {
+        // A new request needs a new approval: its plan card gets a post of its own in the
+        // channel, opened only once the schedule's checks passed.
+        let opened: ConversationRef | undefined;
+        const openThread = async (): Promise<ConversationRef> => {
+          const target = {
+            surface: 'teams' as const,
+            channel: where.channel,
+            ...(where.conversation.workspace ? { workspace: where.conversation.workspace } : {}),
+          };
+          const root = await surface.postToChannel(target, {
+            kind: 'status',
+            text: `${who.name} proposes a new request for schedule ${action.scheduleId}: ${(action.text ?? '').slice(0, 300)}`,
+            tone: 'info',
+            demo: false,
+          });
+          opened = { ...target, thread: root };
+          return opened;
+        };
+        try {
+          return await gateway.schedules.act({
+            scheduleId: action.scheduleId,
+            action: action.action,
+            by: who,
+            from: { surface: 'teams', channel: where.channel },
+            ...(action.when ? { when: action.when } : {}),
+            ...(action.text ? { text: action.text, openThread } : {}),
+          });
+        } catch (err) {
+          // Refused after the post was opened: nothing is left behind.
+          if (opened) await surface.remove(opened).catch(() => undefined);
+          throw err;
+        }
+      }
     }
   };
 

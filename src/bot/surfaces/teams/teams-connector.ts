@@ -120,6 +120,11 @@ export class TeamsConnector {
     return entry.done;
   }
 
+  /** Deletes a message the bot posted. */
+  async remove(serviceUrl: string, conversationId: string, activityId: string): Promise<void> {
+    await this.paced(conversationId, () => this.call(serviceUrl, (c) => c.deleteActivity(conversationId, activityId)));
+  }
+
   /** Starts a conversation: a new post in a channel, or a 1:1 chat with a person. */
   async createConversation(
     serviceUrl: string,

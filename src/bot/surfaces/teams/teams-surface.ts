@@ -157,6 +157,16 @@ export class TeamsSurface implements ChatSurface {
     }
   }
 
+  /** Deletes a message the bot posted (a post opened for a request that was then refused). */
+  async remove(conversation: ConversationRef): Promise<void> {
+    const saved = await this.saved(conversation.channel);
+    await this.options.connector.remove(
+      saved.serviceUrl,
+      conversationIdFor(saved, conversation.thread),
+      conversation.thread,
+    );
+  }
+
   /** The card as everyone sees it, or as one viewer sees it (a refresh or a click's answer). */
   async card(conversation: ConversationRef, view: View, options: CardOptions = {}) {
     if (view.kind !== 'plan' || options.viewer) return renderCard(view, options);
