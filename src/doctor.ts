@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import Dockerode from 'dockerode';
+import { teamsChecks } from './bot/index.ts';
 import type { Config } from './config/index.ts';
 import { createRecordConnection, formatBytes, redisHealth, StateStore } from './storage/index.ts';
 
@@ -133,6 +134,19 @@ export async function doctor(config: Config): Promise<number> {
           detail: 'demo model (bundled sample tasks only); set ANTHROPIC_API_KEY to use Claude',
         },
   );
+
+  if (config.teamsAppId) {
+    checks.push(
+      ...(await teamsChecks({
+        appId: config.teamsAppId,
+        ...(config.teamsAppPassword ? { appPassword: config.teamsAppPassword } : {}),
+        ...(config.teamsTenantId ? { tenantId: config.teamsTenantId } : {}),
+        openIdMetadataUrl: config.teamsOpenidMetadataUrl,
+        ...(config.teamsTokenEndpoint ? { tokenEndpoint: config.teamsTokenEndpoint } : {}),
+        graphEnabled: config.teamsGraphEnabled,
+      })),
+    );
+  }
 
   const portFree = await new Promise<boolean>((resolve) => {
     const srv = createServer();

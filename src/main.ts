@@ -601,7 +601,7 @@ Commands:
   bot       the chat gateway: web console (with HANDOFF_CONSOLE_SIGNIN or HANDOFF_OIDC_ISSUER), downloads,
             /healthz, /metrics (with HANDOFF_METRICS_PORT or HANDOFF_METRICS_TOKEN)
   runner    the workers: planning and runs in Docker sandboxes
-  doctor    checks Redis, Docker, the sandbox image, the model and the port, with the fix for each
+  doctor    checks Redis, Docker, the sandbox image, the model, Teams and the port, with the fix for each
   config    prints every setting with its env variable and default
   policy check FILE                              validates a policy file (exit 1 with every problem)
   policy explain --channel C [--action A]        which rule applies to a channel, and why

@@ -11,7 +11,13 @@ export {
   type SlackOptions,
   slackApproversFor,
 } from './surfaces/slack/index.ts';
-export { createTeams, type TeamsIntegration, type TeamsOptions, teamsCommand } from './surfaces/teams/index.ts';
+export {
+  createTeams,
+  type TeamsIntegration,
+  type TeamsOptions,
+  teamsChecks,
+  teamsCommand,
+} from './surfaces/teams/index.ts';
 export {
   type ConsoleAccess,
   ConsoleSessions,

@@ -85,3 +85,30 @@ it('reports Redis memory and what one task’s records cost', async () => {
   );
   expect(out).toContain('records are kept 7 days after a task ends');
 });
+
+it('checks Teams: signing keys found, tokens obtained, and a wrong secret named without showing it', async () => {
+  const { startTeamsFakes } = await import('../fakes/teams-server.ts');
+  const fakes = await startTeamsFakes();
+  try {
+    const env = { REDIS_URL: redis.url, ...fakes.handoffEnv({ graph: true }) };
+    const good = await run(env);
+    expect(good.out).toMatch(
+      /ok {4}Teams signing keys: 1 key\(s\) from 127\.0\.0\.1:\d+, issuer https:\/\/api\.botframework\.com/,
+    );
+    expect(good.out).toMatch(/ok {4}Teams token: the bot gets its tokens/);
+    expect(good.out).toMatch(/ok {4}Microsoft Graph token: the bot gets its tokens/);
+    const bad = await run({ ...env, TEAMS_APP_PASSWORD: 'not-the-secret-at-all' });
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(
+      /FAIL {2}Teams token: .*refused the bot's credentials \(401 invalid_client\)\n\s+fix: check TEAMS_APP_ID/,
+    );
+    expect(bad.out).not.toContain('not-the-secret-at-all');
+    const nowhere = await run({
+      ...env,
+      TEAMS_OPENID_METADATA_URL: 'http://127.0.0.1:1/v1/.well-known/openidconfiguration',
+    });
+    expect(nowhere.out).toMatch(/FAIL {2}Teams signing keys: cannot read .*\n\s+fix: check TEAMS_OPENID_METADATA_URL/);
+  } finally {
+    await fakes.close();
+  }
+});
