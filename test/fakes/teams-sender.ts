@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { FAKE_TENANT_ID, MessageIdClock, personalConversationId, sha256, stableGuid } from './teams-common.ts';
+import { cardExecutes, cardOf, type TeamsMessage } from './teams-connector.ts';
 import type { ChannelTokenOptions, FakeEntra } from './teams-entra.ts';
 
 export interface TeamsUser {
@@ -188,6 +189,33 @@ export class TeamsSender {
   }
 
   /** POSTs `activity` to the bot as Teams does; answers the HTTP status and the parsed body. */
+  /**
+   * Clicks `verb` on the card the bot posted as `card`, as `who`, in `place`: the data is
+   * the button's own unless given. Returns the HTTP status and the card Teams would show
+   * the clicker (`text`: its JSON, for matching words).
+   */
+  async click(
+    place: TeamsPlace,
+    card: TeamsMessage,
+    who: TeamsUser,
+    verb: string,
+    data?: Record<string, unknown>,
+  ): Promise<{ status: number; type?: string; card: Record<string, unknown>; text: string }> {
+    const given = data ?? cardExecutes(cardOf(card)).find((e) => e.verb === verb)?.data;
+    const res = await this.send(
+      this.actionExecute({
+        conversation: place,
+        from: who,
+        replyToId: card.id,
+        verb,
+        ...(given ? { data: given } : {}),
+      }),
+    );
+    const body = (res.body ?? {}) as { type?: string; value?: Record<string, unknown> };
+    const value = body.value ?? {};
+    return { status: res.status, ...(body.type ? { type: body.type } : {}), card: value, text: JSON.stringify(value) };
+  }
+
   async send(activity: TeamsActivity, opts: SendOptions = {}): Promise<{ status: number; body: unknown }> {
     const headers: Record<string, string> = {
       'content-type': 'application/json; charset=utf-8',

@@ -79,13 +79,9 @@ describeDocker('Teams surface: CloudAdapter, Adaptive Cards, fake Bot Connector,
     verb: string,
     data?: Record<string, unknown>,
   ) {
-    const given = data ?? executes(cardOf(card)).find((e) => e.verb === verb)?.data;
-    const res = await teams.send(
-      teams.actionExecute({ conversation: place, from: who, replyToId: card.id, verb, data: given }),
-    );
+    const res = await teams.click(place, card, who, verb, data);
     expect(res.status).toBe(200);
-    const body = res.body as { statusCode: number; type: string; value: Record<string, unknown> };
-    return { body, text: JSON.stringify(body.value) };
+    return { body: { type: res.type, value: res.card }, text: res.text };
   }
 
   beforeAll(async () => {
