@@ -88,11 +88,20 @@ export const RedactionPolicySchema = z.strictObject({
 });
 export type RedactionPolicy = z.infer<typeof RedactionPolicySchema>;
 
+/** Entra ids are GUIDs, which compare without regard to case: they are kept in lower case, as Teams sends them. */
+const ApproverId = z
+  .string()
+  .min(1)
+  .max(200)
+  .transform((id) =>
+    /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id) ? id.toLowerCase() : id,
+  );
+
 export const ApproversSchema = z.strictObject({
   /** Chat user ids as the surface gives them (Slack `U…`, Teams AAD object ids, web user ids). */
-  users: z.array(z.string().min(1).max(200)).optional(),
+  users: z.array(ApproverId).optional(),
   /** Group ids (Slack user groups `S…`, Teams/Entra groups). */
-  groups: z.array(z.string().min(1).max(200)).optional(),
+  groups: z.array(ApproverId).optional(),
 });
 export type Approvers = z.infer<typeof ApproversSchema>;
 

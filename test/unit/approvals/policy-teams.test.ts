@@ -50,4 +50,21 @@ describe('Teams channels in the policy file', () => {
       policyForChannel(policy, { surface: 'slack', channel: `${team}/${finance}`, thread: '1' }).approvers,
     ).toBeUndefined();
   });
+
+  it('keeps Entra ids (GUIDs) in lower case, as Teams sends them, whatever case the file uses', () => {
+    const upper = join(dir, 'upper.yaml');
+    writeFileSync(
+      upper,
+      [
+        'version: 1',
+        'channels:',
+        '  "teams:*":',
+        '    approvers:',
+        `      users: [${ben.toUpperCase()}, UABC]`,
+        '',
+      ].join('\n'),
+    );
+    const eff = policyForChannel(loadPolicy(upper), { surface: 'teams', channel: '19:x', thread: '1' });
+    expect(eff.approvers?.users).toEqual([ben, 'UABC']);
+  });
 });

@@ -171,5 +171,6 @@ export async function inEntraGroups(
   });
   if (!res.ok) throw new Error(`Microsoft Graph answered ${res.status} to a group lookup`);
   const body = (await res.json()) as { value?: unknown };
-  return Array.isArray(body.value) && body.value.some((g) => groups.includes(String(g)));
+  const wanted = new Set(groups.map((g) => g.toLowerCase()));
+  return Array.isArray(body.value) && body.value.some((g) => wanted.has(String(g).toLowerCase()));
 }
