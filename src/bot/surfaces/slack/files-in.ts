@@ -1,6 +1,12 @@
 import { Readable } from 'node:stream';
-import { fileNameProblem } from '../../../core/index.ts';
-import { type IncomingFile, inputExtensions, type RefusedFile } from '../../incoming-file.ts';
+import {
+  type FileLimits,
+  fileRefusal,
+  type IncomingFile,
+  inputExtensions,
+  type RefusedFile,
+  tooLarge,
+} from '../../incoming-file.ts';
 
 /** A file as Slack describes it in events and message payloads. */
 export interface SlackFile {
@@ -12,13 +18,6 @@ export interface SlackFile {
   url_private_download?: string;
   url_private?: string;
   mode?: string;
-}
-
-export interface FileLimits {
-  maxBytes: number;
-  maxFiles: number;
-  /** Accepted extensions, lower case without the dot. */
-  extensions: readonly string[];
 }
 
 /** Input types the sandbox tools can read (the list every surface accepts). */
@@ -39,22 +38,9 @@ export async function downloadSlackFiles(
   const { limits } = options;
   for (const f of files) {
     const name = (f.name ?? f.title ?? 'file').trim();
-    if (accepted.length >= limits.maxFiles) {
-      refused.push({ name, reason: `at most ${limits.maxFiles} files per request` });
-      continue;
-    }
-    const problem = fileNameProblem(name);
-    if (problem) {
-      refused.push({ name: name.slice(0, 80), reason: problem });
-      continue;
-    }
-    const ext = name.toLowerCase().split('.').pop() ?? '';
-    if (!name.includes('.') || !limits.extensions.includes(ext)) {
-      refused.push({ name, reason: `this type is not accepted (accepted: ${limits.extensions.join(', ')})` });
-      continue;
-    }
-    if (typeof f.size === 'number' && f.size > limits.maxBytes) {
-      refused.push({ name, reason: `it is larger than the limit of ${Math.floor(limits.maxBytes / 1024 / 1024)} MB` });
+    const refusal = fileRefusal(name, typeof f.size === 'number' ? f.size : undefined, accepted.length, limits);
+    if (refusal) {
+      refused.push({ name: name.slice(0, 80), reason: refusal });
       continue;
     }
     const url = f.url_private_download ?? f.url_private;
@@ -95,7 +81,7 @@ export async function downloadSlackFiles(
         await res.body.cancel().catch(() => undefined);
         refused.push({
           name,
-          reason: `it is larger than the limit of ${Math.floor(limits.maxBytes / 1024 / 1024)} MB`,
+          reason: tooLarge(limits.maxBytes),
         });
         continue;
       }

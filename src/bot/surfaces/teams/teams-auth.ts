@@ -173,7 +173,8 @@ function sameServiceUrl(a: string, b: string): boolean {
   }
 }
 
-async function fetchJson(url: string): Promise<unknown> {
+/** A JSON document fetched without following redirects, within 10 s. */
+export async function fetchJson(url: string): Promise<unknown> {
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
   if (!res.ok) throw new TeamsAuthError(`${new URL(url).host} answered ${res.status}`);
   return res.json();

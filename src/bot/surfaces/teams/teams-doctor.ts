@@ -1,5 +1,5 @@
 import { asHandoffError } from '../../../core/index.ts';
-import { ClientCredentials } from './teams-auth.ts';
+import { ClientCredentials, fetchJson } from './teams-auth.ts';
 import { botFrameworkScope } from './teams-connector.ts';
 import { graphScope } from './teams-files.ts';
 
@@ -25,10 +25,10 @@ export async function teamsChecks(settings: {
 }): Promise<TeamsCheck[]> {
   const checks: TeamsCheck[] = [];
   try {
-    const metadata = (await getJson(settings.openIdMetadataUrl)) as { issuer?: unknown; jwks_uri?: unknown };
+    const metadata = (await fetchJson(settings.openIdMetadataUrl)) as { issuer?: unknown; jwks_uri?: unknown };
     if (typeof metadata.issuer !== 'string' || typeof metadata.jwks_uri !== 'string')
       throw new Error('it names no issuer or jwks_uri');
-    const keys = (await getJson(metadata.jwks_uri)) as { keys?: unknown };
+    const keys = (await fetchJson(metadata.jwks_uri)) as { keys?: unknown };
     const count = Array.isArray(keys.keys) ? keys.keys.length : 0;
     if (count === 0) throw new Error('its key set is empty');
     checks.push({
@@ -77,10 +77,4 @@ export async function teamsChecks(settings: {
     }
   }
   return checks;
-}
-
-async function getJson(url: string): Promise<unknown> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000), redirect: 'error' });
-  if (!res.ok) throw new Error(`it answered ${res.status}`);
-  return res.json();
 }

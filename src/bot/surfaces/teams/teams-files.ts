@@ -1,7 +1,6 @@
 import { Readable } from 'node:stream';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import { fileNameProblem } from '../../../core/index.ts';
-import { type IncomingFile, inputExtensions, type RefusedFile } from '../../incoming-file.ts';
+import { fileRefusal, type IncomingFile, inputExtensions, type RefusedFile, tooLarge } from '../../incoming-file.ts';
 import type { ClientCredentials, HostAllowlist } from './teams-auth.ts';
 
 /** An attachment as Teams puts it on a message activity. */
@@ -42,21 +41,13 @@ export async function downloadTeamsFiles(
 ): Promise<{ accepted: IncomingFile[]; refused: RefusedFile[] }> {
   const accepted: IncomingFile[] = [];
   const refused: RefusedFile[] = [];
+  const limits = { maxBytes: options.maxBytes, maxFiles: options.maxFiles, extensions: inputExtensions };
   for (const a of fileAttachments(attachments)) {
     const name = (a.name ?? 'file').trim();
     const refuse = (reason: string) => refused.push({ name: name.slice(0, 80), reason });
-    if (accepted.length >= options.maxFiles) {
-      refuse(`at most ${options.maxFiles} files per request`);
-      continue;
-    }
-    const problem = fileNameProblem(name);
-    if (problem) {
-      refuse(problem);
-      continue;
-    }
-    const ext = name.toLowerCase().split('.').pop() ?? '';
-    if (!name.includes('.') || !(inputExtensions as readonly string[]).includes(ext)) {
-      refuse(`this type is not accepted (accepted: ${inputExtensions.join(', ')})`);
+    const refusal = fileRefusal(name, undefined, accepted.length, limits);
+    if (refusal) {
+      refuse(refusal);
       continue;
     }
     let url: string | undefined;
@@ -89,7 +80,7 @@ export async function downloadTeamsFiles(
       continue;
     }
     if (size !== undefined && size > options.maxBytes) {
-      refuse(`it is larger than the limit of ${Math.floor(options.maxBytes / 1024 / 1024)} MB`);
+      refuse(tooLarge(options.maxBytes));
       continue;
     }
     try {
@@ -102,7 +93,7 @@ export async function downloadTeamsFiles(
       const declared = Number(res.headers.get('content-length') ?? Number.NaN);
       if (Number.isFinite(declared) && declared > options.maxBytes) {
         await res.body.cancel();
-        refuse(`it is larger than the limit of ${Math.floor(options.maxBytes / 1024 / 1024)} MB`);
+        refuse(tooLarge(options.maxBytes));
         continue;
       }
       accepted.push({
