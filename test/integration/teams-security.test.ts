@@ -116,6 +116,15 @@ describe('Teams: /api/messages refuses what it cannot trust', () => {
     expect(fakes.connector.calls.length).toBe(before.calls);
   });
 
+  it('a token whose signing key does not endorse the activity’s channel is refused with 401', async () => {
+    const before = await tasks();
+    const activity = teams.channelMention({ team, channel: general, from: ana, text: 'summarise this' });
+    // The published key endorses msteams only; the same token on a Web Chat activity is not accepted.
+    const res = await teams.send({ ...activity, channelId: 'webchat' } as unknown as typeof activity);
+    expect(res.status).toBe(401);
+    expect(await tasks()).toBe(before);
+  });
+
   it('a signed activity whose serviceUrl is not on the allowlist is refused; that URL is never called', async () => {
     const forged = fakes.sender(bot.url, { serviceUrl: evil.url });
     const before = await tasks();

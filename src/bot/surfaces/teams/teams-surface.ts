@@ -302,10 +302,11 @@ export class TeamsSurface implements ChatSurface {
   }
 }
 
-function unavailable(err: unknown, words: string): HandoffError {
-  if (err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable) return err;
-  const status = statusOf(err);
-  if (status === 403 || status === 404 || status === 401)
-    return new HandoffError(ErrorCodes.channelUnavailable, words, { cause: err });
-  return err instanceof HandoffError ? err : new HandoffError(ErrorCodes.channelUnavailable, words, { cause: err });
+/**
+ * The bot may not post there (removed from the team, the channel gone): the schedule's own
+ * words. Anything else (Teams down, a network error) is passed on as it is, to be retried.
+ */
+function unavailable(err: unknown, words: string): unknown {
+  const gone = (err instanceof HandoffError && err.code === ErrorCodes.channelUnavailable) || statusOf(err) === 401;
+  return gone ? new HandoffError(ErrorCodes.channelUnavailable, words, { cause: err }) : err;
 }
