@@ -1,8 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import Dockerode from 'dockerode';
+import { loadPolicy } from './approvals/index.ts';
 import { teamsChecks } from './bot/index.ts';
-import type { Config } from './config/index.ts';
+import type { Config, ConnectorConfig } from './config/index.ts';
+import { connectorChecks } from './runner/index.ts';
 import { createRecordConnection, formatBytes, redisHealth, StateStore } from './storage/index.ts';
 
 interface Check {
@@ -15,7 +17,7 @@ interface Check {
 }
 
 /** `handoff doctor`: each dependency, whether it is usable, and the fix when it is not. */
-export async function doctor(config: Config): Promise<number> {
+export async function doctor(config: Config, connectors: readonly ConnectorConfig[] = []): Promise<number> {
   const checks: Check[] = [];
 
   if (config.redisUrl) {
@@ -134,6 +136,14 @@ export async function doctor(config: Config): Promise<number> {
           detail: 'demo model (bundled sample tasks only); set ANTHROPIC_API_KEY to use Claude',
         },
   );
+
+  if (connectors.length > 0) {
+    try {
+      checks.push(...(await connectorChecks(connectors, loadPolicy(config.policyFile))));
+    } catch (err) {
+      checks.push({ name: 'Connectors', ok: false, detail: (err as Error).message.slice(0, 500) });
+    }
+  }
 
   if (config.teamsAppId) {
     checks.push(

@@ -34,11 +34,20 @@ import {
   teamsCommand,
   WebSurface,
 } from './bot/index.ts';
-import { type Config, loadConfig, settingsTable } from './config/index.ts';
+import { type Config, type ConnectorConfig, loadConfig, loadConnectors, settingsTable } from './config/index.ts';
 import { asHandoffError, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
-import { DockerSandboxDriver, Runner, type SandboxDriver, sandboxUser } from './runner/index.ts';
+import {
+  connectorExplain,
+  connectorsList,
+  connectorsTest,
+  DockerSandboxDriver,
+  Runner,
+  type SandboxDriver,
+  sandboxUser,
+  unknownConnectors,
+} from './runner/index.ts';
 import {
   type ArtifactStore,
   AuditLog,
@@ -76,6 +85,10 @@ export interface StartOptions {
   lockDurationMs?: number;
   /** How often the runner's janitor and reconciler run (default 30 s); shorter in tests. */
   sweepIntervalMs?: number;
+  /** Connectors from handoff.yaml's `connectors:` section (docs/connectors.md). */
+  connectors?: ConnectorConfig[];
+  /** Where connectors' `env:` references are read from (default process.env). */
+  connectorEnv?: NodeJS.ProcessEnv;
 }
 
 export interface RunningHandoff {
@@ -192,6 +205,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           : undefined,
     });
     const policy = policyFor({ surface: 'web', channel: 'general', thread: '-' });
+    const connectors = options.connectors ?? [];
+    for (const problem of unknownConnectors(policyDoc, connectors)) logger.warn(problem);
     await audit.append({ type: 'policy.loaded', data: { source: config.policyFile ?? 'built-in', mode } });
     const running: RunningHandoff = { redisUrl, close };
 
@@ -252,6 +267,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           policyFor,
           prices: pricesFrom(config),
           policy,
+          connectors,
+          ...(options.connectorEnv ? { connectorEnv: options.connectorEnv } : {}),
         },
         {
           connection: queueConnection,
@@ -604,7 +621,8 @@ Commands:
   doctor    checks Redis, Docker, the sandbox image, the model, Teams and the port, with the fix for each
   config    prints every setting with its env variable and default
   policy check FILE                              validates a policy file (exit 1 with every problem)
-  policy explain --channel C [--action A]        which rule applies to a channel, and why
+  policy explain --channel C [--action A]        which rule applies to a channel, and why (A may be connector:NAME/TOOL)
+  connectors list [--channel C] | test NAME      configured connectors, their channels, tools and levels; a live test
   audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
   audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
   audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
@@ -625,19 +643,22 @@ export async function cli(argv: string[]): Promise<number> {
     console.log(settingsTable());
     return 0;
   }
-  if (command === 'policy') return policyCommand(argv.slice(1));
+  if (command === 'policy') return await policyCommand(argv.slice(1));
   if (command === 'teams') return teamsCommand(argv.slice(1));
   if (command === 'console' && (argv.length === 1 || argv.includes('--help') || argv.includes('-h'))) {
     console.log(consoleHelp);
     return argv.length === 1 ? 2 : 0;
   }
   let config: Config;
+  let connectors: ConnectorConfig[];
   try {
     config = loadConfig();
+    connectors = loadConnectors();
   } catch (err) {
     console.error(`handoff: ${(err as Error).message}`);
     return 2;
   }
+  if (command === 'connectors') return connectorsCommand(argv.slice(1), config, connectors);
   if (command === 'audit') return auditCommand(argv.slice(1), config);
   if (command === 'console')
     return consoleCommand(argv.slice(1), {
@@ -646,7 +667,7 @@ export async function cli(argv: string[]): Promise<number> {
     });
   if (command === 'doctor') {
     const { doctor } = await import('./doctor.ts');
-    return doctor(config);
+    return doctor(config, connectors);
   }
   if (command !== 'dev' && command !== 'bot' && command !== 'runner') {
     console.error(`handoff: unknown command ${JSON.stringify(command)}\n\n${help}`);
@@ -655,7 +676,7 @@ export async function cli(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel, 'handoff', { scrubText: config.logRedaction });
   let running: RunningHandoff;
   try {
-    running = await startHandoff({ config, mode: command, logger });
+    running = await startHandoff({ config, mode: command, logger, connectors });
   } catch (err) {
     const e = asHandoffError(err);
     logger.fatal({ code: e.code }, e.message);
@@ -700,7 +721,7 @@ export async function cli(argv: string[]): Promise<number> {
   return 0;
 }
 
-function policyCommand(args: string[]): number {
+async function policyCommand(args: string[]): Promise<number> {
   try {
     const { values, positionals } = parseArgs({
       args,
@@ -710,6 +731,10 @@ function policyCommand(args: string[]): number {
     if (positionals[0] === 'check' && positionals[1]) return policyCheck(positionals[1]);
     if (positionals[0] === 'explain' && values.channel) {
       const policy = loadPolicy(values.policy ?? process.env.HANDOFF_POLICY);
+      if (values.action?.startsWith('connector:')) {
+        console.log(await connectorExplain(loadConnectors(), policy, values.channel, values.action));
+        return 0;
+      }
       console.log(
         policyExplain(policy, { channel: values.channel, ...(values.action ? { action: values.action } : {}) }),
       );
@@ -719,7 +744,36 @@ function policyCommand(args: string[]): number {
     console.error(`handoff: ${(err as Error).message}`);
     return 1;
   }
-  console.error('usage: handoff policy check FILE | handoff policy explain --channel C [--action A] [--policy FILE]');
+  console.error(
+    'usage: handoff policy check FILE | handoff policy explain --channel C [--action A|connector:NAME/TOOL] [--policy FILE]',
+  );
+  return 2;
+}
+
+const connectorsHelp = `usage: handoff connectors list [--channel C]   what is configured, which channels may use it, its tools and levels
+       handoff connectors test NAME            connects, lists each tool with its level, reports latency`;
+
+async function connectorsCommand(args: string[], config: Config, connectors: ConnectorConfig[]): Promise<number> {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { channel: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+      console.log(connectorsHelp);
+      return 0;
+    }
+    const policy = loadPolicy(config.policyFile);
+    if (positionals[0] === 'list' && positionals.length === 1)
+      return await connectorsList(connectors, policy, values.channel ? { channel: values.channel } : {});
+    if (positionals[0] === 'test' && positionals.length === 2)
+      return await connectorsTest(connectors, policy, positionals[1]!);
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 1;
+  }
+  console.error(connectorsHelp);
   return 2;
 }
 

@@ -14,7 +14,7 @@ import type {
   TrustLevel,
 } from '../core/index.ts';
 import { addUsage, budgetTokens, costUsd, ErrorCodes, HandoffError, newId } from '../core/index.ts';
-import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
+import type { ContentBlock, MessageParam, ModelProvider, ToolDefinition } from './model/provider.ts';
 import { runSystem, taskMessage, threadMessageText } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
 import {
@@ -56,6 +56,27 @@ export interface ToolHost {
    * state). Called after any call that may have written there, before the checkpoint.
    */
   syncOutputs?(): Promise<void>;
+  /**
+   * Web domains outside the envelope that the run tried to reach since the last call (the
+   * egress proxy or web_fetch held them), emptied by the call.
+   */
+  takeHeldEgress?(): string[];
+  /** Lets the run reach these domains from now on (a person approved them). */
+  grantEgress?(domains: readonly string[]): void;
+}
+
+/**
+ * Tools the runner offers beyond the built-in ones (connector tools, web_fetch). Their
+ * definitions are fixed for the run, so the tool list stays byte-stable across turns.
+ */
+export interface ExtraTools {
+  definitions: ToolDefinition[];
+  /** The kind and level of a call to one of these tools; undefined when `name` is not one of them. */
+  classify(name: string, input: Record<string, unknown>): { action: ActionKind; trust: TrustLevel } | undefined;
+  /** Runs one; failures come back as error results. */
+  run(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolResult>;
+  /** A short line for progress and approval cards. */
+  describe(name: string, input: Record<string, unknown>): string;
 }
 
 export interface ProgressUpdate {
@@ -97,6 +118,8 @@ export interface RunLoopOptions {
   questionTimeoutMs?: number;
   /** Applied to every text before it reaches the model and the checkpoint (the request, tool results, replies). */
   redact?: Redactor;
+  /** Connector tools and web_fetch, when the run has any. */
+  extraTools?: ExtraTools;
 }
 
 export interface RunOutcome {
@@ -110,7 +133,7 @@ export interface RunOutcome {
   checkpoint: Checkpoint;
 }
 
-type ToolResult = { content: string; isError: boolean };
+export type ToolResult = { content: string; isError: boolean };
 
 const readable = [workspaceRoot, '/tmp'];
 const writable = [outputsDir, '/tmp'];
@@ -139,6 +162,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
   const maxTurns = options.maxTurns ?? 60;
   const maxTokensPerCall = options.maxTokensPerCall ?? 8192;
   const maxContinuations = options.maxContinuations ?? 3;
+  const tools = options.extraTools ? [...runTools, ...options.extraTools.definitions] : runTools;
+  if (cp.egressGranted?.length) options.host.grantEgress?.(cp.egressGranted);
 
   if (cp.messages.length === 0) {
     cp.messages = [
@@ -155,7 +180,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         throwIfAborted(signal);
         const input = (use.input ?? {}) as Record<string, unknown>;
         markStep(cp, input.step, plan.steps.length);
-        options.progress({ stepStatus: cp.stepStatus, activity: describeCall(use.name, input), usage: cp.usage });
+        options.progress({ stepStatus: cp.stepStatus, activity: describe(options, use.name, input), usage: cp.usage });
         const started = Date.now();
         let step: GateResult;
         if (cp.inFlight === use.id) {
@@ -193,6 +218,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           step = await gateAndRun(options, cp, use.id, use.name, input);
           if (step.kind === 'result' && step.decision === 'ran' && mutating.has(use.name))
             await options.host.syncOutputs?.();
+          if (step.kind === 'result') step = heldEgress(options, use.id, use.name, input, step);
         }
         if (step.kind === 'pause' || step.kind === 'question') {
           cp.inFlight = undefined;
@@ -247,7 +273,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
       return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
     const maxTokens = cp.retryMaxTokens ?? maxTokensPerCall;
     const response = await provider.createMessage(
-      { system, messages: cp.messages as MessageParam[], tools: runTools, maxTokens },
+      { system, messages: cp.messages as MessageParam[], tools, maxTokens },
       signal,
     );
     cp.usage = addUsage(cp.usage, response.usage);
@@ -361,10 +387,70 @@ type GateResult =
   | { kind: 'pause'; pending: PendingAction; action: ActionKind | undefined; trust: TrustLevel }
   | { kind: 'question'; pending: PendingQuestion; action: ActionKind | undefined; trust: TrustLevel };
 
-function classify(options: RunLoopOptions, name: string, input: Record<string, unknown>) {
+function classify(
+  options: RunLoopOptions,
+  name: string,
+  input: Record<string, unknown>,
+): { action: ActionKind | undefined; trust: TrustLevel } {
+  const extra = options.extraTools?.classify(name, input);
+  if (extra) return extra;
   const action = classifyToolCall(name, input);
   const trust: TrustLevel = action ? options.trustLevels[action] : 'autonomous';
   return { action, trust };
+}
+
+function knownTool(options: RunLoopOptions, name: string): boolean {
+  return isKnownTool(name) || options.extraTools?.classify(name, {}) !== undefined;
+}
+
+function describe(options: RunLoopOptions, name: string, input: Record<string, unknown>): string {
+  return options.extraTools?.classify(name, input)
+    ? options.extraTools.describe(name, input)
+    : describeCall(name, input);
+}
+
+/**
+ * A call that ran but tried to reach web domains outside the envelope: the proxy held
+ * them, and the run now asks a person (watched), unless policy forbids egress outright.
+ * The call is not run again either way; its result goes to the model with the outcome.
+ */
+function heldEgress(
+  options: RunLoopOptions,
+  toolUseId: string,
+  name: string,
+  input: Record<string, unknown>,
+  step: Extract<GateResult, { kind: 'result' }>,
+): GateResult {
+  const held = [...new Set(options.host.takeHeldEgress?.() ?? [])].slice(0, 20);
+  if (held.length === 0) return step;
+  if (options.trustLevels.network_egress === 'forbidden') {
+    return {
+      ...step,
+      result: {
+        content: `${step.result.content}\n\nNote from Handoff: the sandbox tried to reach ${held.join(', ')}; policy forbids network egress in this channel, so it was refused and cannot be approved.`,
+        isError: step.result.isError,
+      },
+    };
+  }
+  const now = Date.now();
+  const list = held.join(', ');
+  return {
+    kind: 'pause',
+    pending: {
+      id: newId('a'),
+      toolUseId,
+      tool: name,
+      input: abbreviateStrings(input, 2000, 2000),
+      action: 'network_egress',
+      trust: 'watched',
+      reason: `the run wants to reach ${list}, which the approved plan does not name`,
+      requestedAt: new Date(now).toISOString(),
+      expiresAt: new Date(now + options.approvalExpiryMs).toISOString(),
+      egress: { domains: held, result: step.result.content, isError: step.result.isError },
+    },
+    action: 'network_egress',
+    trust: 'watched',
+  };
 }
 
 /**
@@ -379,12 +465,11 @@ async function gateAndRun(
   name: string,
   input: Record<string, unknown>,
 ): Promise<GateResult> {
-  if (!isKnownTool(name)) {
+  if (!knownTool(options, name)) {
+    const names = [...runTools, ...(options.extraTools?.definitions ?? [])].map((t) => t.name);
     return {
       kind: 'result',
-      result: err(
-        `there is no tool named ${JSON.stringify(name.slice(0, 100))}. The tools are: ${runTools.map((t) => t.name).join(', ')}.`,
-      ),
+      result: err(`there is no tool named ${JSON.stringify(name.slice(0, 100))}. The tools are: ${names.join(', ')}.`),
       action: undefined,
       trust: 'autonomous',
       decision: 'refused',
@@ -405,9 +490,10 @@ async function gateAndRun(
   }
   const outsideEnvelope = !options.plan.envelope.tools.includes(name);
   if (trust === 'watched' || outsideEnvelope) {
+    const what = describe(options, name, input);
     const why = outsideEnvelope
-      ? `the approved plan did not include ${describeCall(name, input)}`
-      : `${describeCall(name, input)} is a ${action?.replace(/_/g, ' ')} action, which needs a person's approval`;
+      ? `the approved plan did not include ${what}`
+      : `${what} is a ${action?.replace(/_/g, ' ')} action, which needs a person's approval`;
     const now = Date.now();
     return {
       kind: 'pause',
@@ -471,6 +557,29 @@ async function decided(
   input: Record<string, unknown>,
 ): Promise<GateResult> {
   const { action, trust } = classify(options, name, input);
+  if (pending.egress) {
+    // The call ran already; only reaching the domains was waiting for a person.
+    const { domains, result, isError } = pending.egress;
+    const approved = decision.outcome === 'approved';
+    if (approved) {
+      cp.egressGranted = [...new Set([...(cp.egressGranted ?? []), ...domains])];
+      options.host.grantEgress?.(domains);
+    }
+    return {
+      kind: 'result',
+      result: {
+        content: `${result}\n\nNote from Handoff: ${
+          approved
+            ? `${decision.by.name} approved reaching ${domains.join(', ')} for this run. The requests above were refused while waiting; repeat what is still needed.`
+            : `${decision.by.name} denied reaching ${domains.join(', ')}. Continue without it.`
+        }`,
+        isError,
+      },
+      action: 'network_egress',
+      trust: 'watched',
+      decision: approved ? 'ran' : 'refused',
+    };
+  }
   if (decision.outcome === 'denied') {
     return {
       kind: 'result',
@@ -489,7 +598,7 @@ async function decided(
   ) {
     return { kind: 'result', result: await changeInput(options, name, input), action, trust, decision: 'ran' };
   }
-  if (!isKnownTool(name)) {
+  if (!knownTool(options, name)) {
     return {
       kind: 'result',
       result: err(`${name} is not available in this deployment`),
@@ -669,6 +778,7 @@ async function runTool(
       return { content: `deleted ${p.path}`, isError: false };
     }
     default:
+      if (options.extraTools?.classify(name, input)) return options.extraTools.run(name, input, options.signal);
       return err(`unknown tool ${name}`);
   }
 }

@@ -1,11 +1,14 @@
 export {
+  type ExtraTools,
   type ProgressUpdate,
   type QuestionOutcome,
   type RunLoopOptions,
   type RunOutcome,
   runAgentLoop,
   type ToolHost,
+  type ToolResult,
 } from './agent-loop.ts';
+export * from './connectors/index.ts';
 export { DemoProvider, demoUnsupportedMessage, matchSample } from './demo/demo-provider.ts';
 export { AnthropicProvider } from './model/anthropic.ts';
 export type {
@@ -17,6 +20,6 @@ export type {
   ToolDefinition,
 } from './model/provider.ts';
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
-export type { PlanRevision } from './prompts.ts';
+export type { PlanReach, PlanRevision } from './prompts.ts';
 export { applyRedactor, type Redactor } from './redactor.ts';
 export { abbreviateStrings, classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';

@@ -12,7 +12,7 @@ import {
 } from '../core/index.ts';
 import type { ToolHost } from './agent-loop.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
-import { type PlanRevision, plannerSystem, taskMessage } from './prompts.ts';
+import { type PlanReach, type PlanRevision, plannerSystem, taskMessage } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
 import { planTools, resolveSandboxPath, workspaceRoot } from './tools.ts';
 
@@ -29,6 +29,8 @@ export interface PlannerOptions {
   previous?: PlanRevision;
   /** max_tokens of each planning call. Default 4096; a plan cut off is asked again with twice the room. */
   maxTokensPerCall?: number;
+  /** What the channel lets a plan reach beyond its files (connector tools, web domains). */
+  reach?: PlanReach;
 }
 
 export interface PlannerResult {
@@ -50,7 +52,9 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   const system = plannerSystem();
   const counts = { redactions: {} as Record<string, number> };
   const clean = (text: string) => applyRedactor(options.redact, counts.redactions, text);
-  const messages: MessageParam[] = [{ role: 'user', content: clean(taskMessage(task, 'plan', options.previous)) }];
+  const messages: MessageParam[] = [
+    { role: 'user', content: clean(taskMessage(task, 'plan', options.previous, options.reach)) },
+  ];
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;
   let invalidPlans = 0;

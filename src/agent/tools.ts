@@ -129,6 +129,28 @@ export const planTools: ToolDefinition[] = [
             required: ['name', 'type'],
           },
         },
+        connectorTools: {
+          type: 'array',
+          items: { type: 'string' },
+          description:
+            'Connector tools the work needs, by their exact names from the list you were given. Omit when none.',
+        },
+        egressDomains: {
+          type: 'array',
+          items: { type: 'string' },
+          description:
+            'Web domains the work must reach (host names such as api.example.com, or *.example.com), only from the allowed list you were given. Omit when none.',
+        },
+        mayOverwrite: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Input file names the work must change in place. Omit when none.',
+        },
+        mayDelete: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'Input file names the work must delete. Omit when none.',
+        },
       },
       required: ['summary', 'steps', 'deliverables'],
     },

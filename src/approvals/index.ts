@@ -28,6 +28,7 @@ export {
   loadPolicy,
   type Policy,
   PolicyError,
+  parseChannelId,
   parsePolicy,
   policyForChannel,
   type SchedulePolicy,

@@ -48,6 +48,14 @@ export interface PlanPolicy {
     connectors: boolean;
     timeZone?: string;
   };
+  /** Connectors runs in the channel may use (default: none). */
+  connectors?: readonly string[];
+  /** Domains an envelope in the channel may name for egress (default: none). */
+  egressDomains?: readonly string[];
+  /** `NAME/TOOL` or `NAME/*` → level; these only tighten a connector tool's level. */
+  connectorTrust?: Readonly<Record<string, TrustLevel>>;
+  /** Per action kind: whether a policy file set its level (a connector's own override cannot loosen it then). */
+  explicitTrust?: Partial<Record<ActionKind, boolean>>;
 }
 
 export function defaultPlanPolicy(allowSelfApproval: boolean): PlanPolicy {

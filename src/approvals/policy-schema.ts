@@ -1,35 +1,18 @@
 import { z } from 'zod';
-import { ActionKindSchema, RedactionKindSchema, TrustLevelSchema } from '../core/index.ts';
+import {
+  ActionKindSchema,
+  DurationSchema,
+  durationSchema,
+  RedactionKindSchema,
+  TrustLevelSchema,
+} from '../core/index.ts';
 
 /**
  * The policy file's shape (docs/policy.md). Every object is strict: a typo in a
  * security policy is an error, never a key that silently does nothing.
  */
 
-const durationPattern = /^(?:\d+(?:ms|s|m|h|d))+$/;
-const durationUnitsMs: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `90s`, `15m`, `24h`, `7d`, `1h30m` → milliseconds; undefined when not a duration. */
-export function parseDuration(text: string): number | undefined {
-  if (!durationPattern.test(text)) return undefined;
-  let ms = 0;
-  for (const m of text.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(m[1]) * durationUnitsMs[m[2]!]!;
-  return ms;
-}
-
-/** A duration string; with `min`, at least `min.ms` long (else `min.reason`). */
-function durationSchema(min?: { ms: number; reason: string }) {
-  return z
-    .string({ error: 'must be a duration such as 90s, 15m, 24h or 7d' })
-    .refine((s) => durationPattern.test(s), {
-      error: (issue) =>
-        `${JSON.stringify(issue.input)} is not a duration: use a number and a unit (ms, s, m, h, d), e.g. 24h`,
-      abort: true,
-    })
-    .refine((s) => (parseDuration(s) ?? 0) >= (min?.ms ?? 1), { error: min?.reason ?? 'must be longer than zero' });
-}
-
-export const DurationSchema = durationSchema();
+export { DurationSchema, parseDuration } from '../core/index.ts';
 
 const labelPattern = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
 
@@ -60,6 +43,17 @@ const DomainSchema = z.string().superRefine((domain, ctx) => {
 const ConnectorNameSchema = z
   .string()
   .regex(/^[a-z0-9][a-z0-9_.-]{0,99}$/, 'a connector name: lower-case letters, digits, _ . -');
+
+/**
+ * Per connector tool: `NAME/TOOL` or `NAME/*` → a trust level. These only tighten the level
+ * a tool would otherwise have (docs/connectors.md, "Trust").
+ */
+export const ConnectorTrustSchema = z.record(
+  z
+    .string()
+    .regex(/^[a-z0-9][a-z0-9_-]{0,29}\/(?:\*|[A-Za-z0-9_./-]{1,128})$/, 'a key is CONNECTOR/TOOL or CONNECTOR/*'),
+  TrustLevelSchema,
+);
 
 /** Trust-level overrides per action kind; unknown action kinds are errors. */
 export const TrustOverridesSchema = z.strictObject(
@@ -158,6 +152,7 @@ export type SchedulesPolicy = z.infer<typeof SchedulesPolicySchema>;
 
 export const DefaultsSchema = z.strictObject({
   trust: TrustOverridesSchema.optional(),
+  connectorTrust: ConnectorTrustSchema.optional(),
   requesterMayApprove: z.boolean().optional(),
   approvalExpiry: DurationSchema.optional(),
   budget: BudgetPolicySchema.optional(),
@@ -178,6 +173,8 @@ export const ChannelRuleSchema = z.strictObject({
   egressDomains: z.array(DomainSchema).optional(),
   budget: BudgetPolicySchema.optional(),
   trust: TrustOverridesSchema.optional(),
+  /** Per connector tool levels; they only tighten. */
+  connectorTrust: ConnectorTrustSchema.optional(),
   redaction: RedactionPolicySchema.optional(),
   schedules: SchedulesPolicySchema.optional(),
 });

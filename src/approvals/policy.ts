@@ -14,7 +14,7 @@ import {
   type TrustLevel,
   TrustLevelSchema,
 } from '../core/index.ts';
-import { defaultTrustLevels } from './default-policy.ts';
+import { defaultTrustLevels, strictest } from './default-policy.ts';
 import type { PlanPolicy } from './plan-decision.ts';
 import {
   type BudgetPolicy,
@@ -113,6 +113,7 @@ export type PolicyField =
   | 'approvalExpiry'
   | 'connectors'
   | 'egressDomains'
+  | 'connectorTrust'
   | 'budget'
   | 'redaction'
   | 'schedules';
@@ -134,6 +135,8 @@ export interface EffectiveChannelPolicy {
   connectors: string[];
   /** Domains an envelope may name for egress; empty means no egress at all. */
   egressDomains: string[];
+  /** `NAME/TOOL` or `NAME/*` → level, from every matching rule and the defaults, the strictest kept. */
+  connectorTrust: Record<string, TrustLevel>;
   /** Caps from policy; a cap that is not set here falls back to the deployment's settings. */
   budget: EffectiveBudget;
   redaction: EffectiveRedaction;
@@ -405,6 +408,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     approvalExpiry: policy.defaultsRule.approvalExpiry !== undefined ? 'defaults' : builtInPolicySource,
     connectors: 'default',
     egressDomains: 'default',
+    connectorTrust: policy.defaultsRule.connectorTrust !== undefined ? 'defaults' : 'default',
     budget: policy.defaultsRule.budget !== undefined ? 'defaults' : builtInPolicySource,
     redaction: policy.defaultsRule.redaction !== undefined ? 'defaults' : builtInPolicySource,
     schedules: policy.defaultsRule.schedules !== undefined ? 'defaults' : builtInPolicySource,
@@ -415,6 +419,12 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   let approvalExpiryMs = policy.defaults.approvalExpiryMs;
   let connectors: string[] = [];
   let egressDomains: string[] = [];
+  const connectorTrust: Record<string, TrustLevel> = {};
+  const tighten = (entries: Record<string, TrustLevel> | undefined) => {
+    for (const [k, level] of Object.entries(entries ?? {}))
+      connectorTrust[k] = connectorTrust[k] ? strictest([connectorTrust[k], level]) : level;
+  };
+  tighten(policy.defaultsRule.connectorTrust);
   let budget = { ...policy.defaults.budget };
   let redaction = { ...policy.defaults.redaction, kinds: [...policy.defaults.redaction.kinds] };
   let schedules = { ...policy.defaults.schedules };
@@ -439,6 +449,10 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
       [approvalExpiryMs, sources.approvalExpiry] = [durationMs(r.approvalExpiry)!, from];
     if (r.connectors) [connectors, sources.connectors] = [[...r.connectors], from];
     if (r.egressDomains) [egressDomains, sources.egressDomains] = [[...r.egressDomains], from];
+    if (r.connectorTrust) {
+      tighten(r.connectorTrust);
+      sources.connectorTrust = from;
+    }
     if (r.budget) [budget, sources.budget] = [{ ...budget, ...budgetOf(r.budget) }, from];
     if (r.redaction) [redaction, sources.redaction] = [redactionOf(redaction, r.redaction), from];
     if (r.schedules) [schedules, sources.schedules] = [schedulesOf(schedules, r.schedules), from];
@@ -462,6 +476,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     approvalExpiryMs,
     connectors,
     egressDomains,
+    connectorTrust,
     budget,
     redaction,
     schedules,
@@ -493,6 +508,12 @@ export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
     budget: effective.budget,
     redaction: effective.redaction,
     schedules: { ...effective.schedules },
+    connectors: effective.connectors,
+    egressDomains: effective.egressDomains,
+    connectorTrust: effective.connectorTrust,
+    explicitTrust: Object.fromEntries(
+      Object.entries(effective.trustSources).map(([a, from]) => [a, from !== builtInPolicySource]),
+    ) as Partial<Record<ActionKind, boolean>>,
   };
 }
 

@@ -31,4 +31,13 @@ export {
   WebSurface,
 } from './surfaces/web/index.ts';
 export { asUnavailable } from './unavailable.ts';
-export { type PlanView, planView, type ResultView, resultView, type View } from './views.ts';
+export {
+  type PlanReachView,
+  type PlanView,
+  planReachView,
+  planView,
+  type ResultView,
+  reachLines,
+  resultView,
+  type View,
+} from './views.ts';

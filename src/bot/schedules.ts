@@ -332,7 +332,7 @@ export class Schedules {
       target: draft.target.channel,
       envelope: {
         tools: plan.envelope.tools,
-        connectors: [],
+        connectors: (plan.envelope.connectors ?? []).map((t) => `${t.title ?? t.connector}: ${t.tool} (${t.trust})`),
         deliverableTypes: plan.envelope.deliverableTypes,
         maxCostUsdPerRun: plan.envelope.budget.maxCostUsd,
         maxWallTimeMin: Math.round(plan.envelope.budget.maxWallTimeMs / 60_000),

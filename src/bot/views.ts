@@ -51,6 +51,53 @@ export interface PlanView {
   changes?: { requestedBy: string; text: string; diff: PlanDiff };
   /** On a schedule's standing plan: the schedule, shown above the plan. */
   schedule?: ScheduleInfo;
+  /** What the plan may reach beyond its files; set only when it reaches anything. */
+  reach?: PlanReachView;
+}
+
+/** A plan's reach beyond its files, as the card shows it. */
+export interface PlanReachView {
+  /** `Records: lookup` with its kind and level. */
+  connectors: Array<{ label: string; action: 'read' | 'write'; trust: TrustLevel }>;
+  egressDomains: string[];
+  webFetch: boolean;
+  mayOverwrite: string[];
+  mayDelete: string[];
+}
+
+/** The reach of a plan as plain lines (each surface escapes and styles them). */
+export function reachLines(reach: PlanReachView): string[] {
+  const lines: string[] = [];
+  const level = (t: TrustLevel) => (t === 'watched' ? 'watched: asks before each call' : t);
+  if (reach.connectors.length > 0)
+    lines.push(
+      `Connector tools: ${reach.connectors.map((c) => `${c.label} (${c.action}, ${level(c.trust)})`).join('; ')}`,
+    );
+  if (reach.egressDomains.length > 0)
+    lines.push(
+      `Web access: ${reach.egressDomains.join(', ')}${reach.webFetch ? ' (pages read with web_fetch, or from the sandbox through the allowlisting proxy)' : ' (through the allowlisting proxy)'}; any other domain asks first`,
+    );
+  if (reach.mayOverwrite.length > 0) lines.push(`May overwrite inputs: ${reach.mayOverwrite.join(', ')} (asks first)`);
+  if (reach.mayDelete.length > 0) lines.push(`May delete inputs: ${reach.mayDelete.join(', ')} (asks first)`);
+  return lines;
+}
+
+/** The reach view of a plan, undefined when it reaches nothing beyond its files. */
+export function planReachView(plan: Plan): PlanReachView | undefined {
+  const e = plan.envelope;
+  const connectors = (e.connectors ?? []).map((t) => ({
+    label: `${t.title ?? t.connector}: ${t.tool}`,
+    action: t.action === 'connector_read' ? ('read' as const) : ('write' as const),
+    trust: t.trust,
+  }));
+  if (connectors.length + e.egressDomains.length + e.mayOverwrite.length + e.mayDelete.length === 0) return undefined;
+  return {
+    connectors,
+    egressDomains: [...e.egressDomains],
+    webFetch: e.webFetch === true,
+    mayOverwrite: [...e.mayOverwrite],
+    mayDelete: [...e.mayDelete],
+  };
 }
 
 /** A schedule as a card shows it: when, where, whose, and the envelope each run stays in. */
@@ -269,6 +316,8 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: 
     },
     ...(task.approvalExpiresAt && task.planVersion === plan.version ? { expiresAt: task.approvalExpiresAt } : {}),
   };
+  const reach = planReachView(plan);
+  if (reach) view.reach = reach;
   if (previous && plan.version > 1 && previous.version === plan.version - 1) {
     const asked = changeRequestsFor(task, plan.version).at(-1);
     view.changes = {

@@ -1,2 +1,15 @@
-export { type LoadOptions, loadConfig, settingsTable } from './load-config.ts';
+export {
+  type ConnectorConfig,
+  type ConnectorSpec,
+  connectorNamePattern,
+  defaultConnectorTimeoutMs,
+  type HttpConnectorSpec,
+  isReference,
+  parseConnectors,
+  resolveRecord,
+  resolveValue,
+  type StdioConnectorSpec,
+  type ToolTrust,
+} from './connectors.ts';
+export { type LoadOptions, loadConfig, loadConnectors, settingsTable } from './load-config.ts';
 export { type Config, type SettingDef, settingDefs } from './settings.ts';

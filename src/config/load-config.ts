@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ErrorCodes, HandoffError } from '../core/index.ts';
+import { type ConnectorConfig, parseConnectors } from './connectors.ts';
 import { type Config, settingDefs } from './settings.ts';
 
 export interface LoadOptions {
@@ -18,22 +19,10 @@ const schema = z.strictObject(Object.fromEntries(settingDefs.map((d) => [d.key, 
  */
 export function loadConfig(options: LoadOptions = {}): Config {
   const env = options.env ?? process.env;
-  const file = options.file ?? env.HANDOFF_CONFIG ?? (existsSync('handoff.yaml') ? 'handoff.yaml' : undefined);
-  let fromFile: Record<string, unknown> = {};
-  if (file) {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8');
-    } catch (err) {
-      throw new HandoffError(ErrorCodes.config, `cannot read config file ${file}: ${(err as Error).message}`);
-    }
-    const parsed: unknown = parseYaml(text);
-    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
-      throw new HandoffError(ErrorCodes.config, `${file}: the top level must be a mapping of setting: value`);
-    }
-    fromFile = (parsed as Record<string, unknown> | null) ?? {};
-  }
+  const { file, fromFile } = readConfigFile(options);
   const raw: Record<string, unknown> = { ...fromFile };
+  // Sections that are not settings have their own readers.
+  delete raw.connectors;
   for (const def of settingDefs) {
     const value = env[def.env];
     if (value !== undefined && value !== '') raw[def.key] = value;
@@ -53,6 +42,32 @@ export function loadConfig(options: LoadOptions = {}): Config {
     throw new HandoffError(ErrorCodes.config, `invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data as Config;
+}
+
+/** The `connectors:` section of handoff.yaml, validated (docs/connectors.md); empty without one. */
+export function loadConnectors(options: LoadOptions = {}): ConnectorConfig[] {
+  const { file, fromFile } = readConfigFile(options);
+  return parseConnectors(fromFile.connectors, file ?? 'handoff.yaml');
+}
+
+function readConfigFile(options: LoadOptions): { file?: string; fromFile: Record<string, unknown> } {
+  const env = options.env ?? process.env;
+  const file = options.file ?? env.HANDOFF_CONFIG ?? (existsSync('handoff.yaml') ? 'handoff.yaml' : undefined);
+  let fromFile: Record<string, unknown> = {};
+  if (file) {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new HandoffError(ErrorCodes.config, `cannot read config file ${file}: ${(err as Error).message}`);
+    }
+    const parsed: unknown = parseYaml(text);
+    if (parsed !== null && (typeof parsed !== 'object' || Array.isArray(parsed))) {
+      throw new HandoffError(ErrorCodes.config, `${file}: the top level must be a mapping of setting: value`);
+    }
+    fromFile = (parsed as Record<string, unknown> | null) ?? {};
+  }
+  return file ? { file, fromFile } : { fromFile };
 }
 
 /** The settings as a Markdown table (README), secrets never shown with a value. */

@@ -71,4 +71,8 @@ export const ErrorCodes = {
   channelUnavailable: 'handoff_channel_unavailable',
   /** A schedule rule that cannot be parsed, or one the channel's policy does not allow. */
   scheduleInvalid: 'handoff_schedule_invalid',
+  /** A connector (MCP server) could not be started, reached or listed. */
+  connectorFailed: 'handoff_connector_failed',
+  /** A per-user connector has no connection for the person it would act as. */
+  connectionRequired: 'handoff_connection_required',
 } as const;

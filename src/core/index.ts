@@ -9,6 +9,7 @@ export {
   StoredFileSchema,
 } from './artifact.ts';
 export { canonicalJson } from './canonical-json.ts';
+export { DurationSchema, durationSchema, parseDuration } from './duration.ts';
 export { abortCode, asHandoffError, ErrorCodes, HandoffError } from './errors.ts';
 export { type ProgressEvent, type RunnerEvent, RunnerEventSchema } from './events.ts';
 export {
@@ -26,6 +27,8 @@ export {
   type DeliverableSpec,
   DeliverableSpecSchema,
   type Envelope,
+  type EnvelopeConnectorTool,
+  EnvelopeConnectorToolSchema,
   EnvelopeSchema,
   type Plan,
   type PlanDraft,

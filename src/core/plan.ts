@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DeliverableTypeSchema } from './artifact.ts';
-import { ActionKindSchema } from './trust.ts';
+import { ActionKindSchema, TrustLevelSchema } from './trust.ts';
 
 export const PlanStepSchema = z.object({
   title: z.string().min(1).max(200),
@@ -27,6 +27,19 @@ export const BudgetSchema = z.object({
 });
 export type Budget = z.infer<typeof BudgetSchema>;
 
+/** A connector tool an approved run may call, with the level it was approved at. */
+export const EnvelopeConnectorToolSchema = z.object({
+  /** The model's name for it: `<connector>__<tool>`. */
+  name: z.string().min(1).max(64),
+  connector: z.string().min(1).max(30),
+  /** The connector's name for people (`title:` in handoff.yaml). */
+  title: z.string().min(1).max(80).optional(),
+  tool: z.string().min(1).max(128),
+  action: z.enum(['connector_read', 'connector_write']),
+  trust: TrustLevelSchema,
+});
+export type EnvelopeConnectorTool = z.infer<typeof EnvelopeConnectorToolSchema>;
+
 /**
  * What an approved run may do. Approval binds to the hash of plan version + envelope,
  * so anything outside it needs a new approval.
@@ -42,6 +55,10 @@ export const EnvelopeSchema = z.object({
   mayDelete: z.array(z.string().min(1).max(255)).max(100),
   deliverableTypes: z.array(DeliverableTypeSchema).max(7),
   budget: BudgetSchema,
+  /** Connector tools the plan needs (also named in `tools`); absent in plans made before connectors. */
+  connectors: z.array(EnvelopeConnectorToolSchema).max(100).optional(),
+  /** Whether the runner may fetch web pages (web_fetch) from `egressDomains`. */
+  webFetch: z.boolean().optional(),
 });
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 
@@ -50,6 +67,14 @@ export const PlanDraftSchema = z.object({
   summary: z.string().min(1).max(2000),
   steps: z.array(PlanStepSchema).min(1).max(20),
   deliverables: z.array(DeliverableSpecSchema).min(1).max(20),
+  /** Connector tools (`<connector>__<tool>`) the work needs. */
+  connectorTools: z.array(z.string().min(1).max(64)).max(100).optional(),
+  /** Web domains the work needs to reach (exact names or `*.example.com`). */
+  egressDomains: z.array(z.string().min(1).max(253)).max(50).optional(),
+  /** Input file names the work must overwrite. */
+  mayOverwrite: z.array(z.string().min(1).max(255)).max(100).optional(),
+  /** Input file names the work must delete. */
+  mayDelete: z.array(z.string().min(1).max(255)).max(100).optional(),
 });
 export type PlanDraft = z.infer<typeof PlanDraftSchema>;
 

@@ -34,6 +34,13 @@ export const PendingActionSchema = z.object({
   reason: z.string(),
   requestedAt: z.string(),
   expiresAt: z.string(),
+  /**
+   * Set when the call already ran but reached web domains outside the envelope (the proxy
+   * held them): approving lets the run reach them from now on; the call is not run again.
+   */
+  egress: z
+    .object({ domains: z.array(z.string().max(253)).min(1).max(20), result: z.string(), isError: z.boolean() })
+    .optional(),
 });
 export type PendingAction = z.infer<typeof PendingActionSchema>;
 
@@ -142,6 +149,8 @@ export const CheckpointSchema = z.object({
   redactions: z.record(z.string(), z.number().int().nonnegative()).default({}),
   /** The container kept while the run waits, re-attached on resume. */
   sandboxId: z.string().optional(),
+  /** Web domains a person approved for this run on top of the envelope's. */
+  egressGranted: z.array(z.string().max(253)).max(100).optional(),
   startedAt: z.string(),
   /** Wall time already spent before the latest resume. */
   elapsedMs: z.number().nonnegative(),

@@ -1,3 +1,12 @@
+export {
+  channelsAllowing,
+  connectorChecks,
+  connectorExplain,
+  connectorsList,
+  connectorsTest,
+  describeTarget,
+  unknownConnectors,
+} from './connectors-cli.ts';
 export { buildPlan, processPlanJob, type RunnerDeps } from './plan-processor.ts';
 export { processRunJob } from './run-processor.ts';
 export { Runner, type RunnerOptions } from './runner.ts';

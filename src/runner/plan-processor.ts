@@ -1,6 +1,16 @@
 import { UnrecoverableError } from 'bullmq';
-import { draftPlan, type ModelProvider, type Redactor, toolsForPlan } from '../agent/index.ts';
+import {
+  type AuthProvider,
+  ConnectorHub,
+  draftPlan,
+  type ModelProvider,
+  type OfferedTool,
+  type PlanReach,
+  type Redactor,
+  toolsForPlan,
+} from '../agent/index.ts';
 import { type PlanPolicy, planBlockers, stepTrustLevels } from '../approvals/index.ts';
+import type { ConnectorConfig } from '../config/index.ts';
 import {
   addUsage,
   asHandoffError,
@@ -18,6 +28,7 @@ import {
 import type { Logger } from '../observability/index.ts';
 import type { PlanJob, Queues } from '../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../storage/index.ts';
+import { connectorsFor, connectorTrustPolicy } from './run-tools.ts';
 import type { SandboxDriver, SandboxLimits } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
 
@@ -50,6 +61,64 @@ export interface RunnerDeps {
   policy: PlanPolicy;
   /** The policy of the channel a task came from; `policy` where unset. */
   policyFor?: (conversation: ConversationRef) => PlanPolicy;
+  /** Connectors from handoff.yaml (docs/connectors.md). */
+  connectors?: readonly ConnectorConfig[];
+  /** Where connectors' `env:` references are read from (default process.env). */
+  connectorEnv?: NodeJS.ProcessEnv;
+  /** A person's OAuth provider for a per-user connector; undefined when they have not connected it. */
+  connectionFor?: (config: ConnectorConfig, task: Task) => AuthProvider | undefined;
+  /** Whether runs with web domains in their envelope get the web_fetch tool. Default true. */
+  webFetch?: boolean;
+}
+
+/** The connector tools a planner is shown for a task, listed by starting each allowed connector briefly. */
+export async function planReach(
+  deps: RunnerDeps,
+  task: Task,
+  signal?: AbortSignal,
+): Promise<{ reach: PlanReach; tools: OfferedTool[] }> {
+  const policy = channelPolicy(deps, task);
+  const configs = connectorsFor(deps.connectors ?? [], policy, task);
+  let tools: OfferedTool[] = [];
+  const unavailable: string[] = [];
+  if (configs.length > 0) {
+    const hub = await ConnectorHub.open({
+      configs,
+      policy: connectorTrustPolicy(policy),
+      ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
+      ...(deps.connectionFor ? { authProviderFor: (c: ConnectorConfig) => deps.connectionFor!(c, task) } : {}),
+      ...(signal ? { signal } : {}),
+    });
+    try {
+      tools = hub.tools().filter((t) => t.trust !== 'forbidden');
+      unavailable.push(...hub.problems);
+    } finally {
+      await hub.close();
+    }
+  }
+  const egressForbidden = policy.trustLevels.network_egress === 'forbidden';
+  return {
+    tools,
+    reach: {
+      connectorTools: tools.map((t) => ({
+        name: t.name,
+        title: t.title,
+        action: t.action,
+        trust: t.trust,
+        description: t.description,
+      })),
+      unavailable,
+      egressDomains: egressForbidden ? [] : [...(policy.egressDomains ?? [])],
+      webFetch: deps.webFetch !== false && !egressForbidden,
+    },
+  };
+}
+
+/** Whether a channel allowlist admits a domain an envelope names (`*.x.com` only by the same wildcard). */
+export function domainAllowed(allowlist: readonly string[], domain: string): boolean {
+  const d = domain.toLowerCase().replace(/\.$/, '');
+  if (d.startsWith('*.')) return allowlist.includes(d);
+  return allowlist.some((a) => (a.startsWith('*.') ? d.endsWith(a.slice(1)) : a === d));
 }
 
 export function channelPolicy(deps: RunnerDeps, task: Task): PlanPolicy {
@@ -67,7 +136,37 @@ export function redactorFor(policy: PlanPolicy): Redactor | undefined {
 }
 
 /** Turns a draft into the plan people approve: the envelope and the budget estimate. */
-export function buildPlan(task: Task, version: number, draft: PlanDraft, deps: RunnerDeps, at: Date): Plan {
+export function buildPlan(
+  task: Task,
+  version: number,
+  fullDraft: PlanDraft,
+  deps: RunnerDeps,
+  at: Date,
+  offered: readonly OfferedTool[] = [],
+): Plan {
+  const { connectorTools: wanted, egressDomains: wantedDomains, mayOverwrite, mayDelete, ...draft } = fullDraft;
+  const policy = channelPolicy(deps, task);
+  // The envelope holds only what the channel allows: a tool or domain the model made up is dropped.
+  const byName = new Map(offered.map((t) => [t.name, t]));
+  const connectors = [...new Set(wanted ?? [])]
+    .map((n) => byName.get(n))
+    .filter((t): t is OfferedTool => t !== undefined)
+    .map((t) => ({
+      name: t.name,
+      connector: t.connector,
+      ...(t.title !== t.connector ? { title: t.title } : {}),
+      tool: t.tool,
+      action: t.action,
+      trust: t.trust,
+    }));
+  const egressDomains =
+    policy.trustLevels.network_egress === 'forbidden'
+      ? []
+      : [...new Set((wantedDomains ?? []).map((d) => d.toLowerCase()))].filter((d) =>
+          domainAllowed(policy.egressDomains ?? [], d),
+        );
+  const inputs = new Set(task.inputs.map((f) => f.name));
+  const webFetch = deps.webFetch !== false && egressDomains.length > 0;
   // A rough estimate shown on the card: a few turns per step, priced like an average turn.
   const estimatedTokens = deps.provider.demo ? 0 : Math.min(deps.maxTokensPerRun, 12_000 * (draft.steps.length + 2));
   const estimatedCostUsd = costUsd(
@@ -79,17 +178,19 @@ export function buildPlan(task: Task, version: number, draft: PlanDraft, deps: R
     },
     deps.prices,
   );
-  const caps = channelPolicy(deps, task).budget ?? {};
+  const caps = policy.budget ?? {};
   return {
     ...draft,
     taskId: task.id,
     version,
     envelope: {
-      tools: toolsForPlan(draft),
-      egressDomains: [],
-      mayOverwrite: [],
-      mayDelete: [],
+      tools: [...toolsForPlan(draft), ...connectors.map((t) => t.name), ...(webFetch ? ['web_fetch'] : [])],
+      egressDomains,
+      mayOverwrite: [...new Set(mayOverwrite ?? [])].filter((n) => inputs.has(n)),
+      mayDelete: [...new Set(mayDelete ?? [])].filter((n) => inputs.has(n)),
       deliverableTypes: [...new Set(draft.deliverables.map((d) => d.type))],
+      ...(connectors.length > 0 ? { connectors } : {}),
+      ...(webFetch ? { webFetch } : {}),
       budget: {
         maxTokens: caps.maxTokens ?? deps.maxTokensPerRun,
         maxCostUsd: caps.maxCostUsd ?? deps.maxCostUsdPerRun,
@@ -143,6 +244,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   );
   try {
     const redact = redactorFor(channelPolicy(deps, task));
+    const { reach, tools: offered } = await planReach(deps, task, signal);
     const result = await draftPlan({
       provider: deps.provider,
       host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
@@ -151,8 +253,11 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       maxTokensPerCall: deps.maxTokensPerCall,
       ...(redact ? { redact } : {}),
       ...(previous ? { previous } : {}),
+      ...(reach.connectorTools.length > 0 || reach.unavailable.length > 0 || reach.egressDomains.length > 0
+        ? { reach }
+        : {}),
     });
-    const plan = buildPlan(task, job.version, result.draft, deps, new Date());
+    const plan = buildPlan(task, job.version, result.draft, deps, new Date(), offered);
     await state.savePlan(plan);
     // Planning is real spend: it counts on the task and against the channel's month.
     const planningCost = costUsd(result.usage, deps.prices);

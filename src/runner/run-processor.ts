@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import {
   abbreviateStrings,
+  ConnectorHub,
   type QuestionOutcome,
   type RunOutcome,
   runAgentLoop,
@@ -30,6 +31,7 @@ import {
 import type { RunJob } from '../queue/index.ts';
 import { formatBytes } from '../storage/index.ts';
 import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
+import { connectorsFor, connectorTrustPolicy, extraToolsFor } from './run-tools.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
 
@@ -198,6 +200,7 @@ export async function processRunJob(
   };
 
   let sandbox: Sandbox | undefined;
+  let hub: ConnectorHub | undefined;
   let outcome: RunOutcome;
   let keepSandbox = false;
   try {
@@ -238,9 +241,32 @@ export async function processRunJob(
     const box = sandbox;
     const policy = channelPolicy(deps, task);
     const redact = redactorFor(policy);
+    // One client per connector the approved plan uses, for this attempt only.
+    const connectorConfigs = connectorsFor(deps.connectors ?? [], policy, task, plan.envelope);
+    if (connectorConfigs.length > 0) {
+      hub = await ConnectorHub.open({
+        configs: connectorConfigs,
+        policy: connectorTrustPolicy(policy),
+        ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
+        ...(deps.connectionFor ? { authProviderFor: (c) => deps.connectionFor!(c, task) } : {}),
+        signal: runSignal,
+      });
+      if (hub.problems.length > 0) {
+        await audit.append({
+          type: 'connector.unavailable',
+          taskId: task.id,
+          data: { runId: job.runId, problems: hub.problems.map((p) => p.slice(0, 500)) },
+        });
+        checkpoint.notes = [
+          ...(checkpoint.notes ?? []),
+          `some connectors could not be started, so their tools are missing: ${hub.problems.join('; ').slice(0, 1500)}`,
+        ];
+      }
+    }
+    const extraTools = extraToolsFor(hub, plan.envelope, undefined, policy.trustLevels.network_egress);
     const host: ToolHost = {
       exec: async (argv, o) => explainFullDisk(await box.exec(argv, { ...o, signal: runSignal }), deps),
-      deliver: (path, name) => deliver(deps, task, job.runId, box, path, name, ws),
+      deliver: (path, name) => deliver(deps, task, job.runId, box, path, name, ws, plan.envelope.deliverableTypes),
       changeInput: (name, content) => changeInput(deps, task, job.runId, name, content, ws),
       threadMessages: () => state.threadMessages(task.id),
       consumeThreadMessages: (count) => state.consumeThreadMessages(task.id, count),
@@ -259,6 +285,7 @@ export async function processRunJob(
       maxTokensPerCall: deps.maxTokensPerCall,
       questionTimeoutMs: deps.questionTimeoutMs,
       ...(redact ? { redact } : {}),
+      ...(extraTools ? { extraTools } : {}),
       approvalExpiryMs: policy.approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
       ...(questionOutcome ? { questionOutcome } : {}),
@@ -284,14 +311,20 @@ export async function processRunJob(
           .catch((err) => deps.logger.warn({ err, taskId: task.id }, 'progress event dropped'));
       },
       // Awaited: a call whose audit record cannot be written does not go back to the model.
-      onToolCall: (record, input) =>
-        audit
+      onToolCall: (record, input) => {
+        const connector = hub?.lookup(record.tool);
+        return audit
           .append({
             type: 'tool.call',
             taskId: task.id,
-            data: { ...record, input: abbreviateStrings(input, 500, 200) },
+            data: {
+              ...record,
+              ...(connector ? { connector: connector.connector, connectorTool: connector.tool } : {}),
+              input: abbreviateStrings(input, 500, 200),
+            },
           })
-          .then(() => undefined),
+          .then(() => undefined);
+      },
     });
     if (outcome.status === 'paused') keepSandbox = true;
   } catch (err) {
@@ -310,6 +343,8 @@ export async function processRunJob(
     };
   } finally {
     clearTimeout(timer);
+    // Connectors never outlive the attempt: a waiting run starts them again when it resumes.
+    await hub?.close().catch((err) => deps.logger.warn({ err }, 'could not stop a connector'));
     if (!keepSandbox && sandbox) {
       const box = sandbox;
       await box
@@ -577,9 +612,17 @@ async function deliver(
   path: string,
   name: string,
   ws: WorkspaceState,
+  allowedTypes: readonly string[],
 ) {
   const problem = fileNameProblem(name);
   if (problem) throw new HandoffError(ErrorCodes.invalidInput, `cannot deliver ${JSON.stringify(name)}: ${problem}`);
+  const type = name.includes('.') ? name.slice(name.lastIndexOf('.') + 1).toLowerCase() : '';
+  if (!(allowedTypes as readonly string[]).includes(type)) {
+    throw new HandoffError(
+      ErrorCodes.invalidInput,
+      `cannot deliver ${JSON.stringify(name)}: the approved plan delivers only ${allowedTypes.join(', ')} files`,
+    );
+  }
   const { stream, size } = await sandbox.readFileStream(path);
   const cap = deps.maxArtifactBytesPerRun;
   if (ws.manifest.deliveredBytes + size > cap) {

@@ -302,6 +302,12 @@ describe('policyForChannel', () => {
       budget: eff.budget,
       redaction: eff.redaction,
       schedules: eff.schedules,
+      connectors: eff.connectors,
+      egressDomains: eff.egressDomains,
+      connectorTrust: eff.connectorTrust,
+      explicitTrust: Object.fromEntries(
+        Object.entries(eff.trustSources).map(([a, from]) => [a, from !== 'built-in default policy']),
+      ),
     });
     expect(planPolicy.quorum).toBe(2);
     expect(planPolicy.approvalExpiryMs).toBe(4 * 3600_000);

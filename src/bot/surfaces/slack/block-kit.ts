@@ -8,6 +8,7 @@ import {
   formatTokens,
   formatUsd,
   type PlanView,
+  reachLines,
   type ScheduleInfo,
   type ScheduleListView,
   type View,
@@ -197,6 +198,10 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       });
       const deliverables = view.deliverables.map((d) => `• ${escapeMrkdwn(d.name)} (${d.type})`).join('\n');
       blocks.push(section(`*Deliverables*\n${deliverables}`));
+      if (view.reach) {
+        const lines = reachLines(view.reach).map((l) => `• ${escapeMrkdwn(l)}`);
+        blocks.push(section(`*Beyond its files*\n${lines.join('\n')}`.slice(0, blockKitLimits.maxTextChars)));
+      }
       const budget = view.demo
         ? 'no model cost (demo model)'
         : `about ${view.budget.estimatedTokens.toLocaleString('en-US')} tokens (${formatUsd(view.budget.estimatedCostUsd)})`;

@@ -12,6 +12,7 @@ import {
   type ProgressView,
   type QuestionView,
   type ResultView,
+  reachLines,
   type ScheduleInfo,
   type ScheduleListView,
   type StatusView,
@@ -373,6 +374,12 @@ function planCard(view: PlanView, options: CardOptions, top: El[]): AdaptiveCard
     ? 'no model cost (demo model)'
     : `about ${view.budget.estimatedTokens.toLocaleString('en-US')} tokens (${formatUsd(view.budget.estimatedCostUsd)})`;
   const tail: El[] = [
+    ...(view.reach
+      ? [
+          tb('**Beyond its files**'),
+          ...reachLines(view.reach).map((l) => tb(`• ${inline(l, 1000)}`, { spacing: 'None' })),
+        ]
+      : []),
     subtle(`Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min wall time`),
   ];
 

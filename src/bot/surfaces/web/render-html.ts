@@ -6,6 +6,7 @@ import {
   formatTokens,
   formatUsd,
   type PlanView,
+  reachLines,
   type ScheduleInfo,
   type ScheduleListView,
   type View,
@@ -278,6 +279,11 @@ export function renderHtml(view: View): string {
       const blockers = view.blockers.length
         ? `<p class="status-failed">Cannot be approved: ${view.blockers.map(e).join('; ')}</p>`
         : '';
+      const reach = view.reach
+        ? `<p><strong>Beyond its files</strong></p><ul class="reach">${reachLines(view.reach)
+            .map((l) => `<li>${e(l)}</li>`)
+            .join('')}</ul>`
+        : '';
       let footer: string;
       if (view.decision) {
         const by = view.decision.by ? ` by ${e(view.decision.by)}` : '';
@@ -304,7 +310,7 @@ export function renderHtml(view: View): string {
         const expires = view.expiresAt ? `<p class="muted">Open for approval until ${time(view.expiresAt)}.</p>` : '';
         footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button><button type="button" class="request-changes" data-action="request-changes" ${data}>Request changes</button></div>`;
       }
-      return `<div class="card plan${view.schedule ? ' standing-plan' : ''}" data-task="${e(view.taskId)}">${view.schedule ? renderScheduleInfo(view.schedule) : ''}<h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul><p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
+      return `<div class="card plan${view.schedule ? ' standing-plan' : ''}" data-task="${e(view.taskId)}">${view.schedule ? renderScheduleInfo(view.schedule) : ''}<h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul>${reach}<p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
     }
     case 'progress': {
       const steps = view.steps
