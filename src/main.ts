@@ -43,6 +43,7 @@ import {
   connectorsList,
   connectorsTest,
   DockerSandboxDriver,
+  type EgressNetwork,
   Runner,
   type SandboxDriver,
   sandboxUser,
@@ -89,6 +90,8 @@ export interface StartOptions {
   connectors?: ConnectorConfig[];
   /** Where connectors' `env:` references are read from (default process.env). */
   connectorEnv?: NodeJS.ProcessEnv;
+  /** DNS and connect for sandbox egress and web_fetch (tests map test names to loopback servers). */
+  egressNetwork?: EgressNetwork;
 }
 
 export interface RunningHandoff {
@@ -269,6 +272,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           policy,
           connectors,
           ...(options.connectorEnv ? { connectorEnv: options.connectorEnv } : {}),
+          ...(options.egressNetwork ? { egressNetwork: options.egressNetwork } : {}),
         },
         {
           connection: queueConnection,

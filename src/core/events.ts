@@ -38,6 +38,13 @@ export const RunnerEventSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('result'), taskId: z.string(), runId: z.string() }),
   z.object({ type: z.literal('approval.needed'), taskId: z.string(), runId: z.string(), approvalId: z.string() }),
+  /** A per-user connector the task could use, but its requester has not connected it (docs/connectors.md). */
+  z.object({
+    type: z.literal('connection.needed'),
+    taskId: z.string(),
+    connector: z.string().max(30),
+    title: z.string().max(80),
+  }),
 ]);
 export type RunnerEvent = z.infer<typeof RunnerEventSchema>;
 export type ProgressEvent = Extract<RunnerEvent, { type: 'progress' }>;

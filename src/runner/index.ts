@@ -8,6 +8,7 @@ export {
   unknownConnectors,
 } from './connectors-cli.ts';
 export { buildPlan, processPlanJob, type RunnerDeps } from './plan-processor.ts';
+export { type EgressNetwork, egressSocketDir, type RunEgress, startRunEgress } from './run-egress.ts';
 export { processRunJob } from './run-processor.ts';
 export { Runner, type RunnerOptions } from './runner.ts';
 export {

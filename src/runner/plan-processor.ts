@@ -1,8 +1,9 @@
 import { UnrecoverableError } from 'bullmq';
 import {
-  type AuthProvider,
+  type ConnectionService,
   ConnectorHub,
   draftPlan,
+  type HubOptions,
   type ModelProvider,
   type OfferedTool,
   type PlanReach,
@@ -28,6 +29,7 @@ import {
 import type { Logger } from '../observability/index.ts';
 import type { PlanJob, Queues } from '../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../storage/index.ts';
+import type { EgressNetwork } from './run-egress.ts';
 import { connectorsFor, connectorTrustPolicy } from './run-tools.ts';
 import type { SandboxDriver, SandboxLimits } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
@@ -65,10 +67,12 @@ export interface RunnerDeps {
   connectors?: readonly ConnectorConfig[];
   /** Where connectors' `env:` references are read from (default process.env). */
   connectorEnv?: NodeJS.ProcessEnv;
-  /** A person's OAuth provider for a per-user connector; undefined when they have not connected it. */
-  connectionFor?: (config: ConnectorConfig, task: Task) => AuthProvider | undefined;
+  /** Per-user connections (OAuth), when HANDOFF_CONNECTIONS_KEY is set: runs act as their requester. */
+  connections?: ConnectionService;
   /** Whether runs with web domains in their envelope get the web_fetch tool. Default true. */
   webFetch?: boolean;
+  /** DNS and connect for the egress proxy and web_fetch (tests map names to loopback servers). */
+  egressNetwork?: EgressNetwork;
 }
 
 /** The connector tools a planner is shown for a task, listed by starting each allowed connector briefly. */
@@ -85,13 +89,13 @@ export async function planReach(
     const hub = await ConnectorHub.open({
       configs,
       policy: connectorTrustPolicy(policy),
-      ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
-      ...(deps.connectionFor ? { authProviderFor: (c: ConnectorConfig) => deps.connectionFor!(c, task) } : {}),
+      ...connectionHooks(deps, task),
       ...(signal ? { signal } : {}),
     });
     try {
       tools = hub.tools().filter((t) => t.trust !== 'forbidden');
       unavailable.push(...hub.problems);
+      await askToConnect(deps, task, hub.needsConnection);
     } finally {
       await hub.close();
     }
@@ -112,6 +116,41 @@ export async function planReach(
       webFetch: deps.webFetch !== false && !egressForbidden,
     },
   };
+}
+
+/** The person a task's per-user connectors act as: its requester (a brief's requester is the schedule's owner). */
+export function connectionUser(task: Task): string {
+  return `${task.conversation.surface}:${task.requester.id}`;
+}
+
+/** What a hub needs to start a task's connectors: their environment and, per-user, the requester's connection. */
+export function connectionHooks(
+  deps: RunnerDeps,
+  task: Task,
+): Pick<HubOptions, 'env' | 'transportFor' | 'explainFailure'> {
+  const c = deps.connections;
+  return {
+    ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
+    ...(c
+      ? {
+          transportFor: (config: ConnectorConfig) => c.transportFor(config.name, connectionUser(task)),
+          explainFailure: (config: ConnectorConfig, err: unknown) => c.toConnectionError(config.name, err),
+        }
+      : {}),
+  };
+}
+
+/** Tells the thread that the requester can connect these services (the bot offers a Connect button). */
+export async function askToConnect(deps: RunnerDeps, task: Task, configs: readonly ConnectorConfig[]): Promise<void> {
+  for (const c of configs) {
+    await deps.audit.append({ type: 'connection.needed', taskId: task.id, data: { connector: c.name } });
+    await deps.queues.emit({
+      type: 'connection.needed',
+      taskId: task.id,
+      connector: c.name,
+      title: (c.spec.title ?? c.name).slice(0, 80),
+    });
+  }
 }
 
 /** Whether a channel allowlist admits a domain an envelope names (`*.x.com` only by the same wildcard). */

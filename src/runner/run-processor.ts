@@ -30,7 +30,8 @@ import {
 } from '../core/index.ts';
 import type { RunJob } from '../queue/index.ts';
 import { formatBytes } from '../storage/index.ts';
-import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
+import { askToConnect, channelPolicy, connectionHooks, type RunnerDeps, redactorFor } from './plan-processor.ts';
+import { type RunEgress, startRunEgress } from './run-egress.ts';
 import { connectorsFor, connectorTrustPolicy, extraToolsFor } from './run-tools.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
@@ -201,9 +202,23 @@ export async function processRunJob(
 
   let sandbox: Sandbox | undefined;
   let hub: ConnectorHub | undefined;
+  let egress: RunEgress | undefined;
   let outcome: RunOutcome;
   let keepSandbox = false;
   try {
+    // Web access first: a new sandbox is created with the proxy's socket mounted, and a kept
+    // one finds the proxy listening again at the same path.
+    egress = await startRunEgress({
+      envelope: plan.envelope,
+      granted: checkpoint.egressGranted ?? [],
+      egressLevel: channelPolicy(deps, task).trustLevels.network_egress,
+      workspacesDir: deps.workspacesDir,
+      runId: job.runId,
+      taskId: task.id,
+      audit,
+      logger: deps.logger,
+      ...(deps.egressNetwork ? { network: deps.egressNetwork } : {}),
+    });
     // A run that waited for a person gets its own container back, /tmp and all.
     const keptId = checkpoint.sandboxId;
     if (keptId) {
@@ -224,6 +239,7 @@ export async function processRunJob(
           readOnlyWorkspace: false,
           limits: deps.limits,
           runnerId: deps.runnerId,
+          ...(egress.socketDir ? { egressSocketDir: egress.socketDir } : {}),
         },
         runSignal,
       );
@@ -247,10 +263,10 @@ export async function processRunJob(
       hub = await ConnectorHub.open({
         configs: connectorConfigs,
         policy: connectorTrustPolicy(policy),
-        ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
-        ...(deps.connectionFor ? { authProviderFor: (c) => deps.connectionFor!(c, task) } : {}),
+        ...connectionHooks(deps, task),
         signal: runSignal,
       });
+      await askToConnect(deps, task, hub.needsConnection);
       if (hub.problems.length > 0) {
         await audit.append({
           type: 'connector.unavailable',
@@ -263,7 +279,8 @@ export async function processRunJob(
         ];
       }
     }
-    const extraTools = extraToolsFor(hub, plan.envelope, undefined, policy.trustLevels.network_egress);
+    const extraTools = extraToolsFor(hub, plan.envelope, egress.webFetch, policy.trustLevels.network_egress);
+    const web = egress;
     const host: ToolHost = {
       exec: async (argv, o) => explainFullDisk(await box.exec(argv, { ...o, signal: runSignal }), deps),
       deliver: (path, name) => deliver(deps, task, job.runId, box, path, name, ws, plan.envelope.deliverableTypes),
@@ -271,6 +288,8 @@ export async function processRunJob(
       threadMessages: () => state.threadMessages(task.id),
       consumeThreadMessages: (count) => state.consumeThreadMessages(task.id, count),
       syncOutputs: () => syncOutputs(deps, task.id, job.runId, box, ws),
+      takeHeldEgress: () => web.takeHeld(),
+      grantEgress: (domains) => web.grant(domains),
     };
     outcome = await runAgentLoop({
       provider: deps.provider,
@@ -345,6 +364,7 @@ export async function processRunJob(
     clearTimeout(timer);
     // Connectors never outlive the attempt: a waiting run starts them again when it resumes.
     await hub?.close().catch((err) => deps.logger.warn({ err }, 'could not stop a connector'));
+    await egress?.close().catch((err) => deps.logger.warn({ err }, 'could not stop the egress proxy'));
     if (!keepSandbox && sandbox) {
       const box = sandbox;
       await box
@@ -397,6 +417,7 @@ export async function processRunJob(
   });
   await queues.emit({ type: 'result', taskId: task.id, runId: job.runId });
   await removeWorkspace(deps.workspacesDir, task.id).catch(() => undefined);
+  if (egress?.socketDir) await rm(egress.socketDir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 /**

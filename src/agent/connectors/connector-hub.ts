@@ -1,3 +1,4 @@
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
 import type { ConnectorConfig } from '../../config/index.ts';
 import { ErrorCodes, HandoffError, type TrustLevel } from '../../core/index.ts';
 import type { ToolDefinition } from '../model/provider.ts';
@@ -9,7 +10,7 @@ import {
   toolTrust,
   wrapUntrusted,
 } from './connector-tools.ts';
-import { type AuthProvider, type ConnectorSession, openSession } from './mcp-session.ts';
+import { type ConnectorSession, openSession } from './mcp-session.ts';
 
 /** A connector tool with its level in this channel. */
 export interface OfferedTool extends ConnectorTool {
@@ -24,8 +25,13 @@ export interface HubOptions {
   policy: ConnectorTrustPolicy;
   /** Where `env:` references are read from (default process.env). */
   env?: NodeJS.ProcessEnv;
-  /** For per-user connectors: the person's OAuth provider; undefined when they have no connection. */
-  authProviderFor?: (config: ConnectorConfig) => AuthProvider | undefined;
+  /**
+   * For per-user connectors: a transport that acts as the person (their OAuth connection).
+   * It throws `handoff_connection_required` when they have not connected the service.
+   */
+  transportFor?: (config: ConnectorConfig) => Promise<Transport>;
+  /** Turns a per-user connector's failure into a clear one (no token material in it). */
+  explainFailure?: (config: ConnectorConfig, err: unknown) => unknown;
   signal?: AbortSignal;
   connectTimeoutMs?: number;
 }
@@ -46,6 +52,8 @@ export interface ConnectorCallResult {
  */
 export class ConnectorHub {
   readonly problems: string[] = [];
+  /** Per-user connectors left out because the person has not connected them (or must connect again). */
+  readonly needsConnection: ConnectorConfig[] = [];
   readonly #options: HubOptions;
   readonly #sessions = new Map<string, ConnectorSession>();
   readonly #tools = new Map<string, OfferedTool>();
@@ -97,7 +105,9 @@ export class ConnectorHub {
       return { ...base, content: wrapUntrusted(source, r.text), isError: r.isError };
     } catch (err) {
       if (signal?.aborted) throw err;
-      const message = describeFailure(err, config, session);
+      const explained =
+        this.#options.explainFailure && config.perUser ? this.#options.explainFailure(config, err) : err;
+      const message = describeFailure(explained, config, session);
       return { ...base, content: `Error: ${message}`, isError: true };
     }
   }
@@ -121,7 +131,9 @@ export class ConnectorHub {
         this.#tools.set(t.name, { ...t, title, trust: toolTrust(config, t, this.#options.policy).level });
       }
       this.#configs.set(config.name, config);
-    } catch (err) {
+    } catch (raw) {
+      const err = this.#options.explainFailure && config.perUser ? this.#options.explainFailure(config, raw) : raw;
+      if (err instanceof HandoffError && err.code === ErrorCodes.connectionRequired) this.needsConnection.push(config);
       this.problems.push(`${config.name}: ${(err as Error).message}`);
       await this.#sessions.get(config.name)?.close();
       this.#sessions.delete(config.name);
@@ -131,16 +143,19 @@ export class ConnectorHub {
   async #connect(config: ConnectorConfig): Promise<ConnectorSession> {
     if (this.#closed) throw new HandoffError(ErrorCodes.cancelled, 'the run has ended');
     const o = this.#options;
-    const auth = config.perUser ? o.authProviderFor?.(config) : undefined;
-    if (config.perUser && !auth) {
-      throw new HandoffError(
-        ErrorCodes.connectionRequired,
-        `${config.spec.title ?? config.name} acts as the requester, who has not connected it yet`,
-      );
+    let transport: Transport | undefined;
+    if (config.perUser) {
+      if (!o.transportFor) {
+        throw new HandoffError(
+          ErrorCodes.connectionRequired,
+          `${config.spec.title ?? config.name} acts as each person, and per-user connections are not set up (HANDOFF_CONNECTIONS_KEY)`,
+        );
+      }
+      transport = await o.transportFor(config);
     }
     const session = await openSession(config, {
       ...(o.env ? { env: o.env } : {}),
-      ...(auth ? { authProvider: auth } : {}),
+      ...(transport ? { transport } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     });

@@ -16,3 +16,4 @@ export {
   wrapUntrusted,
 } from './connector-tools.ts';
 export { type AuthProvider, type ConnectorSession, openSession, resultText, scrubSecrets } from './mcp-session.ts';
+export * from './oauth/index.ts';

@@ -17,6 +17,8 @@ export interface OpenOptions {
   env?: NodeJS.ProcessEnv;
   /** For a per-user remote connector: the person's OAuth client provider. */
   authProvider?: AuthProvider;
+  /** A transport built elsewhere (a per-user connection's); `headers` still apply to it only if its builder added them. */
+  transport?: Transport;
   /** How long connecting and listing may take. Default 20 s. */
   connectTimeoutMs?: number;
   signal?: AbortSignal;
@@ -80,6 +82,8 @@ export async function openSession(config: ConnectorConfig, options: OpenOptions 
       stderr = (stderr + chunk.toString('utf8')).slice(-stderrKeep);
     });
     transport = stdio;
+  } else if (options.transport) {
+    transport = options.transport;
   } else {
     const headers = resolveRecord(spec.headers, `connectors.${config.name}.headers`, options.env);
     for (const [k, v] of Object.entries(headers))
@@ -126,12 +130,22 @@ export async function openSession(config: ConnectorConfig, options: OpenOptions 
       return tools;
     },
     async callTool(tool, args, o) {
-      const r = await client.callTool({ name: tool, arguments: args }, undefined, {
-        timeout: o.timeoutMs,
-        maxTotalTimeout: o.timeoutMs,
-        ...(o.signal ? { signal: o.signal } : {}),
-      });
-      return { text: scrub(resultText(r)), isError: r.isError === true };
+      // A signal of its own per call: the client leaves its listener on whatever signal it
+      // is given, so the run's long-lived signal would collect one per call.
+      const call = new AbortController();
+      const onAbort = () => call.abort(o.signal?.reason);
+      if (o.signal?.aborted) call.abort(o.signal.reason);
+      else o.signal?.addEventListener('abort', onAbort, { once: true });
+      try {
+        const r = await client.callTool({ name: tool, arguments: args }, undefined, {
+          timeout: o.timeoutMs,
+          maxTotalTimeout: o.timeoutMs,
+          signal: call.signal,
+        });
+        return { text: scrub(resultText(r)), isError: r.isError === true };
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+      }
     },
     async close() {
       if (closed) return;

@@ -1,10 +1,11 @@
-import { chown, mkdir } from 'node:fs/promises';
+import { chown, mkdir, stat } from 'node:fs/promises';
 import { join, posix, resolve as resolvePath } from 'node:path';
 import { type Duplex, PassThrough, type Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import Dockerode from 'dockerode';
 import { extract, pack } from 'tar-stream';
 import { ErrorCodes, HandoffError } from '../../core/index.ts';
+import { EGRESS_SOCKET_NAME } from '../egress/index.ts';
 import type {
   ExecOptions,
   ExecResult,
@@ -22,6 +23,36 @@ const TASK_LABEL = 'org.handoff.task';
 const RUNNER_LABEL = 'org.handoff.runner';
 const WORKSPACE = '/workspace';
 const OUTPUTS = `${WORKSPACE}/out`;
+/** Where a run's egress proxy socket directory is mounted, read-only. */
+const EGRESS_DIR = '/run/handoff-egress';
+/** The sandbox's end of the egress bridge: on its own loopback, the only interface it has. */
+const EGRESS_PORT = 3128;
+const EGRESS_PROXY_URL = `http://127.0.0.1:${EGRESS_PORT}`;
+/**
+ * The container's main process when it may reach the egress proxy: socat relays each
+ * connection to 127.0.0.1:3128 to the proxy's unix socket, and is started again should it end
+ * (a command of the run may kill it: it runs as the same user). Unprivileged (port > 1024), and
+ * paused and resumed with the container like everything else in it.
+ */
+const EGRESS_BRIDGE =
+  `while :; do socat TCP-LISTEN:${EGRESS_PORT},bind=127.0.0.1,fork,reuseaddr ` +
+  `UNIX-CONNECT:${EGRESS_DIR}/${EGRESS_SOCKET_NAME}; sleep 1; done`;
+/** Points every tool that honours the usual variables (curl, Python, pip, npm) at the bridge. */
+const EGRESS_ENV = [
+  `HTTP_PROXY=${EGRESS_PROXY_URL}`,
+  `HTTPS_PROXY=${EGRESS_PROXY_URL}`,
+  `http_proxy=${EGRESS_PROXY_URL}`,
+  `https_proxy=${EGRESS_PROXY_URL}`,
+  // Empty on purpose: even "localhost" goes to the proxy (which refuses it).
+  'NO_PROXY=',
+  'no_proxy=',
+];
+/**
+ * Waits (up to 5 s) until socat listens, without connecting to it: in /proc/net/tcp,
+ * `0100007F:0C38` is 127.0.0.1:3128 and state `0A` is LISTEN.
+ */
+const EGRESS_READY_PROBE =
+  "for i in $(seq 100); do grep -q ' 0100007F:0C38 00000000:0000 0A ' /proc/net/tcp && exit 0; sleep 0.05; done; exit 1";
 /** The most files `listOutputs` reports; a run that makes more is told by the sync. */
 const MAX_LISTED_OUTPUTS = 10_000;
 const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
@@ -102,6 +133,10 @@ export class DockerSandboxDriver implements SandboxDriver {
     await this.#prepareWorkspace(workspaceDir);
     throwIfAborted(signal);
 
+    const egressDir = spec.egressSocketDir === undefined ? undefined : resolvePath(spec.egressSocketDir);
+    if (egressDir !== undefined) await checkEgressDir(egressDir);
+    throwIfAborted(signal);
+
     const { limits } = spec;
     const memoryBytes = Math.round(limits.memoryMb * 1024 * 1024);
     const mode = spec.readOnlyWorkspace ? 'ro' : 'rw';
@@ -111,10 +146,11 @@ export class DockerSandboxDriver implements SandboxDriver {
         name: containerName(spec.label),
         Image: this.#image,
         User: this.#user,
-        Cmd: ['sleep', 'infinity'],
+        Cmd: egressDir === undefined ? ['sleep', 'infinity'] : ['sh', '-c', EGRESS_BRIDGE],
         WorkingDir: WORKSPACE,
-        // Only these two: nothing from the runner's environment (model keys, connector secrets) goes in.
-        Env: ['HOME=/home/sandbox', 'LANG=C.UTF-8'],
+        // Only these (and the proxy's address when there is egress): nothing from the runner's
+        // environment (model keys, connector secrets) goes in.
+        Env: ['HOME=/home/sandbox', 'LANG=C.UTF-8', ...(egressDir === undefined ? [] : EGRESS_ENV)],
         NetworkDisabled: true,
         Labels: {
           [TASK_LABEL]: spec.taskId,
@@ -140,33 +176,32 @@ export class DockerSandboxDriver implements SandboxDriver {
             ...(mode === 'ro' ? { [OUTPUTS]: 'ro,nosuid,nodev,size=1m' } : {}),
           },
           Binds: [`${join(workspaceDir, 'in')}:${WORKSPACE}/in:ro`],
-          // /workspace/out is a memory-backed volume of its own, not a host directory: its size
-          // is a hard cap on what a run writes, and it goes with the container. A volume (unlike
-          // a --tmpfs mount) is visible to the archive API, which delivers and restores files.
-          ...(mode === 'ro'
-            ? {}
-            : {
-                Mounts: [
-                  {
-                    Type: 'volume' as const,
-                    // No name: an anonymous volume, removed with the container.
-                    Source: '',
-                    Target: OUTPUTS,
-                    VolumeOptions: {
-                      NoCopy: true,
-                      Labels: { [TASK_LABEL]: spec.taskId, [SANDBOX_LABEL]: '1' },
-                      DriverConfig: {
-                        Name: 'local',
-                        Options: {
-                          type: 'tmpfs',
-                          device: 'tmpfs',
-                          o: `size=${Math.max(1, Math.round(limits.outputMb))}m,uid=${this.#owner.uid},gid=${this.#owner.gid},mode=0755,nosuid,nodev`,
-                        },
+          ...mountsFor(
+            egressDir,
+            // /workspace/out is a memory-backed volume of its own, not a host directory: its size
+            // is a hard cap on what a run writes, and it goes with the container. A volume (unlike
+            // a --tmpfs mount) is visible to the archive API, which delivers and restores files.
+            mode === 'ro'
+              ? undefined
+              : {
+                  Type: 'volume' as const,
+                  // No name: an anonymous volume, removed with the container.
+                  Source: '',
+                  Target: OUTPUTS,
+                  VolumeOptions: {
+                    NoCopy: true,
+                    Labels: { [TASK_LABEL]: spec.taskId, [SANDBOX_LABEL]: '1' },
+                    DriverConfig: {
+                      Name: 'local',
+                      Options: {
+                        type: 'tmpfs',
+                        device: 'tmpfs',
+                        o: `size=${Math.max(1, Math.round(limits.outputMb))}m,uid=${this.#owner.uid},gid=${this.#owner.gid},mode=0755,nosuid,nodev`,
                       },
                     },
                   },
-                ],
-              }),
+                },
+          ),
           AutoRemove: false,
           // docker-init as PID 1 reaps the zombies that agent commands leave behind.
           Init: true,
@@ -180,6 +215,9 @@ export class DockerSandboxDriver implements SandboxDriver {
     try {
       throwIfAborted(signal);
       await container.start();
+      throwIfAborted(signal);
+      // The first command may well be a download: the bridge must be listening before it runs.
+      if (egressDir !== undefined) await sandbox.waitForEgressBridge();
       throwIfAborted(signal);
     } catch (err) {
       await sandbox.destroy().catch(() => undefined);
@@ -338,6 +376,23 @@ class DockerSandbox implements Sandbox {
       await this.#container.pause();
     } catch (err) {
       throw toSandboxError(err, 'Could not suspend the sandbox');
+    }
+  }
+
+  /** Waits until the egress bridge (socat) listens on the sandbox's loopback. */
+  async waitForEgressBridge(): Promise<void> {
+    const live: LiveExec = {};
+    const timer = setTimeout(() => live.stream?.destroy(), 10_000);
+    try {
+      const run = await this.#run(['sh', '-c', EGRESS_READY_PROBE], { maxOutputBytes: 4096 }, live);
+      if (run.exitCode !== 0) {
+        throw new HandoffError(
+          ErrorCodes.sandboxFailed,
+          `The sandbox's egress bridge (socat on 127.0.0.1:${EGRESS_PORT}) did not start`,
+        );
+      }
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -807,12 +862,17 @@ export function containerHardeningProblems(inspect: Dockerode.ContainerInspectIn
   for (const mount of mounts) {
     if (/docker\.sock|containerd\.sock|podman\.sock/.test(`${mount.Source} ${mount.Destination}`)) {
       problems.push(`container engine socket is mounted (${mount.Source})`);
-    } else if (mount.Type === 'bind' && mount.Destination !== `${WORKSPACE}/in`) {
+    } else if (mount.Type === 'bind' && mount.Destination !== `${WORKSPACE}/in` && mount.Destination !== EGRESS_DIR) {
       problems.push(`unexpected host directory mounted at ${mount.Destination}`);
     } else if (mount.Type === 'volume' && mount.Destination !== OUTPUTS) {
       problems.push(`unexpected volume mounted at ${mount.Destination}`);
     }
   }
+  // The one optional extra: the directory of the run's egress proxy socket, read-only.
+  const egress = mounts.find((mount) => mount.Destination === EGRESS_DIR);
+  if (egress && egress.Type !== 'bind')
+    problems.push(`${EGRESS_DIR} is not a bind mount of the proxy socket directory`);
+  else if (egress?.RW) problems.push(`${EGRESS_DIR} (the egress proxy socket directory) is writable`);
   const input = mounts.find((mount) => mount.Destination === `${WORKSPACE}/in`);
   if (!input) problems.push(`${WORKSPACE}/in is not mounted`);
   else if (input.RW) problems.push(`${WORKSPACE}/in is writable`);
@@ -829,6 +889,33 @@ export function containerHardeningProblems(inspect: Dockerode.ContainerInspectIn
     }
   }
   return problems;
+}
+
+/**
+ * The container's `Mounts`: the egress socket directory (read-only bind) when there is egress,
+ * and the /workspace/out volume when the workspace is writable. A bind through `Mounts` (unlike
+ * `Binds`) fails when its source is missing instead of creating it as root.
+ */
+function mountsFor(
+  egressDir: string | undefined,
+  output: Dockerode.MountSettings | undefined,
+): { Mounts?: Dockerode.MountSettings[] } {
+  const mounts: Dockerode.MountSettings[] = [];
+  if (egressDir !== undefined) mounts.push({ Type: 'bind', Source: egressDir, Target: EGRESS_DIR, ReadOnly: true });
+  if (output) mounts.push(output);
+  return mounts.length > 0 ? { Mounts: mounts } : {};
+}
+
+async function checkEgressDir(dir: string): Promise<void> {
+  let isDirectory = false;
+  try {
+    isDirectory = (await stat(dir)).isDirectory();
+  } catch (err) {
+    throw new HandoffError(ErrorCodes.sandboxFailed, `The egress socket directory ${dir} is missing`, { cause: err });
+  }
+  if (!isDirectory) {
+    throw new HandoffError(ErrorCodes.sandboxFailed, `The egress socket directory ${dir} is not a directory`);
+  }
 }
 
 function containerName(label: string): string {

@@ -25,6 +25,14 @@ export interface SandboxSpec {
   limits: SandboxLimits;
   /** The runner process that owns it; the janitor removes sandboxes whose runner is gone. */
   runnerId?: string;
+  /**
+   * Host directory holding the run's egress proxy socket (`proxy.sock`, see
+   * `startEgressProxy`). When set, the directory is mounted read-only at /run/handoff-egress,
+   * socat bridges the container's own 127.0.0.1:3128 to the socket, and every command gets
+   * HTTP_PROXY / HTTPS_PROXY (and the lower-case forms) pointing there. The network stays
+   * `none` either way: the proxy is the only way out. Unset: no egress at all.
+   */
+  egressSocketDir?: string;
 }
 
 /** A file to place under /workspace/out. */
