@@ -14,7 +14,7 @@ import type {
   TrustLevel,
 } from '../core/index.ts';
 import { addUsage, budgetTokens, costUsd, ErrorCodes, HandoffError, newId } from '../core/index.ts';
-import type { ContentBlock, MessageParam, ModelProvider, ToolDefinition } from './model/provider.ts';
+import type { ContentBlock, MessageParam, ModelProvider, ServerTool, ToolDefinition } from './model/provider.ts';
 import { runSystem, taskMessage, threadMessageText } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
 import {
@@ -120,6 +120,10 @@ export interface RunLoopOptions {
   redact?: Redactor;
   /** Connector tools and web_fetch, when the run has any. */
   extraTools?: ExtraTools;
+  /** Tools the model API runs itself (web search limited to the envelope's domains). */
+  serverTools?: ServerTool[];
+  /** Told of each server-side tool use (a web search), for the audit trail. */
+  onServerToolUse?(use: { name: string; input: unknown }): Promise<void> | void;
 }
 
 export interface RunOutcome {
@@ -273,9 +277,18 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
       return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
     const maxTokens = cp.retryMaxTokens ?? maxTokensPerCall;
     const response = await provider.createMessage(
-      { system, messages: cp.messages as MessageParam[], tools, maxTokens },
+      {
+        system,
+        messages: cp.messages as MessageParam[],
+        tools,
+        ...(options.serverTools?.length ? { serverTools: options.serverTools } : {}),
+        maxTokens,
+      },
       signal,
     );
+    for (const b of response.content) {
+      if (b.type === 'server_tool_use') await options.onServerToolUse?.({ name: b.name, input: b.input });
+    }
     cp.usage = addUsage(cp.usage, response.usage);
     cp.turn += 1;
     const toolUses = response.content.filter((b) => b.type === 'tool_use');

@@ -17,6 +17,7 @@ export type {
   ModelProvider,
   ModelRequest,
   ModelResponse,
+  ServerTool,
   ToolDefinition,
 } from './model/provider.ts';
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';

@@ -96,6 +96,8 @@ export interface PlanReach {
   egressDomains: string[];
   /** Whether the runner's web_fetch tool may be used on those domains. */
   webFetch: boolean;
+  /** Whether the model API's web search may be used on those domains. */
+  webSearch?: boolean;
 }
 
 /** The reach section of a planning request: names and descriptions only, never a secret. */
@@ -114,7 +116,7 @@ export function reachMessage(reach: PlanReach): string {
     parts.push(`Connectors not available for this request: ${reach.unavailable.join('; ')}`);
   if (reach.egressDomains.length > 0) {
     parts.push(
-      `Web domains this channel allows (name the ones the work must reach in egressDomains and add network_egress to the steps that use them${reach.webFetch ? '; the run can read pages with web_fetch or from the sandbox through a proxy' : '; the sandbox reaches them through a proxy'}): ${reach.egressDomains.join(', ')}`,
+      `Web domains this channel allows (name the ones the work must reach in egressDomains and add network_egress to the steps that use them${reach.webFetch ? '; the run can read pages with web_fetch or from the sandbox through a proxy' : '; the sandbox reaches them through a proxy'}${reach.webSearch ? '; web search is limited to them' : ''}): ${reach.egressDomains.join(', ')}`,
     );
   }
   return parts.length > 0 ? `\n\n${parts.join('\n\n')}` : '';

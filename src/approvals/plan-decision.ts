@@ -52,6 +52,8 @@ export interface PlanPolicy {
   connectors?: readonly string[];
   /** Domains an envelope in the channel may name for egress (default: none). */
   egressDomains?: readonly string[];
+  /** Whether runs may use the model API's web search on the envelope's domains. */
+  webSearch?: boolean;
   /** `NAME/TOOL` or `NAME/*` → level; these only tighten a connector tool's level. */
   connectorTrust?: Readonly<Record<string, TrustLevel>>;
   /** Per action kind: whether a policy file set its level (a connector's own override cannot loosen it then). */

@@ -102,6 +102,9 @@ export function policyExplain(policy: Policy, options: { channel: string; action
   lines.push(`approval expiry: ${formatMs(eff.approvalExpiryMs)} (from ${eff.sources.approvalExpiry})`);
   lines.push(`connectors: ${eff.connectors.length > 0 ? eff.connectors.join(', ') : 'none'}`);
   lines.push(`egress domains: ${eff.egressDomains.length > 0 ? eff.egressDomains.join(', ') : 'none (no network)'}`);
+  lines.push(
+    `web search: ${eff.webSearch ? "allowed, limited to each plan's egress domains" : 'not allowed'} (from ${eff.sources.webSearch})`,
+  );
   const b = eff.budget;
   const caps = [
     b.maxTokens !== undefined ? `${b.maxTokens} tokens` : undefined,

@@ -40,20 +40,21 @@ const DomainSchema = z.string().superRefine((domain, ctx) => {
   if (problem) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(domain)}: ${problem}` });
 });
 
+/** As in handoff.yaml's `connectors:` (src/config/connectors.ts). */
 const ConnectorNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9_.-]{0,99}$/, 'a connector name: lower-case letters, digits, _ . -');
+  .regex(/^[a-z0-9][a-z0-9_-]{0,29}$/, 'a connector name: 1–30 lower-case letters, digits, _ or -');
 
 /**
  * Per connector tool: `NAME/TOOL` or `NAME/*` → a trust level. These only tighten the level
  * a tool would otherwise have (docs/connectors.md, "Trust").
  */
-export const ConnectorTrustSchema = z.record(
-  z
-    .string()
-    .regex(/^[a-z0-9][a-z0-9_-]{0,29}\/(?:\*|[A-Za-z0-9_./-]{1,128})$/, 'a key is CONNECTOR/TOOL or CONNECTOR/*'),
-  TrustLevelSchema,
-);
+export const ConnectorTrustSchema = z.record(z.string(), TrustLevelSchema).superRefine((entries, ctx) => {
+  for (const key of Object.keys(entries)) {
+    if (!/^[a-z0-9][a-z0-9_-]{0,29}\/(?:\*|[A-Za-z0-9_./-]{1,128})$/.test(key))
+      ctx.addIssue({ code: 'custom', path: [key], message: 'a key is CONNECTOR/TOOL or CONNECTOR/*' });
+  }
+});
 
 /** Trust-level overrides per action kind; unknown action kinds are errors. */
 export const TrustOverridesSchema = z.strictObject(
@@ -171,6 +172,8 @@ export const ChannelRuleSchema = z.strictObject({
   connectors: z.array(ConnectorNameSchema).optional(),
   /** Domains an envelope in this channel may name for egress (default: none). */
   egressDomains: z.array(DomainSchema).optional(),
+  /** Whether runs may use the model API's web search, limited to the envelope's domains (default false). */
+  webSearch: z.boolean({ error: 'must be true or false' }).optional(),
   budget: BudgetPolicySchema.optional(),
   trust: TrustOverridesSchema.optional(),
   /** Per connector tool levels; they only tighten. */

@@ -114,6 +114,7 @@ export type PolicyField =
   | 'connectors'
   | 'egressDomains'
   | 'connectorTrust'
+  | 'webSearch'
   | 'budget'
   | 'redaction'
   | 'schedules';
@@ -137,6 +138,8 @@ export interface EffectiveChannelPolicy {
   egressDomains: string[];
   /** `NAME/TOOL` or `NAME/*` → level, from every matching rule and the defaults, the strictest kept. */
   connectorTrust: Record<string, TrustLevel>;
+  /** Whether runs may use the model API's web search, limited to the envelope's domains. */
+  webSearch: boolean;
   /** Caps from policy; a cap that is not set here falls back to the deployment's settings. */
   budget: EffectiveBudget;
   redaction: EffectiveRedaction;
@@ -409,6 +412,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     connectors: 'default',
     egressDomains: 'default',
     connectorTrust: policy.defaultsRule.connectorTrust !== undefined ? 'defaults' : 'default',
+    webSearch: 'default',
     budget: policy.defaultsRule.budget !== undefined ? 'defaults' : builtInPolicySource,
     redaction: policy.defaultsRule.redaction !== undefined ? 'defaults' : builtInPolicySource,
     schedules: policy.defaultsRule.schedules !== undefined ? 'defaults' : builtInPolicySource,
@@ -419,6 +423,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   let approvalExpiryMs = policy.defaults.approvalExpiryMs;
   let connectors: string[] = [];
   let egressDomains: string[] = [];
+  let webSearch = false;
   const connectorTrust: Record<string, TrustLevel> = {};
   const tighten = (entries: Record<string, TrustLevel> | undefined) => {
     for (const [k, level] of Object.entries(entries ?? {}))
@@ -449,6 +454,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
       [approvalExpiryMs, sources.approvalExpiry] = [durationMs(r.approvalExpiry)!, from];
     if (r.connectors) [connectors, sources.connectors] = [[...r.connectors], from];
     if (r.egressDomains) [egressDomains, sources.egressDomains] = [[...r.egressDomains], from];
+    if (r.webSearch !== undefined) [webSearch, sources.webSearch] = [r.webSearch, from];
     if (r.connectorTrust) {
       tighten(r.connectorTrust);
       sources.connectorTrust = from;
@@ -477,6 +483,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     connectors,
     egressDomains,
     connectorTrust,
+    webSearch,
     budget,
     redaction,
     schedules,
@@ -511,6 +518,7 @@ export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
     connectors: effective.connectors,
     egressDomains: effective.egressDomains,
     connectorTrust: effective.connectorTrust,
+    webSearch: effective.webSearch,
     explicitTrust: Object.fromEntries(
       Object.entries(effective.trustSources).map(([a, from]) => [a, from !== builtInPolicySource]),
     ) as Partial<Record<ActionKind, boolean>>,

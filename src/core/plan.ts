@@ -59,6 +59,8 @@ export const EnvelopeSchema = z.object({
   connectors: z.array(EnvelopeConnectorToolSchema).max(100).optional(),
   /** Whether the runner may fetch web pages (web_fetch) from `egressDomains`. */
   webFetch: z.boolean().optional(),
+  /** Whether the model may use the API's web search, limited to `egressDomains`. */
+  webSearch: z.boolean().optional(),
 });
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 

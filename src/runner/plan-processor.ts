@@ -114,6 +114,7 @@ export async function planReach(
       unavailable,
       egressDomains: egressForbidden ? [] : [...(policy.egressDomains ?? [])],
       webFetch: deps.webFetch !== false && !egressForbidden,
+      webSearch: policy.webSearch === true && !egressForbidden,
     },
   };
 }
@@ -206,6 +207,7 @@ export function buildPlan(
         );
   const inputs = new Set(task.inputs.map((f) => f.name));
   const webFetch = deps.webFetch !== false && egressDomains.length > 0;
+  const webSearch = policy.webSearch === true && egressDomains.length > 0;
   // A rough estimate shown on the card: a few turns per step, priced like an average turn.
   const estimatedTokens = deps.provider.demo ? 0 : Math.min(deps.maxTokensPerRun, 12_000 * (draft.steps.length + 2));
   const estimatedCostUsd = costUsd(
@@ -230,6 +232,7 @@ export function buildPlan(
       deliverableTypes: [...new Set(draft.deliverables.map((d) => d.type))],
       ...(connectors.length > 0 ? { connectors } : {}),
       ...(webFetch ? { webFetch } : {}),
+      ...(webSearch ? { webSearch } : {}),
       budget: {
         maxTokens: caps.maxTokens ?? deps.maxTokensPerRun,
         maxCostUsd: caps.maxCostUsd ?? deps.maxCostUsdPerRun,

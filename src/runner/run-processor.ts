@@ -305,6 +305,30 @@ export async function processRunJob(
       questionTimeoutMs: deps.questionTimeoutMs,
       ...(redact ? { redact } : {}),
       ...(extraTools ? { extraTools } : {}),
+      ...(plan.envelope.webSearch && plan.envelope.egressDomains.length > 0
+        ? {
+            serverTools: [
+              {
+                type: 'web_search_20250305' as const,
+                name: 'web_search' as const,
+                // The API admits sub-domains of a listed domain; `*.example.com` becomes example.com.
+                allowed_domains: [...new Set(plan.envelope.egressDomains.map((d) => d.replace(/^\*\./, '')))],
+                max_uses: 20,
+              },
+            ],
+            onServerToolUse: async (use: { name: string; input: unknown }) => {
+              await audit.append({
+                type: 'tool.web_search',
+                taskId: task.id,
+                data: {
+                  runId: job.runId,
+                  tool: use.name,
+                  input: abbreviateStrings((use.input ?? {}) as Record<string, unknown>, 500, 200),
+                },
+              });
+            },
+          }
+        : {}),
       approvalExpiryMs: policy.approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
       ...(questionOutcome ? { questionOutcome } : {}),

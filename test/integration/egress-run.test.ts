@@ -61,7 +61,7 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
     const policy = join(dir, 'policy.yaml');
     writeFileSync(
       policy,
-      'version: 1\nchannels:\n  "web:*":\n    egressDomains: [files.example.com, api.other.example.net, metadata.example.com]\n',
+      'version: 1\nchannels:\n  "web:*":\n    webSearch: true\n    egressDomains: [files.example.com, api.other.example.net, metadata.example.com]\n',
     );
     handoff = await startDevHandoff({
       env: { ANTHROPIC_API_KEY: 'sk-ant-test', ANTHROPIC_BASE_URL: model.url, HANDOFF_POLICY: policy },
@@ -93,6 +93,7 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
       return next;
     };
     let planningPrompt = '';
+    let searchTools = '';
     model.enqueue(
       (body) => {
         planningPrompt = JSON.stringify(body);
@@ -135,7 +136,35 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
           step: 1,
         }),
       ),
-      after('refused', use('web_fetch', { url: 'http://files.example.com/page.html', step: 1 })),
+      (body: MessagesRequestBody) => {
+        results.refused = lastResult(body);
+        searchTools = JSON.stringify(body.tools);
+        // The API ran a web search itself, then the model asks for a page.
+        return {
+          content: [
+            {
+              type: 'server_tool_use',
+              id: 'srvtoolu_1',
+              name: 'web_search',
+              input: { query: 'EUR rate files.example.com' },
+            },
+            {
+              type: 'web_search_tool_result',
+              tool_use_id: 'srvtoolu_1',
+              content: [
+                {
+                  type: 'web_search_result',
+                  url: 'http://files.example.com/page.html',
+                  title: 'Rates',
+                  encrypted_content: 'x',
+                  page_age: null,
+                },
+              ],
+            },
+            { type: 'tool_use', name: 'web_fetch', input: { url: 'http://files.example.com/page.html', step: 1 } },
+          ],
+        };
+      },
       after(
         'fetched',
         use('run_command', { command: 'printf "# Report\\nEUR 1.08\\n" > /workspace/out/report.md', step: 2 }),
@@ -151,6 +180,7 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
     const card = await ana.waitForCard(thread, (h) => h.includes('card plan'));
     expect(planningPrompt).toContain('Web domains this channel allows');
     expect(card.html).toContain('Web access: files.example.com, metadata.example.com');
+    expect(card.html).toContain('web search limited to these domains');
     expect(card.html).not.toContain('evil.example.org');
     const { taskId } = planButtons(card.html!);
     expect((await bo.action({ action: 'approve', ...planButtons(card.html!) })).status).toBe(200);
@@ -171,6 +201,9 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
     expect(results.fetched!.content).toContain('EUR 1.08');
     expect(results.fetched!.content).not.toContain('x()');
     // Nothing ever connected to the metadata stand-in or went around the proxy.
+    // Web search is the API's own tool, limited to the envelope's domains, and audited.
+    expect(searchTools).toContain('"type":"web_search_20250305"');
+    expect(searchTools).toContain('"allowed_domains":["files.example.com","metadata.example.com"]');
     expect(hits).toEqual(['files /data.csv', 'files /hello', 'other /v1/rates', 'files /page.html']);
 
     const redis = new Redis(handoff.redisUrl);
@@ -187,6 +220,10 @@ describeDocker('a run with web access through the allowlisting proxy', () => {
     ]);
     expect(egress[0].bytesDown).toBeGreaterThan(0);
     expect(egress[4].reason).toMatch(/169\.254\.169\.254/);
+    expect(audit.find((r) => r.type === 'tool.web_search')!.data).toMatchObject({
+      tool: 'web_search',
+      input: { query: 'EUR rate files.example.com' },
+    });
     const requested = audit.find((r) => r.type === 'action.approval_requested')!.data;
     expect(requested).toMatchObject({ action: 'network_egress', trust: 'watched' });
   }, 300_000);

@@ -50,7 +50,8 @@ export class AnthropicProvider implements ModelProvider {
 
   async createMessage(request: ModelRequest, signal?: AbortSignal): Promise<ModelResponse> {
     if (signal?.aborted) throw cancelledError(signal);
-    const { system, tools, messages } = withCacheBreakpoints(request);
+    const { system, tools: custom, messages } = withCacheBreakpoints(request);
+    const tools: Anthropic.Messages.ToolUnion[] = [...custom, ...(request.serverTools ?? [])];
     let message: Anthropic.Messages.Message;
     try {
       message = await this.#client.messages.create(

@@ -5,12 +5,16 @@ export type MessageParam = Anthropic.Messages.MessageParam;
 export type ContentBlock = Anthropic.Messages.ContentBlock;
 export type ToolDefinition = Anthropic.Messages.Tool;
 export type TextBlockParam = Anthropic.Messages.TextBlockParam;
+/** A tool the API runs itself: web search, restricted to the envelope's domains. */
+export type ServerTool = Anthropic.Messages.WebSearchTool20250305;
 
 export interface ModelRequest {
   /** Byte-stable across turns; the last block carries a prompt-cache breakpoint. */
   system: TextBlockParam[];
   messages: MessageParam[];
   tools: ToolDefinition[];
+  /** Tools the API runs itself (web search), after `tools`; byte-stable for a run like them. */
+  serverTools?: ServerTool[];
   maxTokens: number;
   /** Force a particular tool (the planner forces submit_plan on its last try). */
   toolChoice?: { type: 'auto' } | { type: 'any' } | { type: 'tool'; name: string };

@@ -10,6 +10,7 @@ import {
   egressAllowed,
   loadPolicy,
   PolicyError,
+  parsePolicy,
   planHash,
   policyCheck,
   policyExplain,
@@ -397,3 +398,38 @@ function makeTask(): Task {
     planVersion: 1,
   });
 }
+
+describe('connectorTrust', () => {
+  it('collects entries from the defaults and every matching rule, the strictest winning', () => {
+    const policy = parsePolicy(
+      `version: 1
+defaults:
+  connectorTrust:
+    files/*: batched
+channels:
+  "slack:*":
+    connectors: [files]
+    connectorTrust:
+      files/write_file: forbidden
+      files/*: watched
+  "slack:C01":
+    connectorTrust:
+      files/*: autonomous
+`,
+      'p.yaml',
+    );
+    const eff = policyForChannel(policy, 'slack:C01');
+    expect(eff.connectorTrust).toEqual({ 'files/*': 'watched', 'files/write_file': 'forbidden' });
+    expect(eff.sources.connectorTrust).toBe('channels.slack:C01');
+    expect(toPlanPolicy(eff).connectorTrust).toEqual(eff.connectorTrust);
+  });
+
+  it('refuses keys that are not CONNECTOR/TOOL or CONNECTOR/* and connector names handoff.yaml cannot have', () => {
+    expect(() =>
+      parsePolicy('version: 1\nchannels:\n  "slack:C01":\n    connectorTrust:\n      files: watched\n', 'p.yaml'),
+    ).toThrow(/CONNECTOR\/TOOL or CONNECTOR\/\*/);
+    expect(() => parsePolicy('version: 1\nchannels:\n  "slack:C01":\n    connectors: [my.files]\n', 'p.yaml')).toThrow(
+      /1–30 lower-case letters, digits, _ or -/,
+    );
+  });
+});
