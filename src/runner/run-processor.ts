@@ -267,7 +267,17 @@ export async function processRunJob(
         signal: runSignal,
       });
       await askToConnect(deps, task, hub.needsConnection);
+      deps.logger.info(
+        {
+          taskId: task.id,
+          runId: job.runId,
+          connectors: connectorConfigs.map((c) => c.name),
+          tools: hub.tools().length,
+        },
+        'connectors started',
+      );
       if (hub.problems.length > 0) {
+        deps.logger.warn({ taskId: task.id, problems: hub.problems }, 'some connectors could not be started');
         await audit.append({
           type: 'connector.unavailable',
           taskId: task.id,
@@ -356,6 +366,17 @@ export async function processRunJob(
       // Awaited: a call whose audit record cannot be written does not go back to the model.
       onToolCall: (record, input) => {
         const connector = hub?.lookup(record.tool);
+        if (connector)
+          deps.logger.debug(
+            {
+              taskId: task.id,
+              tool: record.tool,
+              decision: record.decision,
+              isError: record.isError,
+              ms: record.durationMs,
+            },
+            'connector call',
+          );
         return audit
           .append({
             type: 'tool.call',

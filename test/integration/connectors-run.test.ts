@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { parseConnectors } from '../../src/config/index.ts';
+import { createLogger } from '../../src/observability/index.ts';
 import { type FakeAnthropicServer, type MessagesRequestBody, startFakeAnthropic } from '../fakes/anthropic-server.ts';
 import { ConsoleClient, links, planButtons } from '../helpers/console-client.ts';
 import { describeDocker } from '../helpers/docker.ts';
@@ -28,6 +29,8 @@ describeDocker('a run with an MCP connector (a real stdio server)', () => {
   const log = join(dir, 'calls.log');
   let model: FakeAnthropicServer;
   let handoff: TestHandoff;
+  // Everything Handoff logs, at the most detailed level.
+  const logs: string[] = [];
 
   beforeAll(async () => {
     model = await startFakeAnthropic();
@@ -48,6 +51,7 @@ describeDocker('a run with an MCP connector (a real stdio server)', () => {
         'handoff.yaml',
       ),
       connectorEnv: { ...process.env, TEST_RECORDS_TOKEN: secret },
+      logger: createLogger('trace', 'handoff-test', { destination: { write: (line: string) => logs.push(line) } }),
     });
   });
   afterAll(async () => {
@@ -180,7 +184,10 @@ describeDocker('a run with an MCP connector (a real stdio server)', () => {
       .map((l) => JSON.parse(l).tool);
     expect(calls).toEqual(['lookup', 'create_record']);
 
-    // The secret is nowhere: not in any model request, not in the sandbox, not in the audit trail.
+    // The secret is nowhere: not in any model request, not in the sandbox, not in logs, not in the audit trail.
+    expect(logs.join('\n')).toContain('connectors started');
+    expect(logs.filter((l) => l.includes('connector call')).length).toBeGreaterThanOrEqual(5);
+    expect(logs.join('\n')).not.toContain(secret);
     for (const r of model.requests) expect(JSON.stringify(r.body)).not.toContain(secret);
     expect(results.sandbox!.content).not.toContain(secret);
     expect(results.sandbox!.content).not.toContain('RECORDS_TOKEN');
