@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect } from 'node:net';
@@ -16,6 +15,7 @@ import {
 } from '../../src/runner/egress/index.ts';
 import { containerHardeningProblems, type ExecOptions, type Sandbox } from '../../src/runner/sandbox/index.ts';
 import { describeDocker, useSandboxFixture } from '../helpers/docker.ts';
+import { selfSignedCert } from '../helpers/self-signed.ts';
 
 // The sandbox has no network interface but loopback; its only way out is the proxy's unix
 // socket, mounted in. The proxy runs here, on the host, with a resolver and dial that map the
@@ -28,30 +28,7 @@ function sh(sandbox: Sandbox, script: string, options: Partial<ExecOptions> = {}
 const root = mkdtempSync(join(tmpdir(), 'handoff-egress-it-'));
 
 function makeCert(names: string[]): { key: Buffer; cert: Buffer } {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(root, 'key.pem'),
-      '-out',
-      join(root, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${names[0]}`,
-      '-addext',
-      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { key: readFileSync(join(root, 'key.pem')), cert: readFileSync(join(root, 'cert.pem')) };
+  return selfSignedCert(root, names);
 }
 
 describeDocker('Sandbox egress through the allowlisting proxy (real Docker)', () => {

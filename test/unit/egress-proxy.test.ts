@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import {
@@ -25,6 +24,7 @@ import {
   prepareEgressSocketDir,
   startEgressProxy,
 } from '../../src/runner/egress/index.ts';
+import { selfSignedCert } from '../helpers/self-signed.ts';
 
 // Every upstream here listens on 127.0.0.1; the names resolve to documentation addresses that
 // the dial below maps to those servers, and it throws for anything else: no test traffic
@@ -33,33 +33,8 @@ import {
 const root = mkdtempSync(join(tmpdir(), 'handoff-egress-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
-/** A self-signed certificate for the given names, made with openssl for this test run. */
 function makeCert(names: string[]): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(root, 'cert-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${names[0]}`,
-      '-addext',
-      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  return selfSignedCert(root, names);
 }
 
 interface Seen {

@@ -1,6 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { connect as netConnect } from 'node:net';
@@ -9,6 +8,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { type WebFetchOptions, type WebFetchPage, webFetch } from '../../src/runner/egress/index.ts';
+import { selfSignedCert } from '../helpers/self-signed.ts';
 
 // Servers listen on 127.0.0.1 only; names resolve to documentation addresses that the dial
 // maps to them, and it throws for anything else.
@@ -17,31 +17,7 @@ const root = mkdtempSync(join(tmpdir(), 'handoff-web-fetch-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 function makeCert(names: string[]): { key: Buffer; cert: Buffer } {
-  const dir = mkdtempSync(join(root, 'cert-'));
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'ec',
-      '-pkeyopt',
-      'ec_paramgen_curve:prime256v1',
-      '-nodes',
-      '-keyout',
-      join(dir, 'key.pem'),
-      '-out',
-      join(dir, 'cert.pem'),
-      '-days',
-      '1',
-      '-subj',
-      `/CN=${names[0]}`,
-      '-addext',
-      `subjectAltName=${names.map((n) => `DNS:${n}`).join(',')}`,
-    ],
-    { stdio: 'pipe' },
-  );
-  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) };
+  return selfSignedCert(root, names);
 }
 
 const PAGE = `<!doctype html>

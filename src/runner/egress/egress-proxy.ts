@@ -261,6 +261,23 @@ class EgressProxyServer implements EgressProxy {
     return checkDestination(target, options);
   }
 
+  /** The record of a request refused or held before any connection was made. */
+  #emitRefused(
+    base: Pick<EgressDecisionEvent, 'host' | 'port' | 'method'>,
+    verdict: { decision: EgressDecisionEvent['decision']; reason: string; status: number },
+    started: number,
+  ): void {
+    this.#emit({
+      ...base,
+      decision: verdict.decision,
+      reason: verdict.reason,
+      status: verdict.status,
+      bytesUp: 0,
+      bytesDown: 0,
+      durationMs: elapsed(started),
+    });
+  }
+
   #emit(event: EgressDecisionEvent): void {
     try {
       this.#options.onEvent?.(event);
@@ -292,15 +309,7 @@ class EgressProxyServer implements EgressProxy {
       if (verdict.decision === 'held') this.#noteHeld(target.host);
       reply(res, verdict.status, verdict.decision, refusalText(target, verdict.decision, verdict.reason));
       req.resume();
-      this.#emit({
-        ...base,
-        decision: verdict.decision,
-        reason: verdict.reason,
-        status: verdict.status,
-        bytesUp: 0,
-        bytesDown: 0,
-        durationMs: elapsed(started),
-      });
+      this.#emitRefused(base, verdict, started);
       return;
     }
 
@@ -436,15 +445,7 @@ class EgressProxyServer implements EgressProxy {
         verdict.decision === 'allowed' ? 'error' : verdict.decision,
         refusalText(target, verdict.decision, verdict.reason),
       );
-      this.#emit({
-        ...base,
-        decision: verdict.decision,
-        reason: verdict.reason,
-        status: verdict.status,
-        bytesUp: 0,
-        bytesDown: 0,
-        durationMs: elapsed(started),
-      });
+      this.#emitRefused(base, verdict, started);
       return;
     }
 
