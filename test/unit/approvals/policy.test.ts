@@ -306,6 +306,7 @@ describe('policyForChannel', () => {
       connectors: eff.connectors,
       egressDomains: eff.egressDomains,
       connectorTrust: eff.connectorTrust,
+      webSearch: false,
       explicitTrust: Object.fromEntries(
         Object.entries(eff.trustSources).map(([a, from]) => [a, from !== 'built-in default policy']),
       ),
