@@ -7,13 +7,21 @@ import { type ServerType, serve } from '@hono/node-server';
 import type { Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
-import { AnthropicProvider, DemoProvider, type ModelProvider } from './agent/index.ts';
+import {
+  AnthropicProvider,
+  ConnectionService,
+  DemoProvider,
+  type ModelProvider,
+  parseConnectionsKey,
+  TokenStore,
+} from './agent/index.ts';
 import { loadPolicy, planPolicyResolver, policyCheck, policyExplain } from './approvals/index.ts';
 import {
   type ConsoleAccess,
   ConsoleSessions,
   ConsoleStore,
   ConsoleUsers,
+  connectionRoutes,
   consoleCommand,
   consoleHelp,
   consoleRoutes,
@@ -209,6 +217,16 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     });
     const policy = policyFor({ surface: 'web', channel: 'general', thread: '-' });
     const connectors = options.connectors ?? [];
+    // Connectors with `auth:` act as the person who asked; their tokens are kept encrypted
+    // with HANDOFF_CONNECTIONS_KEY. One service for the bot (Connect buttons, the callback)
+    // and the runner (each run's connections).
+    const connections = await perUserConnections(config, mode, connectors, {
+      records,
+      dataDir,
+      logger,
+      publicUrl: () => publicUrl,
+      ...(options.connectorEnv ? { env: options.connectorEnv } : {}),
+    });
     for (const problem of unknownConnectors(policyDoc, connectors)) logger.warn(problem);
     await audit.append({ type: 'policy.loaded', data: { source: config.policyFile ?? 'built-in', mode } });
     const running: RunningHandoff = { redisUrl, close };
@@ -271,6 +289,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           prices: pricesFrom(config),
           policy,
           connectors,
+          ...(connections.service ? { connections: connections.service } : {}),
           ...(options.connectorEnv ? { connectorEnv: options.connectorEnv } : {}),
           ...(options.egressNetwork ? { egressNetwork: options.egressNetwork } : {}),
         },
@@ -325,7 +344,21 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         },
         demo: provider.demo,
         surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : []), ...(teams ? [teams.surface] : [])],
+        ...(connections.service ? { connections: connections.service } : {}),
+        ...(connections.unavailable ? { connectionsUnavailable: connections.unavailable } : {}),
       });
+      // Where authorization servers send people back after Connect (outside the console's sign-in).
+      const connectionsApp = connections.service
+        ? connectionRoutes(connections.service, {
+            onConnected: (user, connector, context) => gateway.connectionConnected(user, connector, context),
+            onDeclined: (user, connector, context) => gateway.connectionDeclined(user, connector, context),
+            // Connection errors carry no token material; only their code and words are logged.
+            onError: (err) => {
+              const e = asHandoffError(err);
+              logger.warn({ code: e.code, reason: e.message }, 'per-user connection: the sign-in did not complete');
+            },
+          })
+        : undefined;
       await slack?.start(gateway);
       teams?.start(gateway);
       const notify: Worker = startNotifyWorker(gateway, queueConnection, logger, {
@@ -427,6 +460,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         ...(consoleApp ? { console: consoleApp } : {}),
         ...(slack?.routes ? { slack: slack.routes } : {}),
         ...(teams ? { teams: teams.routes } : {}),
+        ...(connectionsApp ? { connections: connectionsApp } : {}),
       });
       const server = await listenOn(app, config.port, config.host, 'HANDOFF_PORT');
       cleanups.push(() => closeServer(server));
@@ -591,6 +625,79 @@ function pricesFrom(config: Config): Prices {
     cacheReadPerMTok: config.priceCacheReadPerMTok ?? config.priceInputPerMTok / 10,
     cacheWritePerMTok: config.priceCacheWritePerMTok ?? config.priceInputPerMTok * 1.25,
   };
+}
+
+/**
+ * The per-user connections service, when connectors with `auth:` are configured and a key
+ * is available (HANDOFF_CONNECTIONS_KEY; `handoff dev` keeps one in its data dir). Without
+ * a key those connectors are unavailable: one warning, and `unavailable` says why to people.
+ */
+async function perUserConnections(
+  config: Config,
+  mode: Mode,
+  connectors: readonly ConnectorConfig[],
+  deps: { records: Redis; dataDir: string; logger: Logger; publicUrl: () => string; env?: NodeJS.ProcessEnv },
+): Promise<{ service?: ConnectionService; unavailable?: string }> {
+  const perUser = connectors.filter((c) => c.perUser).map((c) => c.name);
+  if (perUser.length === 0) return {};
+  const keyText = config.connectionsKey ?? (mode === 'dev' ? await devConnectionsKey(deps.dataDir) : undefined);
+  if (!keyText) {
+    deps.logger.warn(
+      { connectors: perUser },
+      `connectors ${perUser.join(', ')} act as each person (auth: in handoff.yaml), but HANDOFF_CONNECTIONS_KEY is not set: they are unavailable until it is (32 random bytes, e.g. \`openssl rand -base64 32\`)`,
+    );
+    return {
+      unavailable:
+        'per-user connections are not set up on this Handoff: an admin must set HANDOFF_CONNECTIONS_KEY first',
+    };
+  }
+  let key: Buffer;
+  try {
+    key = parseConnectionsKey(keyText);
+  } catch (err) {
+    throw new HandoffError(ErrorCodes.config, `HANDOFF_CONNECTIONS_KEY: ${(err as Error).message}`);
+  }
+  const { publicUrl } = deps;
+  const service = new ConnectionService({
+    store: new TokenStore(deps.records, key),
+    connectors,
+    // Read at each sign-in: `handoff dev` on a free port knows its URL only once it listens.
+    get publicUrl() {
+      return publicUrl();
+    },
+    ...(deps.env ? { env: deps.env } : {}),
+  });
+  return { service };
+}
+
+/**
+ * `handoff dev` keeps one connections key in its data dir (mode 0600), so connections
+ * survive restarts. A key file that is there but unreadable is an error, never replaced:
+ * replacing it would disconnect everyone.
+ */
+async function devConnectionsKey(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'connections-key');
+  let existing: string | undefined;
+  try {
+    existing = (await readFile(path, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (existing !== undefined) {
+    try {
+      parseConnectionsKey(existing);
+    } catch (err) {
+      throw new HandoffError(
+        ErrorCodes.config,
+        `${path}: ${(err as Error).message}; remove the file to start over (everyone connects again)`,
+      );
+    }
+    return existing;
+  }
+  await mkdir(dataDir, { recursive: true });
+  const key = randomBytes(32).toString('base64');
+  await writeFile(path, key, { mode: 0o600, flag: 'wx' });
+  return key;
 }
 
 /** `handoff dev` keeps one signing secret in its data dir so links survive restarts. */

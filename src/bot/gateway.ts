@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { type ConnectionContext, ConnectionErrorCodes, type ConnectionService } from '../agent/index.ts';
 import {
   type ApprovalClick,
   type ApproverLookup,
@@ -10,8 +11,10 @@ import {
   type Tally,
   tallyPlanDecision,
 } from '../approvals/index.ts';
+import { connectorNamePattern } from '../config/index.ts';
 import {
   type ConversationRef,
+  connectionUserId,
   ErrorCodes,
   fileNameProblem,
   HandoffError,
@@ -43,12 +46,14 @@ import {
 } from '../storage/index.ts';
 import { artifactLinks } from './artifact-links.ts';
 import type { ChatSurface } from './chat-surface.ts';
-import type { HandoffInbound, RequestInput } from './inbound.ts';
+import type { ConnectAnswer, HandoffInbound, RequestInput } from './inbound.ts';
 import { requestChanges } from './revise.ts';
 import { Schedules } from './schedules.ts';
 import { asUnavailable } from './unavailable.ts';
 import {
   approvalView,
+  type ConnectionsView,
+  connectView,
   planView,
   progressView,
   questionView,
@@ -96,7 +101,30 @@ export interface GatewayDeps {
   /** Whether the demo model handles tasks (every card says so). */
   demo: boolean;
   surfaces: ChatSurface[];
+  /**
+   * Per-user connections (connectors with `auth:`), when such connectors are configured and
+   * HANDOFF_CONNECTIONS_KEY is available: Connect buttons, the lists people manage their
+   * connections in, and what happens once someone has connected.
+   */
+  connections?: ConnectionService;
+  /** Why per-user connections cannot be used although connectors need them (no key): the refusal people see. */
+  connectionsUnavailable?: string;
 }
+
+/**
+ * The person per-user connectors act as: `<surface>:<id>`. The runner names a task's
+ * requester the same way (`connectionUser`, src/runner/plan-processor.ts): keep both alike.
+ */
+export function connectionUserOf(surface: Surface, who: Pick<Identity, 'id'>): string {
+  return connectionUserId(surface, who.id);
+}
+
+/** Message-reference slots of a task's Connect card for one connector. */
+const connectSlot = (connector: string) => `connect:${connector}`;
+/** Set to '1' once the requester connected (the card and the revision are done), '' while it is open. */
+const connectedSlot = (connector: string) => `connect:${connector}:done`;
+/** A revision to ask for once the plan being drafted is ready (the requester connected meanwhile). */
+const reviseSlot = 'connect:revise';
 
 /**
  * The surface-neutral half of the bot: turns what people do in chat into tasks,
@@ -517,6 +545,7 @@ export class Gateway implements HandoffInbound {
             ref,
             statusView(task, `Plan version ${event.version} is ready for approval.`),
           );
+        await this.reviseIfConnected(task, event.version);
         return;
       }
       case 'plan.failed': {
@@ -555,7 +584,237 @@ export class Gateway implements HandoffInbound {
         await this.deps.state.setMessageRef(task.id, 'approval:last', pending.id);
         return;
       }
+      case 'connection.needed': {
+        const task = await this.deps.state.requireTask(event.taskId);
+        await this.offerConnection(task, event.connector, event.title);
+        return;
+      }
     }
+  }
+
+  /**
+   * The Connect card for a per-user connector the requester has not connected: one per task
+   * and connector, opened again (edited, not posted again) when it is asked for anew.
+   * Without per-user connections set up here, one status line says why it is left out.
+   */
+  private async offerConnection(task: Task, connector: string, title: string): Promise<void> {
+    const { state } = this.deps;
+    const service = this.deps.connections;
+    if (!service) {
+      if (await state.getMessageRef(task.id, connectSlot(connector))) return;
+      const ref = await this.surface(task).post(
+        task.conversation,
+        statusView(
+          task,
+          `${title} acts as each person who asks, but per-user connections are not set up on this Handoff (HANDOFF_CONNECTIONS_KEY): it goes on without ${title}.`,
+        ),
+      );
+      await state.setMessageRef(task.id, connectSlot(connector), ref);
+      return;
+    }
+    // Asked for again (the stored connection stopped working): the card is open once more.
+    await state.setMessageRef(task.id, connectedSlot(connector), '');
+    await this.upsert(task, connectSlot(connector), connectView(task, connector, title));
+  }
+
+  /**
+   * Someone completed connecting (the callback route's `onConnected`). Audited; when it is
+   * the requester of the task the Connect card came from, the card says so and a plan that
+   * waits for approval is drafted again, so the planner now sees the connector's tools.
+   * Anyone else connected their own account: nothing about the task changes.
+   */
+  async connectionConnected(user: string, connector: string, context: ConnectionContext | undefined): Promise<void> {
+    await this.deps.audit.append({
+      type: 'connection.connected',
+      ...(context?.taskId ? { taskId: context.taskId } : {}),
+      actor: user,
+      data: { connector, user },
+    });
+    const task = await this.requesterTask(user, context);
+    if (task) await this.requesterConnected(task, connector);
+  }
+
+  /** The person was sent back without connecting (declined, or the service failed): the card says so. */
+  async connectionDeclined(user: string, connector: string, context: ConnectionContext | undefined): Promise<void> {
+    await this.deps.audit.append({
+      type: 'connection.declined',
+      ...(context?.taskId ? { taskId: context.taskId } : {}),
+      actor: user,
+      data: { connector, user },
+    });
+    const task = await this.requesterTask(user, context);
+    const ref = task ? await this.deps.state.getMessageRef(task.id, connectSlot(connector)) : undefined;
+    if (!task || !ref || (await this.deps.state.getMessageRef(task.id, connectedSlot(connector))) === '1') return;
+    const title = this.deps.connections?.title(connector) ?? connector;
+    await this.surface(task).update(
+      task.conversation,
+      ref,
+      connectView(task, connector, title, 'declined', task.requester.name),
+    );
+  }
+
+  /** The task a connection came back for, when `user` is its requester (whose connection it uses). */
+  private async requesterTask(user: string, context: ConnectionContext | undefined): Promise<Task | undefined> {
+    if (!context?.taskId) return undefined;
+    const task = await this.deps.state.getTask(context.taskId);
+    if (!task || connectionUserOf(task.conversation.surface, task.requester) !== user) return undefined;
+    return task;
+  }
+
+  /** The requester has connected: the card says so (once) and the plan is drafted again to use it. */
+  private async requesterConnected(task: Task, connector: string): Promise<void> {
+    const { state, logger } = this.deps;
+    if ((await state.getMessageRef(task.id, connectedSlot(connector))) === '1') return;
+    await state.setMessageRef(task.id, connectedSlot(connector), '1');
+    const title = this.deps.connections?.title(connector) ?? connector;
+    const ref = await state.getMessageRef(task.id, connectSlot(connector));
+    if (ref) {
+      await this.surface(task)
+        .update(task.conversation, ref, connectView(task, connector, title, 'connected', task.requester.name))
+        .catch((err) => logger.warn({ err, taskId: task.id }, 'could not update the Connect card'));
+    }
+    const text = `${task.requester.name} connected ${title}; use it where the request needs it.`;
+    const now = await state.requireTask(task.id);
+    if (now.state === 'awaiting_approval') await this.reviseForConnection(now, now.planVersion, text);
+    // The plan being drafted did not see the connector: it is revised as soon as it is ready.
+    else if (now.state === 'requested' || now.state === 'planning')
+      await state.setMessageRef(task.id, reviseSlot, text);
+  }
+
+  /** A plan is ready: when the requester connected while it was drafted, the next version is asked for now. */
+  private async reviseIfConnected(task: Task, version: number): Promise<void> {
+    const text = await this.deps.state.getMessageRef(task.id, reviseSlot);
+    if (!text) return;
+    await this.deps.state.setMessageRef(task.id, reviseSlot, '');
+    if (task.state === 'awaiting_approval' && task.planVersion === version)
+      await this.reviseForConnection(task, version, text);
+  }
+
+  /** Asks for the next plan version through the "Request changes" path, as the requester. */
+  private async reviseForConnection(task: Task, version: number, text: string): Promise<void> {
+    try {
+      await requestChanges(this.deps, { taskId: task.id, planVersion: version, by: task.requester, text });
+      await this.renderPlan(task.id, version);
+    } catch (err) {
+      // Decided or revised meanwhile: that version stands, and the run uses the connection.
+      this.deps.logger.info(
+        { taskId: task.id, reason: asUnavailable(err).message },
+        'no new plan version after connecting',
+      );
+    }
+  }
+
+  /**
+   * Connect, as the person who pressed it (`HandoffInbound.connect`). On a task's card, the
+   * requester's "already connected" also counts as connecting now (the card and the plan
+   * catch up).
+   */
+  async connect(click: { connector: string; by: Identity; surface: Surface; taskId?: string }): Promise<ConnectAnswer> {
+    const service = this.connectionService();
+    const connector = this.perUserConnector(service, click.connector);
+    const task = click.taskId ? await this.taskOn(click.taskId, click.surface) : undefined;
+    const title = service.title(connector);
+    const user = connectionUserOf(click.surface, click.by);
+    const own = !task || task.requester.id === click.by.id;
+    const others = own
+      ? ''
+      : ` This connects your own ${title} account, for your own requests; this task uses ${task.requester.name}'s.`;
+    let begun: Awaited<ReturnType<ConnectionService['begin']>>;
+    try {
+      begun = await service.begin(
+        connector,
+        user,
+        task ? { taskId: task.id, conversation: task.conversation } : undefined,
+      );
+    } catch (err) {
+      throw connectionProblem(err);
+    }
+    if (begun.status === 'connected') {
+      if (task && own) await this.requesterConnected(task, connector);
+      return { status: 'connected', title, message: `Your ${title} account is already connected.${others}` };
+    }
+    return {
+      status: 'needs_authorization',
+      title,
+      authorizationUrl: begun.authorizationUrl,
+      message: `Open the sign-in page to connect ${title} as you. The link is yours alone and works once, for a few minutes.${others}`,
+    };
+  }
+
+  /** A person's own connections (`HandoffInbound.connections`). */
+  async connections(surface: Surface, who: Identity): Promise<ConnectionsView> {
+    const service = this.connectionService();
+    const stored = await service.list(connectionUserOf(surface, who));
+    const byName = new Map(stored.map((s) => [s.connector, s]));
+    const names = [...new Set([...service.connectorNames(), ...byName.keys()])];
+    return {
+      kind: 'connections',
+      items: names.map((connector) => {
+        const s = byName.get(connector);
+        if (!s) return { connector, title: service.title(connector), connected: false };
+        return {
+          connector,
+          title: s.title,
+          connected: true,
+          connectedAt: s.connectedAt,
+          ...(s.expiresAt ? { expiresAt: s.expiresAt } : {}),
+          refreshable: s.refreshable,
+        };
+      }),
+      demo: this.deps.demo,
+    };
+  }
+
+  /** Disconnect (`HandoffInbound.disconnect`): removed here, revoked remotely where the service allows; audited. */
+  async disconnect(input: { connector: string; by: Identity; surface: Surface }): Promise<string> {
+    const service = this.connectionService();
+    if (!connectorNamePattern.test(input.connector))
+      throw new HandoffError(ErrorCodes.invalidInput, 'that is not a connector name');
+    const user = connectionUserOf(input.surface, input.by);
+    const title = service.title(input.connector);
+    const result = await service.revoke(user, input.connector);
+    await this.deps.audit.append({
+      type: 'connection.revoked',
+      actor: user,
+      data: {
+        connector: input.connector,
+        user,
+        removedLocally: result.removedLocally,
+        remote: result.remote,
+        ...(result.problem ? { problem: result.problem } : {}),
+      },
+    });
+    switch (result.remote) {
+      case 'not_connected':
+        return result.removedLocally
+          ? `Disconnected ${title}: what Handoff kept for it is removed.`
+          : `${title} was not connected.`;
+      case 'revoked':
+        return `Disconnected ${title}: Handoff no longer holds your access, and ${title} revoked it.`;
+      case 'not_supported':
+        return `Disconnected ${title}: Handoff no longer holds your access. ${title} offers no way to revoke it from here; remove Handoff from the apps connected to your account there if you want it gone there too.`;
+      case 'failed':
+        return `Disconnected ${title}: Handoff no longer holds your access, but ${title} did not confirm revoking it (${result.problem ?? 'no reason given'}). Remove Handoff from the apps connected to your account there to be sure.`;
+    }
+  }
+
+  private connectionService(): ConnectionService {
+    const service = this.deps.connections;
+    if (service) return service;
+    throw new HandoffError(
+      ErrorCodes.invalidInput,
+      this.deps.connectionsUnavailable ??
+        'no connector here acts as each person (none has `auth:` in handoff.yaml), so there is nothing to connect',
+    );
+  }
+
+  private perUserConnector(service: ConnectionService, name: string): string {
+    if (!service.connectorNames().includes(name))
+      throw new HandoffError(
+        ErrorCodes.notFound,
+        `no connector here is connected per person as ${JSON.stringify(name.slice(0, 40))}`,
+      );
+    return name;
   }
 
   /** The agent's question card: open until it expires, or who answered it. */
@@ -701,4 +960,20 @@ export class Gateway implements HandoffInbound {
     if (!surface) throw new HandoffError(ErrorCodes.notFound, `no ${name} surface is configured`);
     return surface;
   }
+}
+
+/** A failure to start signing in, in words fit for the person (they carry no token material). */
+function connectionProblem(err: unknown): unknown {
+  if (
+    err instanceof HandoffError &&
+    (err.code === ConnectionErrorCodes.connectionFailed ||
+      err.code === ConnectionErrorCodes.connectionUnavailable ||
+      err.code === ConnectionErrorCodes.serverUnsupported)
+  ) {
+    return new HandoffError(ErrorCodes.connectorFailed, `${err.message}; try again later or tell an admin`, {
+      cause: err,
+      retryable: err.retryable,
+    });
+  }
+  return err;
 }

@@ -30,6 +30,11 @@ export interface HttpAppOptions {
   slack?: Hono;
   /** Teams' `/api/messages` (Bot Framework activities), mounted before the console likewise. */
   teams?: Hono;
+  /**
+   * `GET /connectors/oauth/callback` (per-user connections, `connectionRoutes`), mounted
+   * before the console so its sign-in never applies: the sign-in's state authenticates it.
+   */
+  connections?: Hono;
 }
 
 /** The bot's HTTP surface: health, metrics, signed downloads, and the console. */
@@ -98,6 +103,7 @@ export function createHttpApp(options: HttpAppOptions): Hono {
       }
     });
   }
+  if (options.connections) app.route('/', options.connections);
   if (options.slack) app.route('/', options.slack);
   if (options.teams) app.route('/', options.teams);
   if (options.console) app.route('/', options.console);

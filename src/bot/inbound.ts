@@ -2,6 +2,7 @@ import type { ApprovalClick } from '../approvals/index.ts';
 import type { ConversationRef, Identity, ScheduleDraft, StoredFile, Surface, Task } from '../core/index.ts';
 import type { IncomingFile } from './incoming-file.ts';
 import type { Schedules } from './schedules.ts';
+import type { ConnectionsView } from './views.ts';
 
 /** A new request as a surface hands it in. */
 export interface RequestInput {
@@ -15,6 +16,15 @@ export interface RequestInput {
   /** Files already stored (a request made again from an earlier task's): copied, not uploaded. */
   copyInputs?: StoredFile[];
 }
+
+/**
+ * What pressing Connect gave the person who pressed it. `authorizationUrl` is theirs alone:
+ * a surface shows it only to them (the console's action answer, a Slack ephemeral
+ * message, a Teams invoke response), never on a card others see.
+ */
+export type ConnectAnswer =
+  | { status: 'connected'; title: string; message: string }
+  | { status: 'needs_authorization'; title: string; message: string; authorizationUrl: string };
 
 /** The scheduled-brief operations a surface offers its people. */
 export type ScheduleInbound = Pick<
@@ -71,4 +81,17 @@ export interface HandoffInbound {
   /** The approvers a conversation's policy names; undefined when anyone there may approve. */
   approversFor(conversation: ConversationRef): { users: readonly string[]; groups: readonly string[] } | undefined;
   readonly schedules: ScheduleInbound;
+  /**
+   * "Connect <title>" on a Connect card (`taskId`) or in a person's list of connections:
+   * starts connecting a per-user connector as `by`, the person who pressed it, and never
+   * as anyone else. Throws a HandoffError when no per-user connector is set up.
+   */
+  connect(click: { connector: string; by: Identity; surface: Surface; taskId?: string }): Promise<ConnectAnswer>;
+  /** `who`'s own per-user connections on `surface`: every per-user connector, connected or not. */
+  connections(surface: Surface, who: Identity): Promise<ConnectionsView>;
+  /**
+   * Disconnects `by`'s own connection: removed here at once, revoked at the service where
+   * it offers that. Returns the words to show them.
+   */
+  disconnect(input: { connector: string; by: Identity; surface: Surface }): Promise<string>;
 }

@@ -1,7 +1,14 @@
 export type { ChatSurface, PersonInfo } from './chat-surface.ts';
-export { Gateway, type GatewayDeps, type GatewayLimits, type IncomingFile } from './gateway.ts';
+export { type ConnectionRoutesOptions, connectionRoutes } from './connection-routes.ts';
+export {
+  connectionUserOf,
+  Gateway,
+  type GatewayDeps,
+  type GatewayLimits,
+  type IncomingFile,
+} from './gateway.ts';
 export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess } from './http-app.ts';
-export type { HandoffInbound, RequestInput, ScheduleInbound } from './inbound.ts';
+export type { ConnectAnswer, HandoffInbound, RequestInput, ScheduleInbound } from './inbound.ts';
 export { startNotifyWorker } from './notify-worker.ts';
 export { startScheduleWorker } from './schedule-worker.ts';
 export {
@@ -32,6 +39,8 @@ export {
 } from './surfaces/web/index.ts';
 export { asUnavailable } from './unavailable.ts';
 export {
+  type ConnectionsView,
+  type ConnectView,
   type PlanReachView,
   type PlanView,
   planReachView,

@@ -61,6 +61,7 @@ export interface PlanReachView {
   connectors: Array<{ label: string; action: 'read' | 'write'; trust: TrustLevel }>;
   egressDomains: string[];
   webFetch: boolean;
+  webSearch: boolean;
   mayOverwrite: string[];
   mayDelete: string[];
 }
@@ -75,7 +76,7 @@ export function reachLines(reach: PlanReachView): string[] {
     );
   if (reach.egressDomains.length > 0)
     lines.push(
-      `Web access: ${reach.egressDomains.join(', ')}${reach.webFetch ? ' (pages read with web_fetch, or from the sandbox through the allowlisting proxy)' : ' (through the allowlisting proxy)'}; any other domain asks first`,
+      `Web access: ${reach.egressDomains.join(', ')}${reach.webFetch ? ' (pages read with web_fetch, or from the sandbox through the allowlisting proxy)' : ' (through the allowlisting proxy)'}${reach.webSearch ? '; web search limited to these domains' : ''}; any other domain asks first`,
     );
   if (reach.mayOverwrite.length > 0) lines.push(`May overwrite inputs: ${reach.mayOverwrite.join(', ')} (asks first)`);
   if (reach.mayDelete.length > 0) lines.push(`May delete inputs: ${reach.mayDelete.join(', ')} (asks first)`);
@@ -95,6 +96,7 @@ export function planReachView(plan: Plan): PlanReachView | undefined {
     connectors,
     egressDomains: [...e.egressDomains],
     webFetch: e.webFetch === true,
+    webSearch: e.webSearch === true,
     mayOverwrite: [...e.mayOverwrite],
     mayDelete: [...e.mayDelete],
   };
@@ -248,6 +250,45 @@ export interface ApprovalRequestView {
   demo: boolean;
 }
 
+/**
+ * A per-user connector the task could use, but its requester has not connected: posted
+ * once per task and connector in the task's thread, addressed to the requester. Its
+ * Connect button starts signing in for whoever presses it, with their own account; the
+ * sign-in link goes to that person alone and is never part of this shared card.
+ */
+export interface ConnectView {
+  kind: 'connect';
+  taskId: string;
+  /** The connector's name in handoff.yaml: what the button carries. */
+  connector: string;
+  /** Its human name. */
+  title: string;
+  /** The requester's name: whose connection the task uses. */
+  requester: string;
+  /** What the requester did; the button stays until they have connected. */
+  state: 'open' | 'connected' | 'declined';
+  /** Who connected or declined (the requester). */
+  by?: string;
+  demo: boolean;
+}
+
+/** One person's per-user connections, with their buttons (`/handoff connections`, the console's panel). */
+export interface ConnectionsView {
+  kind: 'connections';
+  /** Every per-user connector, connected or not, and connections kept for connectors no longer configured. */
+  items: Array<{
+    connector: string;
+    title: string;
+    connected: boolean;
+    connectedAt?: string;
+    /** When the current access expires, when the service said. */
+    expiresAt?: string;
+    /** Whether Handoff renews the access by itself (it holds a refresh token). */
+    refreshable?: boolean;
+  }>;
+  demo: boolean;
+}
+
 export type View =
   | StatusView
   | PlanView
@@ -256,7 +297,73 @@ export type View =
   | QuestionView
   | ApprovalRequestView
   | BriefView
-  | ScheduleListView;
+  | ScheduleListView
+  | ConnectView
+  | ConnectionsView;
+
+/** The Connect card of a task for one connector. */
+export function connectView(
+  task: Pick<Task, 'id' | 'requester' | 'demo'>,
+  connector: string,
+  title: string,
+  state: ConnectView['state'] = 'open',
+  by?: string,
+): ConnectView {
+  return {
+    kind: 'connect',
+    taskId: task.id,
+    connector,
+    title,
+    requester: task.requester.name,
+    state,
+    ...(by ? { by } : {}),
+    demo: task.demo,
+  };
+}
+
+/**
+ * The Connect card's words as plain lines, the headline first (each surface escapes and
+ * styles them). The button's label is {@link connectButtonLabel}.
+ */
+export function connectLines(view: ConnectView): string[] {
+  switch (view.state) {
+    case 'open':
+      return [
+        `${view.requester}: Handoff can use ${view.title} as you once you connect it.`,
+        `Connect opens the ${view.title} sign-in page for whoever presses it. This task uses ${view.requester}'s connection only: anyone else who connects links their own account, for their own requests. Until then Handoff goes on without ${view.title}.`,
+      ];
+    case 'connected':
+      return [
+        `Connected by ${view.by ?? view.requester}: Handoff can now use ${view.title} as ${view.by ?? view.requester} for this task.`,
+      ];
+    case 'declined':
+      return [
+        `${view.by ?? view.requester} declined to connect ${view.title}.`,
+        `Handoff goes on without it. Press Connect to try again.`,
+      ];
+  }
+}
+
+/** "Connect Notes". */
+export function connectButtonLabel(title: string): string {
+  return `Connect ${title}`;
+}
+
+/** One connection's facts as plain words: when it was made, until when it works, whether it renews itself. */
+export function connectionFacts(item: ConnectionsView['items'][number]): string {
+  if (!item.connected) return 'not connected';
+  const parts: string[] = [];
+  if (item.connectedAt) parts.push(`connected ${utcMinute(item.connectedAt)}`);
+  if (item.expiresAt) parts.push(`access expires ${utcMinute(item.expiresAt)}`);
+  parts.push(item.refreshable ? 'renewed automatically' : 'not renewable: connect again once it expires');
+  return parts.join(' · ');
+}
+
+/** "2025-03-01 14:05 UTC". */
+function utcMinute(iso: string): string {
+  const ms = Date.parse(iso);
+  return Number.isFinite(ms) ? `${new Date(ms).toISOString().replace('T', ' ').slice(0, 16)} UTC` : iso;
+}
 
 export function approvalView(
   task: Task,

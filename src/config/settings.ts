@@ -37,7 +37,7 @@ export const settingDefs = [
     key: 'publicUrl',
     env: 'HANDOFF_PUBLIC_URL',
     schema: z.url().optional(),
-    doc: 'Base URL people reach the bot at (download links). Default http://<host>:<port>.',
+    doc: 'Base URL people reach the bot at (download links; the return address of per-user connections, <url>/connectors/oauth/callback). Default http://<host>:<port>.',
   },
   {
     key: 'redisUrl',
@@ -56,6 +56,13 @@ export const settingDefs = [
     env: 'HANDOFF_SIGNING_SECRET',
     schema: z.string().min(32).optional(),
     doc: 'HMAC key for download links (≥ 32 chars). `handoff dev` generates and keeps one in the data dir.',
+    secret: true,
+  },
+  {
+    key: 'connectionsKey',
+    env: 'HANDOFF_CONNECTIONS_KEY',
+    schema: z.string().min(1).optional(),
+    doc: 'Key that encrypts the tokens of per-user connectors (`auth:` in handoff.yaml) at rest: 32 random bytes as 64 hex characters or base64 (`openssl rand -base64 32`). Without it those connectors are unavailable. `handoff dev` generates and keeps one in the data dir. Changing it disconnects everyone.',
     secret: true,
   },
   {

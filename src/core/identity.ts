@@ -18,3 +18,11 @@ export const ConversationRefSchema = z.object({
   thread: z.string().min(1).max(200),
 });
 export type ConversationRef = z.infer<typeof ConversationRefSchema>;
+
+/**
+ * The person a per-user connection belongs to: the surface and the id it gives them
+ * (`slack:U0123`). The bot and the runner both key connections with this.
+ */
+export function connectionUserId(surface: string, userId: string): string {
+  return `${surface}:${userId}`;
+}

@@ -15,6 +15,7 @@ export { type ProgressEvent, type RunnerEvent, RunnerEventSchema } from './event
 export {
   type ConversationRef,
   ConversationRefSchema,
+  connectionUserId,
   type Identity,
   IdentitySchema,
   type Surface,

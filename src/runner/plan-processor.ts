@@ -17,6 +17,7 @@ import {
   asHandoffError,
   type ConversationRef,
   changeRequestsFor,
+  connectionUserId,
   costUsd,
   ErrorCodes,
   type Plan,
@@ -121,7 +122,7 @@ export async function planReach(
 
 /** The person a task's per-user connectors act as: its requester (a brief's requester is the schedule's owner). */
 export function connectionUser(task: Task): string {
-  return `${task.conversation.surface}:${task.requester.id}`;
+  return connectionUserId(task.conversation.surface, task.requester.id);
 }
 
 /** What a hub needs to start a task's connectors: their environment and, per-user, the requester's connection. */

@@ -3,6 +3,9 @@ import type { StepStatus, TrustLevel } from '../../../core/index.ts';
 import {
   type BriefView,
   briefHeadline,
+  connectButtonLabel,
+  connectionFacts,
+  connectLines,
   type FileLink,
   formatDuration,
   formatTokens,
@@ -29,7 +32,67 @@ export const actionIds = {
   actionDeny: 'handoff_action_deny',
   /** "Schedule…" on a result: opens the modal that asks when. */
   scheduleResult: 'handoff_schedule_result',
+  /** "Connect <title>" on a Connect card: the sign-in link comes back to the clicker alone. */
+  connect: 'handoff_connect',
+  /** The link button of that private answer: Slack opens the URL and also reports the click. */
+  connectOpen: 'handoff_connect_open',
 } as const;
+
+/** What the buttons of a person's list of connections do. */
+export type ConnectionButtonAction = 'connect' | 'disconnect';
+
+/**
+ * Action ids of the buttons in a list of connections: `handoff_connection_<action>_<n>`,
+ * numbered because an action id is unique within one message.
+ */
+export const connectionActionPattern = /^handoff_connection_(connect|disconnect)_\d+$/;
+
+/** What a Connect or Disconnect button carries: the task (on a Connect card) and the connector. */
+export interface ConnectButtonValue {
+  taskId?: string;
+  connector: string;
+}
+
+/** Parses a Connect or Disconnect button's value; undefined when it is not one of ours. */
+export function decodeConnectValue(raw: unknown): ConnectButtonValue | undefined {
+  if (typeof raw !== 'string' || raw.length > 500) return undefined;
+  try {
+    const v = JSON.parse(raw) as { t?: unknown; c?: unknown };
+    if (typeof v.c !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,29}$/.test(v.c)) return undefined;
+    if (v.t !== undefined && (typeof v.t !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(v.t))) return undefined;
+    return { connector: v.c, ...(typeof v.t === 'string' ? { taskId: v.t } : {}) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Slack's longest button URL. */
+const maxButtonUrl = 3000;
+
+/**
+ * The private answer to Connect (an ephemeral message): what to do, and a button that opens
+ * the sign-in page. Only the person who pressed Connect ever gets this.
+ */
+export function connectLinkMessage(answer: { title: string; message: string; authorizationUrl: string }): SlackMessage {
+  const blocks: KnownBlock[] = [section(`:electric_plug: ${escapeMrkdwn(answer.message)}`)];
+  if (answer.authorizationUrl.length <= maxButtonUrl) {
+    blocks.push({
+      type: 'actions',
+      elements: [
+        {
+          type: 'button',
+          action_id: actionIds.connectOpen,
+          text: plain(`Open the ${answer.title} sign-in page`, blockKitLimits.maxButtonText),
+          url: answer.authorizationUrl,
+          style: 'primary',
+        },
+      ],
+    });
+  } else {
+    blocks.push(section(`<${answer.authorizationUrl.replace(/[<>|]/g, encodeURIComponent)}|Open the sign-in page>`));
+  }
+  return { text: truncate(answer.message, blockKitLimits.maxTextChars), blocks };
+}
 
 /** What the buttons of a schedule do (`ScheduleListView`, App Home). */
 export const scheduleActions = ['pause', 'resume', 'run_now', 'edit', 'delete'] as const;
@@ -349,6 +412,87 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
     case 'brief': {
       text = briefHeadline(view);
       blocks.push(...briefBlocks(view));
+      break;
+    }
+    case 'connect': {
+      const [head = '', ...rest] = connectLines(view);
+      text = head;
+      const icon =
+        view.state === 'connected'
+          ? ':white_check_mark:'
+          : view.state === 'declined'
+            ? ':no_entry_sign:'
+            : ':electric_plug:';
+      blocks.push(section(`${icon} *${escapeMrkdwn(head)}*`));
+      for (const line of rest) blocks.push(context(escapeMrkdwn(line)));
+      if (view.state !== 'connected') {
+        blocks.push({
+          type: 'actions',
+          block_id: `connect_${view.connector}`,
+          elements: [
+            {
+              type: 'button',
+              action_id: actionIds.connect,
+              text: plain(connectButtonLabel(view.title), blockKitLimits.maxButtonText),
+              style: 'primary',
+              value: JSON.stringify({ t: view.taskId, c: view.connector }),
+            },
+          ],
+        });
+      }
+      break;
+    }
+    case 'connections': {
+      text =
+        view.items.length === 0
+          ? 'No connector here acts as each person'
+          : `Your connections: ${view.items.filter((i) => i.connected).length} of ${view.items.length} connected`;
+      blocks.push(header('Your connections'));
+      if (view.items.length === 0) {
+        blocks.push(section('No connector here acts as each person, so there is nothing to connect.'));
+        break;
+      }
+      // One section with its button per connection, after the header and before the closing line.
+      const room = blockKitLimits.maxBlocks - 2;
+      view.items.slice(0, room).forEach((item, i) => {
+        const state = item.connected ? ':white_check_mark: connected' : ':heavy_minus_sign: not connected';
+        const action: ConnectionButtonAction = item.connected ? 'disconnect' : 'connect';
+        blocks.push({
+          type: 'section',
+          text: mrkdwn(`*${escapeMrkdwn(item.title)}* · ${state}\n${escapeMrkdwn(connectionFacts(item))}`),
+          accessory: {
+            type: 'button',
+            action_id: `handoff_connection_${action}_${i}`,
+            text: plain(item.connected ? 'Disconnect' : connectButtonLabel(item.title), blockKitLimits.maxButtonText),
+            value: JSON.stringify({ c: item.connector }),
+            ...(item.connected
+              ? {
+                  style: 'danger' as const,
+                  confirm: {
+                    title: plain(`Disconnect ${item.title}?`, 100),
+                    text: plain(
+                      truncate(
+                        `Handoff removes your ${item.title} access and asks ${item.title} to revoke it. Your requests that need it ask you to connect again.`,
+                        300,
+                      ),
+                      300,
+                    ),
+                    confirm: plain('Disconnect', 30),
+                    deny: plain('Keep it', 30),
+                    style: 'danger' as const,
+                  },
+                }
+              : {}),
+          },
+        });
+      });
+      blocks.push(
+        context(
+          view.items.length > room
+            ? `…and ${view.items.length - room} more not shown.`
+            : 'Only you see this. Handoff uses these services as you, for your own requests.',
+        ),
+      );
       break;
     }
     case 'schedules': {

@@ -25,7 +25,10 @@ import {
   actionIds,
   callbackIds,
   changesModal,
+  connectionActionPattern,
+  connectLinkMessage,
   decodeButtonValue,
+  decodeConnectValue,
   decodeScheduleValue,
   type HomeTask,
   homeView,
@@ -206,9 +209,15 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       .catch((err) => logger.warn({ err: describe(err), channel }, 'slack: could not post in the thread'));
   };
 
-  const ephemeral = async (channel: string, user: string, text: string, thread?: string) => {
+  const ephemeral = async (channel: string, user: string, text: string, thread?: string, blocks?: unknown[]) => {
     await client.chat
-      .postEphemeral({ channel, user, text, ...(thread ? { thread_ts: thread } : {}) })
+      .postEphemeral({
+        channel,
+        user,
+        text,
+        ...(thread ? { thread_ts: thread } : {}),
+        ...(blocks ? { blocks: blocks as never } : {}),
+      })
       .catch((err) => logger.warn({ err: describe(err), channel }, 'slack: could not post an ephemeral message'));
   };
 
@@ -449,6 +458,16 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         await proposeFromCommand(inbound, command, sub, tell);
         return;
       }
+      if (sub.kind === 'connections') {
+        try {
+          const by = await identity(command.user_id, command.user_name);
+          const message = renderBlocks(await inbound.connections('slack', by));
+          await tell(message.text, message.blocks);
+        } catch (err) {
+          await tell(refusalText(err, logger));
+        }
+        return;
+      }
       try {
         // The request becomes a message in the channel; its thread is the task's thread.
         const root = await client.chat.postMessage({
@@ -474,6 +493,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     });
 
     registerSchedules(inbound);
+    registerConnections(inbound);
 
     /** A button click: ack at once, parse its value, call the gateway, answer privately. */
     const onButton = <V>(
@@ -866,6 +886,101 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     });
   };
 
+  /**
+   * Connect on a Connect card or in `/handoff connections`, and Disconnect there. The
+   * sign-in link goes to the clicker alone, in an ephemeral message; a list shown
+   * ephemerally is replaced with its new state.
+   */
+  const registerConnections = (inbound: HandoffInbound) => {
+    /** Connect as the clicker: their sign-in link, or "already connected", only to them. */
+    const connect = async (
+      channel: string,
+      thread: string | undefined,
+      user: { id: string; name?: string },
+      value: { taskId?: string; connector: string },
+    ) => {
+      const answer = await inbound.connect({
+        connector: value.connector,
+        by: await identity(user.id, user.name),
+        surface: 'slack',
+        ...(value.taskId ? { taskId: value.taskId } : {}),
+      });
+      if (answer.status === 'connected') {
+        await ephemeral(channel, user.id, escapeText(answer.message), thread);
+        return;
+      }
+      const message = connectLinkMessage(answer);
+      await ephemeral(channel, user.id, message.text, thread, message.blocks);
+    };
+
+    app.action(actionIds.connect, async ({ ack, body, action }) => {
+      await ack();
+      const b = body as {
+        user: { id: string; name?: string };
+        trigger_id?: string;
+        channel?: { id: string };
+        message?: { thread_ts?: string };
+      };
+      if (!(await firstTrigger(b.trigger_id))) return;
+      const channel = b.channel?.id ?? '';
+      const thread = b.message?.thread_ts;
+      const value = decodeConnectValue((action as { value?: unknown }).value);
+      if (!value?.taskId) {
+        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.', thread);
+        return;
+      }
+      try {
+        await connect(channel, thread, b.user, value);
+      } catch (err) {
+        await ephemeral(channel, b.user.id, refusalText(err, logger), thread);
+      }
+    });
+
+    // The link button of the private answer: Slack opens the page; the click needs only an ack.
+    app.action(actionIds.connectOpen, async ({ ack }) => {
+      await ack();
+    });
+
+    app.action(connectionActionPattern, async ({ ack, body, action, respond }) => {
+      await ack();
+      const b = body as {
+        user: { id: string; name?: string };
+        trigger_id?: string;
+        channel?: { id: string };
+        container?: { is_ephemeral?: boolean };
+      };
+      if (!(await firstTrigger(b.trigger_id))) return;
+      const a = action as { action_id?: string; value?: unknown };
+      const what = connectionActionPattern.exec(a.action_id ?? '')?.[1];
+      const value = decodeConnectValue(a.value);
+      const channel = b.channel?.id ?? '';
+      if (!what || !value) {
+        await ephemeral(channel, b.user.id, 'This button is not one Handoff recognises.');
+        return;
+      }
+      try {
+        if (what === 'connect') {
+          await connect(channel, undefined, b.user, { connector: value.connector });
+          return;
+        }
+        const by = await identity(b.user.id, b.user.name);
+        const words = await inbound.disconnect({ connector: value.connector, by, surface: 'slack' });
+        await ephemeral(channel, b.user.id, escapeText(words));
+        if (b.container?.is_ephemeral && respond) {
+          const list = renderBlocks(await inbound.connections('slack', by));
+          await respond({
+            response_type: 'ephemeral',
+            replace_original: true,
+            text: list.text,
+            blocks: list.blocks as never,
+          }).catch((err) => logger.debug({ err: describe(err) }, 'slack: could not refresh the connections list'));
+        }
+      } catch (err) {
+        await ephemeral(channel, b.user.id, refusalText(err, logger));
+      }
+    });
+  };
+
   /** My recent tasks, the plans waiting for me and my schedules, as Handoff lists them on the way in. */
   const homeFor = async (
     inbound: HandoffInbound,
@@ -938,7 +1053,7 @@ function refusalText(err: unknown, logger: Logger): string {
 }
 
 const usageText =
-  'Usage: `/handoff <what you need done>` · `/handoff schedule "every weekday at 9:00" <what to post>` · `/handoff schedules` (this channel\'s schedules)';
+  'Usage: `/handoff <what you need done>` · `/handoff schedule "every weekday at 9:00" <what to post>` · `/handoff schedules` (this channel\'s schedules) · `/handoff connections` (the services Handoff uses as you)';
 
 const scheduleUsageText =
   'Usage: `/handoff schedule "every weekday at 9:00" <what to post>` or `/handoff schedule every Monday 9:00 Europe/Berlin: <what to post>`. For a request that starts with the word "schedule", mention @handoff instead.';
@@ -955,17 +1070,19 @@ function refusalOrNotMember(err: unknown, logger: Logger): string {
 type SlashCommand =
   | { kind: 'request' }
   | { kind: 'schedules' }
+  | { kind: 'connections' }
   | { kind: 'schedule'; when: string; request: string }
   | { kind: 'usage'; text: string };
 
 /**
- * What `/handoff …` asks for: `schedules` lists the channel's schedules; `schedule "<when>"
- * <request>` (or `schedule <when>: <request>`, or just `<when>: <request>`) proposes one;
- * anything else is a request.
+ * What `/handoff …` asks for: `schedules` lists the channel's schedules; `connections` the
+ * person's own connections; `schedule "<when>" <request>` (or `schedule <when>: <request>`,
+ * or just `<when>: <request>`) proposes one; anything else is a request.
  */
 export function parseCommand(text: string): SlashCommand {
   const trimmed = text.trim();
   if (/^schedules(\s+list)?$/i.test(trimmed)) return { kind: 'schedules' };
+  if (/^connections(\s+list)?$/i.test(trimmed)) return { kind: 'connections' };
   const sub = /^schedule(?:\s+([\s\S]*))?$/i.exec(trimmed);
   if (sub) {
     const rest = (sub[1] ?? '').trim();

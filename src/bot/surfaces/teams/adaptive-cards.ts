@@ -4,6 +4,11 @@ import {
   type ApprovalRequestView,
   type BriefView,
   briefHeadline,
+  type ConnectionsView,
+  type ConnectView,
+  connectButtonLabel,
+  connectionFacts,
+  connectLines,
   type FileLink,
   formatDuration,
   formatTokens,
@@ -49,6 +54,12 @@ export interface CardOptions {
   notice?: { text: string; tone: 'warning' | 'error' | 'good' };
   /** Who may approve, in words ("Ana or Bo"), for "Waiting for approval by …"; default "an approver". */
   waitingFor?: string;
+  /**
+   * On a Connect card or a list of connections answering one person's Connect click: the
+   * sign-in page to open (Action.OpenUrl). Only ever in an invoke response, which Teams
+   * shows to the clicker alone; never on a card posted for everyone.
+   */
+  signIn?: { url: string; title: string };
 }
 
 export const cardSchemaUrl = 'http://adaptivecards.io/schemas/adaptive-card.json';
@@ -75,6 +86,12 @@ export const cardVerbs = {
   actionDeny: 'action.deny',
   taskSchedule: 'task.schedule',
   scheduleAct: 'schedule.act',
+  /** Connect a per-user connector as the clicker (on a Connect card, or in their list). */
+  connect: 'connection.connect',
+  /** Disconnect one of the clicker's own connections. */
+  disconnect: 'connection.disconnect',
+  /** Show the clicker their own connections (the button of a `connections` answer in a shared conversation). */
+  connections: 'connection.list',
 } as const;
 
 /** What a schedule's buttons do: the actions `Schedules.act` accepts. */
@@ -337,7 +354,96 @@ export function renderCard(view: View, options: CardOptions = {}): AdaptiveCard 
       return briefCard(view, top);
     case 'schedules':
       return schedulesCard(view, top);
+    case 'connect':
+      return connectCard(view, options, top);
+    case 'connections':
+      return connectionsCard(view, options, top);
   }
+}
+
+/** The sign-in part of a card answering one person's Connect: a line and the Open button. */
+function signInParts(signIn: CardOptions['signIn']): { body: El[]; actions: El[] } {
+  const url = signIn ? safeUrl(signIn.url) : undefined;
+  if (!signIn || !url) return { body: [], actions: [] };
+  return {
+    body: [subtle('This sign-in link is for you alone: it works once, for a few minutes.')],
+    actions: [{ type: 'Action.OpenUrl', title: plainLine(`Open the ${signIn.title} sign-in page`, 80), url }],
+  };
+}
+
+/** The Connect card: what the requester can connect, and the button that starts it for whoever presses it. */
+function connectCard(view: ConnectView, options: CardOptions, top: El[]): AdaptiveCard {
+  const [head = '', ...rest] = connectLines(view);
+  const icon = view.state === 'connected' ? '✅' : view.state === 'declined' ? '🚫' : '🔌';
+  const signIn = signInParts(options.signIn);
+  const body: El[] = [
+    ...top,
+    tb(`${icon} **${inline(head, 400)}**`),
+    ...rest.map((l) => subtle(para(l, 800))),
+    ...signIn.body,
+  ];
+  if (view.demo) body.push(subtle(demoNote));
+  const actions: El[] = [...signIn.actions];
+  if (view.state !== 'connected') {
+    actions.push(
+      execute(
+        plainLine(connectButtonLabel(view.title), 80),
+        cardVerbs.connect,
+        { taskId: view.taskId, connector: view.connector },
+        'positive',
+      ),
+    );
+  }
+  return finish(body, actions);
+}
+
+/** A person's own connections, each with Disconnect or Connect. */
+function connectionsCard(view: ConnectionsView, options: CardOptions, top: El[]): AdaptiveCard {
+  const signIn = signInParts(options.signIn);
+  const head: El[] = [...top, heading('Your connections'), ...signIn.body];
+  if (view.items.length === 0) {
+    head.push(tb('No connector here acts as each person, so there is nothing to connect.'));
+    return finish(head, signIn.actions);
+  }
+  const tail = [subtle('Handoff uses these services as you, for your own requests. Only you see this list.')];
+  const items = fitItems(
+    view.items,
+    (item) => [
+      {
+        type: 'Container',
+        separator: true,
+        items: [
+          tb(`**${inline(item.title, 100)}** · ${item.connected ? '✅ connected' : '➖ not connected'}`),
+          subtle(inline(connectionFacts(item), 300), { spacing: 'None' }),
+          {
+            type: 'ActionSet',
+            actions: [
+              item.connected
+                ? execute('Disconnect', cardVerbs.disconnect, { connector: item.connector }, 'destructive')
+                : execute(plainLine(connectButtonLabel(item.title), 80), cardVerbs.connect, {
+                    connector: item.connector,
+                  }),
+            ],
+          },
+        ],
+      },
+    ],
+    roomFor(head, tail),
+    (n) => `…and ${n} more not shown.`,
+    25,
+  );
+  return finish([...head, ...items, ...tail], signIn.actions);
+}
+
+/**
+ * The answer to `connections` where others read along (a channel, a group chat): a button
+ * each person presses to see their own list, which Teams shows to them alone.
+ */
+export function connectionsPromptCard(): AdaptiveCard {
+  return finish(
+    [tb('Your connections are yours alone: press the button to see and manage them here, in a card only you see.')],
+    [execute('Show my connections', cardVerbs.connections, {})],
+  );
 }
 
 function statusCard(view: StatusView, top: El[]): AdaptiveCard {
@@ -1010,6 +1116,12 @@ export function messageText(view: View): string {
           ? 'No schedules in this channel'
           : `${view.items.length} schedule${view.items.length === 1 ? '' : 's'} in this channel`;
       break;
+    case 'connect':
+      text = connectLines(view)[0] ?? connectButtonLabel(view.title);
+      break;
+    case 'connections':
+      text = `Your connections: ${view.items.filter((i) => i.connected).length} of ${view.items.length} connected`;
+      break;
   }
   return plainLine(text, 300);
 }
@@ -1035,6 +1147,7 @@ const optionalText = (max: number) =>
     .transform((s) => s?.trim() || undefined);
 
 const planFields = { taskId: IdSchema, version: VersionSchema, hash: HashSchema };
+const ConnectorNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,29}$/, 'a connector name');
 
 /** A click on a card (or Teams asking for a card's personal version), by verb. */
 export const TeamsActionSchema = z.discriminatedUnion('verb', [
@@ -1062,6 +1175,9 @@ export const TeamsActionSchema = z.discriminatedUnion('verb', [
     /** For edit: a new request, when one was typed (needs a new approval). */
     text: optionalText(cardLimits.maxRequest),
   }),
+  z.object({ verb: z.literal(cardVerbs.connect), connector: ConnectorNameSchema, taskId: IdSchema.optional() }),
+  z.object({ verb: z.literal(cardVerbs.disconnect), connector: ConnectorNameSchema }),
+  z.object({ verb: z.literal(cardVerbs.connections) }),
 ]);
 export type TeamsAction = z.infer<typeof TeamsActionSchema>;
 

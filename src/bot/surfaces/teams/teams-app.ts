@@ -28,7 +28,16 @@ import type { RefusedFile } from '../../incoming-file.ts';
 import { payloadTooLarge, readRequestWithin } from '../../read-body.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import type { View } from '../../views.ts';
-import { type CardOptions, parseAction, renderCard, type TeamsAction } from './adaptive-cards.ts';
+import {
+  type AdaptiveCard,
+  type CardOptions,
+  cardAttachment,
+  cardVerbs,
+  connectionsPromptCard,
+  parseAction,
+  renderCard,
+  type TeamsAction,
+} from './adaptive-cards.ts';
 import { ClientCredentials, HostAllowlist, TeamsAuthError, TeamsTokenValidator } from './teams-auth.ts';
 import { botFrameworkScope, type PacingOptions, TeamsConnector } from './teams-connector.ts';
 import { downloadTeamsFiles, fileAttachments, inEntraGroups, type TeamsAttachment } from './teams-files.ts';
@@ -259,7 +268,75 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
       );
       return;
     }
+    if (/^connections$/i.test(text)) {
+      await listConnections(gateway, where, who);
+      return;
+    }
     await submit(where.conversation, who, text, a.attachments as TeamsAttachment[] | undefined, a.localTimezone);
+  };
+
+  /**
+   * `connections`: a person's own connections. In their personal chat the list itself;
+   * where others read along, a button whose answer Teams shows to the clicker alone.
+   */
+  const listConnections = async (gateway: HandoffInbound, where: Place, who: Identity) => {
+    let list: View;
+    try {
+      list = await gateway.connections('teams', who);
+    } catch (err) {
+      await say(where.conversation, asUnavailable(err).message, 'error');
+      return;
+    }
+    if (where.saved?.type === 'personal') {
+      await surface.post(where.conversation, list);
+      return;
+    }
+    if (!where.saved) return;
+    await connector.send(where.saved.serviceUrl, conversationIdFor(where.saved, where.conversation.thread), {
+      type: 'message',
+      summary: 'Your connections',
+      attachments: [cardAttachment(connectionsPromptCard())],
+    } as Partial<Activity>);
+  };
+
+  /**
+   * Connect, Disconnect and "Show my connections": the answer is a card only the clicker
+   * sees (the invoke response), so a sign-in link and a person's list go to them alone.
+   */
+  const connectionCard = async (a: Activity, who: Identity, action: TeamsAction): Promise<AdaptiveCard> => {
+    const gateway = inbound!;
+    let notice: CardOptions['notice'];
+    let signIn: CardOptions['signIn'];
+    try {
+      if (action.verb === cardVerbs.connect) {
+        const answer = await gateway.connect({
+          connector: action.connector,
+          by: who,
+          surface: 'teams',
+          ...(action.taskId ? { taskId: action.taskId } : {}),
+        });
+        notice = { text: answer.message, tone: 'good' };
+        if (answer.status === 'needs_authorization') signIn = { url: answer.authorizationUrl, title: answer.title };
+      } else if (action.verb === cardVerbs.disconnect) {
+        notice = {
+          text: await gateway.disconnect({ connector: action.connector, by: who, surface: 'teams' }),
+          tone: 'good',
+        };
+      }
+    } catch (err) {
+      const e = asUnavailable(err);
+      notice = { text: e.message, tone: 'error' };
+    }
+    const options: CardOptions = { ...(notice ? { notice } : {}), ...(signIn ? { signIn } : {}) };
+    // A Connect card stays what it was for everyone else; the clicker's copy gains the link.
+    const stored = a.replyToId ? await teamsStore.view(a.replyToId) : undefined;
+    if (stored?.kind === 'connect') return renderCard(stored, options);
+    const list = await gateway.connections('teams', who).catch(() => undefined);
+    if (list) return renderCard(list, options);
+    return renderCard(
+      { kind: 'status', text: notice?.text ?? 'Done.', tone: notice?.tone === 'error' ? 'error' : 'info', demo: false },
+      {},
+    );
   };
 
   /** A new request (or a schedule proposal), its files fetched, answered in its thread at once. */
@@ -325,6 +402,14 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
 
   /** A click on a card (Action.Execute). The answer is the card as the clicker should now see it. */
   const execute = async (a: Activity, where: Place, who: Identity, action: TeamsAction) => {
+    if (
+      action.verb === cardVerbs.connect ||
+      action.verb === cardVerbs.disconnect ||
+      action.verb === cardVerbs.connections
+    ) {
+      const card = await connectionCard(a, who, action);
+      return { status: 200, body: { statusCode: 200, type: 'application/vnd.microsoft.card.adaptive', value: card } };
+    }
     const gateway = inbound!;
     const cardRef = a.replyToId ?? '';
     const conversation = where.conversation;
@@ -359,6 +444,11 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
   ): Promise<string | undefined> => {
     switch (action.verb) {
       case 'refresh':
+        return undefined;
+      // Answered with a card of their own (connectionCard).
+      case 'connection.connect':
+      case 'connection.disconnect':
+      case 'connection.list':
         return undefined;
       case 'plan.approve':
       case 'plan.deny':
@@ -634,6 +724,7 @@ const helpText = [
   'Mention Handoff with what you need done, and attach the files it needs.',
   'It drafts a plan; an approver approves it on the card; the result comes back here.',
   'Say “every weekday at 9:00: …” to ask for a scheduled brief, or “schedules” to list this channel’s.',
+  'Say “connections” to see and manage the services Handoff uses as you.',
   'Reply in a task’s thread (mentioning Handoff) to steer it or answer its questions.',
 ].join('\n');
 

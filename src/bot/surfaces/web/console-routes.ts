@@ -120,6 +120,22 @@ const ScheduleTaskSchema = z.object({
   author: z.string().optional(),
 });
 
+/** Connect on a Connect card (with its task) or in the Connections panel (without). */
+const ConnectActionSchema = z.object({
+  action: z.literal('connect'),
+  connector: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,29}$/),
+  taskId: z.string().min(1).max(64).optional(),
+  /** The typed display name; ignored when the person is signed in. */
+  author: z.string().optional(),
+});
+
+/** Disconnect in the Connections panel. */
+const DisconnectSchema = z.object({
+  connector: z.string().regex(/^[a-z0-9][a-z0-9_-]{0,29}$/),
+  /** The typed display name; ignored when the person is signed in. */
+  author: z.string().optional(),
+});
+
 const ActionSchema = z.object({
   action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action', 'request-changes']),
   approvalId: z.string().min(1).max(64).optional(),
@@ -143,7 +159,7 @@ function identityFrom(raw: unknown): Identity {
   return { id: `web:${name.toLowerCase()}`, name };
 }
 
-export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503 {
+export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 502 | 503 {
   switch (code) {
     case ErrorCodes.invalidInput:
     case ErrorCodes.scheduleInvalid:
@@ -161,6 +177,8 @@ export function statusFor(code: string): 400 | 403 | 404 | 409 | 413 | 500 | 503
       return 409;
     case ErrorCodes.queueUnavailable:
       return 503;
+    case ErrorCodes.connectorFailed:
+      return 502;
     default:
       return 500;
   }
@@ -567,6 +585,31 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     }
   });
 
+  // A person's own connections (the Connections panel): listed here, disconnected below.
+  app.get('/api/console/connections', async (c) => {
+    try {
+      const who = c.get('who') ?? identityFrom(c.req.query('author'));
+      const view = await options.gateway.connections('web', who);
+      return c.json({ connections: view.items, html: renderHtml(view) });
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+  });
+
+  app.post('/api/console/connections/disconnect', async (c) => {
+    try {
+      const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
+      if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
+      const parsed = DisconnectSchema.safeParse(parseJson(raw));
+      if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+      const by = c.get('who') ?? identityFrom(parsed.data.author);
+      const message = await options.gateway.disconnect({ connector: parsed.data.connector, by, surface: 'web' });
+      return c.json({ ok: true, message });
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+  });
+
   app.post('/api/actions', async (c) => {
     try {
       const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
@@ -574,6 +617,15 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       const json = parseJson(raw);
       const kind = (json as { action?: unknown } | undefined)?.action;
       if (kind === 'schedule' || kind === 'schedule_task') return c.json(await scheduleAction(c, json));
+      if (kind === 'connect') {
+        const parsed = ConnectActionSchema.safeParse(json);
+        if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+        const { connector, taskId, author } = parsed.data;
+        const by = c.get('who') ?? identityFrom(author);
+        // The sign-in link is this person's alone: it goes back in this answer, never onto a card.
+        const answer = await options.gateway.connect({ connector, by, surface: 'web', ...(taskId ? { taskId } : {}) });
+        return c.json({ ok: true, ...answer }, 200, { 'cache-control': 'no-store' });
+      }
       const parsed = ActionSchema.safeParse(json);
       if (!parsed.success) {
         const aboutText = parsed.error.issues.some((i) => i.path[0] === 'text');

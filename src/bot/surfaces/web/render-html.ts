@@ -1,6 +1,11 @@
 import { formatBytes } from '../../../storage/index.ts';
 import {
   type BriefView,
+  type ConnectionsView,
+  type ConnectView,
+  connectButtonLabel,
+  connectionFacts,
+  connectLines,
   type FileLink,
   formatDuration,
   formatTokens,
@@ -257,6 +262,49 @@ function renderScheduleList(view: ScheduleListView): string {
   return `<div class="card schedules" data-channel="${e(view.channel)}"><h3>Schedules in #${e(view.channel)}</h3><ul class="schedule-list">${items}</ul></div>`;
 }
 
+/**
+ * The Connect card: what the requester can connect, and the button that starts it for
+ * whoever presses it. The sign-in link is never part of it: the console page opens the
+ * link the action answers with, for the person who pressed.
+ */
+function renderConnect(view: ConnectView): string {
+  const e = escapeHtml;
+  const [head = '', ...rest] = connectLines(view);
+  const data = `data-task="${e(view.taskId)}" data-connector="${e(view.connector)}"`;
+  const headline =
+    view.state === 'connected'
+      ? `<p class="decision decision-approved">${e(head)}</p>`
+      : view.state === 'declined'
+        ? `<p class="decision decision-denied">${e(head)}</p>`
+        : `<h3>${e(head)}</h3>`;
+  const button =
+    view.state === 'connected'
+      ? ''
+      : `<div class="actions"><button type="button" class="connect" data-action="connect" ${data}>${e(connectButtonLabel(view.title))}</button></div>`;
+  return `<div class="card connect connect-${view.state}" ${data}>${headline}${rest.map((l) => `<p class="muted">${e(l)}</p>`).join('')}${button}</div>`;
+}
+
+/** A person's connections (the console's Connections panel), each with Disconnect or Connect. */
+function renderConnections(view: ConnectionsView): string {
+  const e = escapeHtml;
+  if (view.items.length === 0) {
+    return '<div class="card connections"><h3>Your connections</h3><p class="muted">No connector here acts as each person.</p></div>';
+  }
+  const items = view.items
+    .map((c) => {
+      const data = `data-connector="${e(c.connector)}"`;
+      const button = c.connected
+        ? `<button type="button" class="connection-disconnect" data-connection-op="disconnect" ${data}>Disconnect</button>`
+        : `<button type="button" class="connection-connect" data-connection-op="connect" ${data}>${e(connectButtonLabel(c.title))}</button>`;
+      const badge = c.connected
+        ? '<span class="badge badge-active">connected</span>'
+        : '<span class="badge badge-paused">not connected</span>';
+      return `<li class="connection-item connection-${c.connected ? 'connected' : 'open'}" ${data}><p><strong>${e(c.title)}</strong> ${badge}</p><p class="muted">${e(connectionFacts(c))}</p><div class="actions">${button}</div></li>`;
+    })
+    .join('');
+  return `<div class="card connections"><h3>Your connections</h3><p class="muted">Services Handoff uses as you, for your own requests. Disconnecting removes what Handoff keeps and asks the service to revoke it.</p><ul class="connection-list">${items}</ul></div>`;
+}
+
 /** Renders a view as a card for the web console. Everything from outside is escaped. */
 export function renderHtml(view: View): string {
   const e = escapeHtml;
@@ -368,5 +416,9 @@ export function renderHtml(view: View): string {
       return renderBrief(view);
     case 'schedules':
       return renderScheduleList(view);
+    case 'connect':
+      return renderConnect(view);
+    case 'connections':
+      return renderConnections(view);
   }
 }

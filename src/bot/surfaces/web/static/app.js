@@ -555,6 +555,8 @@ function onIncoming(m) {
   if (upsert(m)) render();
   // A plan approved, a brief posted or a schedule paused: the open Schedules panel follows.
   if (m?.author?.bot && !$('schedules-panel').hidden) refreshSchedulesSoon();
+  // A Connect card that now says "Connected": the open Connections panel follows.
+  if (m?.author?.bot && !$('connections-panel').hidden && m.html?.includes('card connect')) refreshConnectionsSoon();
 }
 
 // ---------------------------------------------------------------------------
@@ -900,6 +902,7 @@ async function onAction(button) {
   }
   if (button.dataset.hash) payload.planHash = button.dataset.hash;
   if (button.dataset.approval) payload.approvalId = button.dataset.approval;
+  if (button.dataset.connector) payload.connector = button.dataset.connector;
 
   const siblings = [...card.querySelectorAll('[data-action]')];
   for (const b of siblings) b.disabled = true;
@@ -912,7 +915,9 @@ async function onAction(button) {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify(payload),
     });
-    if (body?.message) notice.textContent = body.message;
+    // Connect: the sign-in page is this person's alone; it opens here, never on the card.
+    if (body?.authorizationUrl) showSignInLink(notice, body);
+    else if (body?.message) notice.textContent = body.message;
   } catch (err) {
     notice.textContent = err instanceof RequestError ? err.display : String(err);
     notice.classList.add('is-error');
@@ -964,6 +969,129 @@ function updateChannelLinks() {
   link.classList.toggle('active', state.channel === ch);
   if (state.channel === ch) link.setAttribute('aria-current', 'page');
   else link.removeAttribute('aria-current');
+}
+
+// ---------------------------------------------------------------------------
+// Connections: the person's own per-user connections (Connect / Disconnect), and the
+// sign-in page a Connect button answers with
+
+/** An http(s) URL from the server, or null. */
+function webUrl(raw) {
+  try {
+    const u = new URL(String(raw));
+    return u.protocol === 'https:' || u.protocol === 'http:' ? u.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Opens the sign-in page in a new tab and leaves a link to it in `notice` (for a blocked pop-up). */
+function showSignInLink(notice, body) {
+  const url = webUrl(body.authorizationUrl);
+  notice.classList.remove('is-error');
+  if (!url) {
+    notice.textContent = 'Handoff answered with a sign-in link that is not a web address.';
+    notice.classList.add('is-error');
+    return;
+  }
+  notice.replaceChildren(
+    `${body.message || 'Sign in to connect.'} `,
+    el('a', { href: url, target: '_blank', rel: 'noopener noreferrer', text: 'Open the sign-in page' }),
+  );
+  window.open(url, '_blank', 'noopener,noreferrer');
+}
+
+let connectionsRefreshTimer = null;
+
+function toggleConnections(force) {
+  const panel = $('connections-panel');
+  const open = force ?? panel.hidden;
+  if (open && !state.name) {
+    needIdentity();
+    return;
+  }
+  panel.hidden = !open;
+  $('connections-toggle').setAttribute('aria-expanded', String(open));
+  $('connections-toggle').classList.toggle('is-active', open);
+  if (open) {
+    setConnectionsNotice('');
+    loadConnections();
+  } else {
+    $('connections-toggle').focus();
+  }
+}
+
+function setConnectionsNotice(text, isError = false) {
+  const notice = $('connections-notice');
+  notice.textContent = text || '';
+  notice.classList.toggle('is-error', Boolean(isError && text));
+  notice.setAttribute('role', isError ? 'alert' : 'status');
+}
+
+async function loadConnections() {
+  const box = $('connections-list');
+  clearTimeout(connectionsRefreshTimer);
+  box.setAttribute('aria-busy', 'true');
+  if (!box.firstElementChild) box.replaceChildren(el('p', { className: 'muted', text: 'Loading your connections…' }));
+  try {
+    const body = await request(`/api/console/connections?author=${encodeURIComponent(state.name)}`);
+    // Server-rendered and escaped, like a bot card.
+    box.innerHTML = typeof body?.html === 'string' ? body.html : '';
+  } catch (err) {
+    if (box.querySelector('.muted:only-child')) box.replaceChildren();
+    setConnectionsNotice(err instanceof RequestError ? err.display : String(err), true);
+  } finally {
+    box.removeAttribute('aria-busy');
+  }
+}
+
+function refreshConnectionsSoon() {
+  clearTimeout(connectionsRefreshTimer);
+  connectionsRefreshTimer = setTimeout(() => {
+    if (!$('connections-panel').hidden) loadConnections();
+  }, 400);
+}
+
+async function onConnectionOp(button) {
+  if (button.disabled) return;
+  if (!state.name) {
+    needIdentity();
+    return;
+  }
+  const connector = button.dataset.connector;
+  const op = button.dataset.connectionOp;
+  const buttons = [...$('connections-list').querySelectorAll('button')];
+  for (const b of buttons) b.disabled = true;
+  button.classList.add('is-pending');
+  button.setAttribute('aria-busy', 'true');
+  setConnectionsNotice('');
+  try {
+    if (op === 'connect') {
+      const body = await request('/api/actions', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ action: 'connect', connector, author: state.name }),
+      });
+      if (body?.authorizationUrl) showSignInLink($('connections-notice'), body);
+      else setConnectionsNotice(body?.message || 'Connected.');
+      return;
+    }
+    const body = await request('/api/console/connections/disconnect', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ connector, author: state.name }),
+    });
+    setConnectionsNotice(body?.message || 'Disconnected.');
+    await loadConnections();
+  } catch (err) {
+    setConnectionsNotice(err instanceof RequestError ? err.display : String(err), true);
+  } finally {
+    if (button.isConnected) {
+      for (const b of buttons) b.disabled = false;
+      button.classList.remove('is-pending');
+      button.removeAttribute('aria-busy');
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -1398,6 +1526,12 @@ function setupEvents() {
       onScheduleOp(scheduleOp);
       return;
     }
+    const connectionOp = target.closest('[data-connection-op]');
+    if (connectionOp) {
+      e.preventDefault();
+      onConnectionOp(connectionOp);
+      return;
+    }
     const action = target.closest('.message-html [data-action]');
     if (action) {
       e.preventDefault();
@@ -1423,6 +1557,9 @@ function setupEvents() {
   $('schedules-toggle').addEventListener('click', () => toggleSchedules());
   $('schedules-close').addEventListener('click', () => toggleSchedules(false));
   $('schedules-refresh').addEventListener('click', () => loadSchedules());
+  $('connections-toggle').addEventListener('click', () => toggleConnections());
+  $('connections-close').addEventListener('click', () => toggleConnections(false));
+  $('connections-refresh').addEventListener('click', () => loadConnections());
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.openThreadId && !$('name-dialog').open) {
       closeThread();
