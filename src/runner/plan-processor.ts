@@ -135,7 +135,7 @@ export function connectionHooks(
     ...(deps.connectorEnv ? { env: deps.connectorEnv } : {}),
     ...(c
       ? {
-          transportFor: (config: ConnectorConfig) => c.transportFor(config.name, connectionUser(task)),
+          transportFor: (config: ConnectorConfig) => c.sessionFor(config.name, connectionUser(task)),
           explainFailure: (config: ConnectorConfig, err: unknown) => c.toConnectionError(config.name, err),
         }
       : {}),

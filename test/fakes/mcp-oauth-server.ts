@@ -442,6 +442,11 @@ export class FakeMcpOAuthServer {
       async () => ({ content: [{ type: 'text', text: user }] }),
     );
     server.registerTool(
+      'echo_token',
+      { description: 'Says which bearer token the request carried.', annotations: { readOnlyHint: true } },
+      async (extra) => ({ content: [{ type: 'text', text: `your token is ${extra.authInfo?.token ?? 'none'}` }] }),
+    );
+    server.registerTool(
       'create_note',
       { description: 'Stores a note as the signed-in user.', inputSchema: { text: z.string().max(1000) } },
       async ({ text }) => {

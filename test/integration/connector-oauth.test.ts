@@ -18,6 +18,8 @@ import {
   sdkCompatibleFetch,
   TokenStore,
 } from '../../src/agent/connectors/oauth/index.ts';
+import { ConnectorHub } from '../../src/agent/index.ts';
+import { defaultTrustLevels } from '../../src/approvals/index.ts';
 import { connectionRoutes } from '../../src/bot/connection-routes.ts';
 import { parseConnectors } from '../../src/config/index.ts';
 import { type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
@@ -181,7 +183,7 @@ describe('per-user OAuth connections to a remote MCP server', () => {
       fetch: sdkCompatibleFetch(),
     });
     const tools = await asUser(transport, (client) => client.listTools());
-    expect(tools.tools.map((t) => t.name).sort()).toEqual(['create_note', 'whoami']);
+    expect(tools.tools.map((t) => t.name).sort()).toEqual(['create_note', 'echo_token', 'whoami']);
     expect(tools.tools.find((t) => t.name === 'whoami')?.annotations?.readOnlyHint).toBe(true);
     expect(await whoami(ana.id)).toBe('ana');
 
@@ -196,6 +198,38 @@ describe('per-user OAuth connections to a remote MCP server', () => {
         refreshable: true,
       },
     ]);
+  });
+
+  it("a run's connector hub acts as the person and removes their token from what the service returns", async () => {
+    const [config] = parseConnectors(
+      { notes: { url: fake.mcpUrl, auth: 'oauth', title: 'Fake Notes' } },
+      'handoff.yaml',
+    );
+    const hub = await ConnectorHub.open({
+      configs: [config!],
+      policy: { trustLevels: defaultTrustLevels },
+      transportFor: (c) => service.sessionFor(c.name, ana.id),
+      explainFailure: (c, err) => service.toConnectionError(c.name, err),
+    });
+    try {
+      expect(hub.problems).toEqual([]);
+      expect((await hub.call('notes__whoami', {})).content).toContain('ana');
+      const echoed = await hub.call('notes__echo_token', {});
+      expect(echoed.content).toContain('your token is [secret removed]');
+      expect(echoed.content).not.toMatch(/your token is (?!\[secret removed\])/);
+    } finally {
+      await hub.close();
+    }
+    // Someone who never connected: the hub leaves the connector out and says why.
+    const nobody = await ConnectorHub.open({
+      configs: [config!],
+      policy: { trustLevels: defaultTrustLevels },
+      transportFor: (c) => service.sessionFor(c.name, 'web:nobody'),
+      explainFailure: (c, err) => service.toConnectionError(c.name, err),
+    });
+    expect(nobody.tools()).toEqual([]);
+    expect(nobody.needsConnection.map((c) => c.name)).toEqual(['notes']);
+    await nobody.close();
   });
 
   it('two people each act as themselves', async () => {

@@ -29,7 +29,7 @@ export interface HubOptions {
    * For per-user connectors: a transport that acts as the person (their OAuth connection).
    * It throws `handoff_connection_required` when they have not connected the service.
    */
-  transportFor?: (config: ConnectorConfig) => Promise<Transport>;
+  transportFor?: (config: ConnectorConfig) => Promise<{ transport: Transport; secrets?: () => readonly string[] }>;
   /** Turns a per-user connector's failure into a clear one (no token material in it). */
   explainFailure?: (config: ConnectorConfig, err: unknown) => unknown;
   signal?: AbortSignal;
@@ -144,6 +144,7 @@ export class ConnectorHub {
     if (this.#closed) throw new HandoffError(ErrorCodes.cancelled, 'the run has ended');
     const o = this.#options;
     let transport: Transport | undefined;
+    let transportSecrets: (() => readonly string[]) | undefined;
     if (config.perUser) {
       if (!o.transportFor) {
         throw new HandoffError(
@@ -151,11 +152,12 @@ export class ConnectorHub {
           `${config.spec.title ?? config.name} acts as each person, and per-user connections are not set up (HANDOFF_CONNECTIONS_KEY)`,
         );
       }
-      transport = await o.transportFor(config);
+      ({ transport, secrets: transportSecrets } = await o.transportFor(config));
     }
     const session = await openSession(config, {
       ...(o.env ? { env: o.env } : {}),
       ...(transport ? { transport } : {}),
+      ...(transportSecrets ? { transportSecrets } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
       ...(o.connectTimeoutMs ? { connectTimeoutMs: o.connectTimeoutMs } : {}),
     });

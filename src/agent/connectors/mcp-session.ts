@@ -19,6 +19,8 @@ export interface OpenOptions {
   authProvider?: AuthProvider;
   /** A transport built elsewhere (a per-user connection's); `headers` still apply to it only if its builder added them. */
   transport?: Transport;
+  /** Secrets that transport handles (a person's tokens), read at each scrub since they change on refresh. */
+  transportSecrets?: () => readonly string[];
   /** How long connecting and listing may take. Default 20 s. */
   connectTimeoutMs?: number;
   signal?: AbortSignal;
@@ -93,7 +95,8 @@ export async function openSession(config: ConnectorConfig, options: OpenOptions 
       ...(options.authProvider ? { authProvider: options.authProvider } : {}),
     });
   }
-  const scrub = (text: string) => scrubSecrets(text, secrets);
+  const scrub = (text: string) =>
+    scrubSecrets(text, [...secrets, ...(options.transportSecrets?.() ?? []).filter((s) => s.length >= 8)]);
   const client = new Client({ name: 'handoff', version: options.clientVersion ?? '0.1.0' }, { capabilities: {} });
   let closed = false;
   client.onclose = () => {

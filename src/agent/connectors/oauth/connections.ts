@@ -337,13 +337,26 @@ export class ConnectionService {
     user: string,
     options: Omit<StreamableHTTPClientTransportOptions, 'authProvider'> = {},
   ): Promise<StreamableHTTPClientTransport> {
+    return (await this.sessionFor(connector, user, options)).transport;
+  }
+
+  /**
+   * {@link transportFor}, with the secrets its provider has handled (the person's tokens),
+   * so whatever the service returns can be scrubbed of them before the model sees it.
+   */
+  async sessionFor(
+    connector: string,
+    user: string,
+    options: Omit<StreamableHTTPClientTransportOptions, 'authProvider'> = {},
+  ): Promise<{ transport: StreamableHTTPClientTransport; secrets: () => string[] }> {
     const settings = this.#settings(connector);
     const provider = await this.providerFor(connector, user);
-    return new StreamableHTTPClientTransport(new URL(settings.url), {
+    const transport = new StreamableHTTPClientTransport(new URL(settings.url), {
       ...options,
       authProvider: provider,
       fetch: sdkCompatibleFetch(options.fetch ?? this.#options.fetch),
     });
+    return { transport, secrets: () => provider.secretsSeen() };
   }
 
   /**
