@@ -11,7 +11,7 @@ export const runTools: ToolDefinition[] = [
   {
     name: 'run_command',
     description:
-      'Run a bash command inside the sandbox (Debian, Python 3 with openpyxl, python-docx, reportlab, matplotlib, pandas; pandoc; poppler-utils; node). Working directory /workspace. Inputs are read-only under /workspace/in; write deliverables to /workspace/out and scratch files to /tmp. There is no network.',
+      'Run a bash command inside the sandbox (Debian, Python 3 with openpyxl, python-docx, reportlab, matplotlib, pandas; pandoc; poppler-utils; node). Working directory /workspace. Inputs are read-only under /workspace/in; write deliverables to /workspace/out and scratch files to /tmp. There is no network, except http(s) to the web domains the approved plan names (through the proxy already set in the environment).',
     input_schema: {
       type: 'object',
       properties: {
