@@ -281,3 +281,15 @@ describe('a remote connector over Streamable HTTP (a local server built with the
     }
   });
 });
+
+describe('policy names a connector handoff.yaml does not configure', () => {
+  it('is named in a warning for each channel rule that lists it', async () => {
+    const { parsePolicy } = await import('../../../src/approvals/index.ts');
+    const { unknownConnectors } = await import('../../../src/runner/index.ts');
+    const policy = parsePolicy('version: 1\nchannels:\n  "slack:C01":\n    connectors: [records, crm]\n', 'p.yaml');
+    expect(unknownConnectors(policy, [records()])).toEqual([
+      'p.yaml: channels.slack:C01.connectors names crm, which handoff.yaml does not configure',
+    ]);
+    expect(unknownConnectors(policy, [records(), { ...records(), name: 'crm' }])).toEqual([]);
+  });
+});
