@@ -7,6 +7,7 @@ RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY bin ./bin
 COPY src ./src
 COPY examples ./examples
+COPY skills ./skills
 ENV NODE_ENV=production HANDOFF_HOST=0.0.0.0 HANDOFF_DATA_DIR=/data
 USER node
 EXPOSE 3000

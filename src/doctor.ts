@@ -1,6 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
+import { resolve } from 'node:path';
 import Dockerode from 'dockerode';
+import { loadSkills, skillSources } from './agent/index.ts';
 import { loadPolicy } from './approvals/index.ts';
 import { teamsChecks } from './bot/index.ts';
 import type { Config, ConnectorConfig } from './config/index.ts';
@@ -17,7 +19,11 @@ interface Check {
 }
 
 /** `handoff doctor`: each dependency, whether it is usable, and the fix when it is not. */
-export async function doctor(config: Config, connectors: readonly ConnectorConfig[] = []): Promise<number> {
+export async function doctor(
+  config: Config,
+  connectors: readonly ConnectorConfig[] = [],
+  skillPaths: readonly string[] = [],
+): Promise<number> {
   const checks: Check[] = [];
 
   if (config.redisUrl) {
@@ -144,6 +150,23 @@ export async function doctor(config: Config, connectors: readonly ConnectorConfi
       checks.push({ name: 'Connectors', ok: false, detail: (err as Error).message.slice(0, 500) });
     }
   }
+
+  // Agent Skills: a broken SKILL.md is left out at start; here it fails the check, named.
+  const skills = loadSkills(skillSources({ dataDir: resolve(config.dataDir), paths: skillPaths }));
+  checks.push({
+    name: 'Skills',
+    ok: skills.problems.length === 0,
+    detail: [
+      `${skills.skills.length} loaded${skills.skills.length > 0 ? ` (${skills.skills.map((s) => s.name).join(', ')})` : ''}`,
+      ...skills.shadowed.map((line) => `hidden: ${line}`),
+      ...skills.problems,
+    ]
+      .join('; ')
+      .slice(0, 2000),
+    ...(skills.problems.length > 0
+      ? { fix: 'the SKILL.md named (see docs/skills.md; `handoff skills check DIR`)' }
+      : {}),
+  });
 
   if (config.teamsAppId) {
     checks.push(

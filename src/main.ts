@@ -11,8 +11,10 @@ import {
   AnthropicProvider,
   ConnectionService,
   DemoProvider,
+  loadSkills,
   type ModelProvider,
   parseConnectionsKey,
+  skillSources,
   TokenStore,
 } from './agent/index.ts';
 import { loadPolicy, planPolicyResolver, policyCheck, policyExplain } from './approvals/index.ts';
@@ -42,7 +44,14 @@ import {
   teamsCommand,
   WebSurface,
 } from './bot/index.ts';
-import { type Config, type ConnectorConfig, loadConfig, loadConnectors, settingsTable } from './config/index.ts';
+import {
+  type Config,
+  type ConnectorConfig,
+  loadConfig,
+  loadConnectors,
+  loadSkillsConfig,
+  settingsTable,
+} from './config/index.ts';
 import { asHandoffError, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
 import { createLogger, type Logger, Metrics } from './observability/index.ts';
 import { Queues } from './queue/index.ts';
@@ -55,6 +64,8 @@ import {
   Runner,
   type SandboxDriver,
   sandboxUser,
+  skillsCheck,
+  skillsList,
   unknownConnectors,
 } from './runner/index.ts';
 import {
@@ -63,10 +74,13 @@ import {
   auditExport,
   auditPrune,
   auditVerify,
+  ChannelSettingsStore,
   closeConnection,
   createQueueConnection,
   createRecordConnection,
   type EmbeddedRedis,
+  GrantStore,
+  grantsCli,
   LocalArtifactStore,
   redisHealth,
   redisHealthProblems,
@@ -100,6 +114,8 @@ export interface StartOptions {
   connectorEnv?: NodeJS.ProcessEnv;
   /** DNS and connect for sandbox egress and web_fetch (tests map test names to loopback servers). */
   egressNetwork?: EgressNetwork;
+  /** Extra Agent Skills folders (handoff.yaml `skills.paths`), besides `<dataDir>/skills` and the built-in ones. */
+  skillPaths?: string[];
 }
 
 export interface RunningHandoff {
@@ -232,6 +248,11 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     const running: RunningHandoff = { redisUrl, close };
 
     if (mode === 'dev' || mode === 'runner') {
+      // Read once at start; a broken skill folder is named in a warning and the rest load.
+      const skills = loadSkills(skillSources({ dataDir, paths: options.skillPaths ?? [] }));
+      for (const problem of skills.problems) logger.warn({ problem }, 'a skill could not be loaded');
+      for (const line of skills.shadowed) logger.warn({ shadowed: line }, 'two skills have the same name');
+      logger.info({ skills: skills.skills.map((s) => s.name) }, 'skills loaded');
       const driver =
         options.driver ??
         new DockerSandboxDriver({
@@ -261,6 +282,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       const runner = new Runner(
         {
           state: new StateStore(runnerRecords, { retentionMs }),
+          channelSettings: new ChannelSettingsStore(runnerRecords, { retentionMs }),
           queues: runnerQueues,
           audit: new AuditLog(runnerRecords),
           store,
@@ -289,6 +311,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           prices: pricesFrom(config),
           policy,
           connectors,
+          skills,
+          grants: new GrantStore(runnerRecords, retentionMs),
           ...(connections.service ? { connections: connections.service } : {}),
           ...(options.connectorEnv ? { connectorEnv: options.connectorEnv } : {}),
           ...(options.egressNetwork ? { egressNetwork: options.egressNetwork } : {}),
@@ -297,6 +321,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           connection: queueConnection,
           ...queuePrefix,
           concurrency: config.runnerConcurrency,
+          workstreamConcurrency: config.workstreamConcurrency,
+          maxParallelWorkstreams: config.maxParallelWorkstreams,
           lockDurationMs: options.lockDurationMs ?? config.lockDurationMs,
           stalledIntervalMs: config.stalledIntervalMs,
           maxStalledCount: config.maxStalledCount,
@@ -320,6 +346,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       const gateway = new Gateway({
         state,
         schedules: new ScheduleStore(records, retentionMs),
+        grants: new GrantStore(records, retentionMs),
+        grantRetentionMs: retentionMs,
         queues,
         audit,
         store,
@@ -341,11 +369,14 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           maxFilesPerRequest: config.maxFilesPerRequest,
           maxRequestChars: config.maxRequestChars,
           downloadTtlMs: config.downloadTtlMs,
+          threadContextMessages: config.threadContextMessages,
+          threadContextChars: config.threadContextChars,
         },
         demo: provider.demo,
         surfaces: [new WebSurface(consoleStore), ...(slack ? [slack.surface] : []), ...(teams ? [teams.surface] : [])],
         ...(connections.service ? { connections: connections.service } : {}),
         ...(connections.unavailable ? { connectionsUnavailable: connections.unavailable } : {}),
+        channelSettings: new ChannelSettingsStore(records, { retentionMs }),
       });
       // Where authorization servers send people back after Connect (outside the console's sign-in).
       const connectionsApp = connections.service
@@ -505,6 +536,7 @@ function startTeams(
       maxInputBytes: config.maxUploadBytes,
       maxFilesPerRequest: config.maxFilesPerRequest,
       maxUploadBytes: config.teamsMaxUploadBytes,
+      threadContextMessages: config.threadContextMessages,
     },
   });
 }
@@ -532,6 +564,7 @@ function startSlack(
       maxInputBytes: config.maxUploadBytes,
       maxFilesPerRequest: config.maxFilesPerRequest,
       maxUploadBytes: config.slackMaxUploadBytes,
+      threadContextMessages: config.threadContextMessages,
     },
     nativeProgress: config.slackNativeProgress,
   });
@@ -734,9 +767,11 @@ Commands:
   policy check FILE                              validates a policy file (exit 1 with every problem)
   policy explain --channel C [--action A]        which rule applies to a channel, and why (A may be connector:NAME/TOOL)
   connectors list [--channel C] | test NAME      configured connectors, their channels, tools and levels; a live test
+  skills list [--channel C] | check DIR          installed Agent Skills, where from, allowed in a channel; validate a skill folder
   audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
   audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
   audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
+  grants list [--channel C] | revoke ID [--by NAME]   standing grants (REDIS_URL); revoking is audited
   teams package --app-id ID --host HOST [--out FILE]   writes the Teams app package (manifest and icons)
   console add-user NAME [--id ID]                adds a console user and prints their sign-in link, once (REDIS_URL)
   console list-users | remove-user NAME|ID       lists or removes console users (see handoff console --help)
@@ -762,15 +797,19 @@ export async function cli(argv: string[]): Promise<number> {
   }
   let config: Config;
   let connectors: ConnectorConfig[];
+  let skillPaths: string[];
   try {
     config = loadConfig();
     connectors = loadConnectors();
+    skillPaths = loadSkillsConfig().paths;
   } catch (err) {
     console.error(`handoff: ${(err as Error).message}`);
     return 2;
   }
   if (command === 'connectors') return connectorsCommand(argv.slice(1), config, connectors);
+  if (command === 'skills') return skillsCommand(argv.slice(1), config, skillPaths);
   if (command === 'audit') return auditCommand(argv.slice(1), config);
+  if (command === 'grants') return grantsCommand(argv.slice(1), config);
   if (command === 'console')
     return consoleCommand(argv.slice(1), {
       redisUrl: config.redisUrl,
@@ -778,7 +817,7 @@ export async function cli(argv: string[]): Promise<number> {
     });
   if (command === 'doctor') {
     const { doctor } = await import('./doctor.ts');
-    return doctor(config, connectors);
+    return doctor(config, connectors, skillPaths);
   }
   if (command !== 'dev' && command !== 'bot' && command !== 'runner') {
     console.error(`handoff: unknown command ${JSON.stringify(command)}\n\n${help}`);
@@ -787,7 +826,7 @@ export async function cli(argv: string[]): Promise<number> {
   const logger = createLogger(config.logLevel, 'handoff', { scrubText: config.logRedaction });
   let running: RunningHandoff;
   try {
-    running = await startHandoff({ config, mode: command, logger, connectors });
+    running = await startHandoff({ config, mode: command, logger, connectors, skillPaths });
   } catch (err) {
     const e = asHandoffError(err);
     logger.fatal({ code: e.code }, e.message);
@@ -861,6 +900,33 @@ async function policyCommand(args: string[]): Promise<number> {
   return 2;
 }
 
+const skillsHelp = `usage: handoff skills list [--channel C]   installed skills (built-in, data dir, handoff.yaml), and whether a channel may use each
+       handoff skills check DIR            validates one skill folder (exit 1 naming the file and the problem)`;
+
+function skillsCommand(args: string[], config: Config, skillPaths: string[]): number {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { channel: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
+    });
+    if (values.help) {
+      console.log(skillsHelp);
+      return 0;
+    }
+    if (positionals[0] === 'check' && positionals.length === 2) return skillsCheck(positionals[1]!);
+    if (positionals[0] === 'list' && positionals.length === 1) {
+      const catalog = loadSkills(skillSources({ dataDir: resolve(config.dataDir), paths: skillPaths }));
+      return skillsList(catalog, loadPolicy(config.policyFile), values.channel ? { channel: values.channel } : {});
+    }
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 1;
+  }
+  console.error(skillsHelp);
+  return 2;
+}
+
 const connectorsHelp = `usage: handoff connectors list [--channel C]   what is configured, which channels may use it, its tools and levels
        handoff connectors test NAME            connects, lists each tool with its level, reports latency`;
 
@@ -886,6 +952,36 @@ async function connectorsCommand(args: string[], config: Config, connectors: Con
   }
   console.error(connectorsHelp);
   return 2;
+}
+
+/** `handoff grants list [--channel C] | revoke ID [--by NAME]` against REDIS_URL. */
+async function grantsCommand(args: string[], config: Config): Promise<number> {
+  let parsed: { values: { channel?: string | undefined; by?: string | undefined }; positionals: string[] };
+  try {
+    parsed = parseArgs({
+      args,
+      allowPositionals: true,
+      options: { channel: { type: 'string' }, by: { type: 'string' } },
+    });
+  } catch (err) {
+    console.error(`handoff: ${(err as Error).message}`);
+    return 2;
+  }
+  if (!config.redisUrl) {
+    console.error('handoff: set REDIS_URL to the Redis that holds the grants');
+    return 2;
+  }
+  const { values, positionals } = parsed;
+  return grantsCli(
+    config.redisUrl,
+    {
+      command: positionals[0],
+      ...(positionals[1] ? { id: positionals[1] } : {}),
+      ...(values.channel !== undefined ? { channel: values.channel } : {}),
+      ...(values.by !== undefined ? { by: values.by } : {}),
+    },
+    config.retentionDays * 86_400_000,
+  );
 }
 
 async function auditCommand(args: string[], config: Config): Promise<number> {

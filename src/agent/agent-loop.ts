@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import type {
   ActionDecision,
   ActionKind,
+  ChannelContext,
   Checkpoint,
+  GrantSubject,
   PendingAction,
   PendingQuestion,
   Plan,
@@ -13,7 +15,9 @@ import type {
   ToolCallRecord,
   TrustLevel,
 } from '../core/index.ts';
-import { addUsage, budgetTokens, costUsd, ErrorCodes, HandoffError, newId } from '../core/index.ts';
+import { addUsage, budgetTokens, costUsd, ErrorCodes, grantPatternsFor, HandoffError, newId } from '../core/index.ts';
+import { channelContextMessage } from './channel-context.ts';
+import { toolNameSeparator } from './connectors/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider, ServerTool, ToolDefinition } from './model/provider.ts';
 import { runSystem, taskMessage, threadMessageText } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
@@ -72,7 +76,10 @@ export interface ToolHost {
 export interface ExtraTools {
   definitions: ToolDefinition[];
   /** The kind and level of a call to one of these tools; undefined when `name` is not one of them. */
-  classify(name: string, input: Record<string, unknown>): { action: ActionKind; trust: TrustLevel } | undefined;
+  classify(
+    name: string,
+    input: Record<string, unknown>,
+  ): { action: ActionKind | undefined; trust: TrustLevel } | undefined;
   /** Runs one; failures come back as error results. */
   run(name: string, input: Record<string, unknown>, signal: AbortSignal): Promise<ToolResult>;
   /** A short line for progress and approval cards. */
@@ -122,8 +129,17 @@ export interface RunLoopOptions {
   extraTools?: ExtraTools;
   /** Tools the model API runs itself (web search limited to the envelope's domains). */
   serverTools?: ServerTool[];
+  /** The channel's instructions and memory, placed before the request in the first message. */
+  channelContext?: ChannelContext;
   /** Told of each server-side tool use (a web search), for the audit trail. */
   onServerToolUse?(use: { name: string; input: unknown }): Promise<void> | void;
+  /**
+   * Standing grants, asked before a call pauses for a person (src/approvals/grants.ts). It
+   * answers who granted every one of the call's patterns (`pending.grantPatterns`), after
+   * writing the audit record of the use, or undefined (the call pauses as before). It MUST
+   * check revocation, expiry and the channel's policy as it is now.
+   */
+  standingGrant?(pending: PendingAction): Promise<{ grantIds: string[]; by: { id: string; name: string } } | undefined>;
 }
 
 export interface RunOutcome {
@@ -171,7 +187,14 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
 
   if (cp.messages.length === 0) {
     cp.messages = [
-      { role: 'user', content: applyRedactor(options.redact, cp.redactions, taskMessage(options.task, 'run')) },
+      {
+        role: 'user',
+        content: applyRedactor(
+          options.redact,
+          cp.redactions,
+          channelContextMessage(options.channelContext) + taskMessage(options.task, 'run'),
+        ),
+      },
     ];
     await options.save(cp);
   }
@@ -223,6 +246,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           if (step.kind === 'result' && step.decision === 'ran' && mutating.has(use.name))
             await options.host.syncOutputs?.();
           if (step.kind === 'result') step = heldEgress(options, use.id, use.name, input, step);
+          if (step.kind === 'pause') step = await viaStandingGrant(options, cp, step, use.name, input);
         }
         if (step.kind === 'pause' || step.kind === 'question') {
           cp.inFlight = undefined;
@@ -464,6 +488,37 @@ function heldEgress(
     action: 'network_egress',
     trust: 'watched',
   };
+}
+
+/**
+ * A call about to pause: it gets its exact grant patterns (for the card's grant buttons),
+ * and when standing grants cover all of them it runs now, as if approved by whoever
+ * granted them. Forbidden calls never get here: the gate refused them already.
+ */
+async function viaStandingGrant(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  step: Extract<GateResult, { kind: 'pause' }>,
+  name: string,
+  input: Record<string, unknown>,
+): Promise<GateResult> {
+  const subject: GrantSubject = isKnownTool(name)
+    ? 'builtin'
+    : name.includes(toolNameSeparator)
+      ? 'connector'
+      : 'other';
+  const patterns = grantPatternsFor(step.pending, subject);
+  if (patterns.length === 0) return step;
+  const pending: PendingAction = { ...step.pending, grantPatterns: patterns };
+  const granted = await options.standingGrant?.(pending);
+  if (!granted) return { ...step, pending };
+  const decision: ActionDecision = {
+    approvalId: pending.id,
+    outcome: 'approved',
+    by: { id: granted.by.id, name: `${granted.by.name} (standing grant ${granted.grantIds.join(', ')})` },
+    at: new Date().toISOString(),
+  };
+  return decided(options, cp, pending, decision, name, input);
 }
 
 /**

@@ -23,4 +23,17 @@ export type {
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
 export type { PlanReach, PlanRevision } from './prompts.ts';
 export { applyRedactor, type Redactor } from './redactor.ts';
+export {
+  checkSkillDir,
+  combineExtraTools,
+  loadSkills,
+  loadSkillToolName,
+  type Skill,
+  type SkillCatalog,
+  type SkillLoadRecord,
+  skillMounts,
+  skillSources,
+  skillsAllowed,
+  skillTools,
+} from './skills/index.ts';
 export { abbreviateStrings, classifyToolCall, planTools, resolveSandboxPath, runTools, toolsForPlan } from './tools.ts';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import {
   addUsage,
+  type ChannelContext,
   ErrorCodes,
   HandoffError,
   type PlanDraft,
@@ -11,6 +12,7 @@ import {
   zeroUsage,
 } from '../core/index.ts';
 import type { ToolHost } from './agent-loop.ts';
+import { channelContextMessage } from './channel-context.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
 import { type PlanReach, type PlanRevision, plannerSystem, taskMessage } from './prompts.ts';
 import { applyRedactor, type Redactor } from './redactor.ts';
@@ -31,6 +33,8 @@ export interface PlannerOptions {
   maxTokensPerCall?: number;
   /** What the channel lets a plan reach beyond its files (connector tools, web domains). */
   reach?: PlanReach;
+  /** The channel's instructions and memory, placed before the request. */
+  channel?: ChannelContext;
 }
 
 export interface PlannerResult {
@@ -53,7 +57,12 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   const counts = { redactions: {} as Record<string, number> };
   const clean = (text: string) => applyRedactor(options.redact, counts.redactions, text);
   const messages: MessageParam[] = [
-    { role: 'user', content: clean(taskMessage(task, 'plan', options.previous, options.reach)) },
+    {
+      role: 'user',
+      content: clean(
+        channelContextMessage(options.channel) + taskMessage(task, 'plan', options.previous, options.reach),
+      ),
+    },
   ];
   const promptSha256 = createHash('sha256').update(JSON.stringify({ system, messages })).digest('hex');
   let usage = zeroUsage;

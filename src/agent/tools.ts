@@ -151,6 +151,27 @@ export const planTools: ToolDefinition[] = [
           items: { type: 'string' },
           description: 'Input file names the work must delete. Omit when none.',
         },
+        workstreams: {
+          type: 'array',
+          description:
+            'Only for work that splits into 2–8 independent parts (one analysis per region, one section per vendor): each part runs in parallel in its own sandbox and hands its files to the merge step, which finds them in /workspace/in/workstreams/<id>/. Omit for ordinary work.',
+          items: {
+            type: 'object',
+            properties: {
+              id: { type: 'string', description: 'lower-case letters, digits, _ and -' },
+              title: { type: 'string' },
+              brief: { type: 'string', description: 'What this part does and which files it hands back.' },
+              inputs: { type: 'array', items: { type: 'string' }, description: 'Input file names it needs.' },
+            },
+            required: ['id', 'title', 'brief'],
+          },
+        },
+        merge: { type: 'string', description: 'With workstreams: how the merge step combines their files.' },
+        onChildFailure: {
+          type: 'string',
+          enum: ['retry', 'continue', 'fail'],
+          description: 'With workstreams: retry a failed part once, continue without it, or fail the task.',
+        },
       },
       required: ['summary', 'steps', 'deliverables'],
     },

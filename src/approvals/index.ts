@@ -1,6 +1,14 @@
 export { type EnvApprovers, type PolicyResolverInput, planPolicyResolver } from './channel-policy.ts';
 export { defaultTrustLevels, strictest } from './default-policy.ts';
 export {
+  decisionPolicy,
+  type EnvelopeComparison,
+  envelopeWithin,
+  type FollowUpApproval,
+  followUpApproval,
+} from './follow-up.ts';
+export { channelPatternAdmitted, grantOfferFor, grantsForClick, standingGrantRule } from './grants.ts';
+export {
   type ApprovalClick,
   type ApproverLookup,
   checkDecider,

@@ -54,6 +54,17 @@ export interface PlanPolicy {
   egressDomains?: readonly string[];
   /** Whether runs may use the model API's web search on the envelope's domains. */
   webSearch?: boolean;
+  /** Agent Skills runs in the channel may load: `'*'` or undefined for every installed skill, else these names. */
+  skills?: readonly string[] | '*';
+  /** The policy file's standing instructions for the channel (`instructions:`), sent with every plan and run. */
+  instructions?: string;
+  /**
+   * Follow-ups (a reply in the thread after a delivery): whether the requester alone may
+   * approve a follow-up plan inside the envelope of the plan that delivered (default false).
+   */
+  followUps?: { requesterMayApproveWithinEnvelope: boolean };
+  /** Standing grants (`standingGrants:`): whether "Always allow in this channel" is offered, for how many days. */
+  standingGrants?: { allow: boolean; maxDays: number };
   /** `NAME/TOOL` or `NAME/*` → level; these only tighten a connector tool's level. */
   connectorTrust?: Readonly<Record<string, TrustLevel>>;
   /** Per action kind: whether a policy file set its level (a connector's own override cannot loosen it then). */

@@ -139,6 +139,28 @@ export function planDiff(previous: Plan, next: Plan): PlanDiff {
     ...listChange({ added: 'may now overwrite', removed: 'no longer overwrites' }, was.mayOverwrite, now.mayOverwrite),
     ...listChange({ added: 'may now delete', removed: 'no longer deletes' }, was.mayDelete, now.mayDelete),
   );
+  // Workstreams are bound by the approval too (planHash).
+  const streamsBefore = new Map((previous.workstreams ?? []).map((w) => [w.id, w]));
+  const streamsAfter = new Map((next.workstreams ?? []).map((w) => [w.id, w]));
+  envelope.push(
+    ...listChange(
+      { added: 'new workstream', removed: 'workstream dropped' },
+      [...streamsBefore.keys()],
+      [...streamsAfter.keys()],
+    ),
+  );
+  for (const [id, w] of streamsAfter) {
+    const old = streamsBefore.get(id);
+    if (old && JSON.stringify(old) !== JSON.stringify(w)) envelope.push(`workstream changed: ${id}`);
+  }
+  if (streamsAfter.size > 0 && (previous.merge ?? '') !== (next.merge ?? '') && streamsBefore.size > 0)
+    envelope.push('merge step changed');
+  if (
+    streamsBefore.size > 0 &&
+    streamsAfter.size > 0 &&
+    (previous.onChildFailure ?? 'fail') !== (next.onChildFailure ?? 'fail')
+  )
+    envelope.push(`if a workstream fails: ${previous.onChildFailure ?? 'fail'} → ${next.onChildFailure ?? 'fail'}`);
 
   return { summaryChanged: previous.summary.trim() !== next.summary.trim(), steps, deliverables, envelope };
 }

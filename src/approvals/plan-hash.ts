@@ -13,6 +13,10 @@ export function planHash(plan: Plan): string {
     steps: plan.steps,
     deliverables: plan.deliverables,
     envelope: plan.envelope,
+    // Only when present, so the hash of a plan without workstreams is unchanged.
+    ...(plan.workstreams
+      ? { workstreams: plan.workstreams, merge: plan.merge ?? '', onChildFailure: plan.onChildFailure ?? 'fail' }
+      : {}),
   };
   return createHash('sha256').update(canonicalJson(bound)).digest('hex');
 }

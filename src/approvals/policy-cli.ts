@@ -105,6 +105,9 @@ export function policyExplain(policy: Policy, options: { channel: string; action
   lines.push(
     `web search: ${eff.webSearch ? "allowed, limited to each plan's egress domains" : 'not allowed'} (from ${eff.sources.webSearch})`,
   );
+  lines.push(
+    `skills: ${eff.skills === '*' ? 'every installed skill' : eff.skills.length > 0 ? eff.skills.join(', ') : 'none'} (from ${eff.sources.skills})`,
+  );
   const b = eff.budget;
   const caps = [
     b.maxTokens !== undefined ? `${b.maxTokens} tokens` : undefined,
@@ -117,6 +120,9 @@ export function policyExplain(policy: Policy, options: { channel: string; action
   const s = eff.schedules;
   lines.push(
     `schedules: created by ${s.create === 'anyone' ? 'anyone in the conversation' : 'approvers only'}; at most every ${formatMs(s.minIntervalMs)}; at most ${s.maxPerChannel} per channel; connectors ${s.connectors ? `allowed (${eff.connectors.length > 0 ? eff.connectors.join(', ') : 'none configured'})` : 'not allowed'}; time zone ${s.timeZone ?? 'not set'} (from ${eff.sources.schedules})`,
+  );
+  lines.push(
+    `standing grants: ${eff.standingGrants.allow ? `"Always allow in this channel" offered, for ${eff.standingGrants.maxDays} days` : 'not offered (only "Approve for the rest of this run")'}`,
   );
   return lines.join('\n');
 }

@@ -3,6 +3,7 @@ import {
   ActionKindSchema,
   DurationSchema,
   durationSchema,
+  maxInstructionsChars,
   RedactionKindSchema,
   TrustLevelSchema,
 } from '../core/index.ts';
@@ -151,6 +152,38 @@ export const SchedulesPolicySchema = z.strictObject({
 });
 export type SchedulesPolicy = z.infer<typeof SchedulesPolicySchema>;
 
+/** Standing approvals in a channel (docs/policy.md, "Standing grants"). */
+export const StandingGrantsPolicySchema = z.strictObject({
+  /** Whether approvers may click "Always allow in this channel" on a paused call (default false). */
+  allow: z.boolean({ error: 'must be true or false' }).optional(),
+  /** How long a channel grant lasts, in whole days from 1 to 365 (default 30). */
+  maxDays: z
+    .number({ error: 'must be a whole number of days from 1 to 365' })
+    .int({ error: 'must be a whole number of days from 1 to 365' })
+    .min(1, { error: 'must be a whole number of days from 1 to 365' })
+    .max(365, { error: 'must be a whole number of days from 1 to 365' })
+    .optional(),
+});
+export type StandingGrantsPolicy = z.infer<typeof StandingGrantsPolicySchema>;
+
+/** Rules for follow-ups in a channel (docs/policy.md, "Follow-ups"). */
+export const FollowUpsPolicySchema = z.strictObject({
+  /** Whether the requester alone may approve a follow-up plan inside the delivered plan's envelope. */
+  requesterMayApproveWithinEnvelope: z.boolean({ error: 'must be true or false' }).optional(),
+});
+
+/** As in a SKILL.md's `name:` (docs/skills.md): lower-case letters, digits and single hyphens, at most 64. */
+const SkillNameSchema = z
+  .string()
+  .regex(/^[a-z0-9](?:[a-z0-9]|-(?!-))*$/, 'a skill name: lower-case letters, digits and single hyphens')
+  .max(64, 'a skill name is at most 64 characters')
+  .refine((n) => !n.endsWith('-'), 'a skill name does not end with a hyphen');
+
+/** `skills:` of a channel rule: `"*"` (every installed skill) or a list of skill names. */
+export const SkillsPolicySchema = z.union([z.literal('*'), z.array(SkillNameSchema)], {
+  error: 'must be "*" (every installed skill) or a list of skill names, such as [xlsx, pptx]',
+});
+
 export const DefaultsSchema = z.strictObject({
   trust: TrustOverridesSchema.optional(),
   connectorTrust: ConnectorTrustSchema.optional(),
@@ -174,12 +207,25 @@ export const ChannelRuleSchema = z.strictObject({
   egressDomains: z.array(DomainSchema).optional(),
   /** Whether runs may use the model API's web search, limited to the envelope's domains (default false). */
   webSearch: z.boolean({ error: 'must be true or false' }).optional(),
+  /** Agent Skills runs in this channel may load: a list of names, or `"*"` for all (default: all). */
+  skills: SkillsPolicySchema.optional(),
   budget: BudgetPolicySchema.optional(),
   trust: TrustOverridesSchema.optional(),
   /** Per connector tool levels; they only tighten. */
   connectorTrust: ConnectorTrustSchema.optional(),
   redaction: RedactionPolicySchema.optional(),
   schedules: SchedulesPolicySchema.optional(),
+  /** Standing approvals ("Always allow in this channel") (docs/policy.md, "Standing grants"). */
+  standingGrants: StandingGrantsPolicySchema.optional(),
+  /** Follow-ups in a task's thread after a delivery (docs/policy.md, "Follow-ups"). */
+  followUps: FollowUpsPolicySchema.optional(),
+  /** Standing instructions sent with every plan and run in the channel, before the approvers' own. */
+  instructions: z
+    .string({ error: 'must be text' })
+    .trim()
+    .min(1, { error: 'must not be empty' })
+    .max(maxInstructionsChars, { error: `must be at most ${maxInstructionsChars} characters` })
+    .optional(),
 });
 export type ChannelRule = z.infer<typeof ChannelRuleSchema>;
 
@@ -205,6 +251,8 @@ export const knownPolicyKeys: readonly string[] = [
     ...Object.keys(RedactionPolicySchema.shape),
     ...Object.keys(ApproversSchema.shape),
     ...Object.keys(SchedulesPolicySchema.shape),
+    ...Object.keys(StandingGrantsPolicySchema.shape),
+    ...Object.keys(FollowUpsPolicySchema.shape),
     ...ActionKindSchema.options,
   ]),
 ];

@@ -5,10 +5,12 @@ import {
   type ActionKind,
   ActionKindSchema,
   type ConversationRef,
+  defaultStandingGrantRule,
   ErrorCodes,
   HandoffError,
   type RedactionKind,
   redactionKinds,
+  type StandingGrantRule,
   type Surface,
   SurfaceSchema,
   type TrustLevel,
@@ -115,6 +117,7 @@ export type PolicyField =
   | 'egressDomains'
   | 'connectorTrust'
   | 'webSearch'
+  | 'skills'
   | 'budget'
   | 'redaction'
   | 'schedules';
@@ -140,11 +143,19 @@ export interface EffectiveChannelPolicy {
   connectorTrust: Record<string, TrustLevel>;
   /** Whether runs may use the model API's web search, limited to the envelope's domains. */
   webSearch: boolean;
+  /** Agent Skills runs may load: `'*'` (every installed skill, the default) or these names. */
+  skills: string[] | '*';
   /** Caps from policy; a cap that is not set here falls back to the deployment's settings. */
   budget: EffectiveBudget;
   redaction: EffectiveRedaction;
   /** Rules for scheduled briefs, merged key by key from the defaults and the matching rules. */
   schedules: SchedulePolicy;
+  /** Follow-ups: whether the requester alone may approve one inside the delivered envelope (default false). */
+  followUps: { requesterMayApproveWithinEnvelope: boolean };
+  /** The most specific matching rule's `instructions`, sent with every plan and run. */
+  instructions?: string;
+  /** Standing grants: whether "Always allow in this channel" is offered, and for how many days (merged key by key). */
+  standingGrants: StandingGrantRule;
   /** Matching `channels:` keys, least specific first. */
   matched: string[];
   /** The most specific matching key, or `defaults` when none matched. */
@@ -413,6 +424,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     egressDomains: 'default',
     connectorTrust: policy.defaultsRule.connectorTrust !== undefined ? 'defaults' : 'default',
     webSearch: 'default',
+    skills: 'default',
     budget: policy.defaultsRule.budget !== undefined ? 'defaults' : builtInPolicySource,
     redaction: policy.defaultsRule.redaction !== undefined ? 'defaults' : builtInPolicySource,
     schedules: policy.defaultsRule.schedules !== undefined ? 'defaults' : builtInPolicySource,
@@ -424,6 +436,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   let connectors: string[] = [];
   let egressDomains: string[] = [];
   let webSearch = false;
+  let skills: string[] | '*' = '*';
   const connectorTrust: Record<string, TrustLevel> = {};
   const tighten = (entries: Record<string, TrustLevel> | undefined) => {
     for (const [k, level] of Object.entries(entries ?? {}))
@@ -433,6 +446,9 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
   let budget = { ...policy.defaults.budget };
   let redaction = { ...policy.defaults.redaction, kinds: [...policy.defaults.redaction.kinds] };
   let schedules = { ...policy.defaults.schedules };
+  let requesterMayApproveWithinEnvelope = false;
+  let instructions: string | undefined;
+  const standingGrants: StandingGrantRule = { ...defaultStandingGrantRule };
 
   for (const c of matched) {
     const from = formatPath(['channels', c.key]);
@@ -455,6 +471,7 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     if (r.connectors) [connectors, sources.connectors] = [[...r.connectors], from];
     if (r.egressDomains) [egressDomains, sources.egressDomains] = [[...r.egressDomains], from];
     if (r.webSearch !== undefined) [webSearch, sources.webSearch] = [r.webSearch, from];
+    if (r.skills !== undefined) [skills, sources.skills] = [r.skills === '*' ? '*' : [...new Set(r.skills)], from];
     if (r.connectorTrust) {
       tighten(r.connectorTrust);
       sources.connectorTrust = from;
@@ -462,6 +479,11 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     if (r.budget) [budget, sources.budget] = [{ ...budget, ...budgetOf(r.budget) }, from];
     if (r.redaction) [redaction, sources.redaction] = [redactionOf(redaction, r.redaction), from];
     if (r.schedules) [schedules, sources.schedules] = [schedulesOf(schedules, r.schedules), from];
+    if (r.followUps?.requesterMayApproveWithinEnvelope !== undefined)
+      requesterMayApproveWithinEnvelope = r.followUps.requesterMayApproveWithinEnvelope;
+    if (r.instructions !== undefined) instructions = r.instructions;
+    if (r.standingGrants?.allow !== undefined) standingGrants.allow = r.standingGrants.allow;
+    if (r.standingGrants?.maxDays !== undefined) standingGrants.maxDays = r.standingGrants.maxDays;
   }
 
   const top = matched.at(-1);
@@ -484,9 +506,13 @@ export function policyForChannel(policy: Policy, conversation: ConversationRef |
     egressDomains,
     connectorTrust,
     webSearch,
+    skills,
     budget,
     redaction,
     schedules,
+    followUps: { requesterMayApproveWithinEnvelope },
+    ...(instructions !== undefined ? { instructions } : {}),
+    standingGrants,
     matched: matched.map((c) => formatPath(['channels', c.key])),
     rule: top ? formatPath(['channels', top.key]) : 'defaults',
     why,
@@ -515,10 +541,14 @@ export function toPlanPolicy(effective: EffectiveChannelPolicy): PlanPolicy {
     budget: effective.budget,
     redaction: effective.redaction,
     schedules: { ...effective.schedules },
+    followUps: { ...effective.followUps },
     connectors: effective.connectors,
     egressDomains: effective.egressDomains,
     connectorTrust: effective.connectorTrust,
     webSearch: effective.webSearch,
+    skills: effective.skills === '*' ? '*' : [...effective.skills],
+    ...(effective.instructions !== undefined ? { instructions: effective.instructions } : {}),
+    standingGrants: { ...effective.standingGrants },
     explicitTrust: Object.fromEntries(
       Object.entries(effective.trustSources).map(([a, from]) => [a, from !== builtInPolicySource]),
     ) as Partial<Record<ActionKind, boolean>>,

@@ -5,7 +5,9 @@ import {
   type ApproverLookup,
   checkDecider,
   checkPlanDecision,
+  decisionPolicy,
   describeApprovers,
+  followUpApproval,
   isApprover,
   type PlanPolicy,
   type Tally,
@@ -13,10 +15,14 @@ import {
 } from '../approvals/index.ts';
 import { connectorNamePattern } from '../config/index.ts';
 import {
+  type ChannelRef,
   type ConversationRef,
   connectionUserId,
   ErrorCodes,
   fileNameProblem,
+  followUpFor,
+  type Grant,
+  type GrantScope,
   HandoffError,
   type Identity,
   isTerminal,
@@ -31,6 +37,7 @@ import {
   type StoredFile,
   type Surface,
   type Task,
+  type ThreadContext,
   transition,
 } from '../core/index.ts';
 import type { Logger, Metrics } from '../observability/index.ts';
@@ -38,17 +45,38 @@ import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import {
   type ArtifactStore,
   type AuditLog,
+  type ChannelSettingsStore,
   copyStoredFiles,
   formatBytes,
+  type GrantStore,
   inputFileKey,
   type ScheduleStore,
   type StateStore,
 } from '../storage/index.ts';
 import { artifactLinks } from './artifact-links.ts';
+import { ChannelSettings } from './channel-settings.ts';
 import type { ChatSurface } from './chat-surface.ts';
+import { FollowUps, type ReplyOutcome } from './follow-up.ts';
+import {
+  type GrantDeps,
+  grantButtons,
+  grantsToCreate,
+  grantWords,
+  listGrants,
+  revokeGrant,
+  storeGrants,
+} from './grants.ts';
 import type { ConnectAnswer, HandoffInbound, RequestInput } from './inbound.ts';
 import { requestChanges } from './revise.ts';
 import { Schedules } from './schedules.ts';
+import {
+  contextAuditData,
+  contextRedactionKinds,
+  defaultThreadContextChars,
+  defaultThreadContextMessages,
+  prepareThreadContext,
+  type ThreadContextInput,
+} from './thread-context.ts';
 import { asUnavailable } from './unavailable.ts';
 import {
   approvalView,
@@ -71,6 +99,10 @@ export interface GatewayLimits {
   maxFilesPerRequest: number;
   maxRequestChars: number;
   downloadTtlMs: number;
+  /** Most earlier thread messages a request takes along (default 30; 0 turns it off). */
+  threadContextMessages?: number;
+  /** Most characters of earlier thread messages, newest kept (default 20,000). */
+  threadContextChars?: number;
 }
 
 export interface GatewayDeps {
@@ -109,6 +141,12 @@ export interface GatewayDeps {
   connections?: ConnectionService;
   /** Why per-user connections cannot be used although connectors need them (no key): the refusal people see. */
   connectionsUnavailable?: string;
+  /** Standing grants ("Approve for the rest of this run", "Always allow in this channel"); no grant buttons without. */
+  grants?: GrantStore;
+  /** How long a run grant lasts (the retention of task records). Default 30 days. */
+  grantRetentionMs?: number;
+  /** Channel instructions and memory; without it, those commands say they are not available. */
+  channelSettings?: ChannelSettingsStore;
 }
 
 /**
@@ -133,8 +171,27 @@ const reviseSlot = 'connect:revise';
 export class Gateway implements HandoffInbound {
   /** Scheduled briefs: proposing, ticking, managing. */
   readonly schedules: Schedules;
+  /** Replies in a thread when no run is live: follow-ups and notices (src/bot/follow-up.ts). */
+  private readonly followUps: FollowUps;
+  /** Channel instructions and memory (src/bot/channel-settings.ts). */
+  readonly channelSettings: ChannelSettings;
 
   constructor(private readonly deps: GatewayDeps) {
+    this.channelSettings = new ChannelSettings({
+      ...(deps.channelSettings ? { store: deps.channelSettings } : {}),
+      audit: deps.audit,
+      policyFor: (c) => deps.policyFor?.(c) ?? deps.policy,
+      isApprover: (c, who) => this.isApprover(c, who),
+      approversText: (c) => {
+        const approvers = this.approversFor(c);
+        return (
+          (approvers && deps.nameApprovers?.(c, approvers)) || describeApprovers(deps.policyFor?.(c) ?? deps.policy)
+        );
+      },
+      demo: deps.demo,
+      // The result card the proposal sits on loses its buttons.
+      proposalDecided: (taskId) => this.renderResult(taskId),
+    });
     this.schedules = new Schedules({
       state: deps.state,
       schedules: deps.schedules,
@@ -154,6 +211,15 @@ export class Gateway implements HandoffInbound {
       },
       submit: (input) => this.submitRequest(input),
       acknowledge: (task) => this.acknowledge(task),
+    });
+    this.followUps = new FollowUps({
+      state: deps.state,
+      queues: deps.queues,
+      audit: deps.audit,
+      store: deps.store,
+      logger: deps.logger,
+      surfaceFor: (name) => this.surfaceNamed(name),
+      maySteer: (task, who) => this.maySteer(task, who),
     });
   }
 
@@ -232,7 +298,9 @@ export class Gateway implements HandoffInbound {
         },
         new Date(),
       );
-      const task: Task = input.schedule ? { ...base, schedule: input.schedule } : base;
+      const withSchedule: Task = input.schedule ? { ...base, schedule: input.schedule } : base;
+      const context = input.context && this.threadContext(input.conversation, input.context);
+      const task: Task = context ? { ...withSchedule, context } : withSchedule;
       await state.createTask(task);
       try {
         // Recorded before anything acts on it: a request whose record cannot be written is not taken.
@@ -245,6 +313,8 @@ export class Gateway implements HandoffInbound {
             channel: task.conversation.channel,
             // The digests of the bytes the run will get: each stored under a key of its own.
             inputs: inputs.map((f) => ({ name: f.name, sha256: f.sha256, size: f.size })),
+            // Earlier messages taken along (untrusted): how many and their digest, never the words.
+            ...(task.context ? { context: contextAuditData(task.context) } : {}),
           },
         });
         await state.linkThread(task.conversation.surface, task.conversation.channel, task.conversation.thread, task.id);
@@ -268,6 +338,30 @@ export class Gateway implements HandoffInbound {
     }
   }
 
+  /**
+   * The earlier messages a surface read, capped and redacted per the channel's policy. What
+   * a surface hands in malformed is not used, and the card says so; the request goes ahead.
+   */
+  private threadContext(conversation: ConversationRef, raw: ThreadContextInput): ThreadContext | undefined {
+    const { limits } = this.deps;
+    const caps = {
+      maxMessages: limits.threadContextMessages ?? defaultThreadContextMessages,
+      maxChars: limits.threadContextChars ?? defaultThreadContextChars,
+    };
+    const kinds = contextRedactionKinds(this.deps.policyFor?.(conversation) ?? this.deps.policy);
+    try {
+      return prepareThreadContext(raw, caps, kinds);
+    } catch (err) {
+      this.deps.logger.warn({ err: String(err).slice(0, 500) }, 'gateway: thread context refused');
+      const source = raw?.source === 'channel' ? 'channel' : 'thread';
+      return prepareThreadContext(
+        { source, messages: [], error: 'they were not in a form Handoff reads' },
+        caps,
+        kinds,
+      );
+    }
+  }
+
   /** Posts the immediate answer under a new request. */
   async acknowledge(task: Task): Promise<void> {
     const text = task.schedule
@@ -284,13 +378,19 @@ export class Gateway implements HandoffInbound {
     const { state, queues, audit } = this.deps;
     const plan = await state.getPlan(click.taskId, click.planVersion);
     // Group membership needs I/O: resolved first, so the compare-and-set below stays synchronous.
-    const { lookup } = await this.lookupApprover(
-      (await this.taskOn(click.taskId, click.surface)).conversation,
-      click.by,
-    );
+    const current = await this.taskOn(click.taskId, click.surface);
+    const { lookup } = await this.lookupApprover(current.conversation, click.by);
+    // A follow-up plan is compared with the plan that delivered (src/approvals/follow-up.ts).
+    const base = followUpFor(current, click.planVersion);
+    const delivered = base ? await state.getPlan(click.taskId, base.fromVersion) : undefined;
     let tally: Tally | undefined;
+    let requesterAlone = false;
     const { after } = await state.updateTask(click.taskId, (task) => {
-      const policy = this.policyFor(task);
+      const channel = this.policyFor(task);
+      const policy = plan
+        ? decisionPolicy(channel, followUpApproval(task, plan, delivered, channel), task, click.by)
+        : channel;
+      requesterAlone = policy !== channel;
       checkPlanDecision(task, plan, click, policy, Date.now(), lookup);
       tally = tallyPlanDecision(task, click, policy, new Date());
       return tally.task;
@@ -299,7 +399,13 @@ export class Gateway implements HandoffInbound {
       type: tally!.outcome === 'pending' ? 'plan.vote' : `plan.${click.outcome}`,
       taskId: click.taskId,
       actor: click.by.id,
-      data: { version: click.planVersion, planHash: click.planHash, remaining: tally!.remaining },
+      data: {
+        version: click.planVersion,
+        planHash: click.planHash,
+        remaining: tally!.remaining,
+        // The requester approved a follow-up inside the delivered envelope, as the policy lets them.
+        ...(requesterAlone && click.outcome === 'approved' ? { followUpWithinEnvelope: true } : {}),
+      },
     });
     if (tally!.outcome === 'pending') {
       await this.renderPlan(after.id, click.planVersion);
@@ -344,6 +450,8 @@ export class Gateway implements HandoffInbound {
     by: Identity;
     outcome: 'approved' | 'denied';
     surface?: Surface;
+    /** Approve and grant the call's exact patterns for the rest of the run, or in the channel. */
+    grant?: GrantScope;
   }): Promise<string> {
     const { state, audit } = this.deps;
     const task = await this.taskOn(click.taskId, click.surface);
@@ -365,7 +473,24 @@ export class Gateway implements HandoffInbound {
       throw new HandoffError(ErrorCodes.staleApproval, 'this approval request has expired');
     const { lookup } = await this.lookupApprover(task.conversation, click.by);
     checkDecider(task, click.by, click.outcome, policy, lookup, 'step');
-    const decision = { approvalId: pending.id, outcome: click.outcome, by: click.by, at: new Date().toISOString() };
+    // Checked before anything is recorded: a grant the card did not offer is refused outright.
+    const grants = click.grant
+      ? grantsToCreate(this.grantDeps(), {
+          task,
+          pending,
+          scope: click.grant,
+          outcome: click.outcome,
+          by: click.by,
+          policy,
+        })
+      : [];
+    const decision = {
+      approvalId: pending.id,
+      outcome: click.outcome,
+      by: click.by,
+      at: new Date().toISOString(),
+      ...(click.grant ? { grant: click.grant } : {}),
+    };
     if (!(await state.recordActionDecision(task.runId, decision))) {
       const first = await state.getActionDecision(task.runId, pending.id);
       throw new HandoffError(
@@ -377,11 +502,30 @@ export class Gateway implements HandoffInbound {
       type: `action.${click.outcome}`,
       taskId: task.id,
       actor: click.by.id,
-      data: { approvalId: pending.id, tool: pending.tool, action: pending.action },
+      data: {
+        approvalId: pending.id,
+        tool: pending.tool,
+        action: pending.action,
+        ...(click.grant ? { grant: click.grant } : {}),
+      },
     });
+    // Stored before the run wakes, so its next call of the same pattern finds them. The
+    // approval is recorded already: a grant that cannot be stored does not hold the run up.
+    const stored =
+      grants.length > 0
+        ? await storeGrants(this.grantDeps(), task, grants).then(
+            () => true,
+            (err) => {
+              this.deps.logger.warn({ err, taskId: task.id }, 'a standing grant could not be stored');
+              return false;
+            },
+          )
+        : false;
     // The run parks itself before its card is posted; waking fails only if it already woke.
     await this.wakeRun(task);
     await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+    if (grants[0] && !stored) return 'Approved: the run continues, but the grant could not be stored; try again later.';
+    if (grants[0]) return `Approved, and allowed ${grantWords(grants[0])}: the run continues.`;
     return click.outcome === 'approved'
       ? 'Approved: the run continues.'
       : 'Denied: the agent is told and continues without it.';
@@ -456,19 +600,20 @@ export class Gateway implements HandoffInbound {
    * agent waits on a question, the first reply posted after the question is its answer
    * (bound to that question) and wakes the parked run. Otherwise, while the run is queued,
    * working or waiting for an approval, the reply reaches the agent at its next turn.
+   * When no run is live, the follow-up rules apply (src/bot/follow-up.ts): after a
+   * delivery, a reply from the requester or an approver plans the task again; otherwise,
+   * and for a task whose records expired, the thread is told why nothing happens.
    * Returns what happened to it.
    */
-  async reply(
-    conversation: ConversationRef,
-    by: Identity,
-    text: string,
-  ): Promise<'answered' | 'delivered' | 'ignored'> {
+  async reply(conversation: ConversationRef, by: Identity, text: string): Promise<ReplyOutcome> {
     const { state, audit } = this.deps;
     const taskId = await state.taskForThread(conversation.surface, conversation.channel, conversation.thread);
     const said = text.trim().slice(0, 4000);
-    if (!taskId || !said) return 'ignored';
-    const task = await state.getTask(taskId);
-    if (!task || !runIsLive(task.state) || !task.runId) return 'ignored';
+    if (!said) return 'ignored';
+    const task = taskId ? await state.getTask(taskId) : undefined;
+    if (!task || task.conversation.surface !== conversation.surface) return this.followUps.expired(conversation, by);
+    if (!runIsLive(task.state)) return this.followUps.reply(task, by, text.trim());
+    if (!task.runId) return 'ignored';
     const at = new Date().toISOString();
     if (task.state === 'waiting_for_answer') {
       const open = await state.getOpenQuestion(task.id);
@@ -580,7 +725,11 @@ export class Gateway implements HandoffInbound {
         const pending = (await this.deps.state.getCheckpoint(event.runId))?.pendingAction;
         if (!pending || pending.id !== event.approvalId) return;
         const decision = await this.deps.state.getActionDecision(event.runId, pending.id);
-        await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+        await this.upsert(
+          task,
+          `approval:${pending.id}`,
+          approvalView(task, pending, decision, grantButtons(this.grantDeps(), this.policyFor(task), pending)),
+        );
         await this.deps.state.setMessageRef(task.id, 'approval:last', pending.id);
         return;
       }
@@ -859,7 +1008,9 @@ export class Gateway implements HandoffInbound {
     const plan = task.planVersion > 0 ? await this.deps.state.getPlan(taskId, task.planVersion) : undefined;
     const links = await artifactLinks(this.deps.store, task.artifacts, this.deps.limits.downloadTtlMs);
     await this.closeProgress(task, plan);
-    const result = resultView(task, plan, links);
+    const base = resultView(task, plan, links);
+    const proposals = await this.channelSettings.openProposals(task.id);
+    const result = proposals.length > 0 ? { ...base, memoryProposals: proposals } : base;
     await this.upsert(
       task,
       'result',
@@ -878,6 +1029,8 @@ export class Gateway implements HandoffInbound {
     const plan = known ?? (task.planVersion > 0 ? await this.deps.state.getPlan(task.id, task.planVersion) : undefined);
     const progressRef = await this.deps.state.getMessageRef(task.id, 'progress');
     if (!progressRef || !plan) return;
+    // A fan-out's workstreams stay listed with where each one ended.
+    const ended = plan.workstreams?.length ? await this.deps.state.workstreamStates(task.id, plan.version) : undefined;
     await this.surface(task)
       .update(task.conversation, progressRef, {
         kind: 'progress',
@@ -887,6 +1040,15 @@ export class Gateway implements HandoffInbound {
         usage: tokenBreakdown(task.usage),
         cancellable: false,
         demo: task.demo,
+        ...(ended && plan.workstreams
+          ? {
+              workstreams: plan.workstreams.map((w) => ({
+                id: w.id,
+                title: w.title,
+                state: ended.get(w.id) ?? 'queued',
+              })),
+            }
+          : {}),
       })
       .catch((err) => this.deps.logger.warn({ err, taskId: task.id }, 'could not close the progress message'));
   }
@@ -900,6 +1062,37 @@ export class Gateway implements HandoffInbound {
     }
     const posted = await surface.post(task.conversation, view);
     await this.deps.state.setMessageRef(task.id, slot, posted);
+  }
+
+  private grantDeps(): GrantDeps {
+    return {
+      grants: this.deps.grants,
+      audit: this.deps.audit,
+      runRetentionMs: this.deps.grantRetentionMs ?? 30 * 86_400_000,
+    };
+  }
+
+  /** A channel's live standing grants; for its approvers only. */
+  async listGrants(channel: ChannelRef, who: Identity): Promise<Grant[]> {
+    if (!(await this.isApprover({ ...channel, thread: '-' }, who)))
+      throw new HandoffError(ErrorCodes.notApprover, "only the channel's approvers may list its grants");
+    return listGrants(this.grantDeps(), channel);
+  }
+
+  /** Revokes a standing grant (an approver where it applies); it stops applying at the run's next call. */
+  async revokeGrant(input: { id: string; by: Identity; surface: Surface }): Promise<string> {
+    const grant = await revokeGrant(this.grantDeps(), input, (g) =>
+      this.isApprover(
+        {
+          surface: g.surface,
+          ...(g.workspace !== undefined ? { workspace: g.workspace } : {}),
+          channel: g.channel,
+          thread: '-',
+        },
+        input.by,
+      ),
+    );
+    return `Revoked: ${grant.description} now needs an approval again.`;
   }
 
   private policyFor(task: Task): PlanPolicy {

@@ -1,7 +1,20 @@
 import type { ApprovalClick } from '../approvals/index.ts';
-import type { ConversationRef, Identity, ScheduleDraft, StoredFile, Surface, Task } from '../core/index.ts';
+import type {
+  ChannelRef,
+  ConversationRef,
+  Grant,
+  GrantScope,
+  Identity,
+  ScheduleDraft,
+  StoredFile,
+  Surface,
+  Task,
+} from '../core/index.ts';
+import type { ChannelSettingsInbound } from './channel-settings.ts';
+import type { ReplyOutcome } from './follow-up.ts';
 import type { IncomingFile } from './incoming-file.ts';
 import type { Schedules } from './schedules.ts';
+import type { ThreadContextInput } from './thread-context.ts';
 import type { ConnectionsView } from './views.ts';
 
 /** A new request as a surface hands it in. */
@@ -15,6 +28,11 @@ export interface RequestInput {
   schedule?: ScheduleDraft;
   /** Files already stored (a request made again from an earlier task's): copied, not uploaded. */
   copyInputs?: StoredFile[];
+  /**
+   * The earlier messages of the thread (or channel) the request was made in, as the surface
+   * read them; the gateway validates, caps and redacts them. Untrusted data.
+   */
+  context?: ThreadContextInput;
 }
 
 /**
@@ -53,7 +71,13 @@ export interface HandoffInbound {
     by: Identity;
     outcome: 'approved' | 'denied';
     surface: Surface;
+    /** "Approve for the rest of this run" (`run`) or "Always allow in this channel" (`channel`), with Approve. */
+    grant?: GrantScope;
   }): Promise<string>;
+  /** A channel's live standing grants; for its approvers only. */
+  listGrants(channel: ChannelRef, who: Identity): Promise<Grant[]>;
+  /** Revokes a standing grant (an approver where it applies); returns the words to show. */
+  revokeGrant(input: { id: string; by: Identity; surface: Surface }): Promise<string>;
   cancel(taskId: string, by: Identity, surface: Surface): Promise<string>;
   /** "Request changes" on a plan card, with what should change. */
   requestChanges(input: {
@@ -64,8 +88,12 @@ export interface HandoffInbound {
     text: string;
     surface: Surface;
   }): Promise<string>;
-  /** A message in a task's thread; whether it reaches the agent is decided here. */
-  reply(conversation: ConversationRef, by: Identity, text: string): Promise<'answered' | 'delivered' | 'ignored'>;
+  /**
+   * A message in a task's thread; whether it reaches the agent, starts a follow-up or gets
+   * a notice in the thread is decided here (surfaces hand in every reply in a task's thread,
+   * and, outside a live run, replies of anyone).
+   */
+  reply(conversation: ConversationRef, by: Identity, text: string): Promise<ReplyOutcome>;
   /** A task by id as `surface` may see it; undefined for another surface's task. */
   task(taskId: string, surface: Surface): Promise<Task | undefined>;
   /** The task a thread belongs to, if any. */
@@ -81,6 +109,8 @@ export interface HandoffInbound {
   /** The approvers a conversation's policy names; undefined when anyone there may approve. */
   approversFor(conversation: ConversationRef): { users: readonly string[]; groups: readonly string[] } | undefined;
   readonly schedules: ScheduleInbound;
+  /** Channel instructions and memory: set, listed, remembered, forgotten, accepted. */
+  readonly channelSettings: ChannelSettingsInbound;
   /**
    * "Connect <title>" on a Connect card (`taskId`) or in a person's list of connections:
    * starts connecting a per-user connector as `by`, the person who pressed it, and never

@@ -1,5 +1,6 @@
 export type { ChatSurface, PersonInfo } from './chat-surface.ts';
 export { type ConnectionRoutesOptions, connectionRoutes } from './connection-routes.ts';
+export type { ReplyOutcome } from './follow-up.ts';
 export {
   connectionUserOf,
   Gateway,

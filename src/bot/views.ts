@@ -1,4 +1,5 @@
 import {
+  followUpApproval,
   type PlanDiff,
   type PlanPolicy,
   planBlockers,
@@ -19,6 +20,8 @@ import {
   type StepStatus,
   type Task,
   type TrustLevel,
+  threadContextNote,
+  type WorkstreamProgress,
 } from '../core/index.ts';
 
 /** Surface-neutral views; each surface renders them its own way (HTML, Block Kit, Adaptive Cards). */
@@ -48,11 +51,15 @@ export interface PlanView {
   votes?: { names: string[]; needed: number };
   expiresAt?: string;
   /** On a revised plan (version > 1): who asked for what, and what changed since the previous version. */
-  changes?: { requestedBy: string; text: string; diff: PlanDiff };
+  changes?: { requestedBy: string; text: string; diff: PlanDiff; followUp?: FollowUpNote };
   /** On a schedule's standing plan: the schedule, shown above the plan. */
   schedule?: ScheduleInfo;
   /** What the plan may reach beyond its files; set only when it reaches anything. */
   reach?: PlanReachView;
+  /** A plan that fans out: its parallel workstreams, the merge and the failure rule. */
+  workstreams?: PlanWorkstreamsView;
+  /** "Used N earlier messages from this thread…", or why they could not be read. */
+  context?: string;
 }
 
 /** A plan's reach beyond its files, as the card shows it. */
@@ -140,6 +147,8 @@ export interface ProgressView {
   /** Tokens so far, by kind. */
   usage: TokenBreakdown;
   cancellable: boolean;
+  /** A run that fans out: where each workstream is. */
+  workstreams?: WorkstreamProgress[];
   demo: boolean;
 }
 
@@ -173,6 +182,8 @@ export interface ResultView {
   demo: boolean;
   /** Offers "Schedule…": run this request again on a schedule. */
   schedulable?: boolean;
+  /** Facts the agent proposed for the channel's memory, still open: Accept / Dismiss for approvers. */
+  memoryProposals?: Array<{ id: string; text: string }>;
 }
 
 /**
@@ -247,6 +258,13 @@ export interface ApprovalRequestView {
   state: 'pending' | 'approved' | 'denied' | 'expired' | 'stopped';
   decidedBy?: string;
   decidedAt?: string;
+  /**
+   * Grant buttons besides Approve/Deny (src/core/grant.ts): "Approve for the rest of this
+   * run" and "Always allow in this channel" (for `channelDays` days), each only when offered.
+   */
+  grantOptions?: { run: boolean; channel: boolean; channelDays: number; patterns: string[] };
+  /** Set when the approval also granted the call: for the rest of the run, or in the channel. */
+  grantedScope?: 'run' | 'channel';
   demo: boolean;
 }
 
@@ -369,6 +387,8 @@ export function approvalView(
   task: Task,
   pending: PendingAction,
   decision: ActionDecision | undefined,
+  /** The grant buttons the channel's policy offers for this call (`grantOfferFor`); none when absent. */
+  offer?: { run: boolean; channel: boolean; channelDays: number },
 ): ApprovalRequestView {
   const details = Object.entries(pending.input)
     .filter(([k]) => k !== 'step')
@@ -389,8 +409,29 @@ export function approvalView(
     expiresAt: pending.expiresAt,
     state,
     ...(decision ? { decidedBy: decision.by.name, decidedAt: decision.at } : {}),
+    ...(decision?.grant ? { grantedScope: decision.grant } : {}),
+    ...(offer && (offer.run || offer.channel) && state === 'pending'
+      ? { grantOptions: { ...offer, patterns: [...(pending.grantPatterns ?? [])] } }
+      : {}),
     demo: task.demo,
   };
+}
+
+/** On a follow-up plan's card: how it compares with the envelope of the plan that delivered. */
+export interface FollowUpNote {
+  withinEnvelope: boolean;
+  /** What it adds beyond that envelope (new tools, domains, rights, a larger budget). */
+  beyond: string[];
+  /** Whether the requester alone may approve it (channel policy `followUps`). */
+  requesterAlone: boolean;
+}
+
+/** The words a renderer shows for a follow-up plan's envelope, after "Follow-up from NAME". */
+export function followUpNoteText(note: FollowUpNote): string {
+  if (!note.withinEnvelope) return `Goes beyond the delivered plan (${note.beyond.join('; ')}): approved as usual.`;
+  return note.requesterAlone
+    ? "Inside the delivered plan's approved envelope: the requester may approve it alone."
+    : "Inside the delivered plan's approved envelope.";
 }
 
 /**
@@ -425,6 +466,9 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: 
   };
   const reach = planReachView(plan);
   if (reach) view.reach = reach;
+  if (plan.workstreams?.length) view.workstreams = planWorkstreamsView(plan);
+  const context = threadContextNote(task.context);
+  if (context) view.context = context;
   if (previous && plan.version > 1 && previous.version === plan.version - 1) {
     const asked = changeRequestsFor(task, plan.version).at(-1);
     view.changes = {
@@ -432,6 +476,14 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: 
       text: asked?.text ?? '',
       diff: planDiff(previous, plan),
     };
+    // A follow-up after the previous version delivered: whether it stays inside that envelope.
+    const followUp = followUpApproval(task, plan, previous, policy);
+    if (followUp?.comparison)
+      view.changes.followUp = {
+        withinEnvelope: followUp.comparison.within,
+        beyond: followUp.comparison.beyond,
+        requesterAlone: followUp.requesterAlone,
+      };
   }
   // Changes asked on this version: it is replaced as soon as they are asked, not when the next is ready.
   const replacedBy = changeRequestsFor(task, plan.version + 1).at(-1);
@@ -457,6 +509,7 @@ export function progressView(task: Task, event: ProgressEvent): ProgressView {
     elapsedMs: event.elapsedMs,
     usage: tokenBreakdown(event.usage),
     cancellable: runIsLive(task.state),
+    ...(event.workstreams?.length ? { workstreams: event.workstreams } : {}),
     demo: task.demo,
   };
 }
@@ -545,4 +598,50 @@ export function briefHeadline(view: BriefView): string {
     case 'cancelled':
       return `Cancelled: ${view.title} (${view.date})`;
   }
+}
+
+/** A plan's workstreams as the card shows them. */
+export interface PlanWorkstreamsView {
+  items: Array<{ id: string; title: string; brief: string }>;
+  merge?: string;
+  onChildFailure: 'retry' | 'continue' | 'fail';
+}
+
+export function planWorkstreamsView(plan: Plan): PlanWorkstreamsView {
+  return {
+    items: (plan.workstreams ?? []).map((w) => ({ id: w.id, title: w.title, brief: w.brief })),
+    ...(plan.merge ? { merge: plan.merge } : {}),
+    onChildFailure: plan.onChildFailure ?? 'fail',
+  };
+}
+
+const childFailureWords = {
+  retry: 'a workstream that fails is retried once; if it fails again, the task stops',
+  continue: 'a workstream that fails is reported and the merge goes on without it',
+  fail: 'if a workstream fails, the others stop and the task fails',
+} as const;
+
+/** The plan card's workstream section as plain lines (each surface escapes and styles them). */
+export function workstreamPlanLines(view: PlanWorkstreamsView): { heading: string; lines: string[] } {
+  return {
+    heading: `Runs as ${view.items.length} parallel workstreams, each in its own sandbox`,
+    lines: [
+      ...view.items.map((w) => `${w.title} (${w.id}): ${w.brief}`),
+      ...(view.merge ? [`Then the merge: ${view.merge}`] : []),
+      `If one fails: ${childFailureWords[view.onChildFailure]}`,
+    ],
+  };
+}
+
+const workstreamStateWords: Record<WorkstreamProgress['state'], string> = {
+  queued: 'queued',
+  running: 'running',
+  done: 'done',
+  failed: 'failed',
+  cancelled: 'cancelled',
+};
+
+/** The progress card's workstream lines: "North: running". */
+export function workstreamProgressLines(list: readonly WorkstreamProgress[]): string[] {
+  return list.map((w) => `${w.title}: ${workstreamStateWords[w.state]}`);
 }

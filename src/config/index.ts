@@ -11,5 +11,6 @@ export {
   type StdioConnectorSpec,
   type ToolTrust,
 } from './connectors.ts';
-export { type LoadOptions, loadConfig, loadConnectors, settingsTable } from './load-config.ts';
+export { type LoadOptions, loadConfig, loadConnectors, loadSkillsConfig, settingsTable } from './load-config.ts';
 export { type Config, type SettingDef, settingDefs } from './settings.ts';
+export { parseSkillsConfig, type SkillsConfig } from './skills.ts';

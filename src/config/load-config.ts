@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { ErrorCodes, HandoffError } from '../core/index.ts';
 import { type ConnectorConfig, parseConnectors } from './connectors.ts';
 import { type Config, settingDefs } from './settings.ts';
+import { parseSkillsConfig, type SkillsConfig } from './skills.ts';
 
 export interface LoadOptions {
   env?: NodeJS.ProcessEnv;
@@ -23,6 +24,7 @@ export function loadConfig(options: LoadOptions = {}): Config {
   const raw: Record<string, unknown> = { ...fromFile };
   // Sections that are not settings have their own readers.
   delete raw.connectors;
+  delete raw.skills;
   for (const def of settingDefs) {
     const value = env[def.env];
     if (value !== undefined && value !== '') raw[def.key] = value;
@@ -48,6 +50,12 @@ export function loadConfig(options: LoadOptions = {}): Config {
 export function loadConnectors(options: LoadOptions = {}): ConnectorConfig[] {
   const { file, fromFile } = readConfigFile(options);
   return parseConnectors(fromFile.connectors, file ?? 'handoff.yaml');
+}
+
+/** The `skills:` section of handoff.yaml, validated, paths made absolute (docs/skills.md); no paths without one. */
+export function loadSkillsConfig(options: LoadOptions = {}): SkillsConfig {
+  const { file, fromFile } = readConfigFile(options);
+  return parseSkillsConfig(fromFile.skills, file ?? 'handoff.yaml');
 }
 
 function readConfigFile(options: LoadOptions): { file?: string; fromFile: Record<string, unknown> } {

@@ -264,6 +264,18 @@ export const settingDefs = [
     doc: 'Longest request text accepted.',
   },
   {
+    key: 'threadContextMessages',
+    env: 'HANDOFF_THREAD_CONTEXT_MESSAGES',
+    schema: int(0, 200).default(30),
+    doc: 'Most earlier messages of the thread (or, for a top-level "this"/"that"/"above", the channel) a request takes along, newest kept; 0 turns thread context off.',
+  },
+  {
+    key: 'threadContextChars',
+    env: 'HANDOFF_THREAD_CONTEXT_CHARS',
+    schema: int(500, 200_000).default(20_000),
+    doc: 'Most characters of earlier messages a request takes along, newest kept.',
+  },
+  {
     key: 'downloadTtlMs',
     env: 'HANDOFF_DOWNLOAD_TTL_MS',
     schema: int(60_000, 604_800_000).default(86_400_000),
@@ -274,6 +286,18 @@ export const settingDefs = [
     env: 'HANDOFF_RUNNER_CONCURRENCY',
     schema: int(1, 64).default(2),
     doc: 'Runs (and plans) one runner works on at once.',
+  },
+  {
+    key: 'workstreamConcurrency',
+    env: 'HANDOFF_WORKSTREAM_CONCURRENCY',
+    schema: int(1, 64).default(4),
+    doc: 'Workstreams (child runs of a plan that fans out, each in its own sandbox) one runner works on at once, all tasks together.',
+  },
+  {
+    key: 'maxParallelWorkstreams',
+    env: 'HANDOFF_MAX_PARALLEL_WORKSTREAMS',
+    schema: int(1, 8).default(4),
+    doc: "Workstreams of one task that run at once, across runners; the others wait for a slot. Also sets each workstream's share of the plan's wall time.",
   },
   {
     key: 'maxTokensPerRun',
@@ -447,7 +471,7 @@ export const settingDefs = [
     key: 'teamsGraphEnabled',
     env: 'TEAMS_GRAPH_ENABLED',
     schema: bool.default(false),
-    doc: 'Use Microsoft Graph with the app’s own token (needs TEAMS_TENANT_ID): fetch files shared in channels and group chats (Files.Read.All) and resolve approver groups (GroupMember.Read.All).',
+    doc: 'Use Microsoft Graph with the app’s own token (needs TEAMS_TENANT_ID): fetch files shared in channels and group chats (Files.Read.All), resolve approver groups (GroupMember.Read.All) and read a channel mention’s thread (ChannelMessage.Read.Group, consented per team).',
   },
   {
     key: 'teamsGraphUrl',

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { StepStatusSchema } from './run.ts';
 import { UsageSchema } from './usage.ts';
+import { WorkstreamProgressSchema } from './workstream.ts';
 
 /**
  * Typed events the runner emits for the bot to render. They cross processes as jobs
@@ -25,6 +26,8 @@ export const RunnerEventSchema = z.discriminatedUnion('type', [
     usage: UsageSchema,
     /** Monotonic per run, so a late job never overwrites a newer view. */
     seq: z.number().int().nonnegative(),
+    /** A plan with workstreams: where each one is. */
+    workstreams: z.array(WorkstreamProgressSchema).max(8).optional(),
   }),
   z.object({
     type: z.literal('question'),

@@ -9,9 +9,47 @@ export {
   StoredFileSchema,
 } from './artifact.ts';
 export { canonicalJson } from './canonical-json.ts';
+export {
+  alwaysRedactedInSettings,
+  type ChannelContext,
+  ChannelContextSchema,
+  type ChannelInstructions,
+  ChannelInstructionsSchema,
+  type ChannelKey,
+  ChannelKeySchema,
+  cleanSettingText,
+  hasChannelContext,
+  type MemoryFact,
+  MemoryFactSchema,
+  type MemoryProposal,
+  MemoryProposalSchema,
+  maxFactChars,
+  maxFactsPerChannel,
+  maxInstructionsChars,
+  maxProposalsPerRun,
+  rememberedFact,
+} from './channel-settings.ts';
 export { DurationSchema, durationSchema, parseDuration } from './duration.ts';
 export { abortCode, asHandoffError, ErrorCodes, HandoffError } from './errors.ts';
 export { type ProgressEvent, type RunnerEvent, RunnerEventSchema } from './events.ts';
+export {
+  callDigest,
+  channelGrantable,
+  defaultStandingGrantRule,
+  describeGrantPattern,
+  type Grant,
+  type GrantOffer,
+  type GrantPattern,
+  GrantPatternSchema,
+  GrantSchema,
+  type GrantScope,
+  GrantScopeSchema,
+  type GrantSubject,
+  grantIsLive,
+  grantOffer,
+  grantPatternsFor,
+  type StandingGrantRule,
+} from './grant.ts';
 export {
   type ConversationRef,
   ConversationRefSchema,
@@ -25,6 +63,8 @@ export { newId } from './ids.ts';
 export {
   type Budget,
   BudgetSchema,
+  type ChildFailureRule,
+  ChildFailureRuleSchema,
   type DeliverableSpec,
   DeliverableSpecSchema,
   type Envelope,
@@ -37,6 +77,8 @@ export {
   PlanSchema,
   type PlanStep,
   PlanStepSchema,
+  type Workstream,
+  WorkstreamSchema,
 } from './plan.ts';
 export { type RedactionKind, RedactionKindSchema, type RedactionResult, redact, redactionKinds } from './redaction.ts';
 export {
@@ -102,6 +144,9 @@ export {
   type Decision,
   DecisionSchema,
   type Failure,
+  type FollowUp,
+  FollowUpSchema,
+  followUpFor,
   isTerminal,
   type NewTask,
   newTask,
@@ -116,6 +161,14 @@ export {
   type Vote,
   VoteSchema,
 } from './task.ts';
+export {
+  type ContextMessage,
+  ContextMessageSchema,
+  maxContextMessageChars,
+  type ThreadContext,
+  ThreadContextSchema,
+  threadContextNote,
+} from './thread-context.ts';
 export { type ActionKind, ActionKindSchema, type TrustLevel, TrustLevelSchema } from './trust.ts';
 export {
   addUsage,
@@ -127,3 +180,13 @@ export {
   UsageSchema,
   zeroUsage,
 } from './usage.ts';
+export {
+  type WorkstreamOutput,
+  WorkstreamOutputSchema,
+  type WorkstreamProgress,
+  WorkstreamProgressSchema,
+  type WorkstreamRecord,
+  WorkstreamRecordSchema,
+  type WorkstreamState,
+  WorkstreamStateSchema,
+} from './workstream.ts';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DeliverableTypeSchema } from './artifact.ts';
+import { ChannelContextSchema } from './channel-settings.ts';
 import { ActionKindSchema, TrustLevelSchema } from './trust.ts';
 
 export const PlanStepSchema = z.object({
@@ -64,6 +65,29 @@ export const EnvelopeSchema = z.object({
 });
 export type Envelope = z.infer<typeof EnvelopeSchema>;
 
+/**
+ * One independent part of the work, run as a child run in its own sandbox under the
+ * plan's envelope with a slice of its budget (docs/architecture.md, Workstreams).
+ */
+export const WorkstreamSchema = z.object({
+  /** Short and stable: names the workstream's folder for the merge step (`/workspace/in/workstreams/<id>/`). */
+  id: z
+    .string()
+    .min(1)
+    .max(32)
+    .regex(/^[a-z0-9][a-z0-9_-]*$/, 'lower-case letters, digits, _ and -'),
+  title: z.string().min(1).max(120),
+  /** What this part does and what files it hands back, for the child run. */
+  brief: z.string().min(1).max(2000),
+  /** Input file names this part needs; all inputs when absent. */
+  inputs: z.array(z.string().min(1).max(255)).max(50).optional(),
+});
+export type Workstream = z.infer<typeof WorkstreamSchema>;
+
+/** What the parent does when a workstream fails: retry it once, merge without it, or stop. */
+export const ChildFailureRuleSchema = z.enum(['retry', 'continue', 'fail']);
+export type ChildFailureRule = z.infer<typeof ChildFailureRuleSchema>;
+
 /** What the model proposes; the runner adds the envelope and bookkeeping. */
 export const PlanDraftSchema = z.object({
   summary: z.string().min(1).max(2000),
@@ -77,6 +101,17 @@ export const PlanDraftSchema = z.object({
   mayOverwrite: z.array(z.string().min(1).max(255)).max(100).optional(),
   /** Input file names the work must delete. */
   mayDelete: z.array(z.string().min(1).max(255)).max(100).optional(),
+  /** Independent parts run in parallel, each in its own sandbox; the run then merges their files. */
+  workstreams: z
+    .array(WorkstreamSchema)
+    .min(2)
+    .max(8)
+    .refine((w) => new Set(w.map((x) => x.id)).size === w.length, 'workstream ids must be unique')
+    .optional(),
+  /** With workstreams: what the merge step does with their files. */
+  merge: z.string().min(1).max(2000).optional(),
+  /** With workstreams: what happens when one fails (default `fail`). */
+  onChildFailure: ChildFailureRuleSchema.optional(),
 });
 export type PlanDraft = z.infer<typeof PlanDraftSchema>;
 
@@ -90,5 +125,7 @@ export const PlanSchema = PlanDraftSchema.extend({
   model: z.string(),
   demo: z.boolean(),
   createdAt: z.string(),
+  /** The channel's instructions and memory as the planner saw them; the run is given the same. */
+  channelContext: ChannelContextSchema.optional(),
 });
 export type Plan = z.infer<typeof PlanSchema>;

@@ -41,6 +41,8 @@ export const PendingActionSchema = z.object({
   egress: z
     .object({ domains: z.array(z.string().max(253)).min(1).max(20), result: z.string(), isError: z.boolean() })
     .optional(),
+  /** The exact patterns a standing grant for this call would cover (src/core/grant.ts); none: no grant buttons. */
+  grantPatterns: z.array(z.string().max(400)).max(20).optional(),
 });
 export type PendingAction = z.infer<typeof PendingActionSchema>;
 
@@ -49,6 +51,8 @@ export const ActionDecisionSchema = z.object({
   outcome: z.enum(['approved', 'denied']),
   by: z.object({ id: z.string(), name: z.string() }),
   at: z.string(),
+  /** Set when the approval also granted the call's patterns: for the rest of the run, or in the channel. */
+  grant: z.enum(['run', 'channel']).optional(),
 });
 export type ActionDecision = z.infer<typeof ActionDecisionSchema>;
 

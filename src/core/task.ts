@@ -3,6 +3,7 @@ import { ArtifactSchema, StoredFileSchema } from './artifact.ts';
 import { ErrorCodes, HandoffError } from './errors.ts';
 import { ConversationRefSchema, IdentitySchema } from './identity.ts';
 import { BriefTickSchema, ScheduleDraftSchema } from './schedule.ts';
+import { ThreadContextSchema } from './thread-context.ts';
 import { UsageSchema, zeroUsage } from './usage.ts';
 
 export const TaskStateSchema = z.enum([
@@ -54,6 +55,24 @@ export function changeRequestsFor(task: Pick<Task, 'changeRequests'>, version: n
   return (task.changeRequests ?? []).filter((c) => c.version === version - 1);
 }
 
+/**
+ * A reply in the thread after the task delivered: the task is planned again from what it
+ * delivered. The next plan version answers it (as a change request of `fromVersion`).
+ */
+export const FollowUpSchema = z.object({
+  /** The plan version that ran and delivered; the follow-up plan starts from its deliverables. */
+  fromVersion: z.number().int().positive(),
+  by: IdentitySchema,
+  text: z.string().min(1).max(2000),
+  at: z.string(),
+});
+export type FollowUp = z.infer<typeof FollowUpSchema>;
+
+/** The follow-up plan version `version` belongs to, if it is one (the latest follow-up before it). */
+export function followUpFor(task: Pick<Task, 'followUps'>, version: number): FollowUp | undefined {
+  return (task.followUps ?? []).filter((f) => f.fromVersion < version).at(-1);
+}
+
 export const FailureSchema = z.object({ code: z.string(), message: z.string() });
 export type Failure = z.infer<typeof FailureSchema>;
 
@@ -91,6 +110,10 @@ export const TaskSchema = z.object({
   schedule: ScheduleDraftSchema.optional(),
   /** Set when the task is one tick of a schedule. */
   brief: BriefTickSchema.optional(),
+  /** Follow-ups asked in the thread after a delivery, oldest first. */
+  followUps: z.array(FollowUpSchema).optional(),
+  /** The earlier messages of the conversation the request was made in (untrusted data). */
+  context: ThreadContextSchema.optional(),
 });
 export type Task = z.infer<typeof TaskSchema>;
 
@@ -105,7 +128,8 @@ const transitions: Record<TaskState, readonly TaskState[]> = {
   running: ['waiting_for_approval', 'waiting_for_answer', 'succeeded', 'failed', 'cancelled'],
   waiting_for_approval: ['running', 'failed', 'cancelled'],
   waiting_for_answer: ['running', 'failed', 'cancelled'],
-  succeeded: [],
+  // A follow-up in the thread after the delivery plans the task again (src/bot/follow-up.ts).
+  succeeded: ['planning'],
   failed: [],
   cancelled: [],
 };
@@ -145,6 +169,11 @@ export function transition(task: Task, to: TaskState, at: Date, patch: Partial<T
   const next: Task = { ...task, ...patch, state: to, updatedAt: iso };
   if (to === 'running' && !task.startedAt) next.startedAt = iso;
   if (isTerminal(to)) next.finishedAt = iso;
+  // Planned again after it ended (a follow-up): the next run starts and finishes anew.
+  else if (isTerminal(task.state)) {
+    delete next.finishedAt;
+    delete next.startedAt;
+  }
   return next;
 }
 

@@ -1,4 +1,13 @@
 export {
+  childJobOptions,
+  Flows,
+  type FlowsOptions,
+  type WorkstreamJob,
+  WorkstreamJobSchema,
+  workstreamJobId,
+  workstreamQueueName,
+} from './flows.ts';
+export {
   type NotifyJob,
   NotifyJobSchema,
   type NotifyOrder,

@@ -18,4 +18,5 @@ export {
   type SandboxDriver,
   type SandboxLimits,
 } from './sandbox/index.ts';
+export { type SkillsOutput, skillsCheck, skillsList } from './skills-cli.ts';
 export { prepareWorkspace, sandboxUser } from './workspace.ts';

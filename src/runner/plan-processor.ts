@@ -4,10 +4,12 @@ import {
   ConnectorHub,
   draftPlan,
   type HubOptions,
+  loadSkillToolName,
   type ModelProvider,
   type OfferedTool,
   type PlanReach,
   type Redactor,
+  type SkillCatalog,
   toolsForPlan,
 } from '../agent/index.ts';
 import { type PlanPolicy, planBlockers, stepTrustLevels } from '../approvals/index.ts';
@@ -20,6 +22,7 @@ import {
   connectionUserId,
   costUsd,
   ErrorCodes,
+  followUpFor,
   type Plan,
   type PlanDraft,
   type Prices,
@@ -29,8 +32,10 @@ import {
 } from '../core/index.ts';
 import type { Logger } from '../observability/index.ts';
 import type { PlanJob, Queues } from '../queue/index.ts';
-import type { ArtifactStore, AuditLog, StateStore } from '../storage/index.ts';
+import type { ArtifactStore, AuditLog, ChannelSettingsStore, GrantStore, StateStore } from '../storage/index.ts';
+import { planChannelContext } from './channel-settings.ts';
 import type { EgressNetwork } from './run-egress.ts';
+import { channelSkills } from './run-skills.ts';
 import { connectorsFor, connectorTrustPolicy } from './run-tools.ts';
 import type { SandboxDriver, SandboxLimits } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
@@ -74,6 +79,12 @@ export interface RunnerDeps {
   webFetch?: boolean;
   /** DNS and connect for the egress proxy and web_fetch (tests map names to loopback servers). */
   egressNetwork?: EgressNetwork;
+  /** Agent Skills loaded at start (docs/skills.md); the channel's policy says which a task may use. */
+  skills?: SkillCatalog;
+  /** Standing grants ("Approve for the rest of this run", "Always allow in this channel"), checked before a call pauses. */
+  grants?: GrantStore;
+  /** Channel instructions and memory, sent with every plan and run; proposals from `propose_memory`. */
+  channelSettings?: ChannelSettingsStore;
 }
 
 /** The connector tools a planner is shown for a task, listed by starting each allowed connector briefly. */
@@ -116,6 +127,7 @@ export async function planReach(
       egressDomains: egressForbidden ? [] : [...(policy.egressDomains ?? [])],
       webFetch: deps.webFetch !== false && !egressForbidden,
       webSearch: policy.webSearch === true && !egressForbidden,
+      skills: channelSkills(deps.skills, policy).map((s) => ({ name: s.name, description: s.description })),
     },
   };
 }
@@ -226,7 +238,13 @@ export function buildPlan(
     taskId: task.id,
     version,
     envelope: {
-      tools: [...toolsForPlan(draft), ...connectors.map((t) => t.name), ...(webFetch ? ['web_fetch'] : [])],
+      tools: [
+        ...toolsForPlan(draft),
+        ...connectors.map((t) => t.name),
+        ...(webFetch ? ['web_fetch'] : []),
+        // Skills are read-only instructions; the channel's skills come with every plan (docs/skills.md).
+        ...(channelSkills(deps.skills, policy).length > 0 ? [loadSkillToolName] : []),
+      ],
       egressDomains,
       mayOverwrite: [...new Set(mayOverwrite ?? [])].filter((n) => inputs.has(n)),
       mayDelete: [...new Set(mayDelete ?? [])].filter((n) => inputs.has(n)),
@@ -265,8 +283,21 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
 
   // A revision: the model sees the plan it replaces and what people asked to change.
   const previousPlan = job.version > 1 ? await state.getPlan(task.id, job.version - 1) : undefined;
+  // A follow-up after a delivery: the plan it starts from ran, and its deliverables are inputs now.
+  const delivered =
+    previousPlan && followUpFor(task, job.version)?.fromVersion === previousPlan.version
+      ? {
+          deliverables: task.inputs
+            .map((f) => f.name)
+            .filter((n) => previousPlan.deliverables.some((d) => d.name === n)),
+        }
+      : undefined;
   const previous = previousPlan
-    ? { plan: previousPlan, changes: changeRequestsFor(task, job.version).map((c) => c.text) }
+    ? {
+        plan: previousPlan,
+        changes: changeRequestsFor(task, job.version).map((c) => c.text),
+        ...(delivered ? { followUp: delivered } : {}),
+      }
     : undefined;
 
   // A planning sandbox left by a runner that died would block this one's name.
@@ -288,7 +319,10 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   try {
     const redact = redactorFor(channelPolicy(deps, task));
     const { reach, tools: offered } = await planReach(deps, task, signal);
+    // Snapshotted on the plan: its run is told what the planner (and so the approver) saw.
+    const channelContext = await planChannelContext(deps.channelSettings, task, channelPolicy(deps, task).instructions);
     const result = await draftPlan({
+      ...(channelContext ? { channel: channelContext } : {}),
       provider: deps.provider,
       host: { exec: (argv, o) => sandbox.exec(argv, { ...o, signal }) },
       task,
@@ -296,11 +330,15 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       maxTokensPerCall: deps.maxTokensPerCall,
       ...(redact ? { redact } : {}),
       ...(previous ? { previous } : {}),
-      ...(reach.connectorTools.length > 0 || reach.unavailable.length > 0 || reach.egressDomains.length > 0
+      ...(reach.connectorTools.length > 0 ||
+      reach.unavailable.length > 0 ||
+      reach.egressDomains.length > 0 ||
+      (reach.skills?.length ?? 0) > 0
         ? { reach }
         : {}),
     });
-    const plan = buildPlan(task, job.version, result.draft, deps, new Date(), offered);
+    const built = buildPlan(task, job.version, result.draft, deps, new Date(), offered);
+    const plan = channelContext ? { ...built, channelContext } : built;
     await state.savePlan(plan);
     // Planning is real spend: it counts on the task and against the channel's month.
     const planningCost = costUsd(result.usage, deps.prices);
@@ -326,6 +364,16 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
         blockers: planBlockers(plan, channelPolicy(deps, task)),
         redactions: result.redactions,
         model: plan.model,
+        // Which standing settings the planner was given: lengths and fact ids, never the texts.
+        ...(channelContext
+          ? {
+              channelContext: {
+                policyInstructionsLength: channelContext.policyInstructions?.length ?? 0,
+                instructionsLength: channelContext.instructions?.length ?? 0,
+                memoryFactIds: channelContext.memory.map((f) => f.id),
+              },
+            }
+          : {}),
       },
     });
     await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });

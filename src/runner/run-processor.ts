@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import {
   abbreviateStrings,
   ConnectorHub,
+  combineExtraTools,
   type QuestionOutcome,
   type RunOutcome,
   runAgentLoop,
@@ -23,6 +24,7 @@ import {
   mediaTypeFor,
   newId,
   type OutputFile,
+  type Plan,
   type Task,
   transition,
   type WorkspaceManifest,
@@ -30,16 +32,25 @@ import {
 } from '../core/index.ts';
 import type { RunJob } from '../queue/index.ts';
 import { formatBytes } from '../storage/index.ts';
+import { memoryProposalTools, runChannelContext, withProposalTool } from './channel-settings.ts';
 import { askToConnect, channelPolicy, connectionHooks, type RunnerDeps, redactorFor } from './plan-processor.ts';
 import { type RunEgress, startRunEgress } from './run-egress.ts';
+import { standingGrantCheck } from './run-grants.ts';
+import { runSkills } from './run-skills.ts';
 import { connectorsFor, connectorTrustPolicy, extraToolsFor } from './run-tools.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace } from './workspace.ts';
+import type { FanIn } from './workstreams.ts';
 
 /** How a run parks itself while a person decides on a call, without holding a worker slot. */
 export interface RunControl {
   /** Moves the job to the delayed set until `untilMs`; an approval or an answer promotes it sooner. */
   park(untilMs: number): Promise<void>;
+  /**
+   * For a plan with workstreams (workstreams.ts): fans out, waits for the children (throws
+   * `RunWaitingForWorkstreams`), and returns what the merge starts from, or `ended`.
+   */
+  workstreams?(task: Task, plan: Plan): Promise<FanIn | 'ended'>;
 }
 
 /** Thrown after parking: the job goes back to BullMQ as delayed, not failed. */
@@ -139,6 +150,9 @@ export async function processRunJob(
   }
   const plan = await state.getPlan(task.id, job.planVersion);
   if (!plan) throw new HandoffError(ErrorCodes.notFound, `plan version ${job.planVersion} of ${task.id} is missing`);
+  // Workstreams first: the run job waits for its children, then runs the merge step.
+  const fanIn = plan.workstreams?.length && control.workstreams ? await control.workstreams(task, plan) : undefined;
+  if (fanIn === 'ended') return;
 
   // From here on this attempt alone may write the run's checkpoint; a runner this one
   // took over from finds out at its next save and lets go.
@@ -151,16 +165,17 @@ export async function processRunJob(
     planVersion: plan.version,
     turn: 0,
     messages: [],
-    usage: zeroUsage,
+    // After workstreams: their usage and time count against the plan's budget too.
+    usage: fanIn?.usage ?? zeroUsage,
     stepStatus: plan.steps.map(() => 'pending'),
     toolCalls: [],
     delivered: [],
     partialResults: [],
-    notes: [],
+    notes: fanIn?.notes ?? [],
     continuations: 0,
     redactions: {},
     startedAt: new Date().toISOString(),
-    elapsedMs: 0,
+    elapsedMs: fanIn?.elapsedMs ?? 0,
   };
   const ws: WorkspaceState = {
     // The request's files are the inputs until a person approves changing one.
@@ -219,6 +234,15 @@ export async function processRunJob(
       logger: deps.logger,
       ...(deps.egressNetwork ? { network: deps.egressNetwork } : {}),
     });
+    // The channel's skills: load_skill, and their folders mounted read-only under /skills.
+    const skills = runSkills({
+      catalog: deps.skills,
+      policy: channelPolicy(deps, task),
+      envelope: plan.envelope,
+      task,
+      runId: job.runId,
+      audit,
+    });
     // A run that waited for a person gets its own container back, /tmp and all.
     const keptId = checkpoint.sandboxId;
     if (keptId) {
@@ -231,6 +255,7 @@ export async function processRunJob(
     await deps.driver.removeTaskSandboxes(task.id, sandbox?.id);
     if (!sandbox) {
       const workspace = await prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store);
+      await fanIn?.layout(workspace);
       sandbox = await deps.driver.create(
         {
           taskId: task.id,
@@ -240,6 +265,7 @@ export async function processRunJob(
           limits: deps.limits,
           runnerId: deps.runnerId,
           ...(egress.socketDir ? { egressSocketDir: egress.socketDir } : {}),
+          ...(skills.mounts.length > 0 ? { readOnlyMounts: skills.mounts } : {}),
         },
         runSignal,
       );
@@ -289,7 +315,24 @@ export async function processRunJob(
         ];
       }
     }
-    const extraTools = extraToolsFor(hub, plan.envelope, egress.webFetch, policy.trustLevels.network_egress);
+    // A brief has no result card to accept proposals on: only a task's run may propose facts.
+    const memoryTools =
+      deps.channelSettings && !task.brief
+        ? memoryProposalTools({
+            store: deps.channelSettings,
+            audit,
+            task,
+            runId: job.runId,
+            redactionKinds: policy.redaction?.enabled ? policy.redaction.kinds : [],
+          })
+        : undefined;
+    const grantCheck = standingGrantCheck(deps, task, job.runId);
+    const extraTools = combineExtraTools(
+      extraToolsFor(hub, plan.envelope, egress.webFetch, policy.trustLevels.network_egress),
+      memoryTools,
+      skills.tools,
+    );
+    const channelContext = await runChannelContext(deps.channelSettings, task, plan, policy.instructions);
     const web = egress;
     const host: ToolHost = {
       exec: async (argv, o) => explainFullDisk(await box.exec(argv, { ...o, signal: runSignal }), deps),
@@ -305,7 +348,8 @@ export async function processRunJob(
       provider: deps.provider,
       host,
       task,
-      plan,
+      plan: memoryTools ? withProposalTool(plan) : plan,
+      ...(channelContext ? { channelContext } : {}),
       checkpoint,
       signal: runSignal,
       commandTimeoutMs: deps.commandTimeoutMs,
@@ -342,6 +386,7 @@ export async function processRunJob(
       approvalExpiryMs: policy.approvalExpiryMs ?? deps.approvalExpiryMs,
       ...(actionDecision ? { actionDecision } : {}),
       ...(questionOutcome ? { questionOutcome } : {}),
+      ...(grantCheck ? { standingGrant: grantCheck } : {}),
       save,
       progress: (update) => {
         // At most one progress event a second per run; the surface coalesces further.
@@ -360,6 +405,7 @@ export async function processRunJob(
             elapsedMs: checkpoint.elapsedMs + (now - attemptStart),
             usage: update.usage,
             seq: (checkpoint.turn + 1) * 100_000 + seq,
+            ...(fanIn ? { workstreams: fanIn.progress } : {}),
           })
           .catch((err) => deps.logger.warn({ err, taskId: task.id }, 'progress event dropped'));
       },

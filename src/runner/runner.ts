@@ -1,4 +1,4 @@
-import { DelayedError, type Job, Worker } from 'bullmq';
+import { DelayedError, type Job, WaitingChildrenError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { abortCode, asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
 import { throttledLog } from '../observability/index.ts';
@@ -8,6 +8,7 @@ import { sweepArtifacts, sweepSandboxesAndWorkspaces } from './janitor.ts';
 import { expirePlan, failPlanning, processPlanJob, type RunnerDeps, toJobError } from './plan-processor.ts';
 import { reconcile } from './reconciler.ts';
 import { processRunJob, type RunControl, RunHandedBack, RunParked } from './run-processor.ts';
+import { RunWaitingForWorkstreams, WorkstreamRunner } from './workstreams.ts';
 
 export interface RunnerOptions {
   /** A connection for the workers (maxRetriesPerRequest null); duplicated per worker. */
@@ -25,6 +26,10 @@ export interface RunnerOptions {
   maxStalledCount?: number;
   /** How often the janitor and the reconciler run. */
   sweepIntervalMs?: number;
+  /** Workstreams (child runs of a fan-out) this runner works on at once, all tasks together. Default 4. */
+  workstreamConcurrency?: number;
+  /** Workstreams of one task running at once, across runners. Default 4. */
+  maxParallelWorkstreams?: number;
 }
 
 /** Defaults that resume a dead runner's run on another runner within about 12 s. */
@@ -40,6 +45,7 @@ export const defaultStalledIntervalMs = 4_000;
 export class Runner {
   private readonly planWorker: Worker<PlanJob>;
   private readonly runWorker: Worker<RunJob>;
+  private readonly workstreams: WorkstreamRunner;
   private readonly subscriber: Redis;
   private readonly active = new Map<string, AbortController>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -61,6 +67,16 @@ export class Runner {
     };
     this.planWorker = new Worker<PlanJob>(queueNames.plan, (job, _token, signal) => this.plan(job, signal), common);
     this.runWorker = new Worker<RunJob>(queueNames.run, (job, token, signal) => this.run(job, token, signal), common);
+    // Children of fan-outs have workers of their own, so N of them run at once beside the runs.
+    this.workstreams = new WorkstreamRunner(deps, {
+      connection: options.connection,
+      ...(options.prefix ? { prefix: options.prefix } : {}),
+      ...(options.workstreamConcurrency ? { concurrency: options.workstreamConcurrency } : {}),
+      ...(options.maxParallelWorkstreams ? { maxParallelPerTask: options.maxParallelWorkstreams } : {}),
+      lockDurationMs: common.lockDuration,
+      stalledIntervalMs: common.stalledInterval,
+      maxStalledCount: common.maxStalledCount,
+    });
     const workerError = throttledLog((skipped, err) => deps.logger.error({ err, skipped }, 'worker error'));
     for (const worker of [this.planWorker, this.runWorker]) {
       worker.on('failed', (job, err) => void this.onFailed(job, err));
@@ -80,6 +96,7 @@ export class Runner {
       .catch((err) => deps.logger.error({ err }, 'cannot subscribe to cancels'));
     this.subscriber.on('message', (_channel, taskId: string) => {
       this.active.get(taskId)?.abort(new HandoffError(ErrorCodes.cancelled, 'the run was cancelled'));
+      this.workstreams.cancel(taskId);
     });
   }
 
@@ -114,13 +131,22 @@ export class Runner {
       park: async (untilMs) => {
         await job.moveToDelayed(untilMs, token);
       },
+      workstreams: (task, plan) =>
+        this.workstreams.gate(task, plan, data, {
+          waitForChildren: () => job.moveToWaitingChildren(token ?? ''),
+          removeUnprocessedChildren: () => job.removeUnprocessedChildren(),
+        }),
     };
     await this.withSignal(data.taskId, jobSignal, async (signal) => {
       try {
         await processRunJob(this.deps, data, signal, control);
+        // A run whose task ended while some of its workstreams still stop completes after them.
+        if (token && (await job.moveToWaitingChildren(token))) throw new RunWaitingForWorkstreams();
       } catch (err) {
         // Parked for a person: BullMQ keeps the job delayed; the worker slot is free.
         if (err instanceof RunParked) throw new DelayedError();
+        // Waiting for its workstreams: BullMQ wakes the job when they are done.
+        if (err instanceof RunWaitingForWorkstreams) throw new WaitingChildrenError();
         if (err instanceof RunHandedBack) {
           // Shutting down: the checkpoint has everything; another runner resumes it now.
           // Taken over: the job is someone else's; leave it alone.
@@ -182,7 +208,11 @@ export class Runner {
 
   /** Starts the workers' companions: the heartbeat, the janitor and the reconciler. */
   async waitUntilReady(): Promise<void> {
-    await Promise.all([this.planWorker.waitUntilReady(), this.runWorker.waitUntilReady()]);
+    await Promise.all([
+      this.planWorker.waitUntilReady(),
+      this.runWorker.waitUntilReady(),
+      this.workstreams.waitUntilReady(),
+    ]);
     const beat = () =>
       this.deps.state
         .runnerHeartbeat(this.deps.runnerId, this.lockDurationMs * 2)
@@ -191,7 +221,11 @@ export class Runner {
     this.every(this.lockDurationMs / 3, beat);
     const sweep = async () => {
       if (this.closing) return;
-      await sweepSandboxesAndWorkspaces(this.deps, this.active).catch((err) =>
+      const busy = new Map<string, unknown>([
+        ...this.active,
+        ...this.workstreams.activeTaskIds().map((id) => [id, 1] as const),
+      ]);
+      await sweepSandboxesAndWorkspaces(this.deps, busy).catch((err) =>
         this.deps.logger.warn({ err: asHandoffError(err).message }, 'janitor: sweep failed'),
       );
       await sweepArtifacts(this.deps).catch((err) =>
@@ -221,7 +255,7 @@ export class Runner {
     this.closing ??= (async () => {
       for (const t of this.timers) clearInterval(t);
       const stopping = new HandoffError(ErrorCodes.runnerStopping, 'the runner is shutting down', { retryable: true });
-      const closed = Promise.allSettled([this.planWorker.close(), this.runWorker.close()]);
+      const closed = Promise.allSettled([this.planWorker.close(), this.runWorker.close(), this.workstreams.close()]);
       for (const controller of this.active.values()) controller.abort(stopping);
       await closed;
       await Promise.allSettled([this.subscriber.quit(), this.deps.state.runnerGone(this.deps.runnerId)]);

@@ -27,7 +27,10 @@ export {
   verifyAudit,
   verifyAuditInRedis,
 } from './audit-verify.ts';
+export { ChannelSettingsStore } from './channel-settings-store.ts';
 export { dataDirLockedCode } from './data-dir-lock.ts';
+export { grantsCli } from './grant-cli.ts';
+export { GrantStore } from './grant-store.ts';
 export {
   closeConnection,
   createQueueConnection,
@@ -42,3 +45,4 @@ export {
 export { type EmbeddedRedis, type StartRedisServerOptions, startRedisServer } from './redis-server.ts';
 export { type PostClaim, ScheduleStore } from './schedule-store.ts';
 export { cancelChannel, StateStore } from './state-store.ts';
+export { type FanOutRef, WorkstreamStore } from './workstream-store.ts';

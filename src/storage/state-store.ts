@@ -15,7 +15,9 @@ import {
   TaskSchema,
   type ThreadMessage,
   ThreadMessageSchema,
+  type WorkstreamState,
 } from '../core/index.ts';
+import { WorkstreamStore } from './workstream-store.ts';
 
 const prefix = 'hf:';
 const k = {
@@ -40,6 +42,9 @@ const k = {
   lock: (name: string) => `${prefix}lock:${name}`,
   runner: (id: string) => `${prefix}runner:${id}`,
   artifactRetention: `${prefix}retention:artifacts`,
+  threadEnded: (surface: string, channel: string, thread: string) =>
+    `${prefix}thread-ended:${surface}:${channel}:${thread}`,
+  notice: (key: string) => `${prefix}notice:${key}`,
 };
 
 /** Pub/sub channel on which a Cancel click reaches every runner at once. */
@@ -54,6 +59,8 @@ export const defaultRetentionMs = 30 * day;
  * a bug cannot keep its records forever.
  */
 const liveGraceMs = 45 * day;
+/** How much longer than a task's records its thread's tombstone (the task id alone) is kept. */
+export const tombstoneMs = 90 * day;
 
 /**
  * Compare-and-set of a task record with its time to live, in one step. KEYS[1] task;
@@ -195,8 +202,13 @@ export class StateStore {
     }
     for (const key of [k.question(task.id), k.threadMessages(task.id), k.messages(task.id), k.cancel(task.id)])
       m.pexpire(key, ttl);
+    // Each plan version's fan-out records and the task's parallel slots (workstream-store.ts).
+    for (let v = 1; v <= task.planVersion; v++) m.pexpire(`${prefix}workstreams:${task.id}:v${v}`, ttl);
+    m.pexpire(`${prefix}workstreams:${task.id}:slots`, ttl);
     const c = task.conversation;
     m.pexpire(k.thread(c.surface, c.channel, c.thread), ttl);
+    // Outlives the task's records, so a reply after they are gone is answered, not ignored.
+    m.set(k.threadEnded(c.surface, c.channel, c.thread), task.id, 'PX', ttl + tombstoneMs);
     m.zrem(k.active, task.id);
     m.zrem(k.awaiting, task.id);
     m.zadd(k.artifactRetention, Date.now() + ttl, task.id);
@@ -419,6 +431,12 @@ export class StateStore {
     return (await this.redis.hget(k.messages(taskId), slot)) ?? undefined;
   }
 
+  /** Where each workstream of a plan version's fan-out ended, by id (workstream-store.ts); empty without one. */
+  async workstreamStates(taskId: string, version: number): Promise<Map<string, WorkstreamState>> {
+    const records = await new WorkstreamStore(this.redis).all({ taskId, version });
+    return new Map([...records].map(([id, r]) => [id, r.state]));
+  }
+
   /** Progress events may arrive out of order; only a newer one is shown. Returns true when `seq` is newer. */
   async advanceProgressSeq(taskId: string, seq: number): Promise<boolean> {
     const r = await this.redis.eval(
@@ -437,6 +455,42 @@ export class StateStore {
 
   async taskForThread(surface: string, channel: string, thread: string): Promise<string | undefined> {
     return (await this.redis.get(k.thread(surface, channel, thread))) ?? undefined;
+  }
+
+  /**
+   * The task a thread belonged to after its records expired: the thread's tombstone (an id
+   * and nothing else), kept `tombstoneMs` longer than the task, so a late reply gets an answer.
+   */
+  async endedTaskForThread(surface: string, channel: string, thread: string): Promise<string | undefined> {
+    return (await this.redis.get(k.threadEnded(surface, channel, thread))) ?? undefined;
+  }
+
+  /**
+   * A follow-up plans an ended task again: its records live as a live task's do once more,
+   * it leaves the artifact retention queue, and what belonged to the last run (progress
+   * and result messages, the cancel flag, thread messages, the open question) is cleared
+   * so the next run starts clean. `task` is the task as it is now (not ended).
+   */
+  async reviveTaskRecords(task: Task): Promise<void> {
+    const ttl = this.liveTtlMs;
+    const m = this.redis.multi();
+    for (let v = 1; v <= task.planVersion; v++) m.pexpire(k.plan(task.id, v), ttl);
+    const c = task.conversation;
+    m.pexpire(k.thread(c.surface, c.channel, c.thread), ttl);
+    m.pexpire(k.messages(task.id), ttl);
+    m.hdel(k.messages(task.id), 'seq', 'progress', 'result', 'approval:last');
+    m.del(k.cancel(task.id), k.threadMessages(task.id), k.question(task.id));
+    m.zrem(k.artifactRetention, task.id);
+    m.zadd(k.active, Date.parse(task.updatedAt), task.id);
+    await m.exec();
+  }
+
+  /**
+   * True the first time `key` is seen within `ttlMs`: a notice (e.g. "this task has
+   * ended") is posted once per person and task, not under every message of a thread.
+   */
+  async firstNotice(key: string, ttlMs: number): Promise<boolean> {
+    return (await this.redis.set(k.notice(key), '1', 'PX', ttlMs, 'NX')) === 'OK';
   }
 
   /** A sandbox kept (paused) while its run waits, until `untilMs`; the janitor removes it after. */

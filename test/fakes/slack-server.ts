@@ -20,6 +20,10 @@ export interface FakeMessage {
   text: string;
   blocks: unknown[];
   edits: number;
+  /** Who wrote it, for messages people posted (`say`); the bot's own posts have none. */
+  user?: string;
+  /** Set for another app's message (`say` with `botName`). */
+  botName?: string;
 }
 
 export interface FakeFile {
@@ -132,6 +136,7 @@ export class FakeSlack {
   /** Assistant statuses by `channel:thread_ts`, newest last (an empty string clears). */
   readonly assistantStatuses = new Map<string, string[]>();
   private streamingError: string | undefined;
+  private historyError: string | undefined;
   private server: Server | undefined;
   private seq = 0;
   private readonly sockets = new Set<Socket>();
@@ -250,6 +255,88 @@ export class FakeSlack {
 
   callsOf(method: string): SlackCall[] {
     return this.calls.filter((c) => c.method === method);
+  }
+
+  /**
+   * A message someone posted (not the bot), kept so conversations.replies / history serve
+   * it: `user` for a person, `botName` for another app. Posting an event about it is the
+   * test's part.
+   */
+  say(message: { channel: string; ts: string; thread_ts?: string; text: string; user?: string; botName?: string }) {
+    this.messages.set(`${message.channel}:${message.ts}`, { ...message, blocks: [], edits: 0 });
+  }
+
+  /** conversations.replies / history answer this error (e.g. `missing_scope`) until `readHistory()`. */
+  refuseHistory(error = 'missing_scope'): void {
+    this.historyError = error;
+  }
+
+  readHistory(): void {
+    this.historyError = undefined;
+  }
+
+  /** A message in the wire format conversations.replies / history return. */
+  private wireMessage(m: FakeMessage): Record<string, unknown> {
+    const base = {
+      type: 'message',
+      ts: m.ts,
+      text: m.text,
+      ...(m.thread_ts ? { thread_ts: m.thread_ts } : {}),
+    };
+    if (m.user) return { ...base, user: m.user };
+    if (m.botName) return { ...base, subtype: 'bot_message', bot_id: 'BOTHER', username: m.botName };
+    return { ...base, user: 'UBOT', bot_id: 'BBOT', app_id: 'A1', bot_profile: { id: 'BBOT', name: 'handoff' } };
+  }
+
+  /** One page of `list` from the cursor (`next_ts:<offset>` in base64, like Slack's opaque cursors). */
+  private page(list: FakeMessage[], a: Record<string, unknown>, defaultLimit: number): Record<string, unknown> {
+    const limit = Math.max(1, Math.min(1000, Number(a.limit ?? defaultLimit) || defaultLimit));
+    const cursor = typeof a.cursor === 'string' && a.cursor !== '' ? a.cursor : undefined;
+    const decoded = cursor ? Buffer.from(cursor, 'base64').toString('utf8') : 'next_ts:0';
+    const offset = Number(decoded.replace(/^next_ts:/, ''));
+    if (!Number.isInteger(offset) || offset < 0) return { ok: false, error: 'invalid_cursor' };
+    const slice = list.slice(offset, offset + limit);
+    const more = offset + limit < list.length;
+    return {
+      ok: true,
+      messages: slice.map((m) => this.wireMessage(m)),
+      has_more: more,
+      response_metadata: { next_cursor: more ? Buffer.from(`next_ts:${offset + limit}`).toString('base64') : '' },
+    };
+  }
+
+  /** conversations.replies and conversations.history over the kept messages. */
+  private conversations(method: string, a: Record<string, unknown>): Record<string, unknown> {
+    const channel = typeof a.channel === 'string' ? a.channel : '';
+    if (!channel) return { ok: false, error: 'invalid_arguments' };
+    if (this.historyError) {
+      return this.historyError === 'missing_scope'
+        ? { ok: false, error: 'missing_scope', needed: 'channels:history', provided: 'app_mentions:read,chat:write' }
+        : { ok: false, error: this.historyError };
+    }
+    if (this.deletedChannels.has(channel)) return { ok: false, error: 'channel_not_found' };
+    const inChannel = [...this.messages.values()]
+      .filter((m) => m.channel === channel && m.text !== '(root)')
+      .sort((x, y) => Number(x.ts) - Number(y.ts));
+    if (method === 'conversations.replies') {
+      const ts = typeof a.ts === 'string' ? a.ts : '';
+      // Slack answers replies of a message in a thread from its parent; oldest first.
+      const thread = inChannel.filter((m) => m.ts === ts || m.thread_ts === ts);
+      if (thread.length === 0) return { ok: false, error: 'thread_not_found' };
+      return this.page(thread, a, 1000);
+    }
+    // History: top-level messages (and thread broadcasts), newest first, within latest/oldest.
+    const inclusive = a.inclusive === true || a.inclusive === 'true' || a.inclusive === '1';
+    const latest = a.latest !== undefined ? Number(a.latest) : Number.POSITIVE_INFINITY;
+    const oldest = a.oldest !== undefined ? Number(a.oldest) : 0;
+    const top = inChannel
+      .filter((m) => !m.thread_ts || m.thread_ts === m.ts)
+      .filter((m) => {
+        const t = Number(m.ts);
+        return (inclusive ? t <= latest : t < latest) && (inclusive ? t >= oldest : t > oldest);
+      })
+      .reverse();
+    return this.page(top, a, 100);
   }
 
   /** Messages posted in a thread (including the root), oldest first. */
@@ -637,6 +724,9 @@ export class FakeSlack {
       case 'chat.appendStream':
       case 'chat.stopStream':
         return this.stream(method, a);
+      case 'conversations.replies':
+      case 'conversations.history':
+        return this.conversations(method, a);
       case 'assistant.threads.setStatus': {
         const channel = str('channel_id');
         const thread = str('thread_ts');

@@ -77,7 +77,44 @@ export interface SharedFile {
   attachment: { contentType: 'reference'; contentUrl: string; name: string };
 }
 
-export type GraphOperation = 'getSharedDriveItem' | 'getSharedContent' | 'download' | 'checkMemberGroups' | 'unknown';
+export type GraphOperation =
+  | 'getSharedDriveItem'
+  | 'getSharedContent'
+  | 'download'
+  | 'checkMemberGroups'
+  | 'listChannelMessages'
+  | 'getChannelMessage'
+  | 'listReplies'
+  | 'unknown';
+
+/** Who posted a channel message: a person (Entra user) or an app (a bot). */
+export type ChannelMessageAuthor =
+  | { user: { id: string; displayName: string } }
+  | { application: { id: string; displayName: string } };
+
+export interface ChannelMessageInput {
+  /** The team's Microsoft 365 group id (what Graph names a team by). */
+  teamId: string;
+  /** `19:…@thread.tacv2` */
+  channelId: string;
+  /** The message id Teams used (the activity id); default: a new id from the clock. */
+  id?: string;
+  /** The thread's root id: this message is a reply in it. */
+  replyTo?: string;
+  from: ChannelMessageAuthor;
+  /** The body; `contentType` defaults to html (as Teams clients post). */
+  content: string;
+  contentType?: 'html' | 'text';
+  createdDateTime?: string;
+  deleted?: boolean;
+  messageType?: 'message' | 'systemEventMessage';
+}
+
+interface StoredChannelMessage extends Required<Omit<ChannelMessageInput, 'replyTo' | 'deleted' | 'contentType'>> {
+  replyTo?: string;
+  deleted: boolean;
+  contentType: 'html' | 'text';
+}
 
 export interface GraphCall {
   method: string;
@@ -114,6 +151,8 @@ class GraphError extends Error {
 
 const fileRoles = ['Files.Read.All', 'Files.ReadWrite.All', 'Sites.Read.All', 'Sites.ReadWrite.All'];
 const directoryRoles = ['GroupMember.Read.All', 'Group.Read.All', 'Directory.Read.All', 'Group.ReadWrite.All'];
+/** Tenant-wide application permissions that read every channel's messages. */
+const channelMessageRoles = ['ChannelMessage.Read.All'];
 
 export class FakeGraph extends FakeHttpServer {
   readonly calls: GraphCall[] = [];
@@ -123,6 +162,11 @@ export class FakeGraph extends FakeHttpServer {
   readonly #files = new Map<string, SharedFile & { tempauth: string }>();
   readonly #groups = new Map<string, Set<string>>();
   readonly #failures: GraphFailure[] = [];
+  readonly #channelMessages: StoredChannelMessage[] = [];
+  readonly #stalls: Array<{ operation: GraphOperation; remaining: number }> = [];
+  /** Teams (group ids) whose owners consented to ChannelMessage.Read.Group, and for which app ids. */
+  readonly #rsc = new Map<string, Set<string>>();
+  #lastMessageId = 0;
 
   constructor(options: FakeGraphOptions) {
     super('FakeGraph');
@@ -165,6 +209,43 @@ export class FakeGraph extends FakeHttpServer {
     this.#groups.get(groupId)?.delete(userId.toLowerCase());
   }
 
+  /**
+   * Posts a message in a channel (a reply when `replyTo` is set), as Graph will list it. Ids
+   * are the post time in ms, as Teams makes them; returns the id.
+   */
+  addChannelMessage(input: ChannelMessageInput): string {
+    this.#lastMessageId = Math.max(Date.now(), this.#lastMessageId + 1);
+    const id = input.id ?? String(this.#lastMessageId);
+    this.#channelMessages.push({
+      teamId: input.teamId.toLowerCase(),
+      channelId: input.channelId,
+      id,
+      ...(input.replyTo ? { replyTo: input.replyTo } : {}),
+      from: input.from,
+      content: input.content,
+      contentType: input.contentType ?? 'html',
+      createdDateTime: input.createdDateTime ?? new Date(/^\d{13}$/.test(id) ? Number(id) : Date.now()).toISOString(),
+      deleted: input.deleted ?? false,
+      messageType: input.messageType ?? 'message',
+    });
+    return id;
+  }
+
+  /**
+   * A team owner consents to `ChannelMessage.Read.Group` for `appId` (resource-specific
+   * consent, given when the app is added to the team): its app-only tokens may then read
+   * that team's channel messages, and no other team's.
+   */
+  grantChannelMessages(teamId: string, appId: string): void {
+    const apps = this.#rsc.get(teamId.toLowerCase()) ?? new Set<string>();
+    apps.add(appId.toLowerCase());
+    this.#rsc.set(teamId.toLowerCase(), apps);
+  }
+
+  revokeChannelMessages(teamId: string, appId: string): void {
+    this.#rsc.get(teamId.toLowerCase())?.delete(appId.toLowerCase());
+  }
+
   /** How many checkMemberGroups calls were answered 200. */
   get checkMemberGroupsCount(): number {
     return this.calls.filter((c) => c.operation === 'checkMemberGroups' && c.status === 200).length;
@@ -177,6 +258,11 @@ export class FakeGraph extends FakeHttpServer {
   /** The next `n` calls (optionally of one operation) answer `status` with a Graph error body. */
   failNext(n: number, status: number, options: Omit<InjectedFailure, 'status'> & { only?: GraphOperation } = {}): void {
     this.#failures.push({ status, ...options, remaining: n });
+  }
+
+  /** The next `n` calls of `operation` get no answer at all until the client gives up (or the fake closes). */
+  stallNext(n: number, operation: GraphOperation): void {
+    this.#stalls.push({ operation, remaining: n });
   }
 
   waitFor<T>(predicate: () => T | undefined | null | false, timeoutMs = 10_000, what = 'the condition'): Promise<T> {
@@ -198,11 +284,21 @@ export class FakeGraph extends FakeHttpServer {
       const download = /^\/download\/([^/]+)$/.exec(path);
       const share = /^\/v1\.0\/shares\/([^/]+)\/driveItem(\/content)?$/.exec(path);
       const check = /^\/v1\.0\/(users|directoryObjects)\/([^/]+)\/checkMemberGroups$/.exec(path);
+      const messages = /^\/v1\.0\/teams\/([^/]+)\/channels\/([^/]+)\/messages(?:\/([^/]+)(\/replies)?)?$/.exec(path);
       if (download && method === 'GET') call.operation = 'download';
       else if (share && method === 'GET') call.operation = share[2] ? 'getSharedContent' : 'getSharedDriveItem';
       else if (check && method === 'POST') call.operation = 'checkMemberGroups';
+      else if (messages && method === 'GET')
+        call.operation = messages[4] ? 'listReplies' : messages[3] ? 'getChannelMessage' : 'listChannelMessages';
       else throw new GraphError(400, 'BadRequest', `Resource not found for the segment '${path.split('/')[2] ?? ''}'.`);
 
+      const stall = this.#stalls.find((x) => x.remaining > 0 && x.operation === call.operation);
+      if (stall) {
+        stall.remaining -= 1;
+        call.error = 'stalled';
+        await new Promise<void>((resolve) => res.once('close', () => resolve()));
+        return;
+      }
       const failure = takeFailure(this.#failures, (f) => f.only === undefined || f.only === call.operation);
       if (failure) {
         const code =
@@ -239,6 +335,11 @@ export class FakeGraph extends FakeHttpServer {
       }
 
       const claims = await this.#authorize(req, call);
+      if (messages) {
+        this.#channelMessagesAnswer(res, url, claims, messages, requestId);
+        call.status = 200;
+        return;
+      }
       if (call.operation === 'checkMemberGroups') {
         requireRole(
           claims,
@@ -332,6 +433,70 @@ export class FakeGraph extends FakeHttpServer {
     }
   }
 
+  /**
+   * GET /teams/{team}/channels/{channel}/messages[/{id}[/replies]]: chatMessage resources in
+   * Graph's shape, newest first, `$top` up to 50 (default 20) with `@odata.nextLink`. Needs
+   * ChannelMessage.Read.All in the token, or the team's resource-specific consent for the
+   * token's app (ChannelMessage.Read.Group); otherwise 403, as Graph answers.
+   */
+  #channelMessagesAnswer(
+    res: ServerResponse,
+    url: URL,
+    claims: JWTPayload,
+    match: RegExpExecArray,
+    requestId: string,
+  ): void {
+    const teamId = decodeURIComponent(match[1]!).toLowerCase();
+    const channelId = decodeURIComponent(match[2]!);
+    const messageId = match[3] === undefined ? undefined : decodeURIComponent(match[3]);
+    const roles = Array.isArray(claims.roles) ? (claims.roles as string[]) : [];
+    const appId = String(claims.appid ?? claims.azp ?? '').toLowerCase();
+    const consented = this.#rsc.get(teamId)?.has(appId) ?? false;
+    if (!consented && !roles.some((r) => channelMessageRoles.includes(r)))
+      throw new GraphError(
+        403,
+        'Forbidden',
+        `Missing role permissions on the request. API requires one of 'ChannelMessage.Read.All, ChannelMessage.Read.Group'. Roles on the request '${roles.join(',')}'. Resource specific consent grants on the request ''.`,
+      );
+    const inChannel = this.#channelMessages.filter((m) => m.teamId === teamId && m.channelId === channelId);
+    if (inChannel.length === 0 && !this.#rsc.has(teamId))
+      throw new GraphError(404, 'NotFound', `No team found with Group Id ${teamId}`);
+    const context = `https://graph.microsoft.com/v1.0/$metadata#teams('${teamId}')/channels('${encodeURIComponent(channelId)}')/messages`;
+    if (messageId !== undefined && match[4] === undefined) {
+      const m = inChannel.find((x) => x.id === messageId && !x.replyTo);
+      if (!m) throw new GraphError(404, 'NotFound', 'Message not found.');
+      sendJson(res, 200, { '@odata.context': `${context}/$entity`, ...chatMessage(m) }, { 'request-id': requestId });
+      return;
+    }
+    if (messageId !== undefined && !inChannel.some((x) => x.id === messageId && !x.replyTo))
+      throw new GraphError(404, 'NotFound', 'Message not found.');
+    const top = url.searchParams.has('$top') ? Number(url.searchParams.get('$top')) : 20;
+    if (!Number.isInteger(top) || top < 1 || top > 50)
+      throw new GraphError(400, 'BadRequest', `Invalid page size requested. Page size must be between 1 and 50.`);
+    const skip = url.searchParams.has('$skiptoken')
+      ? Number(Buffer.from(url.searchParams.get('$skiptoken')!, 'base64url').toString('utf8'))
+      : 0;
+    if (!Number.isInteger(skip) || skip < 0) throw new GraphError(400, 'BadRequest', 'Invalid skip token.');
+    const all = inChannel
+      .filter((m) => (messageId === undefined ? !m.replyTo : m.replyTo === messageId))
+      .sort((a, b) => Number(b.id) - Number(a.id));
+    const page = all.slice(skip, skip + top);
+    const next = new URL(url.href);
+    next.searchParams.set('$top', String(top));
+    next.searchParams.set('$skiptoken', Buffer.from(String(skip + top), 'utf8').toString('base64url'));
+    sendJson(
+      res,
+      200,
+      {
+        '@odata.context': messageId === undefined ? context : `${context}('${messageId}')/replies`,
+        '@odata.count': page.length,
+        ...(skip + top < all.length ? { '@odata.nextLink': next.href } : {}),
+        value: page.map(chatMessage),
+      },
+      { 'request-id': requestId },
+    );
+  }
+
   async #authorize(req: IncomingMessage, call: GraphCall): Promise<JWTPayload> {
     if (!req.headers.authorization) throw new GraphError(401, 'InvalidAuthenticationToken', 'Access token is empty.');
     const auth = await this.#entra.checkBotToken(req.headers.authorization, GRAPH_AUDIENCE);
@@ -358,4 +523,54 @@ function requireRole(claims: JWTPayload, accepted: string[], code: string, messa
       'Either scp or roles claim need to be present in the token.',
     );
   if (!roles.some((r) => accepted.includes(r))) throw new GraphError(403, code, message);
+}
+
+/** A stored channel message in Graph's chatMessage shape. */
+function chatMessage(m: StoredChannelMessage): Record<string, unknown> {
+  const from =
+    'user' in m.from
+      ? {
+          application: null,
+          device: null,
+          user: {
+            '@odata.type': '#microsoft.graph.teamworkUserIdentity',
+            id: m.from.user.id,
+            displayName: m.from.user.displayName,
+            userIdentityType: 'aadUser',
+          },
+        }
+      : {
+          application: {
+            '@odata.type': '#microsoft.graph.teamworkApplicationIdentity',
+            id: m.from.application.id,
+            displayName: m.from.application.displayName,
+            applicationIdentityType: 'bot',
+          },
+          device: null,
+          user: null,
+        };
+  return {
+    id: m.id,
+    replyToId: m.replyTo ?? null,
+    etag: m.id,
+    messageType: m.messageType,
+    createdDateTime: m.createdDateTime,
+    lastModifiedDateTime: m.createdDateTime,
+    lastEditedDateTime: null,
+    deletedDateTime: m.deleted ? m.createdDateTime : null,
+    subject: null,
+    summary: null,
+    chatId: null,
+    importance: 'normal',
+    locale: 'en-us',
+    webUrl: `https://teams.microsoft.com/l/message/${encodeURIComponent(m.channelId)}/${m.id}`,
+    policyViolation: null,
+    eventDetail: null,
+    from,
+    body: { contentType: m.contentType, content: m.deleted ? '' : m.content },
+    channelIdentity: { teamId: m.teamId, channelId: m.channelId },
+    attachments: [],
+    mentions: [],
+    reactions: [],
+  };
 }

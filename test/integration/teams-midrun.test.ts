@@ -174,7 +174,8 @@ describeDocker('Teams: mid-run approvals, questions, thread replies and cancel i
       120_000,
       'the approval card in the thread',
     );
-    expect(verbsOf(approval)).toEqual(['action.approve', 'action.deny']);
+    // "Approve for the rest of this run" is offered; "Always allow" is not (the policy does not allow it).
+    expect(verbsOf(approval)).toEqual(['action.approve', 'action.deny', 'action.grant_run']);
     expect(textOf(approval)).toContain('Approval needed');
     expect(textOf(approval)).toContain('/workspace/out/draft.md');
     const data = executes(cardOf(approval)).find((e) => e.verb === 'action.approve')!.data;
@@ -190,7 +191,16 @@ describeDocker('Teams: mid-run approvals, questions, thread replies and cancel i
     const refused = await click(post, approval, dan, 'action.approve', data);
     expect(refused.body.type).toBe('application/vnd.microsoft.card.adaptive');
     expect(refused.text).toContain('you are not an approver here');
-    expect(executes(refused.body.value).map((e) => e.verb)).toEqual(['action.approve', 'action.deny']);
+    expect(executes(refused.body.value).map((e) => e.verb)).toEqual([
+      'action.approve',
+      'action.deny',
+      'action.grant_run',
+    ]);
+    // A grant click is authorised exactly like Approve, and one the card did not offer is refused.
+    expect((await click(post, approval, dan, 'action.grant_run', data)).text).toContain('you are not an approver here');
+    expect((await click(post, approval, ben, 'action.grant_channel', data)).text).toContain(
+      'does not allow standing grants',
+    );
     // The requester may not approve a step of her own request either.
     const own = await click(post, approval, ana, 'action.approve', data);
     expect(own.text).toContain('you cannot approve a step of your own request');

@@ -1,21 +1,45 @@
 import { readFileSync } from 'node:fs';
 import { ErrorCodes, HandoffError, type PlanDraft, zeroUsage } from '../../core/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider, ModelRequest, ModelResponse } from '../model/provider.ts';
+import { deckCalls, deckClosing, deckPlan, slideCount, wantsDeck } from './deck-sample.ts';
+import {
+  sheetPerRegionCalls,
+  sheetPerRegionClosing,
+  sheetPerRegionPlan,
+  wantsSheetPerRegion,
+} from './fan-out-sample.ts';
 
 const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, import.meta.url), 'utf8');
 
 export const demoUnsupportedMessage =
-  'The demo model only handles the bundled sample tasks (see examples/README.md): a sales CSV summarised into a spreadsheet or into a one-page sales brief, or notes turned into a brief. To hand off any other request, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff.';
+  'The demo model only handles the bundled sample tasks (see examples/README.md): a sales CSV summarised into a spreadsheet (or one sheet per region, prepared in parallel) or into a one-page sales brief, or notes turned into a brief or into a slide deck. To hand off any other request, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff.';
 
 interface Sample {
-  id: 'sales' | 'brief' | 'sales-brief';
-  plan: (input: string) => PlanDraft;
+  id: 'sales' | 'brief' | 'sales-brief' | 'sheet-per-region' | 'deck';
+  /** Reads the input while planning (read_file) and plans from what it says. */
+  look?: boolean;
+  plan: (input: string, looked?: string, firstMessage?: string) => PlanDraft;
   /** The run's tool calls, in order; each may look at the previous result. */
-  calls: (input: string) => Array<{ name: string; input: Record<string, unknown> }>;
-  closing: (outputs: string[]) => string;
+  calls: (input: string, firstMessage?: string) => Array<{ name: string; input: Record<string, unknown> }>;
+  closing: (outputs: string[], firstMessage?: string) => string;
 }
 
 const samples: Sample[] = [
+  {
+    // Notes to a deck with the built-in pptx skill: load_skill, then the skill's own script.
+    id: 'deck',
+    plan: (input, _looked, first) => deckPlan(input, slideCount(requestOf(first ?? ''))),
+    calls: (input, first) => deckCalls(input, slideCount(requestOf(first ?? ''))),
+    closing: (outputs) => deckClosing(outputs.map(parseFacts).findLast((f) => typeof f?.slides === 'number')),
+  },
+  {
+    // Fans out: one workstream per region, each in its own sandbox, merged into one workbook.
+    id: 'sheet-per-region',
+    look: true,
+    plan: (input, looked) => sheetPerRegionPlan(input, looked ?? ''),
+    calls: (input, first) => sheetPerRegionCalls(input, first ?? ''),
+    closing: (outputs, first) => sheetPerRegionClosing(first ?? '', outputs.map(parseFacts)),
+  },
   {
     id: 'sales',
     plan: (input) => ({
@@ -169,10 +193,11 @@ export class DemoProvider implements ModelProvider {
 
     if (planning) {
       if (assistantTurns === 0) return toolUse('list_files', { path: '/workspace/in' });
-      return toolUse('submit_plan', sample.plan(input));
+      if (sample.look && assistantTurns === 1) return toolUse('read_file', { path: `/workspace/in/${input}` });
+      return toolUse('submit_plan', sample.plan(input, toolResultsOf(request.messages.at(-1))[0]?.text, first));
     }
 
-    const calls = sample.calls(input);
+    const calls = sample.calls(input, first);
     const results = toolResultsOf(request.messages.at(-1));
     const unknown = results.find((r) => r.isError && /may or may not have taken effect/.test(r.text));
     const failed = results.find((r) => r.isError && r !== unknown);
@@ -189,23 +214,30 @@ export class DemoProvider implements ModelProvider {
     const next = calls[done];
     if (next) return toolUse(next.name, next.input);
     const outputs = request.messages.flatMap((m) => toolResultsOf(m).map((r) => r.text));
-    return endTurn(sample.closing(outputs.map(lastJsonLine)));
+    return endTurn(sample.closing(outputs.map(lastJsonLine), first));
   }
+}
+
+/** The request's text in a first message. */
+function requestOf(firstMessage: string): string {
+  return /<request>\n([\s\S]*?)\n<\/request>/.exec(firstMessage)?.[1] ?? '';
 }
 
 /** Which sample a request is, or a clear refusal that says how to configure a real model. */
 export function matchSample(firstMessage: string): { sample: Sample; input: string } {
-  const request = /<request>\n([\s\S]*?)\n<\/request>/.exec(firstMessage)?.[1] ?? '';
+  const request = requestOf(firstMessage);
   const inputs = [...firstMessage.matchAll(/^- \/workspace\/in\/(.+?) \(/gm)].map((m) => m[1]!);
   const csv = inputs.find((n) => /\.csv$/i.test(n));
   const notes = inputs.find((n) => /\.(md|txt|markdown)$/i.test(n));
   const sheet = /\b(spreadsheet|xlsx|excel|workbook)\b/i.test(request);
+  if (csv && wantsSheetPerRegion(request)) return { sample: sampleById('sheet-per-region'), input: csv };
   // A brief from a CSV ("a sales brief from the attached CSV"); with notes attached too, only
   // when the request names the sales data, so "turn the notes into a brief" stays the notes brief.
   if (csv && /\bbriefs?\b/i.test(request) && !sheet && (!notes || /\b(sales|csv|revenue)\b/i.test(request))) {
     return { sample: sampleById('sales-brief'), input: csv };
   }
   if (csv && (sheet || /\bsummari[sz]e\b/i.test(request))) return { sample: sampleById('sales'), input: csv };
+  if (notes && wantsDeck(request, notes)) return { sample: sampleById('deck'), input: notes };
   if (notes && /\b(brief|docx|pdf|word)\b/i.test(request)) return { sample: sampleById('brief'), input: notes };
   throw new HandoffError(ErrorCodes.demoUnsupported, demoUnsupportedMessage);
 }

@@ -135,6 +135,7 @@ export class DockerSandboxDriver implements SandboxDriver {
 
     const egressDir = spec.egressSocketDir === undefined ? undefined : resolvePath(spec.egressSocketDir);
     if (egressDir !== undefined) await checkEgressDir(egressDir);
+    const readOnlyBinds = await readOnlyMountsFor(spec.readOnlyMounts ?? []);
     throwIfAborted(signal);
 
     const { limits } = spec;
@@ -201,6 +202,7 @@ export class DockerSandboxDriver implements SandboxDriver {
                     },
                   },
                 },
+            readOnlyBinds,
           ),
           AutoRemove: false,
           // docker-init as PID 1 reaps the zombies that agent commands leave behind.
@@ -862,6 +864,9 @@ export function containerHardeningProblems(inspect: Dockerode.ContainerInspectIn
   for (const mount of mounts) {
     if (/docker\.sock|containerd\.sock|podman\.sock/.test(`${mount.Source} ${mount.Destination}`)) {
       problems.push(`container engine socket is mounted (${mount.Source})`);
+    } else if (mount.Type === 'bind' && skillTarget.test(mount.Destination)) {
+      // A skill's folder: allowed under /skills, read-only only.
+      if (mount.RW) problems.push(`${mount.Destination} (a skill folder) is writable`);
     } else if (mount.Type === 'bind' && mount.Destination !== `${WORKSPACE}/in` && mount.Destination !== EGRESS_DIR) {
       problems.push(`unexpected host directory mounted at ${mount.Destination}`);
     } else if (mount.Type === 'volume' && mount.Destination !== OUTPUTS) {
@@ -899,11 +904,51 @@ export function containerHardeningProblems(inspect: Dockerode.ContainerInspectIn
 function mountsFor(
   egressDir: string | undefined,
   output: Dockerode.MountSettings | undefined,
+  readOnly: readonly Dockerode.MountSettings[] = [],
 ): { Mounts?: Dockerode.MountSettings[] } {
   const mounts: Dockerode.MountSettings[] = [];
   if (egressDir !== undefined) mounts.push({ Type: 'bind', Source: egressDir, Target: EGRESS_DIR, ReadOnly: true });
   if (output) mounts.push(output);
+  mounts.push(...readOnly);
   return mounts.length > 0 ? { Mounts: mounts } : {};
+}
+
+/** Where read-only folders (a run's skills) may be mounted: one level under it, nowhere else. */
+const SKILLS_DIR = '/skills';
+const skillTarget = /^\/skills\/[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$/;
+
+/**
+ * Read-only bind mounts of host folders under /skills. A target elsewhere, a relative or
+ * missing source, or a source that is not a folder is refused before anything is created.
+ */
+async function readOnlyMountsFor(
+  mounts: ReadonlyArray<{ hostPath: string; containerPath: string }>,
+): Promise<Dockerode.MountSettings[]> {
+  const seen = new Set<string>();
+  const out: Dockerode.MountSettings[] = [];
+  for (const m of mounts) {
+    if (!skillTarget.test(m.containerPath) || seen.has(m.containerPath)) {
+      throw new HandoffError(
+        ErrorCodes.sandboxFailed,
+        `A read-only mount may only go to one folder each under ${SKILLS_DIR}, not ${JSON.stringify(m.containerPath)}`,
+      );
+    }
+    seen.add(m.containerPath);
+    const source = resolvePath(m.hostPath);
+    let isDirectory = false;
+    try {
+      isDirectory = (await stat(source)).isDirectory();
+    } catch (err) {
+      throw new HandoffError(
+        ErrorCodes.sandboxFailed,
+        `The folder ${source} to mount at ${m.containerPath} is missing`,
+        { cause: err },
+      );
+    }
+    if (!isDirectory) throw new HandoffError(ErrorCodes.sandboxFailed, `${source} is not a folder`);
+    out.push({ Type: 'bind', Source: source, Target: m.containerPath, ReadOnly: true });
+  }
+  return out;
 }
 
 async function checkEgressDir(dir: string): Promise<void> {

@@ -33,6 +33,11 @@ export interface SandboxSpec {
    * `none` either way: the proxy is the only way out. Unset: no egress at all.
    */
   egressSocketDir?: string;
+  /**
+   * Host folders mounted read-only, each at its own path under /skills (a run's Agent Skills,
+   * docs/skills.md). Nothing else may be mounted this way: a target outside /skills is refused.
+   */
+  readOnlyMounts?: ReadonlyArray<{ hostPath: string; containerPath: string }>;
 }
 
 /** A file to place under /workspace/out. */

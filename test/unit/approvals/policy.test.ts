@@ -303,10 +303,13 @@ describe('policyForChannel', () => {
       budget: eff.budget,
       redaction: eff.redaction,
       schedules: eff.schedules,
+      followUps: { requesterMayApproveWithinEnvelope: false },
       connectors: eff.connectors,
       egressDomains: eff.egressDomains,
       connectorTrust: eff.connectorTrust,
       webSearch: false,
+      skills: '*',
+      standingGrants: { allow: false, maxDays: 30 },
       explicitTrust: Object.fromEntries(
         Object.entries(eff.trustSources).map(([a, from]) => [a, from !== 'built-in default policy']),
       ),

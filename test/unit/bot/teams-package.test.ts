@@ -89,6 +89,8 @@ function manifestProblems(m: Json): string[] {
       'composeExtensions',
       'permissions',
       'validDomains',
+      'webApplicationInfo',
+      'authorization',
     ],
     ['manifestVersion', 'version', 'id', 'developer', 'name', 'description', 'icons', 'accentColor'],
   );
@@ -184,6 +186,21 @@ function manifestProblems(m: Json): string[] {
   });
 
   for (const p of arr('permissions', root.permissions, 2)) oneOf('permissions', p, ['identity', 'messageTeamMembers']);
+  if (root.webApplicationInfo !== undefined) {
+    const web = obj('webApplicationInfo', root.webApplicationInfo, ['id', 'resource'], ['id']);
+    str('webApplicationInfo.id', web.id, 100, guid);
+    str('webApplicationInfo.resource', web.resource, 2048);
+  }
+  if (root.authorization !== undefined) {
+    const auth = obj('authorization', root.authorization, ['permissions'], []);
+    const perms = obj('authorization.permissions', auth.permissions, ['resourceSpecific'], []);
+    arr('authorization.permissions.resourceSpecific', perms.resourceSpecific, 16).forEach((r, i) => {
+      const at = `authorization.permissions.resourceSpecific[${i}]`;
+      const rsc = obj(at, r, ['name', 'type'], ['name', 'type']);
+      str(`${at}.name`, rsc.name, 128);
+      oneOf(`${at}.type`, rsc.type, ['Application', 'Delegated']);
+    });
+  }
   for (const d of arr('validDomains', root.validDomains, 100)) {
     str('validDomains[]', d, 2048);
     if (typeof d === 'string' && /[:/\s]/.test(d))
@@ -262,7 +279,17 @@ describe('Teams app package', () => {
     expect(manifest.$schema).toBe(schemaUrl);
     expect(manifest.manifestVersion).toBe('1.30');
     expect(manifest.version).toBe(packageVersion);
-    expect(manifest).not.toHaveProperty('webApplicationInfo');
+  });
+
+  it('asks for resource-specific consent to read channel messages, so a mention can take its thread along', () => {
+    // Reading a channel thread through Graph (thread context) needs ChannelMessage.Read.Group,
+    // granted per team when it adds the app; RSC requires webApplicationInfo with the app id.
+    const m = teamsManifest(input);
+    expect(m.webApplicationInfo.id).toBe(appId);
+    expect(m.webApplicationInfo.resource.length).toBeGreaterThan(0);
+    expect(m.authorization).toEqual({
+      permissions: { resourceSpecific: [{ name: 'ChannelMessage.Read.Group', type: 'Application' }] },
+    });
   });
 
   it('the rule check above finds broken manifests', () => {
@@ -277,12 +304,16 @@ describe('Teams app package', () => {
     m.bots[0]!.commandLists[0]!.commands[0]!.description = 'd'.repeat(129);
     m.composeExtensions[0]!.commands[0]!.title = 't'.repeat(33);
     m.validDomains = ['https://handoff.example.com/'];
+    (m as Json).authorization = {
+      permissions: { resourceSpecific: [{ name: 'ChannelMessage.Read.Group', type: 'App' }] },
+    };
     expect(manifestProblems(m)).toEqual([
       '.extra is not allowed',
       'name.short is longer than 30',
       `bots[0].botId does not match ${guid}`,
       'bots[0].commandLists[0].commands[0].description is longer than 128',
       'composeExtensions[0].commands[0].title is longer than 32',
+      'authorization.permissions.resourceSpecific[0].type is "App", not one of ["Application","Delegated"]',
       'validDomains has "https://handoff.example.com/", not a bare host',
     ]);
   });

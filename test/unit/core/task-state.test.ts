@@ -33,6 +33,8 @@ const legal: ReadonlyArray<readonly [TaskState, TaskState]> = [
   ['waiting_for_answer', 'running'],
   ['waiting_for_answer', 'failed'],
   ['waiting_for_answer', 'cancelled'],
+  // A follow-up in the thread after the delivery plans the task again.
+  ['succeeded', 'planning'],
 ];
 const terminal: readonly TaskState[] = ['denied', 'expired', 'succeeded', 'failed', 'cancelled'];
 const allStates = TaskStateSchema.options;
@@ -58,10 +60,19 @@ function taskIn(state: TaskState, extra: Partial<Task> = {}): Task {
 }
 
 describe('task state machine', () => {
-  it('knows twelve states, so 144 pairs split into 25 legal and 119 illegal moves', () => {
+  it('knows twelve states, so 144 pairs split into 26 legal and 118 illegal moves', () => {
     expect(allStates).toHaveLength(12);
-    expect(legal).toHaveLength(25);
-    expect(illegal).toHaveLength(119);
+    expect(legal).toHaveLength(26);
+    expect(illegal).toHaveLength(118);
+  });
+
+  it('clears the finished and started times when a follow-up plans a delivered task again', () => {
+    const done = taskIn('succeeded', { startedAt: created.toISOString(), finishedAt: created.toISOString() });
+    const next = transition(done, 'planning', later);
+    expect(next.state).toBe('planning');
+    expect(next.finishedAt).toBeUndefined();
+    expect(next.startedAt).toBeUndefined();
+    expect(done.finishedAt).toBe(created.toISOString());
   });
 
   it.each(legal)('allows %s → %s and stamps the time', (from, to) => {

@@ -7,6 +7,7 @@ import {
   connectionFacts,
   connectLines,
   type FileLink,
+  followUpNoteText,
   formatDuration,
   formatTokens,
   formatUsd,
@@ -15,7 +16,11 @@ import {
   type ScheduleInfo,
   type ScheduleListView,
   type View,
+  workstreamPlanLines,
+  workstreamProgressLines,
 } from '../../views.ts';
+import { memoryProposalBlocks } from './channel-settings-slack.ts';
+import { grantActionIds } from './grants-blocks.ts';
 
 type KnownBlock = types.KnownBlock;
 
@@ -252,7 +257,9 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       }
       blocks.push(header(`Plan v${view.version}`));
       blocks.push(section(`*Requested by* ${escapeMrkdwn(view.requester)}\n${escapeMrkdwn(view.summary)}`));
-      blocks.push(context(view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`));
+      // The thread-context note shares this block: no extra block toward Slack's 50.
+      const used = view.context ? `\n:speech_balloon: ${escapeMrkdwn(view.context)}` : '';
+      blocks.push(context(`${view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`}${used}`));
       if (view.changes) blocks.push(...changesBlocks(view.changes, view.version));
       // At most 20 steps (PlanDraftSchema), one section each: with the two blocks above, within the 50-block limit.
       view.steps.forEach((step, i) => {
@@ -264,6 +271,13 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       if (view.reach) {
         const lines = reachLines(view.reach).map((l) => `• ${escapeMrkdwn(l)}`);
         blocks.push(section(`*Beyond its files*\n${lines.join('\n')}`.slice(0, blockKitLimits.maxTextChars)));
+      }
+      if (view.workstreams) {
+        const fanOut = workstreamPlanLines(view.workstreams);
+        const lines = fanOut.lines.map((l) => `• ${escapeMrkdwn(l)}`);
+        blocks.push(
+          section(`*${escapeMrkdwn(fanOut.heading)}*\n${lines.join('\n')}`.slice(0, blockKitLimits.maxTextChars)),
+        );
       }
       const budget = view.demo
         ? 'no model cost (demo model)'
@@ -298,6 +312,14 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       blocks.push(section(`*${view.cancellable ? 'Working…' : 'Run finished'}*  ${stats}`));
       const steps = view.steps.map((s, i) => `${stepIcon[s.status]} ${i + 1}. ${escapeMrkdwn(s.title)}`).join('\n');
       if (steps) blocks.push(section(steps));
+      if (view.workstreams?.length)
+        blocks.push(
+          section(
+            `*Workstreams*\n${workstreamProgressLines(view.workstreams)
+              .map((l) => `• ${escapeMrkdwn(l)}`)
+              .join('\n')}`,
+          ),
+        );
       if (view.activity) blocks.push(context(escapeMrkdwn(view.activity)));
       if (view.outputTail) {
         // The fence and escaping add characters: keep the end of the output within the limit.
@@ -359,6 +381,26 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
               style: 'danger',
               value,
             },
+            ...(view.grantOptions?.run
+              ? [
+                  {
+                    type: 'button' as const,
+                    action_id: grantActionIds.grantRun,
+                    text: plain('Approve for the rest of this run', blockKitLimits.maxButtonText),
+                    value,
+                  },
+                ]
+              : []),
+            ...(view.grantOptions?.channel
+              ? [
+                  {
+                    type: 'button' as const,
+                    action_id: grantActionIds.grantChannel,
+                    text: plain('Always allow in this channel', blockKitLimits.maxButtonText),
+                    value,
+                  },
+                ]
+              : []),
           ],
         });
       } else {
@@ -370,7 +412,13 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
           expired: ':hourglass: Expired: nobody decided in time',
           stopped: ':heavy_minus_sign: The run ended before a decision',
         };
-        blocks.push(context(`${words[view.state]}${who}${when}`));
+        const granted =
+          view.grantedScope === 'run'
+            ? ' for the rest of this run'
+            : view.grantedScope === 'channel'
+              ? ' and always allowed in this channel'
+              : '';
+        blocks.push(context(`${words[view.state]}${granted}${who}${when}`));
       }
       break;
     }
@@ -407,6 +455,7 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
           ],
         });
       }
+      if (view.memoryProposals?.length) blocks.push(...memoryProposalBlocks(view.memoryProposals));
       break;
     }
     case 'brief': {
@@ -871,9 +920,11 @@ function changesBlocks(changes: NonNullable<PlanView['changes']>, version: numbe
   }
   const more = lines.length - shown.length;
   const diffText = `${head}\n${shown.join('\n')}${more > 0 ? `\n…and ${more} more changes` : ''}`;
-  const asked = changes.requestedBy
-    ? `:pencil2: *Revised after ${escapeMrkdwn(changes.requestedBy)} asked:* “${escapeMrkdwn(truncate(changes.text, 2000))}”`
-    : ':pencil2: *Revised plan*';
+  const asked = changes.followUp
+    ? `:pencil2: *Follow-up from ${escapeMrkdwn(changes.requestedBy)}:* “${escapeMrkdwn(truncate(changes.text, 2000))}”\n${escapeMrkdwn(truncate(followUpNoteText(changes.followUp), 500))}`
+    : changes.requestedBy
+      ? `:pencil2: *Revised after ${escapeMrkdwn(changes.requestedBy)} asked:* “${escapeMrkdwn(truncate(changes.text, 2000))}”`
+      : ':pencil2: *Revised plan*';
   return [section(asked), section(diffText)];
 }
 

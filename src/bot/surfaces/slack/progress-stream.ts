@@ -467,14 +467,25 @@ export function stepChunks(
   const chunks: TaskUpdateChunk[] = [];
   const statuses: Array<TaskUpdateChunk['status']> = [];
   const activity = view.activity ? clip(view.activity) : undefined;
-  for (const [i, step] of view.steps.entries()) {
+  // A fan-out's workstreams follow the steps as tasks of their own (`ws-<id>`), in a fixed order.
+  const rows = [
+    ...view.steps,
+    ...(view.workstreams ?? []).map((w) => ({
+      title: `Workstream: ${w.title}`,
+      status: (
+        { queued: 'pending', running: 'running', done: 'done', failed: 'failed', cancelled: 'skipped' } as const
+      )[w.state],
+      wsId: w.id,
+    })),
+  ];
+  for (const [i, step] of rows.entries()) {
     const before = sent[i];
     let status = taskStatus[step.status];
     // The final view marks unfinished steps "skipped" and may not repeat earlier results.
     if (step.status === 'skipped' && before === 'complete') status = 'complete';
     if (final && step.status === 'skipped' && before !== 'complete') status = 'error';
     statuses.push(status);
-    const id = `step-${i + 1}`;
+    const id = 'wsId' in step ? `ws-${step.wsId}` : `step-${i + 1}`;
     const title = clip(step.title || `Step ${i + 1}`);
     const base = { type: 'task_update' as const, id, title };
     if (before === 'pending' && (status === 'complete' || status === 'error')) {

@@ -9,6 +9,9 @@ import {
   ErrorCodes,
   HandoffError,
   type Identity,
+  isTerminal,
+  rememberedFact,
+  runIsLive,
   type Schedule,
   splitScheduleMessage,
   type Task,
@@ -16,8 +19,14 @@ import {
 import type { Logger } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
+import { takesFollowUps } from '../../follow-up.ts';
 import type { HandoffInbound } from '../../inbound.ts';
 import { scheduleItem } from '../../schedules.ts';
+import {
+  defaultThreadContextMessages,
+  refersToEarlierMessages,
+  type ThreadContextInput,
+} from '../../thread-context.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import type { StatusView } from '../../views.ts';
 import { mentionApprovers, SlackUserGroups } from './approvers.ts';
@@ -40,8 +49,18 @@ import {
   scheduleEditModal,
   scheduleModal,
 } from './block-kit.ts';
+import {
+  channelSettingsMessage,
+  decodeMemoryValue,
+  memoryActionIds,
+  memoryProposalBlocks,
+  parseSettingsCommand,
+  type SettingsCommand,
+} from './channel-settings-slack.ts';
 import { defaultInputExtensions, downloadSlackFiles, type SlackFile } from './files-in.ts';
+import { grantActionIds, grantsBlocks, parseRevokeValue, revokeGrantActionPattern } from './grants-blocks.ts';
 import { HonoReceiver } from './hono-receiver.ts';
+import { readSlackContext } from './slack-context.ts';
 import { describe, SlackSurface } from './slack-surface.ts';
 
 export interface SlackOptions {
@@ -73,6 +92,8 @@ export interface SlackOptions {
     maxFilesPerRequest: number;
     /** Deliverables up to this size are uploaded into the thread; larger ones are linked. */
     maxUploadBytes: number;
+    /** Most earlier messages read for a mention's thread context (default 30; 0: none read). */
+    threadContextMessages?: number;
   };
   /** Slack's native plan display for progress (default true); false keeps the edited message. */
   nativeProgress?: boolean;
@@ -170,6 +191,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   const fileHosts = ['files.slack.com', ...(apiHost ? [apiHost] : [])];
   const names = new Map<string, { name: string; at: number }>();
   let botUserId: string | undefined;
+  let botId: string | undefined;
 
   const nameOf = async (userId: string, fallback?: string): Promise<string> => {
     const cached = names.get(userId);
@@ -247,6 +269,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       text: string;
       files: readonly SlackFile[];
       when?: string;
+      /** Earlier messages of the thread or channel (not for a schedule proposal). */
+      context?: ThreadContextInput;
     },
   ) => {
     const conversation: ConversationRef = {
@@ -276,7 +300,13 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       const requester = await identity(input.userId, input.userName);
       task =
         input.when === undefined
-          ? await inbound.submitRequest({ conversation, requester, text: input.text, files: accepted })
+          ? await inbound.submitRequest({
+              conversation,
+              requester,
+              text: input.text,
+              files: accepted,
+              ...(input.context ? { context: input.context } : {}),
+            })
           : await inbound.schedules.propose({
               conversation,
               requester,
@@ -316,14 +346,56 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   };
 
   /** A message in a task's thread from the requester or an approver reaches the agent. */
-  const maybeReply = async (inbound: HandoffInbound, channel: string, thread: string, userId: string, text: string) => {
+  const maybeReply = async (
+    inbound: HandoffInbound,
+    channel: string,
+    thread: string,
+    userId: string,
+    text: string,
+    mentioned = false,
+  ) => {
     const conversation: ConversationRef = { surface: 'slack', channel, thread };
     const task = await inbound.taskInThread(conversation);
-    if (!task) return false;
+    // A mention in the thread of a task that ended for good (or expired) starts a new task there.
+    if (mentioned && (!task || (isTerminal(task.state) && !takesFollowUps(task)))) return false;
     const by = await identity(userId);
-    if (!(await inbound.maySteer(task, by))) return true;
-    await inbound.reply(conversation, by, cleanText(text));
-    return true;
+    // While a run is live only the requester and approvers reach the agent; otherwise the gateway answers.
+    if (task && runIsLive(task.state) && !(await inbound.maySteer(task, by))) return true;
+    const outcome = await inbound.reply(conversation, by, cleanText(text));
+    return task !== undefined || outcome !== 'ignored';
+  };
+
+  /** "remember that …": acknowledged in the thread; a proposal carries Accept / Dismiss for approvers. */
+  const remember = async (
+    inbound: HandoffInbound,
+    channel: string,
+    thread: string,
+    team: string | undefined,
+    userId: string,
+    fact: string,
+  ) => {
+    try {
+      const by = await identity(userId);
+      const where = { surface: 'slack' as const, channel, ...(team ? { workspace: team } : {}) };
+      const outcome = await inbound.channelSettings.remember(where, by, fact);
+      const words = escapeText(outcome.message);
+      await client.chat.postMessage({
+        channel,
+        thread_ts: thread,
+        text: words,
+        ...(outcome.status === 'proposed'
+          ? {
+              blocks: [
+                { type: 'section', text: { type: 'mrkdwn', text: words } },
+                ...memoryProposalBlocks([outcome.proposal]),
+              ] as never,
+            }
+          : {}),
+        unfurl_links: false,
+      });
+    } catch (err) {
+      await postInThread(channel, thread, `:warning: ${refusalText(err, logger)}`);
+    }
   };
 
   const register = (inbound: HandoffInbound) => {
@@ -336,10 +408,29 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       if (!e.user) return;
       try {
         if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
-        if (e.thread_ts && (await maybeReply(inbound, e.channel, e.thread_ts, e.user, e.text))) return;
+        if (e.thread_ts && (await maybeReply(inbound, e.channel, e.thread_ts, e.user, e.text, true))) return;
         const text = cleanText(e.text);
+        // "@handoff remember that …" goes to the channel's memory: no task.
+        const fact = e.files?.length ? undefined : rememberedFact(text);
+        if (fact !== undefined) {
+          await remember(inbound, e.channel, e.thread_ts ?? e.ts, e.team, e.user, fact);
+          return;
+        }
         // "@handoff every Monday 9:00 Europe/Berlin: post the sales brief" proposes a schedule.
         const scheduled = splitScheduleMessage(text);
+        // A mention in a thread (not a task's) or pointing "above": the earlier messages go along.
+        const maxContext = options.limits.threadContextMessages ?? defaultThreadContextMessages;
+        const context =
+          !scheduled && maxContext > 0 && (e.thread_ts || refersToEarlierMessages(text))
+            ? await readSlackContext(client, {
+                channel: e.channel,
+                ...(e.thread_ts ? { threadTs: e.thread_ts } : {}),
+                beforeTs: e.ts,
+                maxMessages: maxContext,
+                self: { ...(botUserId ? { userId: botUserId } : {}), ...(botId ? { botId } : {}) },
+                nameOf: (id) => nameOf(id),
+              })
+            : undefined;
         await submit(inbound, {
           channel: e.channel,
           thread: e.thread_ts ?? e.ts,
@@ -348,6 +439,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
           text: scheduled ? scheduled.request : text,
           files: e.files ?? [],
           ...(scheduled ? { when: scheduled.when } : {}),
+          ...(context ? { context } : {}),
         });
       } catch (err) {
         await reportFailure(err, e.channel, e.thread_ts ?? e.ts);
@@ -458,11 +550,45 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         await proposeFromCommand(inbound, command, sub, tell);
         return;
       }
+      if (sub.kind === 'grants') {
+        // The channel's standing grants, for its approvers, each with a Revoke button.
+        try {
+          const by = await identity(command.user_id, command.user_name);
+          const where = {
+            surface: 'slack' as const,
+            ...(command.team_id ? { workspace: command.team_id } : {}),
+            channel: command.channel_id,
+          };
+          const message = grantsBlocks(command.channel_id, await inbound.listGrants(where, by));
+          await tell(message.text, message.blocks);
+        } catch (err) {
+          await tell(refusalText(err, logger));
+        }
+        return;
+      }
       if (sub.kind === 'connections') {
         try {
           const by = await identity(command.user_id, command.user_name);
           const message = renderBlocks(await inbound.connections('slack', by));
           await tell(message.text, message.blocks);
+        } catch (err) {
+          await tell(refusalText(err, logger));
+        }
+        return;
+      }
+      if (sub.kind === 'instructions' || sub.kind === 'memory') {
+        try {
+          const by = await identity(command.user_id, command.user_name);
+          const where = { surface: 'slack' as const, channel: command.channel_id, workspace: command.team_id };
+          const settings = inbound.channelSettings;
+          if (sub.kind === 'instructions' && sub.clear)
+            await tell(escapeText(await settings.clearInstructions(where, by)));
+          else if (sub.kind === 'instructions' && sub.text)
+            await tell(escapeText(await settings.setInstructions(where, by, sub.text)));
+          else {
+            const message = channelSettingsMessage(await settings.view(where, by));
+            await tell(message.text, message.blocks);
+          }
         } catch (err) {
           await tell(refusalText(err, logger));
         }
@@ -497,7 +623,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
 
     /** A button click: ack at once, parse its value, call the gateway, answer privately. */
     const onButton = <V>(
-      actionId: string,
+      actionId: string | RegExp,
       parse: (raw: unknown) => V | undefined,
       run: (value: V, by: Identity) => Promise<string | undefined>,
     ) =>
@@ -553,6 +679,21 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       );
     }
 
+    // "Approve for the rest of this run" / "Always allow in this channel": authorised exactly like Approve.
+    for (const grant of ['run', 'channel'] as const) {
+      onButton(
+        grant === 'run' ? grantActionIds.grantRun : grantActionIds.grantChannel,
+        (raw) => {
+          const v = parseJson(raw) as { t?: unknown; a?: unknown } | undefined;
+          return typeof v?.t === 'string' && typeof v.a === 'string' && v.t.length <= 64 && v.a.length <= 128
+            ? { taskId: v.t, approvalId: v.a }
+            : undefined;
+        },
+        (v, by) => inbound.decideAction({ ...v, by, outcome: 'approved', surface: 'slack', grant }),
+      );
+    }
+    onButton(revokeGrantActionPattern, parseRevokeValue, (id, by) => inbound.revokeGrant({ id, by, surface: 'slack' }));
+
     onButton(
       actionIds.cancel,
       (raw) => {
@@ -561,6 +702,17 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       },
       (taskId, by) => inbound.cancel(taskId, by, 'slack'),
     );
+
+    // Channel memory: Forget in `/handoff memory`, Accept / Dismiss on proposed facts.
+    onButton(memoryActionIds.forget, decodeMemoryValue, (v, by) =>
+      v.channel
+        ? inbound.channelSettings.forget({ surface: 'slack', channel: v.channel }, by, v.id)
+        : Promise.resolve('This button is not one Handoff recognises.'),
+    );
+    for (const outcome of ['accept', 'dismiss'] as const)
+      onButton(memoryActionIds[outcome], decodeMemoryValue, (v, by) =>
+        inbound.channelSettings.decideProposal({ proposalId: v.id, by, outcome, surface: 'slack' }),
+      );
 
     app.action(actionIds.requestChanges, async ({ ack, body, action }) => {
       await ack();
@@ -1020,6 +1172,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         await app.init();
         const auth = await client.auth.test();
         botUserId = auth.user_id;
+        botId = auth.bot_id;
       } catch (err) {
         const e = describe(err);
         throw new Error(`Slack refused the bot token (auth.test: ${e.slackError ?? e.message}); check SLACK_BOT_TOKEN`);
@@ -1053,7 +1206,7 @@ function refusalText(err: unknown, logger: Logger): string {
 }
 
 const usageText =
-  'Usage: `/handoff <what you need done>` · `/handoff schedule "every weekday at 9:00" <what to post>` · `/handoff schedules` (this channel\'s schedules) · `/handoff connections` (the services Handoff uses as you)';
+  'Usage: `/handoff <what you need done>` · `/handoff schedule "every weekday at 9:00" <what to post>` · `/handoff schedules` (this channel\'s schedules) · `/handoff connections` (the services Handoff uses as you) · `/handoff grants` (this channel\'s standing grants) · `/handoff instructions [text|clear]` · `/handoff memory`';
 
 const scheduleUsageText =
   'Usage: `/handoff schedule "every weekday at 9:00" <what to post>` or `/handoff schedule every Monday 9:00 Europe/Berlin: <what to post>`. For a request that starts with the word "schedule", mention @handoff instead.';
@@ -1071,6 +1224,8 @@ type SlashCommand =
   | { kind: 'request' }
   | { kind: 'schedules' }
   | { kind: 'connections' }
+  | SettingsCommand
+  | { kind: 'grants' }
   | { kind: 'schedule'; when: string; request: string }
   | { kind: 'usage'; text: string };
 
@@ -1083,6 +1238,9 @@ export function parseCommand(text: string): SlashCommand {
   const trimmed = text.trim();
   if (/^schedules(\s+list)?$/i.test(trimmed)) return { kind: 'schedules' };
   if (/^connections(\s+list)?$/i.test(trimmed)) return { kind: 'connections' };
+  const settings = parseSettingsCommand(trimmed);
+  if (settings) return settings;
+  if (/^grants(\s+list)?$/i.test(trimmed)) return { kind: 'grants' };
   const sub = /^schedule(?:\s+([\s\S]*))?$/i.exec(trimmed);
   if (sub) {
     const rest = (sub[1] ?? '').trim();

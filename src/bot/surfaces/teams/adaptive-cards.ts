@@ -10,6 +10,7 @@ import {
   connectionFacts,
   connectLines,
   type FileLink,
+  followUpNoteText,
   formatDuration,
   formatTokens,
   formatUsd,
@@ -22,6 +23,8 @@ import {
   type ScheduleListView,
   type StatusView,
   type View,
+  workstreamPlanLines,
+  workstreamProgressLines,
 } from '../../views.ts';
 
 export type JsonValue = string | number | boolean | null | JsonValue[] | JsonObject;
@@ -84,6 +87,12 @@ export const cardVerbs = {
   taskCancel: 'task.cancel',
   actionApprove: 'action.approve',
   actionDeny: 'action.deny',
+  /** "Approve for the rest of this run" on a paused call's card. */
+  actionGrantRun: 'action.grant_run',
+  /** "Always allow in this channel" on a paused call's card. */
+  actionGrantChannel: 'action.grant_channel',
+  /** Revoke in the `grants` list. */
+  grantRevoke: 'grant.revoke',
   taskSchedule: 'task.schedule',
   scheduleAct: 'schedule.act',
   /** Connect a per-user connector as the clicker (on a Connect card, or in their list). */
@@ -475,6 +484,7 @@ function planCard(view: PlanView, options: CardOptions, top: El[]): AdaptiveCard
   head.push(tb(`**Requested by** ${inline(view.requester, 100)}`, { spacing: 'Small' }));
   head.push(tb(para(view.summary, 1500)));
   head.push(view.demo ? tb(demoNote, { color: 'Warning', size: 'Small' }) : subtle(`model ${inline(view.model, 80)}`));
+  if (view.context) head.push(subtle(inline(view.context, 300)));
 
   const budget = view.demo
     ? 'no model cost (demo model)'
@@ -485,6 +495,12 @@ function planCard(view: PlanView, options: CardOptions, top: El[]): AdaptiveCard
           tb('**Beyond its files**'),
           ...reachLines(view.reach).map((l) => tb(`• ${inline(l, 1000)}`, { spacing: 'None' })),
         ]
+      : []),
+    ...(view.workstreams
+      ? (({ heading, lines }) => [
+          tb(`**${inline(heading, 200)}**`),
+          ...lines.map((l) => tb(`• ${inline(l, 600)}`, { spacing: 'None' })),
+        ])(workstreamPlanLines(view.workstreams))
       : []),
     subtle(`Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min wall time`),
   ];
@@ -646,9 +662,11 @@ function changesBlocks(changes: NonNullable<PlanView['changes']>, version: numbe
   for (const f of diff.deliverables.removed) lines.push(`➖ file ~~${inline(f, 120)}~~`);
   for (const sentence of diff.envelope) lines.push(`⚠️ ${inline(sentence, 300)}`);
   if (lines.length === 0) lines.push('Same steps, files and limits as before.');
-  const asked = changes.requestedBy
-    ? `✏️ **Revised after ${inline(changes.requestedBy, 100)} asked:** “${inline(changes.text, 600)}”`
-    : '✏️ **Revised plan**';
+  const asked = changes.followUp
+    ? `✏️ **Follow-up from ${inline(changes.requestedBy, 100)}:** “${inline(changes.text, 600)}” ${inline(followUpNoteText(changes.followUp), 400)}`
+    : changes.requestedBy
+      ? `✏️ **Revised after ${inline(changes.requestedBy, 100)} asked:** “${inline(changes.text, 600)}”`
+      : '✏️ **Revised plan**';
   return [
     {
       type: 'Container',
@@ -713,6 +731,11 @@ function progressCard(view: ProgressView, top: El[]): AdaptiveCard {
   const head: El[] = [...top, tb(`**${title}**`, { size: 'Medium' }), subtle(stats, { spacing: 'None' })];
   if (view.demo) head.push(tb(demoNote, { color: 'Warning', size: 'Small' }));
   const tail: El[] = [];
+  if (view.workstreams?.length) {
+    tail.push(tb('**Workstreams**'));
+    for (const l of workstreamProgressLines(view.workstreams))
+      tail.push(tb(`• ${inline(l, 200)}`, { spacing: 'None' }));
+  }
   if (view.activity) tail.push(subtle(inline(view.activity, 300)));
   if (view.outputTail) {
     // The end of the output is what matters: keep its last lines.
@@ -750,6 +773,10 @@ function approvalCard(view: ApprovalRequestView, top: El[]): AdaptiveCard {
       execute('Approve', cardVerbs.actionApprove, data, 'positive'),
       execute('Deny', cardVerbs.actionDeny, data, 'destructive'),
     );
+    if (view.grantOptions?.run)
+      actions.push(execute('Approve for the rest of this run', cardVerbs.actionGrantRun, data));
+    if (view.grantOptions?.channel)
+      actions.push(execute('Always allow in this channel', cardVerbs.actionGrantChannel, data));
   } else {
     const who = view.decidedBy ? ` by ${inline(view.decidedBy, 100)}` : '';
     const when = view.decidedAt ? ` · ${cardTime(view.decidedAt)}` : '';
@@ -759,7 +786,13 @@ function approvalCard(view: ApprovalRequestView, top: El[]): AdaptiveCard {
       expired: '⌛ Expired: nobody decided in time',
       stopped: '➖ The run ended before a decision',
     };
-    tail.push(tb(`${words[view.state]}${who}${when}`, { separator: true }));
+    const granted =
+      view.grantedScope === 'run'
+        ? ' for the rest of this run'
+        : view.grantedScope === 'channel'
+          ? ' and always allowed in this channel'
+          : '';
+    tail.push(tb(`${words[view.state]}${granted}${who}${when}`, { separator: true }));
   }
   const details = fitItems(
     view.details.slice(0, 10),
@@ -1165,6 +1198,9 @@ export const TeamsActionSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal(cardVerbs.taskCancel), taskId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.actionApprove), taskId: IdSchema, approvalId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.actionDeny), taskId: IdSchema, approvalId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.actionGrantRun), taskId: IdSchema, approvalId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.actionGrantChannel), taskId: IdSchema, approvalId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.grantRevoke), grantId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.taskSchedule), taskId: IdSchema, when: typedText(cardLimits.maxWhen) }),
   z.object({
     verb: z.literal(cardVerbs.scheduleAct),

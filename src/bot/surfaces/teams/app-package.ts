@@ -160,6 +160,14 @@ export const TeamsManifestSchema = z.strictObject({
     .max(1),
   permissions: z.array(z.enum(['identity', 'messageTeamMembers'])).max(2),
   validDomains: z.array(z.string().max(2048)).max(100),
+  webApplicationInfo: z.strictObject({ id: z.string().regex(guidPattern), resource: z.string().max(2048) }),
+  authorization: z.strictObject({
+    permissions: z.strictObject({
+      resourceSpecific: z
+        .array(z.strictObject({ name: z.string().max(128), type: z.enum(['Application', 'Delegated']) }))
+        .max(16),
+    }),
+  }),
 });
 export type TeamsManifest = z.infer<typeof TeamsManifestSchema>;
 
@@ -254,7 +262,13 @@ export function teamsManifest(input: TeamsPackageInput): TeamsManifest {
     ],
     permissions: ['identity', 'messageTeamMembers'],
     validDomains: [i.host],
-    // No webApplicationInfo: a bot signs nobody in, and the schema does not require it.
+    // Resource-specific consent: a team owner who adds the app lets it read that team's
+    // channel messages through Graph (a mention's thread context). RSC needs
+    // webApplicationInfo with the app id; its `resource` is unused by RSC but must be set.
+    webApplicationInfo: { id: i.appId, resource: `api://${i.host}/${i.appId}` },
+    authorization: {
+      permissions: { resourceSpecific: [{ name: 'ChannelMessage.Read.Group', type: 'Application' }] },
+    },
   };
   const checked = TeamsManifestSchema.safeParse(manifest);
   if (!checked.success) throw invalidInput(checked.error, 'the Teams app manifest would be refused');

@@ -17,15 +17,23 @@ import {
   ErrorCodes,
   HandoffError,
   type Identity,
+  isTerminal,
   runIsLive,
   splitScheduleMessage,
   type Task,
 } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog } from '../../../storage/index.ts';
+import { channelSettingsCommand } from '../../channel-settings.ts';
+import { takesFollowUps } from '../../follow-up.ts';
 import type { HandoffInbound } from '../../inbound.ts';
 import type { RefusedFile } from '../../incoming-file.ts';
 import { payloadTooLarge, readRequestWithin } from '../../read-body.ts';
+import {
+  defaultThreadContextMessages,
+  refersToEarlierMessages,
+  type ThreadContextInput,
+} from '../../thread-context.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import type { View } from '../../views.ts';
 import {
@@ -38,8 +46,10 @@ import {
   renderCard,
   type TeamsAction,
 } from './adaptive-cards.ts';
+import { grantsCard } from './grants-card.ts';
 import { ClientCredentials, HostAllowlist, TeamsAuthError, TeamsTokenValidator } from './teams-auth.ts';
 import { botFrameworkScope, type PacingOptions, TeamsConnector } from './teams-connector.ts';
+import { mentionsBot, readTeamsContext } from './teams-context.ts';
 import { downloadTeamsFiles, fileAttachments, inEntraGroups, type TeamsAttachment } from './teams-files.ts';
 import { type TeamsConversation, TeamsStore } from './teams-store.ts';
 import { type ConsentContext, conversationIdFor, TeamsSurface } from './teams-surface.ts';
@@ -59,7 +69,13 @@ export interface TeamsOptions {
   store: ArtifactStore;
   audit?: AuditLog;
   logger: Logger;
-  limits: { maxInputBytes: number; maxFilesPerRequest: number; maxUploadBytes: number };
+  limits: {
+    maxInputBytes: number;
+    maxFilesPerRequest: number;
+    maxUploadBytes: number;
+    /** Most earlier messages read for a channel mention's thread context (default 30; 0: none read). */
+    threadContextMessages?: number;
+  };
   pacing?: PacingOptions;
   heartbeatMs?: number;
 }
@@ -237,6 +253,9 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     surface.post(conversation, { kind: 'status', text, tone, demo: false } as View);
 
   const onMessage = async (a: Activity, where: Place) => {
+    // With ChannelMessage.Read.Group consented, Teams delivers every channel message: only
+    // those that mention Handoff are for it (their words are neither read nor kept).
+    if (where.saved?.type === 'channel' && !mentionsBot(a)) return;
     const gateway = inbound!;
     const who = identityOf(a);
     const text = cleanText(a.text ?? '');
@@ -251,9 +270,12 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     }
     // A message in a task's thread (or, in a chat, while its newest task is live) reaches that task.
     const current = await threadTask(gateway, where);
-    if (current && (where.saved?.type === 'channel' || runIsLive(current.state))) {
-      // Nothing takes a message while the task is not running (planning, waiting for approval, ended).
-      if (!runIsLive(current.state) || !(await gateway.maySteer(current, who))) return;
+    // In a channel thread whose task ended for good (denied, failed, …), a message starts a new task.
+    const ended = current && isTerminal(current.state) && !takesFollowUps(current);
+    if (current && !ended && (where.saved?.type === 'channel' || runIsLive(current.state))) {
+      // While a run is live only the requester and approvers reach the agent; otherwise the
+      // gateway answers (a follow-up after the delivery, or why the reply is not taken).
+      if (runIsLive(current.state) && !(await gateway.maySteer(current, who))) return;
       if (text) await gateway.reply(current.conversation, who, text);
       return;
     }
@@ -272,7 +294,71 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
       await listConnections(gateway, where, who);
       return;
     }
-    await submit(where.conversation, who, text, a.attachments as TeamsAttachment[] | undefined, a.localTimezone);
+    // `instructions …`, `memory`, `remember that …`, `forget|accept|dismiss <id>`: the channel's settings.
+    const settings =
+      files.length === 0
+        ? await channelSettingsCommand(gateway.channelSettings, { surface: 'teams', channel: where.channel }, who, text)
+        : undefined;
+    if (settings) {
+      await say(where.conversation, settings.text, settings.tone);
+      return;
+    }
+    if (/^grants$/i.test(text)) {
+      // The channel's standing grants, for its approvers, each with Revoke.
+      try {
+        const grants = await gateway.listGrants(
+          {
+            surface: 'teams',
+            ...(where.conversation.workspace ? { workspace: where.conversation.workspace } : {}),
+            channel: where.channel,
+          },
+          who,
+        );
+        if (where.saved)
+          await connector.send(where.saved.serviceUrl, conversationIdFor(where.saved, where.conversation.thread), {
+            type: 'message',
+            summary: 'Standing grants',
+            attachments: [cardAttachment(grantsCard(grants))],
+          } as Partial<Activity>);
+      } catch (err) {
+        await say(where.conversation, asUnavailable(err).message, 'error');
+      }
+      return;
+    }
+    await submit(
+      where.conversation,
+      who,
+      text,
+      a.attachments as TeamsAttachment[] | undefined,
+      a.localTimezone,
+      await channelContext(a, where, text),
+    );
+  };
+
+  /**
+   * The earlier messages a channel mention takes along (Graph): its thread's, or for a
+   * top-level post saying "this"/"that"/"above", the channel's. Chats take none.
+   */
+  const channelContext = async (a: Activity, where: Place, text: string): Promise<ThreadContextInput | undefined> => {
+    const maxMessages = options.limits.threadContextMessages ?? defaultThreadContextMessages;
+    if (where.saved?.type !== 'channel' || maxMessages <= 0 || splitScheduleMessage(text)) return undefined;
+    const inThread = where.conversation.thread !== a.id;
+    if (!inThread && !refersToEarlierMessages(text)) return undefined;
+    const source = inThread ? 'thread' : 'channel';
+    const data = (a.channelData ?? {}) as { team?: { aadGroupId?: string }; channel?: { id?: string } };
+    const teamId = data.team?.aadGroupId;
+    if (!graph) return { source, messages: [], error: 'Microsoft Graph is not enabled here (TEAMS_GRAPH_ENABLED)' };
+    if (!teamId || !/^[0-9a-f-]{36}$/i.test(teamId) || !data.channel?.id || !a.id)
+      return { source, messages: [], error: 'Teams did not send the team’s group id' };
+    return readTeamsContext({
+      graph,
+      teamId,
+      channelId: data.channel.id,
+      ...(inThread ? { rootId: where.conversation.thread } : {}),
+      mentionId: a.id,
+      maxMessages,
+      botAppId: options.appId,
+    });
   };
 
   /**
@@ -346,6 +432,8 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     text: string,
     attachments: TeamsAttachment[] | undefined,
     zone: string | undefined,
+    /** Earlier messages of the channel thread or channel (not for a schedule proposal). */
+    context?: ThreadContextInput,
   ) => {
     const gateway = inbound!;
     const { accepted, refused } = await downloadTeamsFiles(attachments ?? [], {
@@ -367,7 +455,13 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
             files: accepted,
             ...(validZone(zone) ? { requesterTz: zone } : {}),
           })
-        : await gateway.submitRequest({ conversation, requester: who, text, files: accepted });
+        : await gateway.submitRequest({
+            conversation,
+            requester: who,
+            text,
+            files: accepted,
+            ...(context ? { context } : {}),
+          });
     } catch (err) {
       for (const f of accepted) if (f.body instanceof Readable) f.body.destroy();
       await say(conversation, `Not taken: ${asUnavailable(err).message}`, 'error');
@@ -480,6 +574,19 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
           outcome: action.verb === 'action.approve' ? 'approved' : 'denied',
           surface: 'teams',
         });
+      // Authorised exactly like Approve; the gateway refuses a grant the card did not offer.
+      case 'action.grant_run':
+      case 'action.grant_channel':
+        return gateway.decideAction({
+          taskId: action.taskId,
+          approvalId: action.approvalId,
+          by: who,
+          outcome: 'approved',
+          surface: 'teams',
+          grant: action.verb === 'action.grant_run' ? 'run' : 'channel',
+        });
+      case 'grant.revoke':
+        return gateway.revokeGrant({ id: action.grantId, by: who, surface: 'teams' });
       case 'task.schedule': {
         await gateway.schedules.proposeFrom({ taskId: action.taskId, when: action.when, by: who, surface: 'teams' });
         return 'A standing plan is being drafted in this thread.';
@@ -725,6 +832,8 @@ const helpText = [
   'It drafts a plan; an approver approves it on the card; the result comes back here.',
   'Say “every weekday at 9:00: …” to ask for a scheduled brief, or “schedules” to list this channel’s.',
   'Say “connections” to see and manage the services Handoff uses as you.',
+  'Say “grants” to list this channel’s standing grants (approvers can revoke them there).',
+  'Say “instructions” or “memory” to see this channel’s standing instructions and memory; approvers set them with “instructions <text>” and “remember that …”.',
   'Reply in a task’s thread (mentioning Handoff) to steer it or answer its questions.',
 ].join('\n');
 

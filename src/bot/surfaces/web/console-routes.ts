@@ -14,6 +14,7 @@ import {
   HandoffError,
   type Identity,
   newId,
+  rememberedFact,
   splitScheduleMessage,
 } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
@@ -22,8 +23,11 @@ import { bearerOf, tokenMatches } from '../../http-auth.ts';
 import type { HandoffInbound } from '../../inbound.ts';
 import type { IncomingFile } from '../../incoming-file.ts';
 import { declaredOver, payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import { refersToEarlierMessages } from '../../thread-context.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import { statusView } from '../../views.ts';
+import { memoryCardAction, registerChannelSettingsRoutes } from './console-channel-settings.ts';
+import { readConsoleContext } from './console-context.ts';
 import { type OidcSignIn, SignInError } from './console-oidc.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
 import { type ConsoleMessage, ConsoleMessageSchema, type ConsoleStore, consoleEventsChannel } from './console-store.ts';
@@ -137,7 +141,16 @@ const DisconnectSchema = z.object({
 });
 
 const ActionSchema = z.object({
-  action: z.enum(['approve', 'deny', 'cancel', 'approve-action', 'deny-action', 'request-changes']),
+  action: z.enum([
+    'approve',
+    'deny',
+    'cancel',
+    'approve-action',
+    'deny-action',
+    'grant-run-action',
+    'grant-channel-action',
+    'request-changes',
+  ]),
   approvalId: z.string().min(1).max(64).optional(),
   taskId: z.string().min(1).max(64),
   planVersion: z.number().int().positive().optional(),
@@ -149,6 +162,13 @@ const ActionSchema = z.object({
   author: z.string().optional(),
   /** What should change (request-changes only). */
   text: z.string().trim().min(1).max(2000).optional(),
+});
+
+/** Revoke on a standing grant. */
+const RevokeGrantSchema = z.object({
+  grantId: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  /** The typed display name; ignored when the person is signed in. */
+  author: z.string().optional(),
 });
 
 /** A display name from the browser; under the console it is the person's identity. */
@@ -521,6 +541,28 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
         const root = await options.store.get(threadId);
         if (!root || root.channel !== channel)
           throw new HandoffError(ErrorCodes.notFound, 'that thread does not exist');
+        // A mention in a thread that is no task's: a new request there, with the thread as its context.
+        const inThread = { surface: 'web' as const, channel, thread: threadId };
+        if (mention.test(text) && !(await options.gateway.taskInThread(inThread))) {
+          const context = await readConsoleContext(options.store, channel, threadId);
+          const request = text.replace(mention, ' ').trim();
+          const task = await options.gateway.submitRequest({
+            conversation: inThread,
+            requester: author,
+            text: request,
+            files,
+            context,
+          });
+          const message = await options.store.add({
+            channel,
+            threadId,
+            author: { name: author.name, bot: false },
+            text,
+            files: fileList,
+          });
+          await options.gateway.acknowledge(task);
+          return c.json({ message, taskId: task.id }, 201);
+        }
         if (files.length > 0)
           throw new HandoffError(ErrorCodes.invalidInput, 'files can only be attached to a new request');
         const message = await options.store.add({ channel, threadId, author: { name: author.name, bot: false }, text });
@@ -543,6 +585,20 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       const request = text.replace(mention, ' ').trim();
       const id = newId('m');
       const conversation = { surface: 'web' as const, channel, thread: id };
+      // "@handoff remember that …" goes to the channel's memory: no task.
+      const fact = files.length === 0 ? rememberedFact(request) : undefined;
+      if (fact !== undefined) {
+        const outcome = await options.gateway.channelSettings.remember({ surface: 'web', channel }, author, fact);
+        const message = await options.store.add({
+          id,
+          channel,
+          threadId: id,
+          author: { name: author.name, bot: false },
+          text,
+        });
+        await new WebSurface(options.store).post(conversation, statusView({ demo: options.demo }, outcome.message));
+        return c.json({ message, remembered: outcome.status }, 201);
+      }
       // "every weekday at 9:00: …" proposes a schedule; its plan becomes the standing plan.
       const scheduled = splitScheduleMessage(request);
       // The task is created first: if that fails, the person's message stays in their composer.
@@ -555,7 +611,16 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
             files,
             ...(requesterTz ? { requesterTz } : {}),
           })
-        : await options.gateway.submitRequest({ conversation, requester: author, text: request, files });
+        : await options.gateway.submitRequest({
+            conversation,
+            requester: author,
+            text: request,
+            files,
+            // "summarise the above": the channel's recent messages go along.
+            ...(refersToEarlierMessages(request)
+              ? { context: await readConsoleContext(options.store, channel, undefined) }
+              : {}),
+          });
       const message = await options.store.add({
         id,
         channel,
@@ -573,6 +638,14 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     }
   });
 
+  registerChannelSettingsRoutes(app, {
+    gateway: options.gateway,
+    fail,
+    channelRefusal,
+    identity: (c, typed) => c.get('who') ?? identityFrom(typed),
+    maxBodyBytes: consoleActionMaxBytes,
+  });
+
   app.get('/api/schedules', async (c) => {
     const channel = c.req.query('channel') ?? 'general';
     try {
@@ -580,6 +653,33 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       if (refused) throw refused;
       const list = await options.gateway.schedules.list({ surface: 'web', channel });
       return c.json({ schedules: list, html: renderHtml(list) });
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+  });
+
+  // A channel's standing grants, for its approvers: listed here, revoked below.
+  app.get('/api/console/grants', async (c) => {
+    const channel = c.req.query('channel') ?? 'general';
+    try {
+      const refused = channelRefusal(c, channel);
+      if (refused) throw refused;
+      const who = c.get('who') ?? identityFrom(c.req.query('author'));
+      return c.json({ grants: await options.gateway.listGrants({ surface: 'web', channel }, who) });
+    } catch (err) {
+      return fail(c, asUnavailable(err));
+    }
+  });
+
+  app.post('/api/console/grants/revoke', async (c) => {
+    try {
+      const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
+      if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
+      const parsed = RevokeGrantSchema.safeParse(parseJson(raw));
+      if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+      const by = c.get('who') ?? identityFrom(parsed.data.author);
+      const message = await options.gateway.revokeGrant({ id: parsed.data.grantId, by, surface: 'web' });
+      return c.json({ ok: true, message });
     } catch (err) {
       return fail(c, asUnavailable(err));
     }
@@ -617,6 +717,8 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       const json = parseJson(raw);
       const kind = (json as { action?: unknown } | undefined)?.action;
       if (kind === 'schedule' || kind === 'schedule_task') return c.json(await scheduleAction(c, json));
+      if (kind === 'accept-memory' || kind === 'dismiss-memory')
+        return c.json(await memoryCardAction(options.gateway, json, (typed) => c.get('who') ?? identityFrom(typed)));
       if (kind === 'connect') {
         const parsed = ConnectActionSchema.safeParse(json);
         if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
@@ -643,6 +745,21 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
         return c.json({
           ok: true,
           message: await options.gateway.decideAction({ taskId, approvalId, by, outcome, surface: 'web' }),
+        });
+      }
+      if (action === 'grant-run-action' || action === 'grant-channel-action') {
+        if (!approvalId) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+        const grant = action === 'grant-run-action' ? 'run' : 'channel';
+        return c.json({
+          ok: true,
+          message: await options.gateway.decideAction({
+            taskId,
+            approvalId,
+            by,
+            outcome: 'approved',
+            surface: 'web',
+            grant,
+          }),
         });
       }
       if (planVersion === undefined || planHash === undefined)

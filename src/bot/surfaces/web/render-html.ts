@@ -1,5 +1,6 @@
 import { formatBytes } from '../../../storage/index.ts';
 import {
+  type ApprovalRequestView,
   type BriefView,
   type ConnectionsView,
   type ConnectView,
@@ -7,6 +8,7 @@ import {
   connectionFacts,
   connectLines,
   type FileLink,
+  followUpNoteText,
   formatDuration,
   formatTokens,
   formatUsd,
@@ -15,6 +17,8 @@ import {
   type ScheduleInfo,
   type ScheduleListView,
   type View,
+  workstreamPlanLines,
+  workstreamProgressLines,
 } from '../../views.ts';
 
 export function escapeHtml(s: string): string {
@@ -56,9 +60,11 @@ function renderChanges(changes: NonNullable<PlanView['changes']>, version: numbe
   const shown = lines.slice(0, maxDiffLines);
   if (lines.length > maxDiffLines)
     shown.push(`<li class="muted">…and ${lines.length - maxDiffLines} more changes</li>`);
-  const asked = changes.requestedBy
-    ? `<p class="revision-note">Revised after ${e(changes.requestedBy)} asked: “${e(changes.text)}”</p>`
-    : `<p class="revision-note">Revised plan</p>`;
+  const asked = changes.followUp
+    ? `<p class="revision-note">Follow-up from ${e(changes.requestedBy)}: “${e(changes.text)}”</p><p class="follow-up-envelope">${e(followUpNoteText(changes.followUp))}</p>`
+    : changes.requestedBy
+      ? `<p class="revision-note">Revised after ${e(changes.requestedBy)} asked: “${e(changes.text)}”</p>`
+      : `<p class="revision-note">Revised plan</p>`;
   return `<div class="revision">${asked}<p class="muted">Changes since v${version - 1}:</p><ul class="plan-diff">${shown.join('')}</ul></div>`;
 }
 
@@ -332,6 +338,10 @@ export function renderHtml(view: View): string {
             .map((l) => `<li>${e(l)}</li>`)
             .join('')}</ul>`
         : '';
+      const fanOut = view.workstreams ? workstreamPlanLines(view.workstreams) : undefined;
+      const workstreams = fanOut
+        ? `<p><strong>${e(fanOut.heading)}</strong></p><ul class="workstreams">${fanOut.lines.map((l) => `<li>${e(l)}</li>`).join('')}</ul>`
+        : '';
       let footer: string;
       if (view.decision) {
         const by = view.decision.by ? ` by ${e(view.decision.by)}` : '';
@@ -358,7 +368,7 @@ export function renderHtml(view: View): string {
         const expires = view.expiresAt ? `<p class="muted">Open for approval until ${time(view.expiresAt)}.</p>` : '';
         footer = `${votes}${expires}<div class="actions"><button type="button" class="approve" data-action="approve" ${data}${view.blockers.length ? ' disabled' : ''}>Approve</button><button type="button" class="deny" data-action="deny" ${data}>Deny</button><button type="button" class="request-changes" data-action="request-changes" ${data}>Request changes</button></div>`;
       }
-      return `<div class="card plan${view.schedule ? ' standing-plan' : ''}" data-task="${e(view.taskId)}">${view.schedule ? renderScheduleInfo(view.schedule) : ''}<h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul>${reach}<p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
+      return `<div class="card plan${view.schedule ? ' standing-plan' : ''}" data-task="${e(view.taskId)}">${view.schedule ? renderScheduleInfo(view.schedule) : ''}<h3>Plan v${view.version} for ${e(view.requester)}</h3>${view.demo ? demoNote : `<p class="muted">model ${e(view.model)}</p>`}${view.context ? `<p class="muted thread-context">${e(view.context)}</p>` : ''}<p>${e(view.summary)}</p>${view.changes ? renderChanges(view.changes, view.version) : ''}<ol class="steps">${steps}</ol><p><strong>Deliverables</strong></p><ul class="files">${deliverables}</ul>${reach}${workstreams}<p class="muted">Budget: ${budget}; cap ${formatUsd(view.budget.maxCostUsd)}, ${view.budget.maxWallTimeMin} min</p>${blockers}${footer}</div>`;
     }
     case 'progress': {
       const steps = view.steps
@@ -366,10 +376,15 @@ export function renderHtml(view: View): string {
         .join('');
       const tail = view.outputTail ? `<pre class="tail">${e(view.outputTail.slice(-1500))}</pre>` : '';
       const activity = view.activity ? `<p class="muted">${e(view.activity)}</p>` : '';
+      const streams = view.workstreams
+        ? `<ul class="workstreams">${workstreamProgressLines(view.workstreams)
+            .map((l, i) => `<li class="status-${view.workstreams![i]!.state}">${e(l)}</li>`)
+            .join('')}</ul>`
+        : '';
       const cancel = view.cancellable
         ? `<div class="actions"><button type="button" class="cancel" data-action="cancel" data-task="${e(view.taskId)}">Cancel</button></div>`
         : '';
-      return `<div class="card progress" data-task="${e(view.taskId)}"><h3>${view.cancellable ? 'Working…' : 'Run finished'}</h3><ol class="steps">${steps}</ol>${activity}${tail}<p class="muted">${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${formatTokens(view.usage)} tokens`}</p>${cancel}</div>`;
+      return `<div class="card progress" data-task="${e(view.taskId)}"><h3>${view.cancellable ? 'Working…' : 'Run finished'}</h3><ol class="steps">${steps}</ol>${streams}${activity}${tail}<p class="muted">${formatDuration(view.elapsedMs)} elapsed${view.demo ? ' · demo model' : ` · ${formatTokens(view.usage)} tokens`}</p>${cancel}</div>`;
     }
     case 'result': {
       const title = { succeeded: 'Done', failed: 'The run failed', cancelled: 'Cancelled' }[view.status];
@@ -382,7 +397,13 @@ export function renderHtml(view: View): string {
         view.schedulable && view.status === 'succeeded'
           ? `<div class="actions"><button type="button" class="schedule-task" data-action="schedule-task" data-task="${e(view.taskId)}">Schedule…</button></div>`
           : '';
-      return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${fileList(view.files)}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p>${schedule}</div>`;
+      const remember = (view.memoryProposals ?? [])
+        .map(
+          (p) =>
+            `<div class="memory-proposal"><p>Remember for this channel? “${e(p.text)}”</p><div class="actions"><button type="button" class="approve" data-action="accept-memory" data-task="${e(view.taskId)}" data-approval="${e(p.id)}">Accept</button><button type="button" class="deny" data-action="dismiss-memory" data-task="${e(view.taskId)}" data-approval="${e(p.id)}">Dismiss</button></div></div>`,
+        )
+        .join('');
+      return `<div class="card result status-${view.status === 'succeeded' ? 'done' : 'failed'}" data-task="${e(view.taskId)}"><h3>${title}</h3>${reason}${summary}${fileList(view.files)}<p class="muted">${formatDuration(view.durationMs)} · ${cost}</p>${schedule}${remember}</div>`;
     }
     case 'approval': {
       const details = view.details
@@ -391,7 +412,7 @@ export function renderHtml(view: View): string {
       let footer: string;
       if (view.state === 'pending') {
         const data = `data-task="${e(view.taskId)}" data-approval="${e(view.approvalId)}"`;
-        footer = `<p class="muted">Waiting for an approver until ${time(view.expiresAt)}.</p><div class="actions"><button type="button" class="approve" data-action="approve-action" ${data}>Approve</button><button type="button" class="deny" data-action="deny-action" ${data}>Deny</button></div>`;
+        footer = `<p class="muted">Waiting for an approver until ${time(view.expiresAt)}.</p><div class="actions"><button type="button" class="approve" data-action="approve-action" ${data}>Approve</button><button type="button" class="deny" data-action="deny-action" ${data}>Deny</button>${grantButtonsHtml(view, data)}</div>`;
       } else {
         const words = {
           approved: 'Approved',
@@ -400,7 +421,13 @@ export function renderHtml(view: View): string {
           stopped: 'No longer needed: the run ended',
         }[view.state];
         const by = view.decidedBy ? ` by ${e(view.decidedBy)}` : '';
-        footer = `<p class="decision decision-${view.state === 'approved' ? 'approved' : 'denied'}">${words}${by}${view.decidedAt ? ` · ${time(view.decidedAt)}` : ''}</p>`;
+        const granted =
+          view.grantedScope === 'run'
+            ? ' for the rest of this run'
+            : view.grantedScope === 'channel'
+              ? ' and always allowed in this channel'
+              : '';
+        footer = `<p class="decision decision-${view.state === 'approved' ? 'approved' : 'denied'}">${words}${granted}${by}${view.decidedAt ? ` · ${time(view.decidedAt)}` : ''}</p>`;
       }
       return `<div class="card approval" data-task="${e(view.taskId)}"><h3>Approve this step?</h3><p>${e(view.reason)} <span class="badge badge-${view.trust}">${e(view.trust)}</span></p><dl class="details">${details}</dl>${footer}</div>`;
     }
@@ -421,4 +448,18 @@ export function renderHtml(view: View): string {
     case 'connections':
       return renderConnections(view);
   }
+}
+
+/** "Approve for the rest of this run" and "Always allow in this channel", when the card offers them. */
+function grantButtonsHtml(view: ApprovalRequestView, data: string): string {
+  const e = escapeHtml;
+  const g = view.grantOptions;
+  if (!g) return '';
+  const run = g.run
+    ? `<button type="button" class="approve" data-action="grant-run-action" ${data}>Approve for the rest of this run</button>`
+    : '';
+  const channel = g.channel
+    ? `<button type="button" class="approve" data-action="grant-channel-action" ${data} title="${e(g.patterns.join(', '))} for ${g.channelDays} days">Always allow in this channel</button>`
+    : '';
+  return run + channel;
 }

@@ -1095,6 +1095,94 @@ async function onConnectionOp(button) {
 }
 
 // ---------------------------------------------------------------------------
+// Instructions & memory: the channel's panel (approvers save or clear the instructions,
+// forget facts, accept or dismiss proposed ones; everyone else reads them)
+
+function setupChannelSettings() {
+  $('channel-settings-toggle').addEventListener('click', () => toggleChannelSettings());
+  $('channel-settings-close').addEventListener('click', () => toggleChannelSettings(false));
+  $('channel-settings-refresh').addEventListener('click', () => loadChannelSettings());
+  const list = $('channel-settings-list');
+  list.addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-op]');
+    if (!button || button.type === 'submit') return;
+    e.preventDefault();
+    sendChannelSettings(button, {
+      op: button.dataset.op,
+      ...(button.dataset.factId ? { factId: button.dataset.factId } : {}),
+      ...(button.dataset.proposalId ? { proposalId: button.dataset.proposalId } : {}),
+    });
+  });
+  list.addEventListener('submit', (e) => {
+    const form = e.target.closest('form[data-op]');
+    if (!form) return;
+    e.preventDefault();
+    const text = form.querySelector('textarea')?.value ?? '';
+    sendChannelSettings(form.querySelector('button[type="submit"]'), { op: form.dataset.op, text });
+  });
+}
+
+function toggleChannelSettings(force) {
+  const panel = $('channel-settings-panel');
+  const open = force ?? panel.hidden;
+  panel.hidden = !open;
+  $('channel-settings-toggle').setAttribute('aria-expanded', String(open));
+  $('channel-settings-toggle').classList.toggle('is-active', open);
+  if (open) {
+    setChannelSettingsNotice('');
+    loadChannelSettings();
+  } else {
+    $('channel-settings-toggle').focus();
+  }
+}
+
+function setChannelSettingsNotice(text, isError = false) {
+  const notice = $('channel-settings-notice');
+  notice.textContent = text || '';
+  notice.classList.toggle('is-error', Boolean(isError && text));
+  notice.setAttribute('role', isError ? 'alert' : 'status');
+}
+
+async function loadChannelSettings() {
+  if (!state.name && !signedInConsole()) {
+    needIdentity();
+    return;
+  }
+  const box = $('channel-settings-list');
+  box.setAttribute('aria-busy', 'true');
+  try {
+    const query = new URLSearchParams({ channel: state.channel, ...(state.name ? { author: state.name } : {}) });
+    const body = await request(`/api/console/channel-settings?${query}`);
+    // Server-rendered and escaped, like a bot card.
+    box.innerHTML = typeof body?.html === 'string' ? body.html : '';
+  } catch (err) {
+    setChannelSettingsNotice(err instanceof RequestError ? err.display : String(err), true);
+  } finally {
+    box.removeAttribute('aria-busy');
+  }
+}
+
+async function sendChannelSettings(button, fields) {
+  if (!state.name && !signedInConsole()) {
+    needIdentity();
+    return;
+  }
+  if (button) button.disabled = true;
+  setChannelSettingsNotice('');
+  try {
+    const body = await request('/api/console/channel-settings', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ channel: state.channel, author: state.name, ...fields }),
+    });
+    setChannelSettingsNotice(body?.message || 'Done.');
+    await loadChannelSettings();
+  } catch (err) {
+    setChannelSettingsNotice(err instanceof RequestError ? err.display : String(err), true);
+    if (button?.isConnected) button.disabled = false;
+  }
+}
+
 // Schedules: the channel's panel (Pause / Resume / Run now / Edit / Delete), and
 // "Schedule…" on a result card
 
@@ -1560,6 +1648,7 @@ function setupEvents() {
   $('connections-toggle').addEventListener('click', () => toggleConnections());
   $('connections-close').addEventListener('click', () => toggleConnections(false));
   $('connections-refresh').addEventListener('click', () => loadConnections());
+  setupChannelSettings();
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.openThreadId && !$('name-dialog').open) {
       closeThread();

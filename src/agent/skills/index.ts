@@ -1,0 +1,36 @@
+export {
+  maxSkillDescriptionLength,
+  maxSkillNameLength,
+  type ParsedSkillFile,
+  parseSkillFile,
+  type SkillFrontMatter,
+  SkillNameSchema,
+  skillNamePattern,
+} from './skill-format.ts';
+export {
+  builtInSkillsDir,
+  checkSkillDir,
+  listSkillFiles,
+  loadSkills,
+  readSkillBody,
+  type Skill,
+  type SkillCatalog,
+  type SkillSource,
+  type SkillSourceKind,
+  skillSourcePrecedence,
+  skillSources,
+  skillsAllowed,
+} from './skill-loader.ts';
+export {
+  combineExtraTools,
+  loadSkillDefinition,
+  loadSkillToolName,
+  type SkillLoadRecord,
+  type SkillMount,
+  type SkillToolOptions,
+  skillIndexText,
+  skillMountPath,
+  skillMounts,
+  skillsMountRoot,
+  skillTools,
+} from './skill-tool.ts';
