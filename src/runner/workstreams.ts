@@ -27,7 +27,14 @@ import {
   zeroUsage,
 } from '../core/index.ts';
 import { throttledLog } from '../observability/index.ts';
-import { Flows, type RunJob, type WorkstreamJob, WorkstreamJobSchema, workstreamQueueName } from '../queue/index.ts';
+import {
+  Flows,
+  type FlowsOptions,
+  type RunJob,
+  type WorkstreamJob,
+  WorkstreamJobSchema,
+  workstreamQueueName,
+} from '../queue/index.ts';
 import { WorkstreamStore } from '../storage/index.ts';
 import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
 import type { Sandbox } from './sandbox/index.ts';
@@ -96,8 +103,10 @@ export interface WorkstreamRunnerOptions {
  * job wakes and the merge step runs with their files in /workspace/in/workstreams/<id>/.
  */
 export class WorkstreamRunner {
-  readonly flows: Flows;
   readonly store: WorkstreamStore;
+  /** Made at the first fan-out: a runner that never fans out keeps no extra clients on its connection. */
+  private flowsMade: Flows | undefined;
+  private readonly flowsOptions: FlowsOptions;
   private readonly worker: Worker<WorkstreamJob>;
   private readonly active = new Map<string, Set<AbortController>>();
   private readonly maxParallel: number;
@@ -108,7 +117,7 @@ export class WorkstreamRunner {
     options: WorkstreamRunnerOptions,
   ) {
     this.maxParallel = options.maxParallelPerTask ?? defaultMaxParallelWorkstreams;
-    this.flows = new Flows({ connection: options.connection, ...(options.prefix ? { prefix: options.prefix } : {}) });
+    this.flowsOptions = { connection: options.connection, ...(options.prefix ? { prefix: options.prefix } : {}) };
     this.store = new WorkstreamStore(options.connection);
     this.worker = new Worker<WorkstreamJob>(
       workstreamQueueName,
@@ -133,6 +142,13 @@ export class WorkstreamRunner {
 
   async waitUntilReady(): Promise<void> {
     await this.worker.waitUntilReady();
+  }
+
+  private flows(): Flows {
+    if (this.closing)
+      throw new HandoffError(ErrorCodes.runnerStopping, 'the runner is shutting down', { retryable: true });
+    this.flowsMade ??= new Flows(this.flowsOptions);
+    return this.flowsMade;
   }
 
   /** Tasks with a workstream running on this runner (the janitor leaves their sandboxes alone). */
@@ -184,7 +200,7 @@ export class WorkstreamRunner {
       await this.failTask(task, job, failed[0]!, records.get(failed[0]!.id)!, rule, records);
       return 'ended';
     }
-    const added = await this.flows.addChildren(
+    const added = await this.flows().addChildren(
       job,
       streams.filter((w) => !isFinal(records.get(w.id)?.state)).map((w) => w.id),
       rule,
@@ -608,7 +624,7 @@ export class WorkstreamRunner {
       const closed = this.worker.close();
       for (const set of this.active.values()) for (const c of set) c.abort(stopping);
       await Promise.allSettled([closed]);
-      await this.flows.close();
+      await this.flowsMade?.close();
     })();
     return this.closing;
   }
