@@ -14,6 +14,9 @@ const script = (name: string) => readFileSync(new URL(`./scripts/${name}`, impor
 export const demoUnsupportedMessage =
   'The demo model only handles the bundled sample tasks (see examples/README.md): a sales CSV summarised into a spreadsheet (or one sheet per region, prepared in parallel) or into a one-page sales brief, or notes turned into a brief or into a slide deck. To hand off any other request, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff.';
 
+export const demoFollowUpMessage =
+  'The demo model replays the bundled samples and cannot draft a follow-up; what it delivered stays in the thread. To follow up on a delivery, set ANTHROPIC_API_KEY (optionally HANDOFF_MODEL and ANTHROPIC_BASE_URL) and restart Handoff, or mention @handoff with a new sample request.';
+
 interface Sample {
   id: 'sales' | 'brief' | 'sales-brief' | 'sheet-per-region' | 'deck';
   /** Reads the input while planning (read_file) and plans from what it says. */
@@ -225,6 +228,9 @@ function requestOf(firstMessage: string): string {
 
 /** Which sample a request is, or a clear refusal that says how to configure a real model. */
 export function matchSample(firstMessage: string): { sample: Sample; input: string } {
+  // A follow-up would replay the sample unchanged while the card claimed the change was made.
+  if (/<previous_plan version="\d+" delivered="true">/.test(firstMessage))
+    throw new HandoffError(ErrorCodes.demoUnsupported, demoFollowUpMessage);
   const request = requestOf(firstMessage);
   const inputs = [...firstMessage.matchAll(/^- \/workspace\/in\/(.+?) \(/gm)].map((m) => m[1]!);
   const csv = inputs.find((n) => /\.csv$/i.test(n));

@@ -1,9 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DemoProvider, matchSample } from '../../../src/agent/demo/demo-provider.ts';
+import { DemoProvider, demoFollowUpMessage, matchSample } from '../../../src/agent/demo/demo-provider.ts';
 import type { MessageParam } from '../../../src/agent/model/provider.ts';
+import { revisionMessage } from '../../../src/agent/prompts.ts';
 import { planTools, runTools } from '../../../src/agent/tools.ts';
-import { ErrorCodes, HandoffError, PlanDraftSchema } from '../../../src/core/index.ts';
+import { ErrorCodes, HandoffError, type Plan, PlanDraftSchema } from '../../../src/core/index.ts';
 
 const first = `Request from Ana:\n<request>\nsummarise the attached sales CSV into a spreadsheet\n</request>\n\nInput files:\n- /workspace/in/sales.csv (text/csv, 100 bytes)\n\nCarry out the approved plan for this request.`;
 const result = (id: string, content: string, isError = false) => ({
@@ -115,6 +116,35 @@ describe('choosing a demo sample', () => {
       expect(error).toBeInstanceOf(HandoffError);
       expect((error as HandoffError).code).toBe(ErrorCodes.demoUnsupported);
     }
+  });
+});
+
+describe('a follow-up under the demo model', () => {
+  it('is refused with words that say so, rather than replaying the sample unchanged', async () => {
+    const plan = {
+      version: 1,
+      summary: 'Summarise sales.csv into a spreadsheet.',
+      steps: [{ title: 'Build the workbook', detail: '', actions: ['run_commands' as const] }],
+      deliverables: [{ name: 'sales-summary.xlsx', type: 'xlsx' as const }],
+    } as unknown as Plan;
+    const message = revisionMessage({
+      plan,
+      changes: ['make the chart a line chart'],
+      followUp: { deliverables: ['sales-summary.xlsx'] },
+    });
+    const first = `${taskText('summarise the attached sales CSV into a spreadsheet', ['sales.csv', 'sales-summary.xlsx'], '')}${message}`;
+    let error: unknown;
+    try {
+      matchSample(first);
+    } catch (e) {
+      error = e;
+    }
+    expect((error as HandoffError).code).toBe(ErrorCodes.demoUnsupported);
+    expect((error as HandoffError).message).toBe(demoFollowUpMessage);
+    // The same request without the follow-up is still the sample.
+    expect(matchSample(taskText('summarise the attached sales CSV into a spreadsheet', ['sales.csv'])).sample.id).toBe(
+      'sales',
+    );
   });
 });
 
