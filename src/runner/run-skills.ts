@@ -26,6 +26,7 @@ export interface RunSkills {
  * The skills of one run attempt. Only a plan whose envelope has load_skill gets them (the
  * approvers saw it), and only the skills the channel's policy allows now: a skill removed from
  * the policy since approval is neither offered nor mounted. Each load is audited (`skill.load`).
+ * A workstream's child run gets the same skills as its parent run (pass the parent plan's envelope).
  */
 export function runSkills(options: {
   catalog: SkillCatalog | undefined;
@@ -34,6 +35,8 @@ export function runSkills(options: {
   task: Task;
   runId: string;
   audit: AuditLog;
+  /** A workstream's child run: its `skill.load` records name it. */
+  workstream?: string;
 }): RunSkills {
   if (!options.envelope.tools.includes(loadSkillToolName)) return { mounts: [] };
   const skills = channelSkills(options.catalog, options.policy);
@@ -45,7 +48,7 @@ export function runSkills(options: {
       await options.audit.append({
         type: 'skill.load',
         taskId: options.task.id,
-        data: { runId: options.runId, ...record },
+        data: { runId: options.runId, ...(options.workstream ? { workstream: options.workstream } : {}), ...record },
       });
     },
   });

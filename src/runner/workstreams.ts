@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { DelayedError, type Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { abbreviateStrings, type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
+import { abbreviateStrings, loadSkillToolName, type RunOutcome, runAgentLoop, type ToolHost } from '../agent/index.ts';
 import {
   abortCode,
   addUsage,
@@ -37,6 +37,7 @@ import {
 } from '../queue/index.ts';
 import { WorkstreamStore } from '../storage/index.ts';
 import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
+import { runSkills } from './run-skills.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace, sandboxUser } from './workspace.ts';
 
@@ -48,8 +49,16 @@ export const defaultMaxParallelWorkstreams = 4;
 /** Default number of workstreams one runner process works on at once (all tasks together). */
 export const defaultWorkstreamConcurrency = 4;
 
-/** Built-in tools a workstream may use (never more than its plan's envelope names). */
-const childTools = new Set(['read_file', 'list_files', 'write_file', 'edit_file', 'run_command', 'deliver_artifact']);
+/** Tools a workstream may use (never more than its plan's envelope names); load_skill gives it the parent's skills. */
+const childTools = new Set([
+  'read_file',
+  'list_files',
+  'write_file',
+  'edit_file',
+  'run_command',
+  'deliver_artifact',
+  loadSkillToolName,
+]);
 
 /** Thrown by the gate when the run job now waits for its children (BullMQ `waiting-children`). */
 export class RunWaitingForWorkstreams extends Error {
@@ -494,6 +503,17 @@ export class WorkstreamRunner {
     const outputs: WorkstreamOutput[] = [];
     let sandbox: Sandbox | undefined;
     try {
+      const policy = channelPolicy(deps, task);
+      // The parent run's skills (same envelope, same channel policy): load_skill and the read-only mounts.
+      const skills = runSkills({
+        catalog: deps.skills,
+        policy,
+        envelope: plan.envelope,
+        task,
+        runId,
+        audit: deps.audit,
+        workstream: w.id,
+      });
       const dir = await prepareWorkspace(root, w.id, inputs, deps.store);
       sandbox = await deps.driver.create(
         {
@@ -503,12 +523,12 @@ export class WorkstreamRunner {
           readOnlyWorkspace: false,
           limits: deps.limits,
           runnerId: deps.runnerId,
+          ...(skills.mounts.length > 0 ? { readOnlyMounts: skills.mounts } : {}),
         },
         signal,
       );
       await deps.state.setSandboxOwner(sandbox.id, deps.runnerId);
       const box = sandbox;
-      const policy = channelPolicy(deps, task);
       const redact = redactorFor(policy);
       const childPlan: Plan = {
         ...plan,
@@ -517,7 +537,7 @@ export class WorkstreamRunner {
         deliverables: [],
         envelope: {
           ...plan.envelope,
-          // Narrower, never wider: files and commands of the envelope only; no web, connectors or questions.
+          // Narrower, never wider: files, commands and skills of the envelope only; no web, connectors or questions.
           tools: plan.envelope.tools.filter((t) => childTools.has(t)),
           egressDomains: [],
           connectors: [],
@@ -591,6 +611,7 @@ export class WorkstreamRunner {
         questionTimeoutMs: deps.questionTimeoutMs,
         approvalExpiryMs: deps.approvalExpiryMs,
         ...(redact ? { redact } : {}),
+        ...(skills.tools ? { extraTools: skills.tools } : {}),
         // A workstream starts over when it is retried: nothing to resume from.
         save: async () => undefined,
         progress: () => undefined,
