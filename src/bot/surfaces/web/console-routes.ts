@@ -28,6 +28,7 @@ import { asUnavailable } from '../../unavailable.ts';
 import { statusView } from '../../views.ts';
 import { memoryCardAction, registerChannelSettingsRoutes } from './console-channel-settings.ts';
 import { readConsoleContext } from './console-context.ts';
+import { grantsHtml } from './console-grants.ts';
 import { type OidcSignIn, SignInError } from './console-oidc.ts';
 import type { ConsoleSessions } from './console-sessions.ts';
 import { type ConsoleMessage, ConsoleMessageSchema, type ConsoleStore, consoleEventsChannel } from './console-store.ts';
@@ -665,7 +666,9 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
       const refused = channelRefusal(c, channel);
       if (refused) throw refused;
       const who = c.get('who') ?? identityFrom(c.req.query('author'));
-      return c.json({ grants: await options.gateway.listGrants({ surface: 'web', channel }, who) });
+      const grants = await options.gateway.listGrants({ surface: 'web', channel }, who);
+      // `html`: the console's Grants panel (server-rendered and escaped, like a card).
+      return c.json({ grants, html: grantsHtml(grants) }, 200, { 'cache-control': 'no-store' });
     } catch (err) {
       return fail(c, asUnavailable(err));
     }

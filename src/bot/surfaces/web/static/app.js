@@ -1183,6 +1183,86 @@ async function sendChannelSettings(button, fields) {
   }
 }
 
+// ---------------------------------------------------------------------------
+// Grants: the channel's standing grants, listed for its approvers with Revoke (anyone
+// else is told the server's refusal)
+
+function setupGrants() {
+  $('grants-toggle').addEventListener('click', () => toggleGrants());
+  $('grants-close').addEventListener('click', () => toggleGrants(false));
+  $('grants-refresh').addEventListener('click', () => loadGrants());
+  $('grants-list').addEventListener('click', (e) => {
+    const button = e.target.closest('button[data-grant-op="revoke"]');
+    if (!button) return;
+    e.preventDefault();
+    revokeGrant(button);
+  });
+}
+
+function toggleGrants(force) {
+  const panel = $('grants-panel');
+  const open = force ?? panel.hidden;
+  panel.hidden = !open;
+  $('grants-toggle').setAttribute('aria-expanded', String(open));
+  $('grants-toggle').classList.toggle('is-active', open);
+  if (open) {
+    setGrantsNotice('');
+    loadGrants();
+  } else {
+    $('grants-toggle').focus();
+  }
+}
+
+function setGrantsNotice(text, isError = false) {
+  const notice = $('grants-notice');
+  notice.textContent = text || '';
+  notice.classList.toggle('is-error', Boolean(isError && text));
+  notice.setAttribute('role', isError ? 'alert' : 'status');
+}
+
+async function loadGrants() {
+  if (!state.name && !signedInConsole()) {
+    needIdentity();
+    return;
+  }
+  const box = $('grants-list');
+  box.setAttribute('aria-busy', 'true');
+  try {
+    const query = new URLSearchParams({ channel: state.channel, ...(state.name ? { author: state.name } : {}) });
+    const body = await request(`/api/console/grants?${query}`);
+    // Server-rendered and escaped, like a bot card.
+    box.innerHTML = typeof body?.html === 'string' ? body.html : '';
+  } catch (err) {
+    // Refused (not an approver here) or unavailable: no list stays on screen.
+    box.replaceChildren();
+    setGrantsNotice(err instanceof RequestError ? err.display : String(err), true);
+  } finally {
+    box.removeAttribute('aria-busy');
+  }
+}
+
+async function revokeGrant(button) {
+  if (button.disabled) return;
+  if (!state.name && !signedInConsole()) {
+    needIdentity();
+    return;
+  }
+  button.disabled = true;
+  setGrantsNotice('');
+  try {
+    const body = await request('/api/console/grants/revoke', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ grantId: button.dataset.grantId, author: state.name }),
+    });
+    setGrantsNotice(body?.message || 'Revoked.');
+    await loadGrants();
+  } catch (err) {
+    setGrantsNotice(err instanceof RequestError ? err.display : String(err), true);
+    if (button.isConnected) button.disabled = false;
+  }
+}
+
 // Schedules: the channel's panel (Pause / Resume / Run now / Edit / Delete), and
 // "Schedule…" on a result card
 
@@ -1649,6 +1729,7 @@ function setupEvents() {
   $('connections-close').addEventListener('click', () => toggleConnections(false));
   $('connections-refresh').addEventListener('click', () => loadConnections());
   setupChannelSettings();
+  setupGrants();
   document.addEventListener('keydown', (e) => {
     if (e.key === 'Escape' && state.openThreadId && !$('name-dialog').open) {
       closeThread();
