@@ -23,6 +23,7 @@ import {
   threadContextNote,
   type WorkstreamProgress,
 } from '../core/index.ts';
+import { channelContextNote } from './channel-context-note.ts';
 
 /** Surface-neutral views; each surface renders them its own way (HTML, Block Kit, Adaptive Cards). */
 export interface StatusView {
@@ -60,6 +61,8 @@ export interface PlanView {
   workstreams?: PlanWorkstreamsView;
   /** "Used N earlier messages from this thread…", or why they could not be read. */
   context?: string;
+  /** "Follows this channel's instructions and 3 remembered facts.": counts from the plan's snapshot, no texts. */
+  channelNote?: string;
 }
 
 /** A plan's reach beyond its files, as the card shows it. */
@@ -469,6 +472,8 @@ export function planView(task: Task, plan: Plan, policy: PlanPolicy, previous?: 
   if (plan.workstreams?.length) view.workstreams = planWorkstreamsView(plan);
   const context = threadContextNote(task.context);
   if (context) view.context = context;
+  const channelNote = channelContextNote(plan.channelContext);
+  if (channelNote) view.channelNote = channelNote;
   if (previous && plan.version > 1 && previous.version === plan.version - 1) {
     const asked = changeRequestsFor(task, plan.version).at(-1);
     view.changes = {

@@ -257,9 +257,10 @@ export function renderBlocks(view: View, options: RenderOptions = {}): SlackMess
       }
       blocks.push(header(`Plan v${view.version}`));
       blocks.push(section(`*Requested by* ${escapeMrkdwn(view.requester)}\n${escapeMrkdwn(view.summary)}`));
-      // The thread-context note shares this block: no extra block toward Slack's 50.
+      // The thread-context and channel-settings notes share this block: no extra block toward Slack's 50.
       const used = view.context ? `\n:speech_balloon: ${escapeMrkdwn(view.context)}` : '';
-      blocks.push(context(`${view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`}${used}`));
+      const follows = view.channelNote ? `\n:pushpin: ${escapeMrkdwn(view.channelNote)}` : '';
+      blocks.push(context(`${view.demo ? demoNote : `model ${escapeMrkdwn(view.model)}`}${used}${follows}`));
       if (view.changes) blocks.push(...changesBlocks(view.changes, view.version));
       // At most 20 steps (PlanDraftSchema), one section each: with the two blocks above, within the 50-block limit.
       view.steps.forEach((step, i) => {

@@ -93,6 +93,12 @@ export const cardVerbs = {
   actionGrantChannel: 'action.grant_channel',
   /** Revoke in the `grants` list. */
   grantRevoke: 'grant.revoke',
+  /** Accept on a proposed fact for the channel's memory (result card, `memory` list). */
+  memoryAccept: 'memory.accept',
+  /** Dismiss on a proposed fact. */
+  memoryDismiss: 'memory.dismiss',
+  /** Forget on a remembered fact in the `memory` list. */
+  memoryForget: 'memory.forget',
   taskSchedule: 'task.schedule',
   scheduleAct: 'schedule.act',
   /** Connect a per-user connector as the clicker (on a Connect card, or in their list). */
@@ -485,6 +491,7 @@ function planCard(view: PlanView, options: CardOptions, top: El[]): AdaptiveCard
   head.push(tb(para(view.summary, 1500)));
   head.push(view.demo ? tb(demoNote, { color: 'Warning', size: 'Small' }) : subtle(`model ${inline(view.model, 80)}`));
   if (view.context) head.push(subtle(inline(view.context, 300)));
+  if (view.channelNote) head.push(subtle(`📌 ${inline(view.channelNote, 200)}`));
 
   const budget = view.demo
     ? 'no model cost (demo model)'
@@ -858,6 +865,7 @@ function resultCard(view: ResultView, top: El[]): AdaptiveCard {
     }),
   ];
   if (view.summary) body.push(tb(para(view.summary, 3000)));
+  if (view.memoryProposals?.length) body.push(...memoryProposalBlocks(view.memoryProposals));
   const cost = view.demo ? 'demo model, no cost' : `${formatTokens(view.usage)} tokens · ${formatUsd(view.costUsd)}`;
   const tail: El[] = [subtle(`Took ${formatDuration(view.durationMs)} · ${cost}`, { separator: true })];
   if (view.demo) tail.push(tb(demoNote, { color: 'Warning', size: 'Small' }));
@@ -892,6 +900,28 @@ function resultCard(view: ResultView, top: El[]): AdaptiveCard {
     (n) => `…and ${n} more files`,
   );
   return finish([...body, ...files, ...tail], actions);
+}
+
+/**
+ * "Remember for this channel?" with Accept and Dismiss, per open proposal (at most 5, as
+ * the agent proposes at most 5 a run). Shown to everyone; a click by anyone but an approver
+ * of the channel is refused on the clicker's card.
+ */
+export function memoryProposalBlocks(proposals: ReadonlyArray<{ id: string; text: string }>): JsonObject[] {
+  return proposals.slice(0, 5).map((p) => ({
+    type: 'Container',
+    separator: true,
+    items: [
+      tb(`💡 Remember for this channel? “${inline(p.text, 600)}”`),
+      {
+        type: 'ActionSet',
+        actions: [
+          execute('Accept', cardVerbs.memoryAccept, { proposalId: p.id }, 'positive'),
+          execute('Dismiss', cardVerbs.memoryDismiss, { proposalId: p.id }),
+        ],
+      },
+    ],
+  }));
 }
 
 /** One tick's message: "preparing…", then the brief itself, or what failed and what to do. */
@@ -1201,6 +1231,9 @@ export const TeamsActionSchema = z.discriminatedUnion('verb', [
   z.object({ verb: z.literal(cardVerbs.actionGrantRun), taskId: IdSchema, approvalId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.actionGrantChannel), taskId: IdSchema, approvalId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.grantRevoke), grantId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.memoryAccept), proposalId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.memoryDismiss), proposalId: IdSchema }),
+  z.object({ verb: z.literal(cardVerbs.memoryForget), factId: IdSchema }),
   z.object({ verb: z.literal(cardVerbs.taskSchedule), taskId: IdSchema, when: typedText(cardLimits.maxWhen) }),
   z.object({
     verb: z.literal(cardVerbs.scheduleAct),

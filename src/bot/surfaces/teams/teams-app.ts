@@ -24,7 +24,7 @@ import {
 } from '../../../core/index.ts';
 import type { Logger } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog } from '../../../storage/index.ts';
-import { channelSettingsCommand } from '../../channel-settings.ts';
+import { channelSettingsCommand, parseSettingsCommand } from '../../channel-settings.ts';
 import { takesFollowUps } from '../../follow-up.ts';
 import type { HandoffInbound } from '../../inbound.ts';
 import type { RefusedFile } from '../../incoming-file.ts';
@@ -47,6 +47,7 @@ import {
   type TeamsAction,
 } from './adaptive-cards.ts';
 import { grantsCard } from './grants-card.ts';
+import { memoryCard } from './memory-card.ts';
 import { ClientCredentials, HostAllowlist, TeamsAuthError, TeamsTokenValidator } from './teams-auth.ts';
 import { botFrameworkScope, type PacingOptions, TeamsConnector } from './teams-connector.ts';
 import { mentionsBot, readTeamsContext } from './teams-context.ts';
@@ -294,6 +295,21 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
       await listConnections(gateway, where, who);
       return;
     }
+    // `memory` and `instructions`: the list as a card, with Forget / Accept / Dismiss for approvers.
+    const listing = files.length === 0 ? parseSettingsCommand(text) : undefined;
+    if (where.saved && listing && (listing.kind === 'memory' || (!listing.text && !listing.clear))) {
+      try {
+        const view = await gateway.channelSettings.view(settingsChannel(where), who);
+        await connector.send(where.saved.serviceUrl, conversationIdFor(where.saved, where.conversation.thread), {
+          type: 'message',
+          summary: 'Channel instructions and memory',
+          attachments: [cardAttachment(memoryCard(view))],
+        } as Partial<Activity>);
+      } catch (err) {
+        await say(where.conversation, asUnavailable(err).message, 'error');
+      }
+      return;
+    }
     // `instructions …`, `memory`, `remember that …`, `forget|accept|dismiss <id>`: the channel's settings.
     const settings =
       files.length === 0
@@ -516,17 +532,24 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
       notice = { text: e.message, tone: e.code === ErrorCodes.staleApproval ? 'warning' : 'error' };
     }
     const view = cardRef ? await teamsStore.view(cardRef) : undefined;
-    const card = view
-      ? await surface.card(conversation, view, {
-          viewer: await viewerOf(gateway, view, who, conversation),
-          ...(notice ? { notice } : {}),
-        })
-      : renderCard({
-          kind: 'status',
-          text: notice?.text ?? 'Done.',
-          tone: notice?.tone === 'good' ? 'info' : 'error',
-          demo: false,
-        });
+    // A click on a `memory` list (not a stored view): the list drawn again as the clicker now sees it.
+    const settings =
+      !view && memoryVerbs.has(action.verb)
+        ? await gateway.channelSettings.view(settingsChannel(where), who).catch(() => undefined)
+        : undefined;
+    const card = settings
+      ? memoryCard(settings, notice)
+      : view
+        ? await surface.card(conversation, view, {
+            viewer: await viewerOf(gateway, view, who, conversation),
+            ...(notice ? { notice } : {}),
+          })
+        : renderCard({
+            kind: 'status',
+            text: notice?.text ?? 'Done.',
+            tone: notice?.tone === 'good' ? 'info' : 'error',
+            demo: false,
+          });
     return { status: 200, body: { statusCode: 200, type: 'application/vnd.microsoft.card.adaptive', value: card } };
   };
 
@@ -587,6 +610,17 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
         });
       case 'grant.revoke':
         return gateway.revokeGrant({ id: action.grantId, by: who, surface: 'teams' });
+      // Authorised as on Slack: the channel's approvers; the first click wins, a stale one is refused.
+      case 'memory.accept':
+      case 'memory.dismiss':
+        return gateway.channelSettings.decideProposal({
+          proposalId: action.proposalId,
+          by: who,
+          outcome: action.verb === 'memory.accept' ? 'accept' : 'dismiss',
+          surface: 'teams',
+        });
+      case 'memory.forget':
+        return gateway.channelSettings.forget(settingsChannel(where), who, action.factId);
       case 'task.schedule': {
         await gateway.schedules.proposeFrom({ taskId: action.taskId, when: action.when, by: who, surface: 'teams' });
         return 'A standing plan is being drafted in this thread.';
@@ -770,6 +804,22 @@ function place(a: Activity): Place {
       ...(tenantId ? { workspace: tenantId } : {}),
     },
     saved: { ...common, conversationId: base, type: kind },
+  };
+}
+
+/** The verbs of the channel-memory buttons (result cards and the `memory` list). */
+const memoryVerbs: ReadonlySet<string> = new Set([
+  cardVerbs.memoryAccept,
+  cardVerbs.memoryDismiss,
+  cardVerbs.memoryForget,
+]);
+
+/** The channel whose settings a message or click is about: where it happened (authenticated), never its data. */
+function settingsChannel(where: Place): { surface: 'teams'; channel: string; workspace?: string } {
+  return {
+    surface: 'teams',
+    channel: where.channel,
+    ...(where.conversation.workspace ? { workspace: where.conversation.workspace } : {}),
   };
 }
 
