@@ -15,6 +15,8 @@ export function standingGrantCheck(
   deps: RunnerDeps,
   task: Task,
   runId: string,
+  /** A workstream's id when the check is a child run's (its calls use the parent's run grants). */
+  workstream?: string,
 ): NonNullable<RunLoopOptions['standingGrant']> | undefined {
   const store = deps.grants;
   if (!store) return undefined;
@@ -36,6 +38,7 @@ export function standingGrantCheck(
       actor: found[0]!.createdBy.id,
       data: {
         runId,
+        ...(workstream ? { workstream } : {}),
         grantIds: found.map((g) => g.id),
         scopes: [...new Set(found.map((g) => g.scope))],
         patterns,

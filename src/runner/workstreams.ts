@@ -36,7 +36,9 @@ import {
   workstreamQueueName,
 } from '../queue/index.ts';
 import { WorkstreamStore } from '../storage/index.ts';
+import { runChannelContext } from './channel-settings.ts';
 import { channelPolicy, type RunnerDeps, redactorFor } from './plan-processor.ts';
+import { standingGrantCheck } from './run-grants.ts';
 import { runSkills } from './run-skills.ts';
 import type { Sandbox } from './sandbox/index.ts';
 import { prepareWorkspace, removeWorkspace, sandboxUser } from './workspace.ts';
@@ -597,11 +599,17 @@ export class WorkstreamRunner {
         startedAt: new Date().toISOString(),
         elapsedMs: 0,
       };
+      // What the parent run gets: the plan's snapshot of the channel's settings (a brief: the current ones).
+      const channelContext = await runChannelContext(deps.channelSettings, task, plan, policy.instructions);
+      // The parent run's grants and the channel's, checked at use as in the parent; `grant.used` names the workstream.
+      const grantCheck = standingGrantCheck(deps, task, runId, w.id);
       const outcome = await runAgentLoop({
         provider: deps.provider,
         host,
         task: { ...task, inputs },
         plan: childPlan,
+        ...(channelContext ? { channelContext } : {}),
+        ...(grantCheck ? { standingGrant: grantCheck } : {}),
         checkpoint,
         signal,
         commandTimeoutMs: Math.min(deps.commandTimeoutMs, budget.maxWallTimeMs),
