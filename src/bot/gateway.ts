@@ -523,7 +523,9 @@ export class Gateway implements HandoffInbound {
         : false;
     // The run parks itself before its card is posted; waking fails only if it already woke.
     await this.wakeRun(task);
-    await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, decision));
+    // The card says a grant was given only when it was stored.
+    const shown = grants[0] && !stored ? { ...decision, grant: undefined } : decision;
+    await this.upsert(task, `approval:${pending.id}`, approvalView(task, pending, shown));
     if (grants[0] && !stored) return 'Approved: the run continues, but the grant could not be stored; try again later.';
     if (grants[0]) return `Approved, and allowed ${grantWords(grants[0])}: the run continues.`;
     return click.outcome === 'approved'

@@ -9,7 +9,7 @@ import { channelPolicy, type RunnerDeps } from './plan-processor.ts';
  * while it is unrevoked and unexpired, its kind is not forbidden by the channel's policy
  * as it is now, and (for a channel grant) that policy still allows standing grants and,
  * for a web domain, its `egressDomains` still admits it. A use
- * is audited (`grant.used`) before the call runs.
+ * is audited (`grant.used`) before the call runs. Grants that cannot be read count as none.
  */
 export function standingGrantCheck(
   deps: RunnerDeps,
@@ -25,12 +25,18 @@ export function standingGrantCheck(
     if (patterns.length === 0) return undefined;
     const policy = channelPolicy(deps, task);
     const rule = standingGrantRule(policy);
-    const found = await store.covering(
-      { runId, channel: task.conversation, patterns, action: pending.action },
-      (grant) =>
-        grantIsLive(grant, Date.now(), policy.trustLevels, rule) &&
-        (grant.scope === 'run' || channelPatternAdmitted(grant.pattern, policy)),
-    );
+    // Grants only ever spare a person's click: when they cannot be read, the call asks.
+    const found = await store
+      .covering(
+        { runId, channel: task.conversation, patterns, action: pending.action },
+        (grant) =>
+          grantIsLive(grant, Date.now(), policy.trustLevels, rule) &&
+          (grant.scope === 'run' || channelPatternAdmitted(grant.pattern, policy)),
+      )
+      .catch((err: unknown) => {
+        deps.logger.warn({ err, taskId: task.id }, 'standing grants could not be read; the call asks a person');
+        return undefined;
+      });
     if (!found || found.length === 0) return undefined;
     await deps.audit.append({
       type: 'grant.used',

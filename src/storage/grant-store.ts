@@ -66,6 +66,13 @@ export class GrantStore {
       .eval(extendTtl, 2, index, k.all, ttl)
       .exec();
     if (done?.[0]?.[1] !== 'OK') throw new HandoffError(ErrorCodes.invalidInput, `grant ${g.id} already exists`);
+    // A transaction runs every command even when one fails: a grant missing from an index
+    // would never be found, so it is removed and the failure is reported.
+    const failed = done.find(([err]) => err)?.[0];
+    if (failed) {
+      await this.redis.del(k.grant(g.id)).catch(() => undefined);
+      throw failed;
+    }
     return g;
   }
 

@@ -147,3 +147,16 @@ it('lists and revokes from the CLI, auditing the revocation', async () => {
   ]);
   expect(await grantsCli(server.url, { command: 'nonsense' }, 60_000, out)).toBe(2);
 });
+
+it('reports a grant whose index could not be written, and keeps no half-stored record', async () => {
+  // A key of the wrong type where the channel's index lives: the transaction's ZADD fails.
+  const where = { ...channel, channel: 'CBROKEN' };
+  await redis.set('hf:grants:channel:slack:CBROKEN', 'not a sorted set');
+  const g = grant(where);
+  await expect(store.create(g)).rejects.toThrow(/WRONGTYPE/);
+  expect(await store.get(g.id)).toBeUndefined();
+  await redis.del('hf:grants:channel:slack:CBROKEN');
+  // With the index repaired, the same grant is stored and found.
+  await store.create(g);
+  expect((await store.forChannel(where)).map((x) => x.id)).toEqual([g.id]);
+});

@@ -180,6 +180,8 @@ describeDocker('standing grants: always allow in a channel', () => {
         '    connectors: [records]',
         '  "web:general":',
         '    standingGrants: { allow: true, maxDays: 7 }',
+        '  "web:broken":',
+        '    standingGrants: { allow: true, maxDays: 7 }',
         '',
       ].join('\n'),
     );
@@ -338,6 +340,38 @@ describeDocker('standing grants: always allow in a channel', () => {
     expect((await finished(ops.ana, ops.thread, 'ops')).html).toContain('Filed follow-up 4');
     const records = await audit(handoff.redisUrl, ops.taskId);
     expect(records.filter((r) => r.type === 'grant.created')).toHaveLength(0);
+  }, 240_000);
+
+  it('approves the call but shows no grant on the card when the grant cannot be stored', async () => {
+    // A key of the wrong type where the channel's grant index lives: storing the grant fails.
+    const redis = new Redis(handoff.redisUrl);
+    await redis.set('hf:grants:channel:web:broken', 'not a sorted set');
+    try {
+      const run = await start('broken', 5);
+      const card = await approvalCard(run.ana, run.thread, 'broken');
+      expect(card.html).toContain('data-action="grant-channel-action"');
+      const answer = await run.bo.action({
+        action: 'grant-channel-action',
+        taskId: run.taskId,
+        approvalId: approvalIdOf(card.html!),
+      });
+      expect(answer.status).toBe(200);
+      expect(answer.body.message).toContain('the grant could not be stored');
+      expect((await finished(run.ana, run.thread, 'broken')).html).toContain('Filed follow-up 5');
+      const decided = await run.ana.waitForMessage(
+        (m) => m.threadId === run.thread && !!m.html?.includes('card approval') && m.html.includes('decision-approved'),
+        30_000,
+        'broken',
+      );
+      expect(decided.html).not.toContain('always allowed in this channel');
+      expect(decided.html).not.toContain('for the rest of this run');
+      const records = await audit(handoff.redisUrl, run.taskId);
+      expect(records.filter((r) => r.type === 'grant.created')).toHaveLength(0);
+      expect(records.filter((r) => r.type === 'action.approved')).toHaveLength(1);
+    } finally {
+      await redis.del('hf:grants:channel:web:broken');
+      redis.disconnect();
+    }
   }, 240_000);
 });
 
