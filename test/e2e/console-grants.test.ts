@@ -5,7 +5,7 @@
  * channel" stores it; the panel lists it, escaped, for the channel's approver, refuses
  * everyone else in words, and revokes it (audited as `grant.revoked`).
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -13,31 +13,10 @@ import { type BrowserContext, chromium, type Locator, type Page } from 'playwrig
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Grant } from '../../src/core/index.ts';
 import { GrantStore } from '../../src/storage/index.ts';
-import { dockerAvailable } from '../helpers/docker.ts';
+import { chromiumArgs, chromiumPath, missingBrowserComponents } from '../helpers/chromium.ts';
 import { startDevHandoff, type TestHandoff } from '../helpers/handoff.ts';
-import { hasCommand } from '../helpers/office.ts';
 
-const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const chromiumArgs = [
-  '--headless=new',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-async function missingComponents(): Promise<string[]> {
-  const missing: string[] = [];
-  if (!existsSync(chromiumPath)) missing.push(`Chromium (${chromiumPath}; set CHROMIUM_PATH)`);
-  if (!(await dockerAvailable())) missing.push('Docker with the sandbox image');
-  if (!hasCommand('redis-server')) missing.push('redis-server');
-  return missing;
-}
-
-const missing = await missingComponents();
+const missing = await missingBrowserComponents();
 const required = process.env.HANDOFF_REQUIRE_DOCKER === '1';
 if (missing.length > 0 && !required) {
   process.stderr.write(
