@@ -674,19 +674,32 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     }
   });
 
-  app.post('/api/console/grants/revoke', async (c) => {
-    try {
-      const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
-      if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
-      const parsed = RevokeGrantSchema.safeParse(parseJson(raw));
-      if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
-      const by = c.get('who') ?? identityFrom(parsed.data.author);
-      const message = await options.gateway.revokeGrant({ id: parsed.data.grantId, by, surface: 'web' });
-      return c.json({ ok: true, message });
-    } catch (err) {
-      return fail(c, asUnavailable(err));
-    }
-  });
+  /**
+   * A panel's POST that one person makes (Revoke, Disconnect): the body read within the
+   * action limit and checked against `schema`, then `act` with who made it; the answer
+   * is the gateway's words.
+   */
+  const personAction = <T extends { author?: string | undefined }>(
+    path: string,
+    schema: z.ZodType<T>,
+    act: (data: T, by: Identity) => Promise<string>,
+  ) =>
+    app.post(path, async (c) => {
+      try {
+        const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
+        if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
+        const parsed = schema.safeParse(parseJson(raw));
+        if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
+        const by = c.get('who') ?? identityFrom(parsed.data.author);
+        return c.json({ ok: true, message: await act(parsed.data, by) });
+      } catch (err) {
+        return fail(c, asUnavailable(err));
+      }
+    });
+
+  personAction('/api/console/grants/revoke', RevokeGrantSchema, (data, by) =>
+    options.gateway.revokeGrant({ id: data.grantId, by, surface: 'web' }),
+  );
 
   // A person's own connections (the Connections panel): listed here, disconnected below.
   app.get('/api/console/connections', async (c) => {
@@ -699,19 +712,9 @@ export function consoleRoutes(options: ConsoleOptions): Hono<ConsoleEnv> {
     }
   });
 
-  app.post('/api/console/connections/disconnect', async (c) => {
-    try {
-      const raw = await readBodyWithin(c.req.raw, consoleActionMaxBytes);
-      if (!raw) return payloadTooLarge(`an action is at most ${consoleActionMaxBytes / 1024} KB`, true);
-      const parsed = DisconnectSchema.safeParse(parseJson(raw));
-      if (!parsed.success) throw new HandoffError(ErrorCodes.invalidInput, 'malformed action');
-      const by = c.get('who') ?? identityFrom(parsed.data.author);
-      const message = await options.gateway.disconnect({ connector: parsed.data.connector, by, surface: 'web' });
-      return c.json({ ok: true, message });
-    } catch (err) {
-      return fail(c, asUnavailable(err));
-    }
-  });
+  personAction('/api/console/connections/disconnect', DisconnectSchema, (data, by) =>
+    options.gateway.disconnect({ connector: data.connector, by, surface: 'web' }),
+  );
 
   app.post('/api/actions', async (c) => {
     try {
