@@ -17,6 +17,8 @@ const allowed = {
   agent: ['core', 'config', 'observability'],
   runner: ['agent', 'approvals', 'queue', 'storage', 'core', 'config', 'observability'],
   bot: ['agent', 'approvals', 'queue', 'storage', 'core', 'config', 'observability'],
+  // The CLI's commands (src/cli/); it reaches main.ts and doctor.ts only by dynamic import (main re-exports it).
+  cli: ['bot', 'runner', 'agent', 'approvals', 'queue', 'storage', 'core', 'config', 'observability'],
 };
 
 function files(dir) {
