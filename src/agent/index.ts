@@ -11,6 +11,9 @@ export {
 export * from './connectors/index.ts';
 export { DemoProvider, demoUnsupportedMessage, matchSample } from './demo/demo-provider.ts';
 export { AnthropicProvider } from './model/anthropic.ts';
+export { BedrockProvider, bedrockModelProblem } from './model/bedrock.ts';
+export { type CheckModelOptions, checkModel, type ModelCheck } from './model/check.ts';
+export { MessagesProvider } from './model/messages-provider.ts';
 export type {
   ContentBlock,
   MessageParam,
@@ -20,6 +23,7 @@ export type {
   ServerTool,
   ToolDefinition,
 } from './model/provider.ts';
+export { VertexProvider, vertexModelProblem } from './model/vertex.ts';
 export { draftPlan, type PlannerOptions, type PlannerResult } from './planner.ts';
 export type { PlanReach, PlanRevision } from './prompts.ts';
 export { applyRedactor, type Redactor } from './redactor.ts';

@@ -291,7 +291,8 @@ export function cacheBreakpoints(body: MessagesRequestBody): string[] {
 
 // --- validation -------------------------------------------------------------
 
-function validateRequest(body: MessagesRequestBody): string | undefined {
+/** The checks the Messages API makes before answering; the message of its 400, or undefined. */
+export function validateRequest(body: MessagesRequestBody): string | undefined {
   if (typeof body.model !== 'string' || body.model === '') return 'model: Field required';
   if (typeof body.max_tokens !== 'number' || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) {
     return 'max_tokens: Field required and must be a positive integer';
@@ -435,7 +436,8 @@ function cacheControlProblem(block: Record<string, unknown>, where: string): str
 
 // --- wire helpers -----------------------------------------------------------
 
-function messageBody(reply: FakeMessageReply, request: MessagesRequestBody) {
+/** A Messages API reply body for `reply` (ids, stop reason and usage filled in). */
+export function messageBody(reply: FakeMessageReply, request: MessagesRequestBody) {
   const content = reply.content.map((block) => {
     if (block.type === 'tool_use') return { ...block, id: typeof block.id === 'string' ? block.id : newId('toolu_') };
     if (block.type === 'text') return { citations: null, ...block };

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, expect, it, vi } from 'vitest';
 import { loadConfig } from '../../src/config/index.ts';
 import { doctor } from '../../src/doctor.ts';
 import { type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
+import { startFakeAnthropic } from '../fakes/anthropic-server.ts';
 
 let redis: EmbeddedRedis;
 let dir: string;
@@ -52,13 +53,21 @@ it('says when Redis cannot be reached, and how to fix it', async () => {
 });
 
 it('reports the model in use without revealing the key', async () => {
-  const { out } = await run({
-    REDIS_URL: redis.url,
-    ANTHROPIC_API_KEY: 'sk-ant-doctor-secret',
-    HANDOFF_MODEL: 'claude-sonnet-5-5',
-  });
-  expect(out).toContain('Anthropic API, model claude-sonnet-5-5');
-  expect(out).not.toContain('sk-ant-doctor-secret');
+  // The doctor asks the model once (test/integration/doctor-model.test.ts has the failures).
+  const model = await startFakeAnthropic({ apiKey: 'sk-ant-doctor-secret' });
+  model.enqueue({ content: [{ type: 'text', text: 'p' }], stop_reason: 'max_tokens' });
+  try {
+    const { out } = await run({
+      REDIS_URL: redis.url,
+      ANTHROPIC_API_KEY: 'sk-ant-doctor-secret',
+      ANTHROPIC_BASE_URL: model.url,
+      HANDOFF_MODEL: 'claude-sonnet-5-5',
+    });
+    expect(out).toMatch(/ok {4}Model: the Anthropic API, model claude-sonnet-5-5 answered in \d+ ms/);
+    expect(out).not.toContain('sk-ant-doctor-secret');
+  } finally {
+    await model.close();
+  }
 });
 
 it('reports Redis memory and what one task’s records cost', async () => {

@@ -34,5 +34,10 @@ export interface ModelProvider {
   readonly model: string;
   /** True for the scripted demo model; every card says so. */
   readonly demo: boolean;
+  /**
+   * False when the platform cannot run the web search server tool (Amazon Bedrock): plans made
+   * with this provider never offer or include it. Absent means it can.
+   */
+  readonly offersWebSearch?: boolean;
   createMessage(request: ModelRequest, signal?: AbortSignal): Promise<ModelResponse>;
 }
