@@ -6,6 +6,7 @@ import { loadSkills, skillSources } from './agent/index.ts';
 import { loadPolicy } from './approvals/index.ts';
 import { teamsChecks } from './bot/index.ts';
 import type { Config, ConnectorConfig } from './config/index.ts';
+import { modelCheckFromConfig } from './model-provider.ts';
 import { connectorChecks } from './runner/index.ts';
 import { createRecordConnection, formatBytes, redisHealth, StateStore } from './storage/index.ts';
 
@@ -23,6 +24,7 @@ export async function doctor(
   config: Config,
   connectors: readonly ConnectorConfig[] = [],
   skillPaths: readonly string[] = [],
+  options: DoctorOptions = {},
 ): Promise<number> {
   const checks: Check[] = [];
 
@@ -129,19 +131,8 @@ export async function doctor(
     });
   }
 
-  checks.push(
-    config.anthropicApiKey
-      ? {
-          name: 'Model',
-          ok: true,
-          detail: `Anthropic API, model ${config.model}${config.anthropicBaseUrl ? ` via ${config.anthropicBaseUrl}` : ''}`,
-        }
-      : {
-          name: 'Model',
-          ok: true,
-          detail: 'demo model (bundled sample tasks only); set ANTHROPIC_API_KEY to use Claude',
-        },
-  );
+  // One tiny real request: the key or credentials, the model id and the region, each named when wrong.
+  checks.push(await modelCheckFromConfig(config));
 
   if (connectors.length > 0) {
     try {
@@ -193,12 +184,45 @@ export async function doctor(
     fix: 'stop what uses it, or set HANDOFF_PORT',
   });
 
-  for (const c of checks) {
-    const status = c.ok ? (c.warn ? 'warn' : 'ok  ') : 'FAIL';
-    const fix = c.fix && (!c.ok || c.warn) ? `\n      ${c.warn ? 'check' : 'fix'}: ${c.fix}` : '';
-    console.log(`${status}  ${c.name}: ${c.detail}${fix}`);
+  const report = doctorReport(checks);
+  if (options.json) {
+    console.log(JSON.stringify(report, null, 2));
+  } else {
+    for (const c of report.checks) {
+      const status = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' }[c.status];
+      const fix = c.fix ? `\n      ${c.status === 'warn' ? 'check' : 'fix'}: ${c.fix}` : '';
+      console.log(`${status}  ${c.name}: ${c.detail}${fix}`);
+    }
   }
-  return checks.every((c) => c.ok) ? 0 : 1;
+  return report.ok ? 0 : 1;
+}
+
+export interface DoctorOptions {
+  /** Print one JSON document (`DoctorReport`) instead of one line per check. */
+  json?: boolean;
+}
+
+/** What `handoff doctor --json` prints; `ok` is false when any check failed (exit 1). */
+export interface DoctorReport {
+  ok: boolean;
+  checks: {
+    name: string;
+    /** `warn`: not confirmed either way; it does not fail the command. */
+    status: 'ok' | 'warn' | 'fail';
+    detail: string;
+    /** What to do (`fail`) or what to check (`warn`); absent when the check passed. */
+    fix?: string;
+  }[];
+}
+
+function doctorReport(checks: readonly Check[]): DoctorReport {
+  return {
+    ok: checks.every((c) => c.ok),
+    checks: checks.map((c) => {
+      const status = c.ok ? (c.warn ? 'warn' : 'ok') : 'fail';
+      return { name: c.name, status, detail: c.detail, ...(c.fix && status !== 'ok' ? { fix: c.fix } : {}) };
+    }),
+  };
 }
 
 /** Redis memory: what is used, what one task's records cost, and what retention keeps. */

@@ -2,30 +2,25 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { type ServerType, serve } from '@hono/node-server';
 import type { Worker } from 'bullmq';
 import Dockerode from 'dockerode';
 import type { Redis } from 'ioredis';
 import {
-  AnthropicProvider,
   ConnectionService,
-  DemoProvider,
   loadSkills,
   type ModelProvider,
   parseConnectionsKey,
   skillSources,
   TokenStore,
 } from './agent/index.ts';
-import { loadPolicy, planPolicyResolver, policyCheck, policyExplain } from './approvals/index.ts';
+import { loadPolicy, planPolicyResolver } from './approvals/index.ts';
 import {
   type ConsoleAccess,
   ConsoleSessions,
   ConsoleStore,
   ConsoleUsers,
   connectionRoutes,
-  consoleCommand,
-  consoleHelp,
   consoleRoutes,
   createHttpApp,
   createMetricsApp,
@@ -41,46 +36,30 @@ import {
   startNotifyWorker,
   startScheduleWorker,
   type TeamsIntegration,
-  teamsCommand,
   WebSurface,
 } from './bot/index.ts';
-import {
-  type Config,
-  type ConnectorConfig,
-  loadConfig,
-  loadConnectors,
-  loadSkillsConfig,
-  settingsTable,
-} from './config/index.ts';
+import type { Config, ConnectorConfig } from './config/index.ts';
 import { asHandoffError, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
-import { createLogger, type Logger, Metrics } from './observability/index.ts';
-import { Queues } from './queue/index.ts';
+import { modelProviderFromConfig } from './model-provider.ts';
+import { createLogger, type Logger, Metrics, otlpTracesUrl, startTracing } from './observability/index.ts';
+import { QueueDepthReader, Queues } from './queue/index.ts';
 import {
-  connectorExplain,
-  connectorsList,
-  connectorsTest,
   DockerSandboxDriver,
   type EgressNetwork,
   Runner,
   type SandboxDriver,
   sandboxUser,
-  skillsCheck,
-  skillsList,
   unknownConnectors,
 } from './runner/index.ts';
 import {
   type ArtifactStore,
   AuditLog,
-  auditExport,
-  auditPrune,
-  auditVerify,
   ChannelSettingsStore,
   closeConnection,
   createQueueConnection,
   createRecordConnection,
   type EmbeddedRedis,
   GrantStore,
-  grantsCli,
   LocalArtifactStore,
   redisHealth,
   redisHealthProblems,
@@ -91,6 +70,9 @@ import {
   waitForReady,
   watchErrors,
 } from './storage/index.ts';
+
+// The CLI lives in src/cli/ (docs/cli.md); re-exported for callers that import main.ts.
+export { cli } from './cli/index.ts';
 
 export type Mode = 'dev' | 'bot' | 'runner';
 
@@ -121,7 +103,7 @@ export interface StartOptions {
 export interface RunningHandoff {
   /** Base URL of the bot's HTTP server (bot and dev). */
   url?: string;
-  /** Base URL of the metrics server, when HANDOFF_METRICS_PORT is set (bot and dev). */
+  /** Base URL of the metrics server, when HANDOFF_METRICS_PORT is set (bot, dev, and runner with /healthz and /readyz). */
   metricsUrl?: string;
   redisUrl: string;
   close(): Promise<void>;
@@ -157,6 +139,13 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
   try {
     // Checked before anything starts: a console that would trust typed names must not come up.
     const signin = mode === 'runner' ? 'off' : consoleSigninFor(config, mode);
+    // Off unless an OTLP endpoint is set (docs/operations.md, Tracing); closed last, so it flushes every span.
+    const tracing = await startTracing({
+      url: otlpTracesUrl(config),
+      serviceName: config.otelServiceName ?? `handoff-${mode}`,
+      logger,
+    });
+    cleanups.push(() => tracing.shutdown());
     let redisUrl = config.redisUrl;
     if (!redisUrl) {
       if (mode !== 'dev')
@@ -187,12 +176,16 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       logger[problem.level](problem.details, problem.message);
 
     const retentionMs = config.retentionDays * 86_400_000;
-    const state = new StateStore(records, { retentionMs });
-    const audit = new AuditLog(records);
+    const metrics = new Metrics({ defaultMetrics: mode !== 'dev' });
+    const state = new StateStore(records, { retentionMs, metrics });
+    const audit = new AuditLog(records, { metrics });
     const queuePrefix = options.queuePrefix ? { prefix: options.queuePrefix } : {};
     const queues = new Queues({ connection: records, retentionMs, ...queuePrefix });
     cleanups.push(() => queues.close());
-    const metrics = new Metrics({ defaultMetrics: mode !== 'dev' });
+    // Queue depths are read from Redis at scrape time, by bots and runners alike.
+    const queueDepths = new QueueDepthReader({ connection: records, ...queuePrefix });
+    cleanups.push(() => queueDepths.close());
+    metrics.observeQueues(() => queueDepths.read());
     let publicUrl = config.publicUrl ?? `http://${urlHost(config.host)}:${config.port}`;
     const signingSecret = config.signingSecret ?? (mode === 'dev' ? await devSigningSecret(dataDir) : undefined);
     if (!signingSecret)
@@ -207,15 +200,8 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       publicUrl: () => publicUrl,
     });
     const store: ArtifactStore = config.s3Bucket ? s3StoreFrom(config) : localStore;
-    const provider: ModelProvider =
-      options.provider ??
-      (config.anthropicApiKey
-        ? new AnthropicProvider({
-            apiKey: config.anthropicApiKey,
-            model: config.model,
-            ...(config.anthropicBaseUrl ? { baseURL: config.anthropicBaseUrl } : {}),
-          })
-        : new DemoProvider());
+    // Anthropic API, Bedrock, Vertex or the demo model; a setting that cannot work fails here.
+    const provider: ModelProvider = options.provider ?? modelProviderFromConfig(config);
     // The policy file is validated before anything starts: a typo must not pass silently.
     const policyDoc = loadPolicy(config.policyFile);
     // Self-approval, approval expiry and approvers per conversation (rules in channel-policy.ts).
@@ -249,7 +235,13 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
 
     if (mode === 'dev' || mode === 'runner') {
       // Read once at start; a broken skill folder is named in a warning and the rest load.
-      const skills = loadSkills(skillSources({ dataDir, paths: options.skillPaths ?? [] }));
+      const skills = loadSkills(
+        skillSources({
+          dataDir,
+          paths: options.skillPaths ?? [],
+          ...(config.builtInSkillsDir ? { builtIn: config.builtInSkillsDir } : {}),
+        }),
+      );
       for (const problem of skills.problems) logger.warn({ problem }, 'a skill could not be loaded');
       for (const line of skills.shadowed) logger.warn({ shadowed: line }, 'two skills have the same name');
       logger.info({ skills: skills.skills.map((s) => s.name) }, 'skills loaded');
@@ -260,6 +252,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           docker: new Dockerode(),
           sandboxUser: sandboxUser().user,
           logger,
+          metrics,
         });
       cleanups.push(() => driver.close());
       try {
@@ -281,14 +274,15 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       cleanups.push(() => runnerQueues.close());
       const runner = new Runner(
         {
-          state: new StateStore(runnerRecords, { retentionMs }),
+          state: new StateStore(runnerRecords, { retentionMs, metrics }),
           channelSettings: new ChannelSettingsStore(runnerRecords, { retentionMs }),
           queues: runnerQueues,
-          audit: new AuditLog(runnerRecords),
+          audit: new AuditLog(runnerRecords, { metrics }),
           store,
           driver,
           provider,
           logger,
+          metrics,
           workspacesDir: join(dataDir, 'workspaces'),
           runnerId: config.runnerId ?? `${hostname()}-${process.pid}-${newId('r').slice(2, 8)}`,
           pausedSandboxTtlMs: config.pausedSandboxTtlMs,
@@ -331,16 +325,29 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       );
       cleanups.push(() => runner.close());
       await runner.waitUntilReady();
+      // The runner has no other HTTP server: /metrics, /healthz and /readyz on their own port.
+      if (mode === 'runner' && config.metricsPort !== undefined) {
+        const probeServer = await listenOn(
+          createMetricsApp(metrics, config.metricsToken ? { bearerToken: config.metricsToken } : 'open', runner),
+          config.metricsPort,
+          config.host,
+          'HANDOFF_METRICS_PORT',
+        );
+        cleanups.push(() => closeServer(probeServer));
+        running.metricsUrl = `http://${urlHost(config.host)}:${serverPort(probeServer, config.metricsPort)}`;
+      } else if (mode === 'runner') {
+        logger.info('/metrics, /healthz and /readyz are not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST)');
+      }
     }
 
     if (mode === 'dev' || mode === 'bot') {
       const consoleStore = new ConsoleStore(records, { retentionMs });
       const slack = config.slackBotToken
-        ? startSlack(config, { state, store, audit, queues, policy, redis: records, logger })
+        ? startSlack(config, { state, store, audit, queues, policy, redis: records, logger, metrics })
         : undefined;
       if (slack) cleanups.push(() => slack.close());
       const teams = config.teamsAppId
-        ? startTeams(config, { store, audit, redis: records, logger, retentionMs })
+        ? startTeams(config, { store, audit, redis: records, logger, retentionMs, metrics })
         : undefined;
       if (teams) cleanups.push(() => teams.close());
       const gateway = new Gateway({
@@ -510,7 +517,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
 /** The Teams app and surface, when TEAMS_APP_ID is set: `POST /api/messages` on the bot's port. */
 function startTeams(
   config: Config,
-  deps: { store: ArtifactStore; audit: AuditLog; redis: Redis; logger: Logger; retentionMs: number },
+  deps: { store: ArtifactStore; audit: AuditLog; redis: Redis; logger: Logger; retentionMs: number; metrics: Metrics },
 ): TeamsIntegration {
   if (!config.teamsAppPassword)
     throw new HandoffError(
@@ -544,7 +551,7 @@ function startTeams(
 /** The Slack app and surface, when SLACK_BOT_TOKEN is set: HTTP receiver or Socket Mode. */
 function startSlack(
   config: Config,
-  deps: Pick<SlackOptions, 'state' | 'store' | 'audit' | 'queues' | 'policy' | 'redis' | 'logger'>,
+  deps: Pick<SlackOptions, 'state' | 'store' | 'audit' | 'queues' | 'policy' | 'redis' | 'logger' | 'metrics'>,
 ): SlackIntegration {
   if (!config.slackSigningSecret && !config.slackAppToken) {
     throw new HandoffError(
@@ -750,282 +757,6 @@ async function devSigningSecret(dataDir: string): Promise<string> {
 
 function redactUrl(url: string): string {
   return url.replace(/\/\/[^@/]*@/, '//***@');
-}
-
-const help = `handoff — hand work to an AI coworker from chat
-
-Usage: handoff <command>
-
-Commands:
-  dev       everything in one process: bot + runner + web console, its own redis-server
-            (unless REDIS_URL is set), the Docker sandbox, the demo model without ANTHROPIC_API_KEY
-  bot       the chat gateway: web console (with HANDOFF_CONSOLE_SIGNIN or HANDOFF_OIDC_ISSUER), downloads,
-            /healthz, /metrics (with HANDOFF_METRICS_PORT or HANDOFF_METRICS_TOKEN)
-  runner    the workers: planning and runs in Docker sandboxes
-  doctor    checks Redis, Docker, the sandbox image, the model, Teams and the port, with the fix for each
-  config    prints every setting with its env variable and default
-  policy check FILE                              validates a policy file (exit 1 with every problem)
-  policy explain --channel C [--action A]        which rule applies to a channel, and why (A may be connector:NAME/TOOL)
-  connectors list [--channel C] | test NAME      configured connectors, their channels, tools and levels; a live test
-  skills list [--channel C] | check DIR          installed Agent Skills, where from, allowed in a channel; validate a skill folder
-  audit verify                                   checks the audit chain (REDIS_URL); exit 1 names the first bad record
-  audit export [--since T] [--to DIR|s3]         writes JSONL segments and a digest
-  audit prune [--older-than-days N]              removes exported records older than N days (HANDOFF_AUDIT_RETENTION_DAYS)
-  grants list [--channel C] | revoke ID [--by NAME]   standing grants (REDIS_URL); revoking is audited
-  teams package --app-id ID --host HOST [--out FILE]   writes the Teams app package (manifest and icons)
-  console add-user NAME [--id ID]                adds a console user and prints their sign-in link, once (REDIS_URL)
-  console list-users | remove-user NAME|ID       lists or removes console users (see handoff console --help)
-
-Settings come from the environment and an optional handoff.yaml (see README).`;
-
-/** The CLI. Returns the exit code for one-shot commands; long-running ones resolve on shutdown. */
-export async function cli(argv: string[]): Promise<number> {
-  const command = argv[0];
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    console.log(help);
-    return command ? 0 : 1;
-  }
-  if (command === 'config') {
-    console.log(settingsTable());
-    return 0;
-  }
-  if (command === 'policy') return await policyCommand(argv.slice(1));
-  if (command === 'teams') return teamsCommand(argv.slice(1));
-  if (command === 'console' && (argv.length === 1 || argv.includes('--help') || argv.includes('-h'))) {
-    console.log(consoleHelp);
-    return argv.length === 1 ? 2 : 0;
-  }
-  let config: Config;
-  let connectors: ConnectorConfig[];
-  let skillPaths: string[];
-  try {
-    config = loadConfig();
-    connectors = loadConnectors();
-    skillPaths = loadSkillsConfig().paths;
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 2;
-  }
-  if (command === 'connectors') return connectorsCommand(argv.slice(1), config, connectors);
-  if (command === 'skills') return skillsCommand(argv.slice(1), config, skillPaths);
-  if (command === 'audit') return auditCommand(argv.slice(1), config);
-  if (command === 'grants') return grantsCommand(argv.slice(1), config);
-  if (command === 'console')
-    return consoleCommand(argv.slice(1), {
-      redisUrl: config.redisUrl,
-      publicUrl: config.publicUrl ?? `http://${urlHost(config.host)}:${config.port}`,
-    });
-  if (command === 'doctor') {
-    const { doctor } = await import('./doctor.ts');
-    return doctor(config, connectors, skillPaths);
-  }
-  if (command !== 'dev' && command !== 'bot' && command !== 'runner') {
-    console.error(`handoff: unknown command ${JSON.stringify(command)}\n\n${help}`);
-    return 2;
-  }
-  const logger = createLogger(config.logLevel, 'handoff', { scrubText: config.logRedaction });
-  let running: RunningHandoff;
-  try {
-    running = await startHandoff({ config, mode: command, logger, connectors, skillPaths });
-  } catch (err) {
-    const e = asHandoffError(err);
-    logger.fatal({ code: e.code }, e.message);
-    return 1;
-  }
-  if (running.url) {
-    const demo = config.anthropicApiKey ? '' : ' (demo model: set ANTHROPIC_API_KEY to use Claude)';
-    console.log(`\nHandoff is running${demo}.\nWeb console: ${running.url}\n`);
-  } else {
-    logger.info('runner started');
-  }
-  await new Promise<void>((resolveStop) => {
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) {
-        // A second Ctrl-C means now.
-        logger.warn({ signal }, 'stopping at once');
-        process.exit(130);
-      }
-      stopping = true;
-      logger.info({ signal, timeoutMs: config.shutdownTimeoutMs }, 'shutting down');
-      // Bounded: whatever has not stopped by then is cut off (runs resume from their checkpoints).
-      setTimeout(() => {
-        logger.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time; exiting');
-        process.exit(1);
-      }, config.shutdownTimeoutMs).unref();
-      void running.close().then(resolveStop);
-    };
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    if (process.env.HANDOFF_EXIT_WITH_PARENT === '1') {
-      // Started by `npm start`: if whatever started it is killed outright, stop too rather than
-      // hold the port and the data dir for nobody.
-      const parent = process.ppid;
-      setInterval(() => {
-        if (process.ppid !== parent) stop('parent exited');
-      }, 1000).unref();
-    }
-  });
-  // Everything is closed; a handle some library left open must not keep the process alive.
-  setTimeout(() => process.exit(0), 500).unref();
-  return 0;
-}
-
-async function policyCommand(args: string[]): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { channel: { type: 'string' }, action: { type: 'string' }, policy: { type: 'string' } },
-    });
-    if (positionals[0] === 'check' && positionals[1]) return policyCheck(positionals[1]);
-    if (positionals[0] === 'explain' && values.channel) {
-      const policy = loadPolicy(values.policy ?? process.env.HANDOFF_POLICY);
-      if (values.action?.startsWith('connector:')) {
-        console.log(await connectorExplain(loadConnectors(), policy, values.channel, values.action));
-        return 0;
-      }
-      console.log(
-        policyExplain(policy, { channel: values.channel, ...(values.action ? { action: values.action } : {}) }),
-      );
-      return 0;
-    }
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 1;
-  }
-  console.error(
-    'usage: handoff policy check FILE | handoff policy explain --channel C [--action A|connector:NAME/TOOL] [--policy FILE]',
-  );
-  return 2;
-}
-
-const skillsHelp = `usage: handoff skills list [--channel C]   installed skills (built-in, data dir, handoff.yaml), and whether a channel may use each
-       handoff skills check DIR            validates one skill folder (exit 1 naming the file and the problem)`;
-
-function skillsCommand(args: string[], config: Config, skillPaths: string[]): number {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { channel: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help) {
-      console.log(skillsHelp);
-      return 0;
-    }
-    if (positionals[0] === 'check' && positionals.length === 2) return skillsCheck(positionals[1]!);
-    if (positionals[0] === 'list' && positionals.length === 1) {
-      const catalog = loadSkills(skillSources({ dataDir: resolve(config.dataDir), paths: skillPaths }));
-      return skillsList(catalog, loadPolicy(config.policyFile), values.channel ? { channel: values.channel } : {});
-    }
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 1;
-  }
-  console.error(skillsHelp);
-  return 2;
-}
-
-const connectorsHelp = `usage: handoff connectors list [--channel C]   what is configured, which channels may use it, its tools and levels
-       handoff connectors test NAME            connects, lists each tool with its level, reports latency`;
-
-async function connectorsCommand(args: string[], config: Config, connectors: ConnectorConfig[]): Promise<number> {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { channel: { type: 'string' }, help: { type: 'boolean', short: 'h' } },
-    });
-    if (values.help) {
-      console.log(connectorsHelp);
-      return 0;
-    }
-    const policy = loadPolicy(config.policyFile);
-    if (positionals[0] === 'list' && positionals.length === 1)
-      return await connectorsList(connectors, policy, values.channel ? { channel: values.channel } : {});
-    if (positionals[0] === 'test' && positionals.length === 2)
-      return await connectorsTest(connectors, policy, positionals[1]!);
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 1;
-  }
-  console.error(connectorsHelp);
-  return 2;
-}
-
-/** `handoff grants list [--channel C] | revoke ID [--by NAME]` against REDIS_URL. */
-async function grantsCommand(args: string[], config: Config): Promise<number> {
-  let parsed: { values: { channel?: string | undefined; by?: string | undefined }; positionals: string[] };
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { channel: { type: 'string' }, by: { type: 'string' } },
-    });
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 2;
-  }
-  if (!config.redisUrl) {
-    console.error('handoff: set REDIS_URL to the Redis that holds the grants');
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  return grantsCli(
-    config.redisUrl,
-    {
-      command: positionals[0],
-      ...(positionals[1] ? { id: positionals[1] } : {}),
-      ...(values.channel !== undefined ? { channel: values.channel } : {}),
-      ...(values.by !== undefined ? { by: values.by } : {}),
-    },
-    config.retentionDays * 86_400_000,
-  );
-}
-
-async function auditCommand(args: string[], config: Config): Promise<number> {
-  let parsed: ReturnType<
-    typeof parseArgs<{
-      allowPositionals: true;
-      options: { since: { type: 'string' }; to: { type: 'string' }; 'older-than-days': { type: 'string' } };
-    }>
-  >;
-  try {
-    parsed = parseArgs({
-      args,
-      allowPositionals: true,
-      options: { since: { type: 'string' }, to: { type: 'string' }, 'older-than-days': { type: 'string' } },
-    });
-  } catch (err) {
-    console.error(`handoff: ${(err as Error).message}`);
-    return 2;
-  }
-  const { values, positionals } = parsed;
-  if (!config.redisUrl) {
-    console.error('handoff: set REDIS_URL to the Redis that holds the audit log');
-    return 2;
-  }
-  if (positionals[0] === 'verify') return auditVerify(config.redisUrl);
-  if (positionals[0] === 'export') {
-    // `--to s3` writes the segments to the configured bucket (HANDOFF_S3_BUCKET), e.g. one with Object Lock.
-    let to: string | ArtifactStore | undefined = values.to;
-    if (values.to === 's3') {
-      if (!config.s3Bucket) {
-        console.error('handoff: --to s3 needs HANDOFF_S3_BUCKET');
-        return 2;
-      }
-      to = s3StoreFrom(config);
-    }
-    return auditExport(config.redisUrl, { ...(values.since ? { since: values.since } : {}), ...(to ? { to } : {}) });
-  }
-  if (positionals[0] === 'prune') {
-    return auditPrune(config.redisUrl, {
-      olderThanDays: Number(values['older-than-days'] ?? config.auditRetentionDays),
-    });
-  }
-  console.error('usage: handoff audit verify | export [--since T] [--to DIR] | prune [--older-than-days N]');
-  return 2;
 }
 
 function s3StoreFrom(config: Config): S3ArtifactStore {

@@ -16,6 +16,7 @@ import type {
   TrustLevel,
 } from '../core/index.ts';
 import { addUsage, budgetTokens, costUsd, ErrorCodes, grantPatternsFor, HandoffError, newId } from '../core/index.ts';
+import { traceModelCall, traceToolCall } from '../observability/index.ts';
 import { channelContextMessage } from './channel-context.ts';
 import { toolNameSeparator } from './connectors/index.ts';
 import type { ContentBlock, MessageParam, ModelProvider, ServerTool, ToolDefinition } from './model/provider.ts';
@@ -225,7 +226,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           const decision = options.actionDecision;
           if (!decision || decision.approvalId !== cp.pendingAction.id)
             return { status: 'paused', summary: cp.pendingAction.reason, checkpoint: cp };
-          step = await decided(options, cp, cp.pendingAction, decision, use.name, input);
+          const pending = cp.pendingAction;
+          step = await traceToolCall(use.name, () => decided(options, cp, pending, decision, use.name, input));
           cp.pendingAction = undefined;
         } else if (cp.pendingQuestion?.toolUseId === use.id) {
           const outcome = options.questionOutcome;
@@ -242,11 +244,14 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         } else {
           cp.inFlight = use.id;
           await options.save(cp);
-          step = await gateAndRun(options, cp, use.id, use.name, input);
-          if (step.kind === 'result' && step.decision === 'ran' && mutating.has(use.name))
-            await options.host.syncOutputs?.();
-          if (step.kind === 'result') step = heldEgress(options, use.id, use.name, input, step);
-          if (step.kind === 'pause') step = await viaStandingGrant(options, cp, step, use.name, input);
+          step = await traceToolCall(use.name, async () => {
+            let gated = await gateAndRun(options, cp, use.id, use.name, input);
+            if (gated.kind === 'result' && gated.decision === 'ran' && mutating.has(use.name))
+              await options.host.syncOutputs?.();
+            if (gated.kind === 'result') gated = heldEgress(options, use.id, use.name, input, gated);
+            if (gated.kind === 'pause') gated = await viaStandingGrant(options, cp, gated, use.name, input);
+            return gated;
+          });
         }
         if (step.kind === 'pause' || step.kind === 'question') {
           cp.inFlight = undefined;
@@ -300,15 +305,17 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
     if (cp.turn >= maxTurns)
       return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
     const maxTokens = cp.retryMaxTokens ?? maxTokensPerCall;
-    const response = await provider.createMessage(
-      {
-        system,
-        messages: cp.messages as MessageParam[],
-        tools,
-        ...(options.serverTools?.length ? { serverTools: options.serverTools } : {}),
-        maxTokens,
-      },
-      signal,
+    const response = await traceModelCall(provider.model, () =>
+      provider.createMessage(
+        {
+          system,
+          messages: cp.messages as MessageParam[],
+          tools,
+          ...(options.serverTools?.length ? { serverTools: options.serverTools } : {}),
+          maxTokens,
+        },
+        signal,
+      ),
     );
     for (const b of response.content) {
       if (b.type === 'server_tool_use') await options.onServerToolUse?.({ name: b.name, input: b.input });

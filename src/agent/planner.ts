@@ -11,6 +11,7 @@ import {
   type Usage,
   zeroUsage,
 } from '../core/index.ts';
+import { traceModelCall } from '../observability/index.ts';
 import type { ToolHost } from './agent-loop.ts';
 import { channelContextMessage } from './channel-context.ts';
 import type { ContentBlock, MessageParam, ModelProvider } from './model/provider.ts';
@@ -75,15 +76,17 @@ export async function draftPlan(options: PlannerOptions): Promise<PlannerResult>
   for (let turn = 0; turn < maxTurns; turn++) {
     if (signal.aborted) throw new HandoffError(ErrorCodes.cancelled, 'planning was cancelled');
     const lastChance = turn === maxTurns - 1;
-    const response = await provider.createMessage(
-      {
-        system,
-        messages,
-        tools: planTools,
-        maxTokens,
-        ...(lastChance ? { toolChoice: { type: 'tool' as const, name: 'submit_plan' } } : {}),
-      },
-      signal,
+    const response = await traceModelCall(provider.model, () =>
+      provider.createMessage(
+        {
+          system,
+          messages,
+          tools: planTools,
+          maxTokens,
+          ...(lastChance ? { toolChoice: { type: 'tool' as const, name: 'submit_plan' } } : {}),
+        },
+        signal,
+      ),
     );
     usage = addUsage(usage, response.usage);
     if (response.stopReason === 'refusal') {

@@ -7,7 +7,7 @@ import {
   type Task,
   transition,
 } from '../core/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, traceOf } from '../observability/index.ts';
 import type { Queues } from '../queue/index.ts';
 import { type ArtifactStore, type AuditLog, copyStoredFiles, type StateStore } from '../storage/index.ts';
 import type { ChatSurface } from './chat-surface.ts';
@@ -212,7 +212,7 @@ export class FollowUps {
       },
     });
     try {
-      await queues.enqueuePlan({ taskId: task.id, version });
+      await queues.enqueuePlan({ taskId: task.id, version, ...traceOf(task.trace) });
     } catch (err) {
       await state
         .updateTask(task.id, (t) =>

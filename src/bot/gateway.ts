@@ -40,7 +40,7 @@ import {
   type ThreadContext,
   transition,
 } from '../core/index.ts';
-import type { Logger, Metrics } from '../observability/index.ts';
+import { continueTrace, type Logger, type Metrics, traceField, withSpan } from '../observability/index.ts';
 import { type Queues, runIdFor, runJobId } from '../queue/index.ts';
 import {
   type ArtifactStore,
@@ -228,6 +228,13 @@ export class Gateway implements HandoffInbound {
    * planning. Throws a HandoffError fit to show the person; nothing is left half-written.
    */
   async submitRequest(input: RequestInput): Promise<Task> {
+    // The task's trace starts here; its context goes on the record and in the plan job.
+    const end = (task: Task) => ({ 'handoff.task.id': task.id, 'handoff.task.inputs': task.inputs.length });
+    const attrs = { 'handoff.surface': input.conversation.surface };
+    return await withSpan('task.request', attrs, () => this.request(input), { end });
+  }
+
+  private async request(input: RequestInput): Promise<Task> {
     const { limits, store, state, queues, audit } = this.deps;
     const text = input.text.trim();
     if (text.length === 0)
@@ -300,7 +307,7 @@ export class Gateway implements HandoffInbound {
       );
       const withSchedule: Task = input.schedule ? { ...base, schedule: input.schedule } : base;
       const context = input.context && this.threadContext(input.conversation, input.context);
-      const task: Task = context ? { ...withSchedule, context } : withSchedule;
+      const task: Task = { ...(context ? { ...withSchedule, context } : withSchedule), ...traceField() };
       await state.createTask(task);
       try {
         // Recorded before anything acts on it: a request whose record cannot be written is not taken.
@@ -318,7 +325,7 @@ export class Gateway implements HandoffInbound {
           },
         });
         await state.linkThread(task.conversation.surface, task.conversation.channel, task.conversation.thread, task.id);
-        await queues.enqueuePlan({ taskId: task.id, version: 1 });
+        await queues.enqueuePlan({ taskId: task.id, version: 1, ...traceField() });
       } catch (err) {
         // The task exists but nothing will plan it: mark it failed rather than leave it hanging.
         await state
@@ -330,7 +337,7 @@ export class Gateway implements HandoffInbound {
           .catch(() => undefined);
         throw err;
       }
-      this.deps.metrics.tasksCreated.inc({ surface: task.conversation.surface });
+      // Counted where it is created (StateStore.createTask), with the tasks schedules create.
       return task;
     } catch (err) {
       await Promise.allSettled(inputs.map((f) => store.delete(f.key)));
@@ -407,6 +414,11 @@ export class Gateway implements HandoffInbound {
         ...(requesterAlone && click.outcome === 'approved' ? { followUpWithinEnvelope: true } : {}),
       },
     });
+    if (tally!.outcome !== 'pending' && plan)
+      this.deps.metrics.approvalWait.observe(
+        { kind: 'plan', outcome: click.outcome },
+        Math.max(0, Date.now() - Date.parse(plan.createdAt)) / 1000,
+      );
     if (tally!.outcome === 'pending') {
       await this.renderPlan(after.id, click.planVersion);
       return `Approval recorded: ${tally!.remaining} more approver(s) needed.`;
@@ -420,11 +432,16 @@ export class Gateway implements HandoffInbound {
     }
     if (click.outcome === 'approved') {
       try {
-        await queues.enqueueRun({
-          taskId: after.id,
-          planVersion: click.planVersion,
-          runId: runIdFor(after.id, click.planVersion),
-        });
+        // The run joins the task's trace, under a span for the approval that queued it.
+        const attrs = { 'handoff.task.id': after.id, 'handoff.plan.version': click.planVersion };
+        await continueTrace(after.trace, 'plan.approved', attrs, () =>
+          queues.enqueueRun({
+            taskId: after.id,
+            planVersion: click.planVersion,
+            runId: runIdFor(after.id, click.planVersion),
+            ...traceField(),
+          }),
+        );
       } catch (err) {
         await state.updateTask(after.id, (t) =>
           t.state === 'queued'
@@ -498,6 +515,10 @@ export class Gateway implements HandoffInbound {
         `this step was already ${first?.outcome ?? 'decided'} by ${first?.by.name ?? 'someone'}`,
       );
     }
+    this.deps.metrics.approvalWait.observe(
+      { kind: 'action', outcome: click.outcome },
+      Math.max(0, Date.now() - Date.parse(pending.requestedAt)) / 1000,
+    );
     await audit.append({
       type: `action.${click.outcome}`,
       taskId: task.id,
@@ -1013,11 +1034,9 @@ export class Gateway implements HandoffInbound {
     const base = resultView(task, plan, links);
     const proposals = await this.channelSettings.openProposals(task.id);
     const result = proposals.length > 0 ? { ...base, memoryProposals: proposals } : base;
-    await this.upsert(
-      task,
-      'result',
-      task.state === 'succeeded' && !task.schedule ? { ...result, schedulable: true } : result,
-    );
+    const view = task.state === 'succeeded' && !task.schedule ? { ...result, schedulable: true } : result;
+    const posted = { 'handoff.task.id': task.id, 'handoff.task.state': task.state, 'handoff.artifacts': links.length };
+    await continueTrace(task.trace, 'deliverable.post', posted, () => this.upsert(task, 'result', view));
     const lastApproval = await this.deps.state.getMessageRef(task.id, 'approval:last');
     const pending = task.runId ? (await this.deps.state.getCheckpoint(task.runId))?.pendingAction : undefined;
     if (lastApproval && pending && pending.id === lastApproval && task.runId) {

@@ -110,10 +110,27 @@ export function createHttpApp(options: HttpAppOptions): Hono {
   return app;
 }
 
-/** `/metrics` alone, for its own port (HANDOFF_METRICS_PORT). */
-export function createMetricsApp(metrics: Metrics, access: Exclude<MetricsAccess, 'none'>): Hono {
+/** What a process without the bot's HTTP app (the runner) answers on /healthz and /readyz. */
+export interface Probes {
+  /** Whether this process can take work now; `reason` says what is missing when not. */
+  ready(): Promise<{ ok: boolean; reason?: string }>;
+}
+
+/**
+ * `/metrics` alone, for its own port (HANDOFF_METRICS_PORT). With `probes` (`handoff
+ * runner`, which has no other HTTP server) also `/healthz` and `/readyz`, unauthenticated
+ * like the bot's: they say nothing but ok or what is missing.
+ */
+export function createMetricsApp(metrics: Metrics, access: Exclude<MetricsAccess, 'none'>, probes?: Probes): Hono {
   const app = new Hono();
   app.get('/metrics', metricsHandler(metrics, access));
+  if (probes) {
+    app.get('/healthz', (c) => c.json({ ok: true }));
+    app.get('/readyz', async (c) => {
+      const ready = await probes.ready().catch((err: Error) => ({ ok: false, reason: err.message }));
+      return c.json(ready, ready.ok ? 200 : 503);
+    });
+  }
   return app;
 }
 

@@ -8,7 +8,7 @@ export {
   type GatewayLimits,
   type IncomingFile,
 } from './gateway.ts';
-export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess } from './http-app.ts';
+export { createHttpApp, createMetricsApp, type HttpAppOptions, type MetricsAccess, type Probes } from './http-app.ts';
 export type { ConnectAnswer, HandoffInbound, RequestInput, ScheduleInbound } from './inbound.ts';
 export { startNotifyWorker } from './notify-worker.ts';
 export { startScheduleWorker } from './schedule-worker.ts';

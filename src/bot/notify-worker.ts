@@ -1,6 +1,6 @@
 import { DelayedError, Job, UnrecoverableError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { type Logger, throttledLog } from '../observability/index.ts';
+import { jobLogContext, type Logger, throttledLog, withLogContext } from '../observability/index.ts';
 import {
   type NotifyOrder,
   NotifyOrderSchema,
@@ -53,26 +53,27 @@ export function startNotifyWorker(
   );
   const worker = new Worker<OrderedNotifyJob>(
     queueNames.notify,
-    async (job, token) => {
-      const stamped = NotifyOrderSchema.safeParse(job.data.order);
-      const taskId = job.data.taskId;
-      // Jobs queued before ordering existed, or malformed stamps: rendered as they come.
-      if (!stamped.success || typeof taskId !== 'string') return gateway.handleEvent(job.data);
-      const turn = await order.turn(job, taskId, stamped.data);
-      if (turn === 'wait') {
-        await job.moveToDelayed(Date.now() + retryDelayMs(job), token);
-        throw new DelayedError();
-      }
-      try {
-        await gateway.handleEvent(job.data);
-      } catch (err) {
-        if (turn === 'mine' && isFinalAttempt(job, err)) await order.finish(taskId, stamped.data);
-        throw err;
-      }
-      if (turn === 'mine') await order.finish(taskId, stamped.data);
-    },
+    (job, token) => withLogContext(jobLogContext(job.data), () => deliver(job, token)),
     { connection, prefix, concurrency: options.concurrency ?? 16 },
   );
+  async function deliver(job: Job<OrderedNotifyJob>, token: string | undefined): Promise<void> {
+    const stamped = NotifyOrderSchema.safeParse(job.data.order);
+    const taskId = job.data.taskId;
+    // Jobs queued before ordering existed, or malformed stamps: rendered as they come.
+    if (!stamped.success || typeof taskId !== 'string') return gateway.handleEvent(job.data);
+    const turn = await order.turn(job, taskId, stamped.data);
+    if (turn === 'wait') {
+      await job.moveToDelayed(Date.now() + retryDelayMs(job), token);
+      throw new DelayedError();
+    }
+    try {
+      await gateway.handleEvent(job.data);
+    } catch (err) {
+      if (turn === 'mine' && isFinalAttempt(job, err)) await order.finish(taskId, stamped.data);
+      throw err;
+    }
+    if (turn === 'mine') await order.finish(taskId, stamped.data);
+  }
   worker.on('failed', (job, err) =>
     logger.warn(
       { err, event: job?.data.type, taskId: job?.data.taskId, attempt: job?.attemptsMade },

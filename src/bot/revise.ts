@@ -1,5 +1,6 @@
 import { type PlanPolicy, planHash } from '../approvals/index.ts';
 import { type ConversationRef, ErrorCodes, HandoffError, type Identity, type Task, transition } from '../core/index.ts';
+import { traceOf } from '../observability/index.ts';
 import type { Queues } from '../queue/index.ts';
 import type { AuditLog, StateStore } from '../storage/index.ts';
 
@@ -79,7 +80,7 @@ export async function requestChanges(
     return transition(task, 'planning', at, { changeRequests });
   });
   try {
-    await queues.enqueuePlan({ taskId: after.id, version: before.planVersion + 1 });
+    await queues.enqueuePlan({ taskId: after.id, version: before.planVersion + 1, ...traceOf(after.trace) });
   } catch (err) {
     await state
       .updateTask(after.id, (t) =>

@@ -89,7 +89,46 @@ export const settingDefs = [
     key: 'model',
     env: 'HANDOFF_MODEL',
     schema: z.string().min(1).default('claude-sonnet-5-5'),
-    doc: 'Model id for planning and runs.',
+    doc: 'Model id for planning and runs, as the provider names it: `claude-sonnet-5-5` (Anthropic API), `global.anthropic.claude-sonnet-5-5` or `anthropic.claude-…-v1:0` (Bedrock; required there), `claude-sonnet-4-5@20250929` (Vertex AI).',
+  },
+  {
+    key: 'modelProvider',
+    env: 'HANDOFF_MODEL_PROVIDER',
+    schema: z.enum(['anthropic', 'bedrock', 'vertex']).optional(),
+    doc: 'Where Claude is called: `anthropic` (the Anthropic API, ANTHROPIC_API_KEY), `bedrock` (Amazon Bedrock: AWS_REGION or HANDOFF_BEDROCK_REGION, and the standard AWS credential chain) or `vertex` (Google Vertex AI: ANTHROPIC_VERTEX_PROJECT_ID, CLOUD_ML_REGION and Application Default Credentials). Default: `anthropic` when ANTHROPIC_API_KEY is set, else the demo model. See docs/models.md.',
+  },
+  {
+    key: 'bedrockRegion',
+    env: 'HANDOFF_BEDROCK_REGION',
+    schema: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d+$/, 'an AWS region such as eu-central-1')
+      .optional(),
+    doc: 'AWS region Amazon Bedrock is called in (HANDOFF_MODEL_PROVIDER=bedrock). Default: AWS_REGION; one of them is required there. Prompts and outputs are processed in that region, or in the geography of an inference profile (`eu.`, `us.`; `global.` may route anywhere).',
+  },
+  {
+    key: 'bedrockBaseUrl',
+    env: 'ANTHROPIC_BEDROCK_BASE_URL',
+    schema: z.url().optional(),
+    doc: 'Bedrock Runtime endpoint (a VPC interface endpoint or gateway). Default https://bedrock-runtime.<region>.amazonaws.com. Requests are still signed for the Bedrock region.',
+  },
+  {
+    key: 'vertexProjectId',
+    env: 'ANTHROPIC_VERTEX_PROJECT_ID',
+    schema: z.string().min(1).optional(),
+    doc: 'Google Cloud project whose Vertex AI serves Claude (HANDOFF_MODEL_PROVIDER=vertex; required there).',
+  },
+  {
+    key: 'vertexRegion',
+    env: 'CLOUD_ML_REGION',
+    schema: z.string().min(1).optional(),
+    doc: 'Vertex AI location Claude is called in, e.g. `europe-west1`, `us-east5`, or `global` (Google picks the region; no data residency). Required with HANDOFF_MODEL_PROVIDER=vertex.',
+  },
+  {
+    key: 'vertexBaseUrl',
+    env: 'ANTHROPIC_VERTEX_BASE_URL',
+    schema: z.url().optional(),
+    doc: 'Vertex AI endpoint including `/v1` (Private Service Connect). Default https://<CLOUD_ML_REGION>-aiplatform.googleapis.com/v1.',
   },
   {
     key: 'sandboxImage',
@@ -188,6 +227,12 @@ export const settingDefs = [
     doc: 'How many times a job is resumed after its runner died before the task fails.',
   },
   {
+    key: 'builtInSkillsDir',
+    env: 'HANDOFF_BUILTIN_SKILLS_DIR',
+    schema: z.string().min(1).optional(),
+    doc: 'Folder of the built-in skills (default: skills/ beside the code). A runner in a container whose sandboxes are made by the host’s Docker engine needs them at a path that is the same on the host: the app image copies them there at start (docs/deploy-compose.md).',
+  },
+  {
     key: 'runnerId',
     env: 'HANDOFF_RUNNER_ID',
     schema: z
@@ -220,7 +265,12 @@ export const settingDefs = [
     schema: z.url().optional(),
     doc: 'S3-compatible endpoint (MinIO, Ceph, R2…); path-style addressing is used with it. Credentials: the standard AWS variables.',
   },
-  { key: 's3Region', env: 'AWS_REGION', schema: z.string().min(1).optional(), doc: 'Region of the bucket.' },
+  {
+    key: 's3Region',
+    env: 'AWS_REGION',
+    schema: z.string().min(1).optional(),
+    doc: 'Region of the bucket; also where Amazon Bedrock is called unless HANDOFF_BEDROCK_REGION is set.',
+  },
   {
     key: 'logRedaction',
     env: 'HANDOFF_LOG_REDACTION',
@@ -546,7 +596,7 @@ export const settingDefs = [
     key: 'metricsPort',
     env: 'HANDOFF_METRICS_PORT',
     schema: int(0, 65535).optional(),
-    doc: 'Serve /metrics on this port of HANDOFF_HOST. Under `handoff bot` the main port answers /metrics only with HANDOFF_METRICS_TOKEN; `handoff dev` on a loopback address serves it there too.',
+    doc: 'Serve /metrics on this port of HANDOFF_HOST. Under `handoff bot` the main port answers /metrics only with HANDOFF_METRICS_TOKEN; `handoff dev` on a loopback address serves it there too. `handoff runner` serves /metrics, /healthz and /readyz here and no HTTP at all without it.',
   },
   {
     key: 'metricsToken',
@@ -554,6 +604,24 @@ export const settingDefs = [
     schema: z.string().min(16).optional(),
     doc: 'When set, /metrics answers only requests with `Authorization: Bearer <token>` (on the main port and on HANDOFF_METRICS_PORT).',
     secret: true,
+  },
+  {
+    key: 'otlpEndpoint',
+    env: 'OTEL_EXPORTER_OTLP_ENDPOINT',
+    schema: z.url().optional(),
+    doc: 'OpenTelemetry collector (OTLP/HTTP, JSON) to send traces to: spans go to <url>/v1/traces. Unset (and no OTEL_EXPORTER_OTLP_TRACES_ENDPOINT): tracing is off and costs nothing. See docs/operations.md (Tracing).',
+  },
+  {
+    key: 'otlpTracesEndpoint',
+    env: 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT',
+    schema: z.url().optional(),
+    doc: 'Full URL spans are sent to (OTLP/HTTP, JSON), used as given; wins over OTEL_EXPORTER_OTLP_ENDPOINT.',
+  },
+  {
+    key: 'otelServiceName',
+    env: 'OTEL_SERVICE_NAME',
+    schema: z.string().min(1).max(200).optional(),
+    doc: 'service.name of this process in traces. Default `handoff-bot`, `handoff-runner` or `handoff-dev` by command.',
   },
 ] as const satisfies readonly SettingDef[];
 

@@ -169,6 +169,7 @@ export {
   ThreadContextSchema,
   threadContextNote,
 } from './thread-context.ts';
+export { type TraceContext, TraceContextSchema } from './trace-context.ts';
 export { type ActionKind, ActionKindSchema, type TrustLevel, TrustLevelSchema } from './trust.ts';
 export {
   addUsage,

@@ -4,6 +4,7 @@ import { ErrorCodes, HandoffError } from './errors.ts';
 import { ConversationRefSchema, IdentitySchema } from './identity.ts';
 import { BriefTickSchema, ScheduleDraftSchema } from './schedule.ts';
 import { ThreadContextSchema } from './thread-context.ts';
+import { TraceContextSchema } from './trace-context.ts';
 import { UsageSchema, zeroUsage } from './usage.ts';
 
 export const TaskStateSchema = z.enum([
@@ -114,6 +115,8 @@ export const TaskSchema = z.object({
   followUps: z.array(FollowUpSchema).optional(),
   /** The earlier messages of the conversation the request was made in (untrusted data). */
   context: ThreadContextSchema.optional(),
+  /** The trace the request started (ids only), so approval, run and delivery join it. */
+  trace: TraceContextSchema.optional(),
 });
 export type Task = z.infer<typeof TaskSchema>;
 

@@ -1,5 +1,7 @@
 import { pino } from 'pino';
 import { redact } from '../core/index.ts';
+import { currentLogContext } from './log-context.ts';
+import { traceLogFields } from './tracing.ts';
 
 export type Logger = pino.Logger;
 
@@ -44,6 +46,8 @@ export function createLogger(level: string, name = 'handoff', options: LoggerOpt
       name,
       level,
       redact: { paths: redactPaths, censor: '[redacted]' },
+      // The task and run a job processor is working on, on every line it writes (log-context.ts).
+      mixin: () => ({ ...currentLogContext(), ...traceLogFields() }),
       ...(scrubText
         ? {
             formatters: { log: (obj: Record<string, unknown>) => scrub(obj) as Record<string, unknown> },

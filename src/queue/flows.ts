@@ -1,7 +1,8 @@
 import { FlowProducer, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type ChildFailureRule, ErrorCodes, HandoffError } from '../core/index.ts';
+import { type ChildFailureRule, ErrorCodes, HandoffError, TraceContextSchema } from '../core/index.ts';
+import { traceField } from '../observability/index.ts';
 import { queueNames, runJobId } from './jobs.ts';
 
 /** The queue of workstreams: child runs of a task's run job (a BullMQ flow). */
@@ -13,6 +14,8 @@ export const WorkstreamJobSchema = z.object({
   /** The parent run's id. */
   runId: z.string(),
   workstreamId: z.string().min(1).max(32),
+  /** The parent run's trace (its span), continued by the child's runner. */
+  trace: TraceContextSchema.optional(),
 });
 export type WorkstreamJob = z.infer<typeof WorkstreamJobSchema>;
 
@@ -88,7 +91,13 @@ export class Flows {
         missing.map((id) => ({
           name: 'workstream',
           queueName: workstreamQueueName,
-          data: { taskId: parent.taskId, planVersion: parent.planVersion, runId: parent.runId, workstreamId: id },
+          data: {
+            taskId: parent.taskId,
+            planVersion: parent.planVersion,
+            runId: parent.runId,
+            workstreamId: id,
+            ...traceField(),
+          },
           opts: {
             jobId: workstreamJobId(parent.taskId, parent.planVersion, id),
             parent: parentRef,

@@ -27,4 +27,5 @@ export {
   type TickJob,
   TickJobSchema,
 } from './jobs.ts';
+export { metricQueueNames, QueueDepthReader } from './queue-depth.ts';
 export { type QueueOptions, Queues } from './queues.ts';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RunnerEventSchema } from '../core/index.ts';
+import { RunnerEventSchema, TraceContextSchema } from '../core/index.ts';
 
 export const queueNames = {
   plan: 'handoff-plan',
@@ -8,13 +8,20 @@ export const queueNames = {
   schedule: 'handoff-schedule',
 } as const;
 
-export const PlanJobSchema = z.object({ taskId: z.string(), version: z.number().int().positive() });
+export const PlanJobSchema = z.object({
+  taskId: z.string(),
+  version: z.number().int().positive(),
+  /** The task's trace, continued by the runner (absent when tracing is off). */
+  trace: TraceContextSchema.optional(),
+});
 export type PlanJob = z.infer<typeof PlanJobSchema>;
 
 export const RunJobSchema = z.object({
   taskId: z.string(),
   planVersion: z.number().int().positive(),
   runId: z.string(),
+  /** The trace of the approval that queued the run, continued by the runner. */
+  trace: TraceContextSchema.optional(),
 });
 export type RunJob = z.infer<typeof RunJobSchema>;
 

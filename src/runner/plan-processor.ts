@@ -30,7 +30,7 @@ import {
   type Task,
   transition,
 } from '../core/index.ts';
-import type { Logger } from '../observability/index.ts';
+import { type Logger, Metrics } from '../observability/index.ts';
 import type { PlanJob, Queues } from '../queue/index.ts';
 import type { ArtifactStore, AuditLog, ChannelSettingsStore, GrantStore, StateStore } from '../storage/index.ts';
 import { planChannelContext } from './channel-settings.ts';
@@ -85,6 +85,8 @@ export interface RunnerDeps {
   grants?: GrantStore;
   /** Channel instructions and memory, sent with every plan and run; proposals from `propose_memory`. */
   channelSettings?: ChannelSettingsStore;
+  /** This process's Prometheus metrics (/metrics); unset in tests that do not read them. */
+  metrics?: Metrics;
 }
 
 /** The connector tools a planner is shown for a task, listed by starting each allowed connector briefly. */
@@ -126,7 +128,7 @@ export async function planReach(
       unavailable,
       egressDomains: egressForbidden ? [] : [...(policy.egressDomains ?? [])],
       webFetch: deps.webFetch !== false && !egressForbidden,
-      webSearch: policy.webSearch === true && !egressForbidden,
+      webSearch: policy.webSearch === true && !egressForbidden && deps.provider.offersWebSearch !== false,
       skills: channelSkills(deps.skills, policy).map((s) => ({ name: s.name, description: s.description })),
     },
   };
@@ -220,7 +222,8 @@ export function buildPlan(
         );
   const inputs = new Set(task.inputs.map((f) => f.name));
   const webFetch = deps.webFetch !== false && egressDomains.length > 0;
-  const webSearch = policy.webSearch === true && egressDomains.length > 0;
+  // Not on a platform without the server tool (Bedrock): the run reads pages with web_fetch instead.
+  const webSearch = policy.webSearch === true && egressDomains.length > 0 && deps.provider.offersWebSearch !== false;
   // A rough estimate shown on the card: a few turns per step, priced like an average turn.
   const estimatedTokens = deps.provider.demo ? 0 : Math.min(deps.maxTokensPerRun, 12_000 * (draft.steps.length + 2));
   const estimatedCostUsd = costUsd(
@@ -280,6 +283,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
   } else if (task.state !== 'planning') {
     return; // cancelled or failed meanwhile
   }
+  const planningStarted = performance.now();
 
   // A revision: the model sees the plan it replaces and what people asked to change.
   const previousPlan = job.version > 1 ? await state.getPlan(task.id, job.version - 1) : undefined;
@@ -343,6 +347,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
     // Planning is real spend: it counts on the task and against the channel's month.
     const planningCost = costUsd(result.usage, deps.prices);
     if (planningCost > 0) await state.addChannelCost(task.conversation, planningCost, new Date());
+    deps.metrics?.modelUsage(task.conversation, result.usage, planningCost);
     const expiresAtMs = Date.now() + (channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs);
     await state.updateTask(task.id, (t) =>
       transition(t, 'awaiting_approval', new Date(), {
@@ -354,6 +359,8 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       }),
     );
     await queues.scheduleExpiry({ taskId: task.id, version: plan.version }, expiresAtMs);
+    // The task id comes from the job's log context (log-context.ts), as on every line here.
+    deps.logger.info({ planVersion: plan.version, steps: plan.steps.length }, 'plan ready for approval');
     await audit.append({
       type: 'plan.created',
       taskId: task.id,
@@ -376,6 +383,7 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
           : {}),
       },
     });
+    deps.metrics?.planDuration.observe(Metrics.since(planningStarted));
     await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });
   } finally {
     await sandbox.destroy();

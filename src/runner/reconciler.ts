@@ -1,4 +1,5 @@
 import { ErrorCodes, HandoffError, isTerminal, newId, runIsLive, type Task, transition } from '../core/index.ts';
+import { traceOf } from '../observability/index.ts';
 import { planJobId, runIdFor, runJobId } from '../queue/index.ts';
 import { expirePlan, failPlanning, type RunnerDeps } from './plan-processor.ts';
 
@@ -67,7 +68,7 @@ async function reconcileTask(deps: RunnerDeps, task: Task, now: number, result: 
       return;
     }
     await job?.remove().catch(() => undefined);
-    await queues.enqueuePlan({ taskId: task.id, version: task.planVersion + 1 });
+    await queues.enqueuePlan({ taskId: task.id, version: task.planVersion + 1, ...traceOf(task.trace) });
     await audit.append({ type: 'task.requeued', taskId: task.id, data: { queue: 'plan', jobState } });
     result.requeued++;
     return;
@@ -113,6 +114,7 @@ async function reconcileTask(deps: RunnerDeps, task: Task, now: number, result: 
     taskId: task.id,
     planVersion: task.planVersion,
     runId: task.runId ?? runIdFor(task.id, task.planVersion),
+    ...traceOf(job?.data.trace ?? task.trace),
   });
   await audit.append({ type: 'task.requeued', taskId: task.id, data: { queue: 'run', jobState } });
   result.requeued++;

@@ -30,6 +30,7 @@ import {
   type WorkspaceManifest,
   zeroUsage,
 } from '../core/index.ts';
+import { withSpan } from '../observability/index.ts';
 import type { RunJob } from '../queue/index.ts';
 import { formatBytes } from '../storage/index.ts';
 import { memoryProposalTools, runChannelContext, withProposalTool } from './channel-settings.ts';
@@ -108,6 +109,7 @@ export async function processRunJob(
       taskId: task.id,
       data: { runId: job.runId, planVersion: job.planVersion, runner: deps.runnerId },
     });
+    deps.logger.info({ planVersion: job.planVersion, runner: deps.runnerId }, 'run started');
   } else if (task.state === 'waiting_for_approval') {
     const pending = (await state.getCheckpoint(job.runId, { messages: false }))?.pendingAction;
     if (!pending)
@@ -411,6 +413,7 @@ export async function processRunJob(
       },
       // Awaited: a call whose audit record cannot be written does not go back to the model.
       onToolCall: (record, input) => {
+        deps.metrics?.toolCalls.inc({ kind: record.action, trust_level: record.trust, decision: record.decision });
         const connector = hub?.lookup(record.tool);
         if (connector)
           deps.logger.debug(
@@ -481,7 +484,7 @@ export async function processRunJob(
       throw new RunHandedBack('another runner took this run over');
     throw err;
   }
-  await state.updateTask(task.id, (t) =>
+  const ended = await state.updateTask(task.id, (t) =>
     isTerminal(t.state)
       ? t
       : transition(t, finalState, new Date(), {
@@ -493,6 +496,10 @@ export async function processRunJob(
   );
   const runCost = costUsd(cp.usage, deps.prices);
   if (runCost > 0) await state.addChannelCost(task.conversation, runCost, new Date());
+  if (!isTerminal(ended.before.state)) {
+    deps.metrics?.runDuration.observe({ outcome: finalState }, (latest.elapsedMs ?? 0) / 1000);
+    deps.metrics?.modelUsage(task.conversation, cp.usage, runCost);
+  }
   if (Object.keys(cp.redactions ?? {}).length > 0) {
     await audit.append({ type: 'run.redactions', taskId: task.id, data: { runId: job.runId, counts: cp.redactions } });
   }
@@ -507,6 +514,7 @@ export async function processRunJob(
     },
   });
   await queues.emit({ type: 'result', taskId: task.id, runId: job.runId });
+  deps.logger.info({ outcome: finalState, ...(outcome.failure ? { code: outcome.failure.code } : {}) }, 'run finished');
   await removeWorkspace(deps.workspacesDir, task.id).catch(() => undefined);
   if (egress?.socketDir) await rm(egress.socketDir, { recursive: true, force: true }).catch(() => undefined);
 }
@@ -747,7 +755,9 @@ async function deliver(
   // A key of its own per delivery: two names that look alike never share one.
   const key = `tasks/${task.id}/out/${newId('f')}-${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 100)}`;
   const mediaType = mediaTypeFor(name);
-  const stored = await deps.store.put(key, stream, { mediaType, maxBytes: cap - ws.manifest.deliveredBytes });
+  const put = () => deps.store.put(key, stream, { mediaType, maxBytes: cap - ws.manifest.deliveredBytes });
+  const end = (s: { size: number }) => ({ 'handoff.artifact.size_bytes': s.size });
+  const stored = await withSpan('artifact.upload', { 'handoff.artifact.media_type': mediaType }, put, { end });
   ws.manifest = { ...ws.manifest, deliveredBytes: ws.manifest.deliveredBytes + stored.size };
   const artifact = {
     name,

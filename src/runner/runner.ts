@@ -1,7 +1,7 @@
 import { DelayedError, type Job, WaitingChildrenError, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { abortCode, asHandoffError, ErrorCodes, HandoffError, isTerminal, transition } from '../core/index.ts';
-import { throttledLog } from '../observability/index.ts';
+import { continueTrace, jobLogContext, throttledLog, withLogContext } from '../observability/index.ts';
 import { type PlanJob, PlanJobSchema, queueNames, type RunJob, RunJobSchema } from '../queue/index.ts';
 import { cancelChannel } from '../storage/index.ts';
 import { sweepArtifacts, sweepSandboxesAndWorkspaces } from './janitor.ts';
@@ -65,8 +65,17 @@ export class Runner {
       stalledInterval: options.stalledIntervalMs ?? defaultStalledIntervalMs,
       maxStalledCount: options.maxStalledCount ?? 5,
     };
-    this.planWorker = new Worker<PlanJob>(queueNames.plan, (job, _token, signal) => this.plan(job, signal), common);
-    this.runWorker = new Worker<RunJob>(queueNames.run, (job, token, signal) => this.run(job, token, signal), common);
+    // Every line logged while a job is worked on names its task (and run): log-context.ts.
+    this.planWorker = new Worker<PlanJob>(
+      queueNames.plan,
+      (job, _token, signal) => withLogContext(jobLogContext(job.data), () => this.plan(job, signal)),
+      common,
+    );
+    this.runWorker = new Worker<RunJob>(
+      queueNames.run,
+      (job, token, signal) => withLogContext(jobLogContext(job.data), () => this.run(job, token, signal)),
+      common,
+    );
     // Children of fan-outs have workers of their own, so N of them run at once beside the runs.
     this.workstreams = new WorkstreamRunner(deps, {
       connection: options.connection,
@@ -108,7 +117,9 @@ export class Runner {
     }
     await this.withSignal(data.taskId, jobSignal, async (signal) => {
       try {
-        await processPlanJob(this.deps, data, signal);
+        // Continues the trace the bot started (job data), so request and plan are one trace.
+        const attrs = { 'handoff.task.id': data.taskId, 'handoff.plan.version': data.version };
+        await continueTrace(data.trace, 'plan', attrs, () => processPlanJob(this.deps, data, signal));
       } catch (err) {
         const stop = abortCode(signal);
         if (stop === ErrorCodes.runnerStopping) {
@@ -139,7 +150,10 @@ export class Runner {
     };
     await this.withSignal(data.taskId, jobSignal, async (signal) => {
       try {
-        await processRunJob(this.deps, data, signal, control);
+        const attrs = { 'handoff.task.id': data.taskId, 'handoff.run.id': data.runId };
+        const expected = (err: unknown) => err instanceof RunParked || err instanceof RunHandedBack;
+        const work = () => processRunJob(this.deps, data, signal, control);
+        await continueTrace(data.trace, 'run', attrs, work, { expected });
         // A run whose task ended while some of its workstreams still stop completes after them.
         if (token && (await job.moveToWaitingChildren(token))) throw new RunWaitingForWorkstreams();
       } catch (err) {
@@ -204,6 +218,38 @@ export class Runner {
     } catch (err) {
       this.deps.logger.error({ err, taskId }, 'could not record a run failure');
     }
+  }
+
+  /**
+   * Whether this runner can take work (`/readyz`): its plan and run workers run on a
+   * connected Redis client, and the Docker engine answers within 3 s.
+   */
+  async ready(): Promise<{ ok: boolean; reason?: string }> {
+    const answer = await this.readiness();
+    this.deps.metrics?.runnerReady.set(answer.ok ? 1 : 0);
+    return answer;
+  }
+
+  private async readiness(): Promise<{ ok: boolean; reason?: string }> {
+    if (this.closing) return { ok: false, reason: 'the runner is shutting down' };
+    for (const worker of [this.planWorker, this.runWorker]) {
+      if (!worker.isRunning()) return { ok: false, reason: `the ${worker.name} worker is not running` };
+      if ((await worker.backend.client).status !== 'ready')
+        return { ok: false, reason: `the ${worker.name} worker is not connected to Redis` };
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), 3000);
+    });
+    try {
+      const pinged = await Promise.race([this.deps.driver.ping().then(() => 'ok' as const), late]);
+      if (pinged === 'late') return { ok: false, reason: 'Docker did not answer within 3 s' };
+    } catch (err) {
+      return { ok: false, reason: `Docker does not answer: ${asHandoffError(err).message}` };
+    } finally {
+      clearTimeout(timer);
+    }
+    return { ok: true };
   }
 
   /** Starts the workers' companions: the heartbeat, the janitor and the reconciler. */

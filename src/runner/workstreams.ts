@@ -26,7 +26,7 @@ import {
   type WorkstreamRecord,
   zeroUsage,
 } from '../core/index.ts';
-import { throttledLog } from '../observability/index.ts';
+import { continueTrace, jobLogContext, throttledLog, withLogContext } from '../observability/index.ts';
 import {
   Flows,
   type FlowsOptions,
@@ -132,7 +132,19 @@ export class WorkstreamRunner {
     this.store = new WorkstreamStore(options.connection);
     this.worker = new Worker<WorkstreamJob>(
       workstreamQueueName,
-      (job, token, signal) => this.processChild(job, token, signal),
+      (job, token, signal) =>
+        withLogContext(jobLogContext(job.data), () =>
+          // Continues the parent run's trace; a child put back for a moment is not a failure.
+          continueTrace(
+            job.data.trace,
+            'workstream',
+            workstreamSpan(job.data),
+            () => this.processChild(job, token, signal),
+            {
+              expected: (err) => err instanceof DelayedError,
+            },
+          ),
+        ),
       {
         connection: options.connection,
         prefix: options.prefix ?? 'hfq',
@@ -308,6 +320,7 @@ export class WorkstreamRunner {
           }),
     );
     if (before.state === after.state) return;
+    this.deps.metrics?.modelUsage(task.conversation, usage, costUsd(usage, this.deps.prices));
     // The others stop: every runner aborts this task's workstreams on the cancel channel.
     await state.requestCancel(task.id);
     await audit.append({
@@ -623,14 +636,16 @@ export class WorkstreamRunner {
         // A workstream starts over when it is retried: nothing to resume from.
         save: async () => undefined,
         progress: () => undefined,
-        onToolCall: (record, input) =>
-          deps.audit
+        onToolCall: (record, input) => {
+          deps.metrics?.toolCalls.inc({ kind: record.action, trust_level: record.trust, decision: record.decision });
+          return deps.audit
             .append({
               type: 'tool.call',
               taskId: task.id,
               data: { ...record, workstream: w.id, input: abbreviateStrings(input, 500, 200) },
             })
-            .then(() => undefined),
+            .then(() => undefined);
+        },
       });
       return { outcome, outputs };
     } finally {
@@ -676,5 +691,14 @@ export function childBudget(plan: Plan, maxParallel: number): Plan['envelope']['
     maxTokens: Math.max(1, Math.floor(b.maxTokens / (n + 1))),
     maxCostUsd: b.maxCostUsd / (n + 1),
     maxWallTimeMs: Math.max(1000, Math.floor(b.maxWallTimeMs / (waves + 1))),
+  };
+}
+
+/** The ids a workstream's span carries (job data is validated later, by the processor). */
+function workstreamSpan(data: Partial<WorkstreamJob>): Record<string, string> {
+  return {
+    ...(data.taskId ? { 'handoff.task.id': data.taskId } : {}),
+    ...(data.runId ? { 'handoff.run.id': data.runId } : {}),
+    ...(data.workstreamId ? { 'handoff.workstream.id': data.workstreamId } : {}),
   };
 }

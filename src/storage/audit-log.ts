@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { canonicalJson, ErrorCodes, HandoffError, redact } from '../core/index.ts';
+import { Metrics } from '../observability/index.ts';
 
 export interface AuditRecord {
   seq: number;
@@ -20,6 +21,8 @@ export interface AuditLogOptions {
    * error. Default 10 000 ms.
    */
   unavailableRetryMs?: number;
+  /** Times every append (/metrics: handoff_audit_append_seconds). */
+  metrics?: Metrics;
 }
 
 /** Redis list holding the audit records, oldest first. */
@@ -131,9 +134,11 @@ type RecordFields = Omit<AuditRecord, 'seq' | 'prevHash' | 'hash'>;
 export class AuditLog {
   private readonly redis: Redis;
   private readonly unavailableRetryMs: number;
+  private readonly metrics: Metrics | undefined;
 
   constructor(redis: Redis, options: AuditLogOptions = {}) {
     this.redis = redis;
+    this.metrics = options.metrics;
     this.unavailableRetryMs = options.unavailableRetryMs ?? 10_000;
     // Defined once per connection; ioredis sends the script body once per socket, then EVALSHA.
     if (typeof (redis as Partial<AppendCommand>)[appendCommand] !== 'function') {
@@ -156,6 +161,23 @@ export class AuditLog {
    * twice (two seqs, a chain that still verifies): for an audit trail, twice beats never.
    */
   async append(entry: {
+    type: string;
+    taskId?: string;
+    actor?: string;
+    data?: Record<string, unknown>;
+  }): Promise<AuditRecord> {
+    const started = performance.now();
+    try {
+      const record = await this.appendOnce(entry);
+      this.metrics?.auditAppend.observe({ outcome: 'ok' }, Metrics.since(started));
+      return record;
+    } catch (err) {
+      this.metrics?.auditAppend.observe({ outcome: 'error' }, Metrics.since(started));
+      throw err;
+    }
+  }
+
+  private async appendOnce(entry: {
     type: string;
     taskId?: string;
     actor?: string;

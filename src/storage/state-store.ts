@@ -17,6 +17,7 @@ import {
   ThreadMessageSchema,
   type WorkstreamState,
 } from '../core/index.ts';
+import type { Metrics } from '../observability/index.ts';
 import { WorkstreamStore } from './workstream-store.ts';
 
 const prefix = 'hf:';
@@ -92,6 +93,8 @@ return 1
 export interface StateStoreOptions {
   /** How long a task's records are kept after it ends. Default 30 days. */
   retentionMs?: number;
+  /** Counts every task created and every state change this store makes (/metrics). */
+  metrics?: Metrics;
 }
 
 export interface OpenQuestion {
@@ -108,6 +111,7 @@ export interface OpenQuestion {
  */
 export class StateStore {
   readonly retentionMs: number;
+  private readonly metrics: Metrics | undefined;
   /** Per run: the message objects this process last stored, to send only what changed. */
   private readonly storedMessages = new Map<string, unknown[]>();
 
@@ -116,6 +120,7 @@ export class StateStore {
     options: StateStoreOptions = {},
   ) {
     this.retentionMs = options.retentionMs ?? defaultRetentionMs;
+    this.metrics = options.metrics;
   }
 
   /** Time to live of a record of a task that has not ended yet. */
@@ -136,6 +141,7 @@ export class StateStore {
       .zadd(k.active, now, task.id)
       .exec();
     if (ok?.[0]?.[1] !== 'OK') throw new HandoffError(ErrorCodes.invalidInput, `task ${task.id} already exists`);
+    this.metrics?.tasksCreated.inc({ surface: task.conversation.surface });
   }
 
   async getTask(id: string): Promise<Task | undefined> {
@@ -166,6 +172,7 @@ export class StateStore {
       const ttl = ended ? this.retentionMs : this.liveTtlMs;
       const swapped = await this.redis.eval(compareAndSet, 1, key, raw, JSON.stringify(after), String(ttl));
       if (swapped === 1) {
+        this.metrics?.taskChanged(after.conversation.surface, before.state, after.state);
         // The index of plans waiting for a decision follows the state (App Home reads it).
         if (after.state === 'awaiting_approval' && before.state !== 'awaiting_approval') {
           await this.redis.zadd(k.awaiting, Date.parse(after.updatedAt), id);

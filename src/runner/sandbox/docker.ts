@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import Dockerode from 'dockerode';
 import { extract, pack } from 'tar-stream';
 import { ErrorCodes, HandoffError } from '../../core/index.ts';
+import { Metrics, traceSandboxExec, withSpan } from '../../observability/index.ts';
 import { EGRESS_SOCKET_NAME } from '../egress/index.ts';
 import type {
   ExecOptions,
@@ -89,6 +90,7 @@ const UNREACHABLE_CODES = new Set([
 /** Minimal logger; pino's matches. */
 export interface SandboxLogger {
   warn(obj: object, msg: string): void;
+  debug?(obj: object, msg: string): void;
 }
 
 export interface DockerSandboxDriverOptions {
@@ -99,6 +101,8 @@ export interface DockerSandboxDriverOptions {
   /** `uid:gid` the sandboxed commands run as; MUST NOT be root. e.g. `1000:1000`. */
   sandboxUser: string;
   logger?: SandboxLogger;
+  /** Times sandbox creation and every command (/metrics). */
+  metrics?: Metrics;
 }
 
 /** Runs each sandbox as a hardened Docker container (DESIGN §7). */
@@ -110,6 +114,7 @@ export class DockerSandboxDriver implements SandboxDriver {
   /** The sandbox user's uid and gid (from `sandboxUser`): owners of /workspace/out and restored files. */
   readonly #owner: { uid: number; gid: number };
   readonly #logger: SandboxLogger | undefined;
+  readonly #metrics: Metrics | undefined;
   #closed = false;
 
   constructor(options: DockerSandboxDriverOptions) {
@@ -123,9 +128,23 @@ export class DockerSandboxDriver implements SandboxDriver {
     const u = Number.isInteger(uid) ? uid! : 1000;
     this.#owner = { uid: u, gid: Number.isInteger(gid) ? gid! : u };
     this.#logger = options.logger;
+    this.#metrics = options.metrics;
   }
 
   async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+    const started = performance.now();
+    try {
+      const attrs = { 'handoff.task.id': spec.taskId, 'handoff.sandbox.read_only': spec.readOnlyWorkspace };
+      const sandbox = await withSpan('sandbox.create', attrs, () => this.#create(spec, signal));
+      this.#metrics?.sandboxCreate.observe({ outcome: 'ok' }, Metrics.since(started));
+      return sandbox;
+    } catch (err) {
+      this.#metrics?.sandboxCreate.observe({ outcome: 'error' }, Metrics.since(started));
+      throw err;
+    }
+  }
+
+  async #create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     if (this.#closed) throw new HandoffError(ErrorCodes.sandboxUnavailable, 'The sandbox driver is closed');
     throwIfAborted(signal);
     // Bind sources must be absolute.
@@ -213,7 +232,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       throw this.#createError(err);
     }
 
-    const sandbox = new DockerSandbox(container, this.#owner, this.#logger);
+    const sandbox = new DockerSandbox(container, this.#owner, this.#logger, this.#metrics);
     try {
       throwIfAborted(signal);
       await container.start();
@@ -226,6 +245,7 @@ export class DockerSandboxDriver implements SandboxDriver {
       if (err instanceof HandoffError) throw err;
       throw this.#createError(err);
     }
+    this.#logger?.debug?.({ containerId: sandbox.id.slice(0, 12) }, 'sandbox created');
     return sandbox;
   }
 
@@ -247,7 +267,7 @@ export class DockerSandboxDriver implements SandboxDriver {
         throw toSandboxError(err, 'Could not resume the kept sandbox');
       }
     }
-    return new DockerSandbox(container, this.#owner, this.#logger);
+    return new DockerSandbox(container, this.#owner, this.#logger, this.#metrics);
   }
 
   async list(): Promise<SandboxInfo[]> {
@@ -365,12 +385,19 @@ class DockerSandbox implements Sandbox {
   /** The cgroup's oom_kill count when the last command ended. */
   #oomBaseline: number | undefined;
   readonly #owner: { uid: number; gid: number };
+  readonly #metrics: Metrics | undefined;
 
-  constructor(container: Dockerode.Container, owner: { uid: number; gid: number }, logger: SandboxLogger | undefined) {
+  constructor(
+    container: Dockerode.Container,
+    owner: { uid: number; gid: number },
+    logger: SandboxLogger | undefined,
+    metrics?: Metrics,
+  ) {
     this.id = container.id;
     this.#container = container;
     this.#owner = owner;
     this.#logger = logger;
+    this.#metrics = metrics;
   }
 
   async suspend(): Promise<void> {
@@ -463,6 +490,19 @@ class DockerSandbox implements Sandbox {
   }
 
   async exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
+    const started = performance.now();
+    try {
+      const result = await traceSandboxExec(argv, () => this.#exec(argv, options));
+      const outcome = result.timedOut ? 'timeout' : result.exitCode === 0 ? 'ok' : 'nonzero';
+      this.#metrics?.sandboxExec.observe({ outcome }, Metrics.since(started));
+      return result;
+    } catch (err) {
+      this.#metrics?.sandboxExec.observe({ outcome: 'error' }, Metrics.since(started));
+      throw err;
+    }
+  }
+
+  async #exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
     if (argv.length === 0) throw new HandoffError(ErrorCodes.invalidInput, 'Cannot run an empty command');
     const { signal, timeoutMs } = options;
     throwIfAborted(signal);

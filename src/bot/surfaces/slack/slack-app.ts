@@ -16,7 +16,7 @@ import {
   splitScheduleMessage,
   type Task,
 } from '../../../core/index.ts';
-import type { Logger } from '../../../observability/index.ts';
+import type { Logger, Metrics } from '../../../observability/index.ts';
 import type { Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import { takesFollowUps } from '../../follow-up.ts';
@@ -29,6 +29,7 @@ import {
 } from '../../thread-context.ts';
 import { asUnavailable } from '../../unavailable.ts';
 import type { StatusView } from '../../views.ts';
+import { countingSlackFetch } from './api-metrics.ts';
 import { mentionApprovers, SlackUserGroups } from './approvers.ts';
 import {
   actionIds,
@@ -72,6 +73,8 @@ export interface SlackOptions {
   appToken?: string;
   /** Web API base URL, ending in `/` (tests point it at a local fake). */
   apiUrl?: string;
+  /** Counts every Web API call and 429 (/metrics). */
+  metrics?: Metrics;
   /**
    * Read by the way out only (message references, plans and uploads the surface edits);
    * tasks come in through `HandoffInbound`, never from here.
@@ -134,6 +137,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     retryConfig: { retries: 2, factor: 2, minTimeout: 500, maxTimeout: 3000, randomize: true },
     timeout: 30_000,
     logger: boltLogger(logger),
+    ...(options.metrics ? { fetch: countingSlackFetch(options.metrics) } : {}),
   };
   const client = new webApi.WebClient(options.botToken, clientOptions);
   const surface = new SlackSurface({

@@ -22,7 +22,7 @@ import {
   splitScheduleMessage,
   type Task,
 } from '../../../core/index.ts';
-import type { Logger } from '../../../observability/index.ts';
+import type { Logger, Metrics } from '../../../observability/index.ts';
 import type { ArtifactStore, AuditLog } from '../../../storage/index.ts';
 import { channelSettingsCommand, parseSettingsCommand } from '../../channel-settings.ts';
 import { takesFollowUps } from '../../follow-up.ts';
@@ -78,6 +78,8 @@ export interface TeamsOptions {
     threadContextMessages?: number;
   };
   pacing?: PacingOptions;
+  /** Counts every Bot Connector call and 429 (/metrics). */
+  metrics?: Metrics;
   heartbeatMs?: number;
 }
 
@@ -130,6 +132,7 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     credentials,
     allowlist,
     ...(options.pacing ? { pacing: options.pacing } : {}),
+    ...(options.metrics ? { metrics: options.metrics } : {}),
   });
   const teamsStore = new TeamsStore(options.redis, options.retentionMs);
   const surface = new TeamsSurface({

@@ -1,6 +1,7 @@
 import { Activity } from '@microsoft/agents-activity';
 import { ConnectorClient } from '@microsoft/agents-hosting';
 import { ErrorCodes, HandoffError } from '../../../core/index.ts';
+import type { Metrics } from '../../../observability/index.ts';
 import type { ClientCredentials, HostAllowlist } from './teams-auth.ts';
 
 /** The scope of tokens for the Bot Connector service. */
@@ -73,6 +74,8 @@ export class TeamsConnector {
       credentials: ClientCredentials;
       allowlist: HostAllowlist;
       pacing?: PacingOptions;
+      /** Counts every call and 429 (/metrics). */
+      metrics?: Metrics;
     },
   ) {
     this.bot = new Windows(options.pacing?.perBot ?? defaultPerBot);
@@ -81,7 +84,7 @@ export class TeamsConnector {
   /** Posts an activity into a conversation (a channel thread when the id carries `;messageid=`). */
   async send(serviceUrl: string, conversationId: string, activity: Partial<Activity>): Promise<string> {
     const res = await this.paced(conversationId, () =>
-      this.call(serviceUrl, (c) => c.sendToConversation(conversationId, toActivity(activity))),
+      this.call(serviceUrl, 'sendToConversation', (c) => c.sendToConversation(conversationId, toActivity(activity))),
     );
     return res.id ?? '';
   }
@@ -97,7 +100,7 @@ export class TeamsConnector {
     const body = { ...activity, id: activityId };
     if (!options.progress) {
       await this.paced(conversationId, () =>
-        this.call(serviceUrl, (c) => c.updateActivity(conversationId, activityId, toActivity(body))),
+        this.call(serviceUrl, 'updateActivity', (c) => c.updateActivity(conversationId, activityId, toActivity(body))),
       );
       return;
     }
@@ -115,7 +118,9 @@ export class TeamsConnector {
       this.pendingProgress.delete(key);
       if (this.closed) return;
       this.lastProgress.set(conversationId, Date.now());
-      await this.call(serviceUrl, (c) => c.updateActivity(conversationId, activityId, toActivity(entry.activity)));
+      await this.call(serviceUrl, 'updateActivity', (c) =>
+        c.updateActivity(conversationId, activityId, toActivity(entry.activity)),
+      );
     }).then(() => undefined);
     this.pendingProgress.set(key, entry);
     return entry.done;
@@ -123,7 +128,9 @@ export class TeamsConnector {
 
   /** Deletes a message the bot posted. */
   async remove(serviceUrl: string, conversationId: string, activityId: string): Promise<void> {
-    await this.paced(conversationId, () => this.call(serviceUrl, (c) => c.deleteActivity(conversationId, activityId)));
+    await this.paced(conversationId, () =>
+      this.call(serviceUrl, 'deleteActivity', (c) => c.deleteActivity(conversationId, activityId)),
+    );
   }
 
   /** Starts a conversation: a new post in a channel, or a 1:1 chat with a person. */
@@ -134,7 +141,7 @@ export class TeamsConnector {
     const body = { ...params, ...(params.activity ? { activity: toActivity(params.activity) } : {}) };
     const channel = (params.channelData as { channel?: { id?: unknown } } | undefined)?.channel?.id;
     const res = await this.paced(typeof channel === 'string' ? channel : `create:${serviceUrl}`, () =>
-      this.call(serviceUrl, (c) =>
+      this.call(serviceUrl, 'createConversation', (c) =>
         c.createConversation(body as unknown as Parameters<ConnectorClient['createConversation']>[0]),
       ),
     );
@@ -148,10 +155,9 @@ export class TeamsConnector {
     userId: string,
   ): Promise<Record<string, unknown> | undefined> {
     try {
-      return (await this.call(serviceUrl, (c) => c.getConversationMember(userId, conversationId))) as unknown as Record<
-        string,
-        unknown
-      >;
+      return (await this.call(serviceUrl, 'getConversationMember', (c) =>
+        c.getConversationMember(userId, conversationId),
+      )) as unknown as Record<string, unknown>;
     } catch (err) {
       if (statusOf(err) === 404 || statusOf(err) === 403) return undefined;
       throw err;
@@ -202,15 +208,19 @@ export class TeamsConnector {
     return next;
   }
 
-  private async call<T>(serviceUrl: string, fn: (client: ConnectorClient) => Promise<T>): Promise<T> {
+  /** One Bot Connector call (`method` names it for /metrics), retried on 429, 5xx and an expired token. */
+  private async call<T>(serviceUrl: string, method: string, fn: (client: ConnectorClient) => Promise<T>): Promise<T> {
     this.options.allowlist.check(serviceUrl, 'the Bot Connector service URL');
     const maxAttempts = this.options.pacing?.maxAttempts ?? 4;
     const maxRetryAfterMs = this.options.pacing?.maxRetryAfterMs ?? 60_000;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await fn(await this.client(serviceUrl));
+        const result = await fn(await this.client(serviceUrl));
+        this.options.metrics?.chatApiCall('teams', method, 'ok');
+        return result;
       } catch (err) {
         const status = statusOf(err);
+        this.options.metrics?.chatApiCall('teams', method, status === 429 ? 'rate_limited' : 'error');
         if (status === 401) this.clients.delete(serviceUrl);
         const retryable = status === 429 || status === 502 || status === 503 || status === 504 || status === 401;
         if (!retryable || attempt >= maxAttempts || this.closed) throw describeError(err);
