@@ -12,7 +12,7 @@ import { loadConfig } from '../../src/config/index.ts';
 import { startHandoff } from '../../src/main.ts';
 import { createLogger } from '../../src/observability/index.ts';
 import { DockerSandboxDriver } from '../../src/runner/index.ts';
-import { type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
+import { AuditLog, type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
 import { type FakeAnthropicServer, type FakeReply, startFakeAnthropic } from '../fakes/anthropic-server.ts';
 import { ConsoleClient, links, planButtons } from '../helpers/console-client.ts';
 import { describeDocker, sandboxImage, sandboxUser } from '../helpers/docker.ts';
@@ -514,7 +514,13 @@ describeDocker('bad input and failures, through the HTTP API', () => {
     expect(thr.filter((m) => !m.author.bot).map((m) => m.text)).toEqual([salesRequest]);
   }, 180_000);
 
-  it('10. a runner killed mid-command: a new runner resumes the run from its checkpoint and delivers', async () => {
+  /**
+   * A run's first runner goes away in the middle of a 20-second command, and another runner
+   * resumes the run from its checkpoint. `kill`: SIGKILL, as when a machine dies; the new
+   * runner starts afterwards. `scale-in`: SIGTERM, as when an autoscaler removes a replica;
+   * the other replica is already running, and the stopping one must exit cleanly.
+   */
+  async function runnerLeavesMidCommand(how: 'kill' | 'scale-in') {
     const restartedNote = 'The runner restarted while this call was in progress';
     const fake = await fakeModel(({ calls }) => {
       const last = calls.at(-1);
@@ -545,10 +551,10 @@ describeDocker('bad input and failures, through the HTTP API', () => {
 
     const output: string[] = [];
     const runners: ChildProcess[] = [];
-    const startRunner = () => {
+    const startRunner = (runnerId: string, extra: Record<string, string> = {}) => {
       const child = spawn(process.execPath, ['bin/handoff.js', 'runner'], {
         cwd: repoRoot,
-        env: { ...process.env, ...env, HANDOFF_CONFIG: '/dev/null' },
+        env: { ...process.env, ...env, HANDOFF_CONFIG: '/dev/null', HANDOFF_RUNNER_ID: runnerId, ...extra },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       child.stdout!.on('data', (d: Buffer) => output.push(d.toString()));
@@ -567,7 +573,7 @@ describeDocker('bad input and failures, through the HTTP API', () => {
       }
     });
 
-    const first = startRunner();
+    const first = startRunner('runner-a');
     const people = new Redis(redis.url);
     cleanups.push(async () => people.quit());
     const users = new ConsoleUsers(people);
@@ -586,10 +592,24 @@ describeDocker('bad input and failures, through the HTTP API', () => {
     );
     await new Promise((r) => setTimeout(r, 1000));
 
-    const died = new Promise((r) => first.once('exit', r));
-    first.kill('SIGKILL');
-    await died;
-    startRunner();
+    const exited = new Promise<number | null>((r) => first.once('exit', (code) => r(code)));
+    if (how === 'kill') {
+      first.kill('SIGKILL');
+      await exited;
+      startRunner('runner-b');
+    } else {
+      // The other replica is up before this one is told to go.
+      const second = startRunner('runner-b', { LOG_LEVEL: 'info' });
+      await until(
+        'the second runner',
+        async () => (output.join('').includes('runner started') ? true : undefined),
+        60_000,
+      );
+      expect(second.exitCode).toBeNull();
+      first.kill('SIGTERM');
+      // It hands the run back and exits on its own, cleanly, without being killed.
+      expect(await exited).toBe(0);
+    }
 
     let result: ConsoleMessage;
     try {
@@ -608,5 +628,23 @@ describeDocker('bad input and failures, through the HTTP API', () => {
     await expect(stat(join(dataDir, 'workspaces', taskId))).rejects.toMatchObject({ code: 'ENOENT' });
     // The dead runner's container was removed when the run resumed; the resumed one when it ended.
     expect(await containersOf(taskId)).toEqual([]);
+    // One run, started on the first runner, resumed on the second, finished once.
+    const audit = (await new AuditLog(people).records()).filter((r) => r.taskId === taskId);
+    const runEvents = audit
+      .filter((r) => r.type.startsWith('run.'))
+      .map((r) => `${r.type}@${String(r.data.runner ?? '')}`);
+    expect(runEvents.filter((e) => e.startsWith('run.started'))).toEqual(['run.started@runner-a']);
+    expect(runEvents.filter((e) => e.startsWith('run.resumed'))).toEqual(['run.resumed@runner-b']);
+    expect(audit.filter((r) => /^run\.(succeeded|failed|cancelled)$/.test(r.type)).map((r) => r.type)).toEqual([
+      'run.succeeded',
+    ]);
+  }
+
+  it('10. a runner killed mid-command: a new runner resumes the run from its checkpoint and delivers', async () => {
+    await runnerLeavesMidCommand('kill');
+  }, 180_000);
+
+  it('11. a runner scaled in mid-command (SIGTERM): it exits cleanly, the other runner resumes the run and delivers', async () => {
+    await runnerLeavesMidCommand('scale-in');
   }, 180_000);
 });
