@@ -49,28 +49,21 @@ cd "$REPO_ROOT"
 command -v docker >/dev/null 2>&1 || die "docker CLI not found"
 docker info >/dev/null 2>&1 || die "cannot talk to the Docker daemon (is dockerd running, and may this user use it?)"
 
-image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+# The base image (the registry-free path included), image_exists and build_ca_file.
+# shellcheck source=lib/debian-base.sh
+source "$SCRIPT_DIR/lib/debian-base.sh"
 
 if image_exists "$IMAGE" && [[ "$FORCE" -eq 0 ]]; then
   log "image $IMAGE already exists; nothing to do (pass --force to rebuild)"
   exit 0
 fi
 
-# Base image (the registry-free path included): shared with build-app-image.sh.
-# shellcheck source=lib/debian-base.sh
-source "$SCRIPT_DIR/lib/debian-base.sh"
 BASE_RERUN_ENV="$(printf 'HANDOFF_SANDBOX_IMAGE=%q ' "$IMAGE")"
 ensure_debian_base
 
 # Build from a temporary copy of sandbox/ so that an optional CA bundle can
 # be added to the context without touching the work tree.
-if [[ -v HANDOFF_BUILD_CA_FILE ]]; then
-  CA_FILE="$HANDOFF_BUILD_CA_FILE"
-elif [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
-  CA_FILE=/etc/ssl/certs/ca-certificates.crt
-else
-  CA_FILE=""
-fi
+CA_FILE="$(build_ca_file)"
 CONTEXT="$(mktemp -d "${TMPDIR:-/tmp}/handoff-sandbox-ctx.XXXXXX")"
 # shellcheck disable=SC2064
 trap "rm -rf '$CONTEXT'" EXIT

@@ -5,7 +5,9 @@
 # imported as handoff-base:bookworm, so only the Debian and npm package mirrors need to be
 # reachable. The debootstrap step needs root.
 #
-# The caller defines log, die and image_exists, and SCRIPT_PATH (named in the hint to
+# It also gives image_exists and build_ca_file to both scripts.
+#
+# The caller defines log and die, and SCRIPT_PATH (named in the hint to
 # re-run as root); it may set FORCE=1 (passed on in that hint), BASE_RERUN_ENV (extra
 # `NAME=value ` words for it) and HANDOFF_DEBIAN_MIRROR.
 
@@ -13,6 +15,19 @@
 : "${LOCAL_BASE:=handoff-base:bookworm}"
 : "${SUITE:=bookworm}"
 : "${DEFAULT_MIRROR:=http://deb.debian.org/debian}"
+
+image_exists() { docker image inspect "$1" >/dev/null 2>&1; }
+
+# The PEM bundle npm trusts in a throwaway build stage (never in the final image):
+# HANDOFF_BUILD_CA_FILE when it is set (empty: none), else this machine's system bundle,
+# so builds behind a TLS-inspecting proxy work.
+build_ca_file() {
+  if [[ -v HANDOFF_BUILD_CA_FILE ]]; then
+    printf '%s' "$HANDOFF_BUILD_CA_FILE"
+  elif [[ -r /etc/ssl/certs/ca-certificates.crt ]]; then
+    printf '%s' /etc/ssl/certs/ca-certificates.crt
+  fi
+}
 
 # First Debian mirror configured for apt on this machine (deb822 .sources or
 # one-line sources.list), ignoring the security archive and non-Debian repos.
