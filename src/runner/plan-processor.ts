@@ -7,6 +7,8 @@ import {
   loadSkillToolName,
   type ModelProvider,
   type OfferedTool,
+  type PlannerOptions,
+  type PlannerResult,
   type PlanReach,
   type Redactor,
   type SkillCatalog,
@@ -304,6 +306,65 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
       }
     : undefined;
 
+  // The planning sandbox is gone before the card is posted: a quick Approve never waits for its removal.
+  const { result, offered, channelContext } = await draftInSandbox(deps, task, job, previous, signal);
+  const built = buildPlan(task, job.version, result.draft, deps, new Date(), offered);
+  const plan = channelContext ? { ...built, channelContext } : built;
+  await state.savePlan(plan);
+  // Planning is real spend: it counts on the task and against the channel's month.
+  const planningCost = costUsd(result.usage, deps.prices);
+  if (planningCost > 0) await state.addChannelCost(task.conversation, planningCost, new Date());
+  deps.metrics?.modelUsage(task.conversation, result.usage, planningCost);
+  const expiresAtMs = Date.now() + (channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs);
+  await state.updateTask(task.id, (t) =>
+    transition(t, 'awaiting_approval', new Date(), {
+      planVersion: plan.version,
+      usage: addUsage(t.usage, result.usage),
+      costUsd: t.costUsd + planningCost,
+      votes: [],
+      approvalExpiresAt: new Date(expiresAtMs).toISOString(),
+    }),
+  );
+  await queues.scheduleExpiry({ taskId: task.id, version: plan.version }, expiresAtMs);
+  // The task id comes from the job's log context (log-context.ts), as on every line here.
+  deps.logger.info({ planVersion: plan.version, steps: plan.steps.length }, 'plan ready for approval');
+  await audit.append({
+    type: 'plan.created',
+    taskId: task.id,
+    data: {
+      version: plan.version,
+      promptSha256: result.promptSha256,
+      steps: stepTrustLevels(plan, channelPolicy(deps, task)),
+      blockers: planBlockers(plan, channelPolicy(deps, task)),
+      redactions: result.redactions,
+      model: plan.model,
+      // Which standing settings the planner was given: lengths and fact ids, never the texts.
+      ...(channelContext
+        ? {
+            channelContext: {
+              policyInstructionsLength: channelContext.policyInstructions?.length ?? 0,
+              instructionsLength: channelContext.instructions?.length ?? 0,
+              memoryFactIds: channelContext.memory.map((f) => f.id),
+            },
+          }
+        : {}),
+    },
+  });
+  deps.metrics?.planDuration.observe(Metrics.since(planningStarted));
+  await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });
+}
+
+/**
+ * The part of planning that needs the task's files: a read-only sandbox over them and the
+ * planning conversation. The sandbox and its workspace are removed before this returns.
+ */
+async function draftInSandbox(
+  deps: RunnerDeps,
+  task: Task,
+  job: PlanJob,
+  previous: PlannerOptions['previous'],
+  signal: AbortSignal,
+): Promise<{ result: PlannerResult; offered: OfferedTool[]; channelContext: Plan['channelContext'] }> {
   // A planning sandbox left by a runner that died would block this one's name.
   await deps.driver.removeTaskSandboxes(task.id);
   const workspace = await prepareWorkspace(deps.workspacesDir, task.id, task.inputs, deps.store, {
@@ -341,52 +402,13 @@ export async function processPlanJob(deps: RunnerDeps, job: PlanJob, signal: Abo
         ? { reach }
         : {}),
     });
-    const built = buildPlan(task, job.version, result.draft, deps, new Date(), offered);
-    const plan = channelContext ? { ...built, channelContext } : built;
-    await state.savePlan(plan);
-    // Planning is real spend: it counts on the task and against the channel's month.
-    const planningCost = costUsd(result.usage, deps.prices);
-    if (planningCost > 0) await state.addChannelCost(task.conversation, planningCost, new Date());
-    deps.metrics?.modelUsage(task.conversation, result.usage, planningCost);
-    const expiresAtMs = Date.now() + (channelPolicy(deps, task).approvalExpiryMs ?? deps.approvalExpiryMs);
-    await state.updateTask(task.id, (t) =>
-      transition(t, 'awaiting_approval', new Date(), {
-        planVersion: plan.version,
-        usage: addUsage(t.usage, result.usage),
-        costUsd: t.costUsd + planningCost,
-        votes: [],
-        approvalExpiresAt: new Date(expiresAtMs).toISOString(),
-      }),
-    );
-    await queues.scheduleExpiry({ taskId: task.id, version: plan.version }, expiresAtMs);
-    // The task id comes from the job's log context (log-context.ts), as on every line here.
-    deps.logger.info({ planVersion: plan.version, steps: plan.steps.length }, 'plan ready for approval');
-    await audit.append({
-      type: 'plan.created',
-      taskId: task.id,
-      data: {
-        version: plan.version,
-        promptSha256: result.promptSha256,
-        steps: stepTrustLevels(plan, channelPolicy(deps, task)),
-        blockers: planBlockers(plan, channelPolicy(deps, task)),
-        redactions: result.redactions,
-        model: plan.model,
-        // Which standing settings the planner was given: lengths and fact ids, never the texts.
-        ...(channelContext
-          ? {
-              channelContext: {
-                policyInstructionsLength: channelContext.policyInstructions?.length ?? 0,
-                instructionsLength: channelContext.instructions?.length ?? 0,
-                memoryFactIds: channelContext.memory.map((f) => f.id),
-              },
-            }
-          : {}),
-      },
-    });
-    deps.metrics?.planDuration.observe(Metrics.since(planningStarted));
-    await queues.emit({ type: 'plan.ready', taskId: task.id, version: plan.version });
+    return { result, offered, channelContext };
   } finally {
-    await sandbox.destroy();
+    // Not fatal: a sandbox that would not go is removed by this task's run (removeTaskSandboxes)
+    // or by the janitor, and failing here would only plan the task again.
+    await sandbox
+      .destroy()
+      .catch((err) => deps.logger.warn({ err, containerId: sandbox.id }, 'could not remove the planning sandbox'));
     // The inputs stay in the artifact store; the run lays them out again wherever it runs.
     await removeWorkspace(deps.workspacesDir, task.id, { plan: job.version }).catch(() => undefined);
   }
