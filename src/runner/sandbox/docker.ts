@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chown, mkdir, stat } from 'node:fs/promises';
 import { join, posix, resolve as resolvePath } from 'node:path';
 import { type Duplex, PassThrough, type Readable, Writable } from 'node:stream';
@@ -17,6 +18,7 @@ import type {
   SandboxInfo,
   SandboxSpec,
 } from './driver.ts';
+import { OomTrailer } from './oom-trailer.ts';
 
 /** Label every sandbox container carries; `attach` adopts only containers that have it. */
 const SANDBOX_LABEL = 'org.handoff.sandbox';
@@ -63,14 +65,24 @@ const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
  * or the rest of a fork bomb would otherwise starve every later command of pids. stdin goes
  * through fd 3 because sh points a background job's stdin at /dev/null. A process that leaves
  * the group on purpose (setsid) lives until the sandbox is destroyed.
+ *
+ * The same exec reads the cgroup's `oom_kill` counter before the command and after its group is
+ * killed, and writes both as the last line of stderr behind a per-exec nonce (see OomTrailer),
+ * so an OOM kill costs no extra exec. The nonce is the first line of stdin, read before the
+ * command starts: it is never in an argv or environment the command could read from /proc.
+ * cgroup v2 first; cgroup v1 kernels (4.13+) expose the same counter in memory.oom_control.
  * Arguments: $1 is the time limit, the rest is the command.
  */
 const EXEC_WRAPPER =
-  't=$1; shift; exec 3<&0; timeout --kill-after=2s "$t" "$@" <&3 3<&- & p=$!; exec 3<&-; ' +
-  'wait "$p"; rc=$?; kill -9 "-$p" 2>/dev/null; exit "$rc"';
+  'IFS= read -r n || exit 125; ' +
+  'o() { v=; for f in /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control; do ' +
+  'if [ -r "$f" ]; then while read -r k x; do [ "$k" = oom_kill ] && v=$x; done < "$f"; break; fi; done; }; ' +
+  't=$1; shift; o; b=$v; exec 3<&0; timeout --kill-after=2s "$t" "$@" <&3 3<&- & p=$!; exec 3<&-; ' +
+  'wait "$p"; rc=$?; kill -9 "-$p" 2>/dev/null; o; ' +
+  'printf \'\\036handoff-oom %s %s %s\\n\' "$n" "$b" "$v" >&2; exit "$rc"';
 /** How long past the command's own deadline the host waits before it gives up on the exec stream. */
 const HOST_GRACE_MS = 10_000;
-/** Budget for the tiny `cat` that reads the OOM counter. */
+/** Budget for the fallback `cat` that reads the OOM counter when a command left no trailer. */
 const PROBE_TIMEOUT_MS = 5_000;
 /** cgroup v2 first; cgroup v1 kernels (4.13+) expose the same counter in memory.oom_control. */
 const OOM_COUNTER_FILES = ['/sys/fs/cgroup/memory.events', '/sys/fs/cgroup/memory/memory.oom_control'];
@@ -382,7 +394,7 @@ class DockerSandbox implements Sandbox {
   /** Set once destruction starts; the container may still exist for a moment. */
   #gone = false;
   #warnedNoOomCounter = false;
-  /** The cgroup's oom_kill count when the last command ended. */
+  /** The cgroup's oom_kill count when the last command ended: the fallback's "before". */
   #oomBaseline: number | undefined;
   readonly #owner: { uid: number; gid: number };
   readonly #metrics: Metrics | undefined;
@@ -662,15 +674,20 @@ class DockerSandbox implements Sandbox {
   }
 
   async #execWithOomCheck(argv: string[], options: ExecOptions, live: LiveExec): Promise<ExecResult> {
-    // The previous command's "after" is this one's "before": one probe per command, not two.
-    // Sound because each command's leftovers are killed when it ends (EXEC_WRAPPER), so nothing
-    // should allocate between commands.
-    const before = this.#oomBaseline ?? (await this.#oomKills());
+    // The wrapper reports the counter before and after the command in the same exec (OomTrailer).
+    const nonce = randomBytes(16).toString('hex');
+    const trailer = new OomTrailer(nonce);
+    const stdin = Buffer.concat([Buffer.from(`${nonce}\n`), Buffer.from(options.stdin ?? '')]);
     const started = performance.now();
-    const run = await this.#run(argv, options, live);
+    const run = await this.#run(argv, { ...options, stdin }, live, trailer);
     const durationMs = Math.round(performance.now() - started);
-    const after = await this.#oomKills();
-    this.#oomBaseline = after;
+    let { before, after } = trailer.reading ?? { before: this.#oomBaseline, after: undefined };
+    if (!trailer.reading) {
+      // The wrapper itself was killed before it could report (by the kernel or by the command):
+      // read the counter once more and compare with what the last report left.
+      after = await this.#oomKills();
+    } else if (after === undefined) this.#warnNoOomCounter();
+    if (after !== undefined) this.#oomBaseline = after;
     const timedOut = (run.exitCode === 124 || run.exitCode === 137) && durationMs >= options.timeoutMs;
     return {
       ...run,
@@ -678,6 +695,12 @@ class DockerSandbox implements Sandbox {
       oomKilled: before !== undefined && after !== undefined && after > before,
       durationMs,
     };
+  }
+
+  #warnNoOomCounter(): void {
+    if (this.#warnedNoOomCounter) return;
+    this.#warnedNoOomCounter = true;
+    this.#logger?.warn({ containerId: this.id }, 'No cgroup oom_kill counter in the sandbox; OOM kills go unreported');
   }
 
   /** The cgroup's `oom_kill` counter, or undefined when the kernel does not expose it. */
@@ -691,13 +714,7 @@ class DockerSandbox implements Sandbox {
       const { stdout } = await this.#run(['cat', ...OOM_COUNTER_FILES], { maxOutputBytes: 4096 }, live);
       const match = /^oom_kill (\d+)$/m.exec(stdout);
       if (match) return Number(match[1]);
-      if (!this.#warnedNoOomCounter) {
-        this.#warnedNoOomCounter = true;
-        this.#logger?.warn(
-          { containerId: this.id },
-          'No cgroup oom_kill counter in the sandbox; OOM kills go unreported',
-        );
-      }
+      this.#warnNoOomCounter();
       return undefined;
     } catch (err) {
       this.#logger?.warn({ err, containerId: this.id }, 'Could not read the sandbox OOM counter');
@@ -712,6 +729,7 @@ class DockerSandbox implements Sandbox {
     argv: string[],
     options: Pick<ExecOptions, 'stdin' | 'cwd' | 'onOutput' | 'maxOutputBytes'>,
     live: LiveExec,
+    stderrTrailer?: OomTrailer,
   ): Promise<{ exitCode: number; stdout: string; stderr: string; truncated: boolean }> {
     const hasStdin = options.stdin !== undefined;
     const exec = await this.#container.exec({
@@ -734,7 +752,7 @@ class DockerSandbox implements Sandbox {
       stream.on('error', reject);
     });
     const outCollector = collector(stdout, options.onOutput, this.#logger);
-    const errCollector = collector(stderr, options.onOutput, this.#logger);
+    const errCollector = collector(stderr, options.onOutput, this.#logger, stderrTrailer);
     this.#container.modem.demuxStream(stream, outCollector.writable, errCollector.writable);
     if (hasStdin) {
       // Ending our half of the hijacked connection is what delivers EOF to the command's stdin.
@@ -823,7 +841,12 @@ interface Collector {
   flush(): void;
 }
 
-function collector(buffer: HeadTailBuffer, onOutput: ExecOptions['onOutput'], logger?: SandboxLogger): Collector {
+function collector(
+  buffer: HeadTailBuffer,
+  onOutput: ExecOptions['onOutput'],
+  logger?: SandboxLogger,
+  trailer?: OomTrailer,
+): Collector {
   // One decoder per stream so a multi-byte character split across frames reaches onOutput whole.
   const decoder = new StringDecoder('utf8');
   const emit = (text: string) => {
@@ -836,12 +859,23 @@ function collector(buffer: HeadTailBuffer, onOutput: ExecOptions['onOutput'], lo
   };
   const writable = new Writable({
     write(chunk: Buffer, _encoding, callback) {
-      buffer.push(chunk);
-      emit(decoder.write(chunk));
+      const plain = trailer ? trailer.push(chunk) : chunk;
+      buffer.push(plain);
+      emit(decoder.write(plain));
       callback();
     },
   });
-  return { writable, flush: () => emit(decoder.end()) };
+  return {
+    writable,
+    flush: () => {
+      const rest = trailer?.end();
+      if (rest && rest.length > 0) {
+        buffer.push(rest);
+        emit(decoder.write(rest));
+      }
+      emit(decoder.end());
+    },
+  };
 }
 
 /** The engine can report the stream's end a moment before the exec's exit code is recorded. */

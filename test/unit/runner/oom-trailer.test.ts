@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { OomTrailer } from '../../../src/runner/sandbox/oom-trailer.ts';
+
+const nonce = '0123456789abcdef0123456789abcdef';
+const other = 'fedcba9876543210fedcba9876543210';
+const line = (n: string, before: string, after: string) => `\x1ehandoff-oom ${n} ${before} ${after}\n`;
+
+/** Feeds `text` in chunks of `size` bytes; returns what passed through and the reading. */
+function feed(text: string, size: number) {
+  const trailer = new OomTrailer(nonce);
+  const bytes = Buffer.from(text);
+  const out: Buffer[] = [];
+  for (let i = 0; i < bytes.length; i += size) out.push(trailer.push(bytes.subarray(i, i + size)));
+  out.push(trailer.end());
+  return { text: Buffer.concat(out).toString(), reading: trailer.reading };
+}
+
+describe('OomTrailer', () => {
+  for (const size of [1, 3, 7, 1000]) {
+    it(`strips this exec's reading and keeps all other output (chunks of ${size} bytes)`, () => {
+      const got = feed(`warning: x\n${line(nonce, '2', '3')}`, size);
+      expect(got.text).toBe('warning: x\n');
+      expect(got.reading).toEqual({ before: 2, after: 3 });
+    });
+
+    it(`treats a look-alike with another nonce as plain output (chunks of ${size} bytes)`, () => {
+      const fake = `${line(other, '0', '9')}\x1ehandoff-oom ${nonce.slice(0, 8)} 0 9\n`;
+      const got = feed(`${fake}${line(nonce, '4', '4')}`, size);
+      expect(got.text).toBe(fake);
+      expect(got.reading).toEqual({ before: 4, after: 4 });
+    });
+
+    it(`gives no reading when the wrapper never reported (chunks of ${size} bytes)`, () => {
+      const got = feed(`partial \x1ehandoff-oom ${nonce.slice(0, 5)}`, size);
+      expect(got.text).toBe(`partial \x1ehandoff-oom ${nonce.slice(0, 5)}`);
+      expect(got.reading).toBeUndefined();
+    });
+  }
+
+  it('reports missing counters as undefined and passes later output through', () => {
+    const got = feed(`${line(nonce, '', '')}late\n`, 4);
+    expect(got.reading).toEqual({ before: undefined, after: undefined });
+    expect(got.text).toBe('late\n');
+  });
+
+  it('refuses a nonce that is not random hex', () => {
+    expect(() => new OomTrailer('')).toThrow();
+  });
+});
