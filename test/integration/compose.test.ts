@@ -176,8 +176,9 @@ describe('docker-compose.yml: 2 bots, 2 runners, Redis', async () => {
       await stack.compose(['start', 'runner-2'], 120_000);
 
       const result = await ana.waitForCard(thread, (h) => h.includes('card result'), 240_000);
-      expect(result.html).toContain('Done');
       const records = await audit(buttons.taskId);
+      // On failure, the run's audit trail says where the kill fell and what the resumed run did.
+      expect(result.html, JSON.stringify(records.map((r) => [r.type, r.data]))).toContain('Done');
       expect(records.filter((r) => r.type === 'run.started')).toHaveLength(1);
       expect(records.find((r) => r.type === 'run.resumed')?.data.runner).toBe(runner2);
       expect(records.filter((r) => r.type === 'run.succeeded')).toHaveLength(1);
