@@ -327,14 +327,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       await runner.waitUntilReady();
       // The runner has no other HTTP server: /metrics, /healthz and /readyz on their own port.
       if (mode === 'runner' && config.metricsPort !== undefined) {
-        const probeServer = await listenOn(
-          createMetricsApp(metrics, config.metricsToken ? { bearerToken: config.metricsToken } : 'open', runner),
-          config.metricsPort,
-          config.host,
-          'HANDOFF_METRICS_PORT',
-        );
-        cleanups.push(() => closeServer(probeServer));
-        running.metricsUrl = `http://${urlHost(config.host)}:${serverPort(probeServer, config.metricsPort)}`;
+        running.metricsUrl = await serveMetricsPort(config, config.metricsPort, metrics, cleanups, runner);
       } else if (mode === 'runner') {
         logger.info('/metrics, /healthz and /readyz are not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST)');
       }
@@ -475,14 +468,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           ? 'open'
           : 'none';
       if (config.metricsPort !== undefined) {
-        const metricsServer = await listenOn(
-          createMetricsApp(metrics, config.metricsToken ? { bearerToken: config.metricsToken } : 'open'),
-          config.metricsPort,
-          config.host,
-          'HANDOFF_METRICS_PORT',
-        );
-        cleanups.push(() => closeServer(metricsServer));
-        running.metricsUrl = `http://${urlHost(config.host)}:${serverPort(metricsServer, config.metricsPort)}`;
+        running.metricsUrl = await serveMetricsPort(config, config.metricsPort, metrics, cleanups);
       } else if (metricsAccess === 'none') {
         logger.info(
           '/metrics is not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST) or HANDOFF_METRICS_TOKEN',
@@ -625,6 +611,24 @@ function devHostNames(config: Config): string[] {
   const names = new Set([urlHost(config.host), 'localhost', '127.0.0.1', '[::1]']);
   if (config.publicUrl) names.add(new URL(config.publicUrl).hostname.toLowerCase());
   return [...names];
+}
+
+/**
+ * `/metrics` (and, given probes, the runner's `/healthz` and `/readyz`) alone on
+ * HANDOFF_METRICS_PORT, behind HANDOFF_METRICS_TOKEN when it is set; closed with the rest.
+ * Returns the server's base URL.
+ */
+async function serveMetricsPort(
+  config: Config,
+  port: number,
+  metrics: Metrics,
+  cleanups: Array<() => Promise<unknown>>,
+  probes?: Parameters<typeof createMetricsApp>[2],
+): Promise<string> {
+  const access = config.metricsToken ? { bearerToken: config.metricsToken } : ('open' as const);
+  const server = await listenOn(createMetricsApp(metrics, access, probes), port, config.host, 'HANDOFF_METRICS_PORT');
+  cleanups.push(() => closeServer(server));
+  return `http://${urlHost(config.host)}:${serverPort(server, port)}`;
 }
 
 async function listenOn(
