@@ -36,8 +36,8 @@ import {
   teamsUser,
 } from '../test/fakes/teams-server.ts';
 import { startTestBot } from '../test/helpers/bot.ts';
+import type { LoadPlan, LoadResult } from './lib/open-loop.ts';
 import type { ChannelTokensRequest, FakesReady } from './lib/teams-fakes.ts';
-import type { LoadPlan, LoadResult } from './lib/teams-load.ts';
 
 const rates = (process.env.BENCH_TEAMS_RATES ?? '50,100,200').split(',').map(Number);
 const rounds = Number(process.env.BENCH_TEAMS_ROUNDS ?? 3);
@@ -48,7 +48,7 @@ const tokenPoolSize = 32;
 const seedTasks = 32;
 
 const repoRoot = fileURLToPath(new URL('..', import.meta.url));
-const loadScript = fileURLToPath(new URL('./lib/teams-load.ts', import.meta.url));
+const loadScript = fileURLToPath(new URL('./lib/open-loop.ts', import.meta.url));
 const fakesScript = fileURLToPath(new URL('./lib/teams-fakes.ts', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -563,7 +563,7 @@ async function main(): Promise<void> {
       .join(' ')} before the run`,
   );
   console.log(
-    `  load: a separate process (bench/lib/teams-load.ts), open loop (request i due at i/rate, latency from when it was due to the end of the answer), keep-alive node:http agent, loopback`,
+    `  load: a separate process (bench/lib/open-loop.ts), open loop (request i due at i/rate, latency from when it was due to the end of the answer), keep-alive node:http agent, loopback`,
   );
   console.log(
     `  sent: signed Teams message activities, RS256 channel tokens from a pool of ${tokenPoolSize} signed before timing; every 25:`,

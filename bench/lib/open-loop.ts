@@ -1,19 +1,28 @@
-// Open-loop load for bench/teams.ts, run as its own process: POSTs prepared, signed Teams
-// activities to one URL at a fixed rate and prints what came back as JSON on stdout.
+// Load for the ingress benchmarks (bench/teams.ts, bench/slack-ingress.ts), run as its own
+// process: POSTs prepared, signed requests to one URL and prints what came back as JSON on
+// stdout.
 //
-//   node --import tsx bench/lib/teams-load.ts <plan.json>
+//   node --import tsx bench/lib/open-loop.ts <plan.json>
 //
-// Request i is due at start + i / rate whatever the answers to earlier ones (a slow server
-// does not slow the sender down), and its latency is measured from when it was due to the
-// end of its answer, so time spent queued on either side counts. Keep-alive connections.
+// Open loop (`rate`): request i is due at start + i / rate whatever the answers to earlier
+// ones (a slow server does not slow the sender down), and its latency is measured from when
+// it was due to the end of its answer, so time spent queued on either side counts.
+// Closed loop (`concurrency`): that many requests in flight, each sent as soon as one is
+// answered, for the most the server takes (`achievedRate` is then answers per second).
+// Keep-alive connections.
 import { readFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 
 /** What the parent writes: the URL, the rate, and one prepared request per send. */
 export interface LoadPlan {
   url: string;
-  /** Requests per second. */
+  /** Requests per second (open loop). */
   rate: number;
+  /**
+   * When set: a closed loop with this many requests in flight instead of a fixed rate; every
+   * request of the plan is sent and the first `warmupSec × rate` are left out of the figures.
+   */
+  concurrency?: number;
   /** Seconds sent first and left out of the figures. */
   warmupSec: number;
   /** Seconds measured after the warm-up. */
@@ -34,7 +43,7 @@ export interface LoadResult {
   warmupStatuses: Record<string, number>;
   /** The most a send started after it was due (the sender's own lateness), ms. */
   maxLagMs: number;
-  /** Sends per second actually achieved over the whole run. */
+  /** Sends per second actually achieved over the whole run (closed loop: answers per second after the warm-up). */
   achievedRate: number;
 }
 
@@ -42,9 +51,11 @@ const timeoutMs = 10_000;
 
 async function main(): Promise<void> {
   const path = process.argv[2];
-  if (!path) throw new Error('usage: teams-load.ts <plan.json>');
+  if (!path) throw new Error('usage: open-loop.ts <plan.json>');
   const plan = JSON.parse(readFileSync(path, 'utf8')) as LoadPlan;
-  const total = Math.round(plan.rate * (plan.warmupSec + plan.seconds));
+  const closed = plan.concurrency !== undefined && plan.concurrency > 0;
+  const total = closed ? plan.requests.length : Math.round(plan.rate * (plan.warmupSec + plan.seconds));
+  const warmupCount = Math.round(plan.rate * plan.warmupSec);
   if (plan.requests.length < total) throw new Error(`the plan has ${plan.requests.length} requests, ${total} needed`);
   // Everything a send needs is ready before the clock starts.
   const prepared = plan.requests.slice(0, total).map((r) => {
@@ -68,9 +79,13 @@ async function main(): Promise<void> {
     allDone = r;
   });
 
+  const sentAt: number[] = [];
+  let firstMeasured = 0;
+  let lastAnswer = 0;
   const record = (i: number, status: number) => {
-    const ms = performance.now() - due(i);
-    if (i * interval >= warmupEnds) {
+    lastAnswer = performance.now();
+    const ms = lastAnswer - (closed ? sentAt[i]! : due(i));
+    if (closed ? i >= warmupCount : i * interval >= warmupEnds) {
       latencies.push(ms);
       statuses[status] = (statuses[status] ?? 0) + 1;
     } else {
@@ -78,10 +93,13 @@ async function main(): Promise<void> {
     }
     finished += 1;
     if (finished === total) allDone();
+    if (closed && next < total) fire(next++);
   };
 
   const fire = (i: number) => {
     const r = prepared[i]!;
+    sentAt[i] = performance.now();
+    if (i === warmupCount) firstMeasured = sentAt[i]!;
     let answered = false;
     const finish = (status: number) => {
       if (answered) return;
@@ -119,7 +137,13 @@ async function main(): Promise<void> {
     }
     if (next < total) setTimeout(tick, Math.max(0, due(next) - performance.now()));
   };
-  setTimeout(tick, 20);
+  if (closed) {
+    setTimeout(() => {
+      while (next < Math.min(total, plan.concurrency!)) fire(next++);
+    }, 20);
+  } else {
+    setTimeout(tick, 20);
+  }
   // Tells the parent (when it is one) that the clock runs.
   process.send?.({ started: true });
   await done;
@@ -131,7 +155,9 @@ async function main(): Promise<void> {
     statuses,
     warmupStatuses,
     maxLagMs,
-    achievedRate: (total - 1) / Math.max((lastSend - start) / 1000, 0.001),
+    achievedRate: closed
+      ? latencies.length / Math.max((lastAnswer - firstMeasured) / 1000, 0.001)
+      : (total - 1) / Math.max((lastSend - start) / 1000, 0.001),
   };
   process.stdout.write(`${JSON.stringify(result)}\n`, () => process.exit(0));
 }
@@ -141,6 +167,6 @@ process.on('disconnect', () => process.exit(1));
 setTimeout(() => process.exit(2), 120_000).unref();
 
 main().catch((err: unknown) => {
-  console.error(`teams-load: ${(err as Error).message}`);
+  console.error(`open-loop: ${(err as Error).message}`);
   process.exit(1);
 });
