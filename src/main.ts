@@ -11,6 +11,7 @@ import {
   loadSkills,
   type ModelProvider,
   parseConnectionsKey,
+  skillMounts,
   skillSources,
   TokenStore,
 } from './agent/index.ts';
@@ -50,6 +51,7 @@ import {
   type SandboxDriver,
   sandboxUser,
   unknownConnectors,
+  WarmPool,
 } from './runner/index.ts';
 import {
   type ArtifactStore,
@@ -245,15 +247,39 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       for (const problem of skills.problems) logger.warn({ problem }, 'a skill could not be loaded');
       for (const line of skills.shadowed) logger.warn({ shadowed: line }, 'two skills have the same name');
       logger.info({ skills: skills.skills.map((s) => s.name) }, 'skills loaded');
-      const driver =
-        options.driver ??
-        new DockerSandboxDriver({
-          image: config.sandboxImage,
-          docker: new Dockerode(),
-          sandboxUser: sandboxUser().user,
-          logger,
-          metrics,
-        });
+      const runnerId = config.runnerId ?? `${hostname()}-${process.pid}-${newId('r').slice(2, 8)}`;
+      const sandboxLimits = {
+        memoryMb: config.sandboxMemoryMb,
+        cpus: config.sandboxCpus,
+        pids: config.sandboxPids,
+        tmpfsMb: config.sandboxTmpfsMb,
+        outputMb: config.sandboxOutputMb,
+      };
+      const dockerDriver = options.driver
+        ? undefined
+        : new DockerSandboxDriver({
+            image: config.sandboxImage,
+            docker: new Dockerode(),
+            sandboxUser: sandboxUser().user,
+            logger,
+            metrics,
+          });
+      // The warm pool (docs/operations.md): idle hardened containers, each handed to one run only.
+      const pool =
+        dockerDriver && config.sandboxWarmPool > 0
+          ? new WarmPool(dockerDriver, {
+              size: config.sandboxWarmPool,
+              limits: sandboxLimits,
+              runnerId,
+              // What a run in a channel that does not narrow its skills mounts (run-skills.ts).
+              readOnlyMounts: skillMounts(skills.skills),
+              dir: join(dataDir, 'sandbox-pool'),
+              logger,
+              metrics,
+            })
+          : undefined;
+      const driver: SandboxDriver = options.driver ?? pool ?? dockerDriver!;
+      // Runs after runner.close() (cleanups run in reverse): the pool is drained once no run can claim.
       cleanups.push(() => driver.close());
       try {
         await driver.ping();
@@ -284,17 +310,11 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
           logger,
           metrics,
           workspacesDir: join(dataDir, 'workspaces'),
-          runnerId: config.runnerId ?? `${hostname()}-${process.pid}-${newId('r').slice(2, 8)}`,
+          runnerId,
           pausedSandboxTtlMs: config.pausedSandboxTtlMs,
           maxTokensPerCall: config.maxTokensPerCall,
           maxArtifactBytesPerRun: config.maxArtifactBytesPerRun,
-          limits: {
-            memoryMb: config.sandboxMemoryMb,
-            cpus: config.sandboxCpus,
-            pids: config.sandboxPids,
-            tmpfsMb: config.sandboxTmpfsMb,
-            outputMb: config.sandboxOutputMb,
-          },
+          limits: sandboxLimits,
           commandTimeoutMs: config.commandTimeoutMs,
           runTimeoutMs: config.runTimeoutMs,
           questionTimeoutMs: config.questionTimeoutMs,
@@ -330,6 +350,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
         running.metricsUrl = await serveMetricsPort(config, config.metricsPort, metrics, cleanups, runner);
       } else if (mode === 'runner') {
         logger.info('/metrics, /healthz and /readyz are not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST)');
+      await pool?.start();
       }
     }
 

@@ -287,7 +287,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
             ...(step.result.isError ? { is_error: true } : {}),
           },
         ];
-        await options.save(cp);
+        // After the last call the checkpoint below holds this result too: one write, not two.
+        if (use !== pendingUses.at(-1)) await options.save(cp);
       }
       cp.messages = [...cp.messages, { role: 'user', content: cp.partialResults }];
       cp.partialResults = [];

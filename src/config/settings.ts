@@ -197,6 +197,12 @@ export const settingDefs = [
     doc: 'Size of /workspace/out: the most a run can write there (memory-backed, counts toward the sandbox memory).',
   },
   {
+    key: 'sandboxWarmPool',
+    env: 'HANDOFF_SANDBOX_WARM_POOL',
+    schema: int(0, 64).default(0),
+    doc: 'Idle, started, hardened sandbox containers each runner keeps ready, so a run starts without waiting for one (docs/operations.md, "Warm pool"). 0 (the default) keeps none. Each is used by one run only, then removed.',
+  },
+  {
     key: 'maxArtifactBytesPerRun',
     env: 'HANDOFF_MAX_ARTIFACT_BYTES_PER_RUN',
     schema: int(1, 2 ** 40).default(512 * 1024 * 1024),

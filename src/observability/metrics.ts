@@ -112,6 +112,17 @@ export class Metrics {
     buckets: shortBuckets,
     ...this.on,
   });
+  readonly sandboxPoolClaims = new Counter({
+    name: 'handoff_sandbox_pool_claims_total',
+    help: 'Sandboxes asked of the warm pool, by outcome (hit, empty, unservable)',
+    labelNames: ['outcome'] as const,
+    ...this.on,
+  });
+  readonly sandboxPoolIdle = new Gauge({
+    name: 'handoff_sandbox_pool_idle',
+    help: 'Idle containers in this runner’s warm pool',
+    ...this.on,
+  });
   readonly queueJobs = new Gauge({
     name: 'handoff_queue_jobs',
     help: 'Jobs in a BullMQ queue by state (waiting, active, delayed), read at scrape time',

@@ -17,6 +17,7 @@ export {
   type Sandbox,
   type SandboxDriver,
   type SandboxLimits,
+  WarmPool,
 } from './sandbox/index.ts';
 export { type SkillsOutput, skillsCheck, skillsList } from './skills-cli.ts';
 export { prepareWorkspace, sandboxUser } from './workspace.ts';

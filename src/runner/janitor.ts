@@ -53,6 +53,8 @@ export async function sweepSandboxesAndWorkspaces(
       continue;
     }
     const owner = (await state.sandboxOwner(box.id)) ?? box.runnerId;
+    // This runner's idle warm-pool containers are its pool's to manage; a dead runner's go below.
+    if (box.pool === 'idle' && owner === deps.runnerId) continue;
     if (owner === deps.runnerId) {
       if (activeHere.has(box.taskId)) {
         liveTasks.add(box.taskId);

@@ -253,10 +253,13 @@ export async function processRunJob(
       await state.releaseSandbox(keptId);
       checkpoint.sandboxId = undefined;
     }
-    // Whatever else this task left (a runner that died mid-run) goes now.
-    await deps.driver.removeTaskSandboxes(task.id, sandbox?.id);
+    // Whatever else this task left (a runner that died mid-run) goes now, while the inputs are laid out.
+    const [, laidOut] = await Promise.all([
+      deps.driver.removeTaskSandboxes(task.id, sandbox?.id),
+      sandbox ? undefined : prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store),
+    ]);
     if (!sandbox) {
-      const workspace = await prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store);
+      const workspace = laidOut!;
       await fanIn?.layout(workspace);
       sandbox = await deps.driver.create(
         {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { chown, mkdir, stat } from 'node:fs/promises';
-import { join, posix, resolve as resolvePath } from 'node:path';
+import { chown, mkdir, rm, stat } from 'node:fs/promises';
+import { basename, isAbsolute, join, posix, resolve as resolvePath } from 'node:path';
 import { type Duplex, PassThrough, type Readable, Writable } from 'node:stream';
 import { StringDecoder } from 'node:string_decoder';
 import Dockerode from 'dockerode';
@@ -11,10 +11,11 @@ import { EGRESS_SOCKET_NAME } from '../egress/index.ts';
 import type {
   ExecOptions,
   ExecResult,
+  IdleSandboxSpec,
   OutputFileInfo,
   OutputFileWrite,
+  PoolingSandboxDriver,
   Sandbox,
-  SandboxDriver,
   SandboxInfo,
   SandboxSpec,
 } from './driver.ts';
@@ -24,6 +25,12 @@ import { OomTrailer } from './oom-trailer.ts';
 const SANDBOX_LABEL = 'org.handoff.sandbox';
 const TASK_LABEL = 'org.handoff.task';
 const RUNNER_LABEL = 'org.handoff.runner';
+/** Set on warm-pool containers (`1`); labels cannot change, so a claimed one is renamed (claimedName). */
+const POOL_LABEL = 'org.handoff.pool';
+/** A warm-pool container's own host directory (its in/), removed with it. */
+const POOL_DIR_LABEL = 'org.handoff.pool.dir';
+/** Name of a claimed pool container: carries its task, which its labels cannot. */
+const CLAIMED_NAME = /^\/?handoff-claimed\.([A-Za-z0-9_-]+)\./;
 const WORKSPACE = '/workspace';
 const OUTPUTS = `${WORKSPACE}/out`;
 /** Where a run's egress proxy socket directory is mounted, read-only. */
@@ -71,6 +78,9 @@ const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
  * so an OOM kill costs no extra exec. The nonce is the first line of stdin, read before the
  * command starts: it is never in an argv or environment the command could read from /proc.
  * cgroup v2 first; cgroup v1 kernels (4.13+) expose the same counter in memory.oom_control.
+ * The trailer also carries a fingerprint of /workspace/out after the command (`cksum` of each
+ * entry's size, mtime and path): when it matches the one of the last listing, `listOutputs`
+ * answers from that listing instead of spending an exec on `find` after every command.
  * Arguments: $1 is the time limit, the rest is the command.
  */
 const EXEC_WRAPPER =
@@ -79,7 +89,8 @@ const EXEC_WRAPPER =
   'if [ -r "$f" ]; then while read -r k x; do [ "$k" = oom_kill ] && v=$x; done < "$f"; break; fi; done; }; ' +
   't=$1; shift; o; b=$v; exec 3<&0; timeout --kill-after=2s "$t" "$@" <&3 3<&- & p=$!; exec 3<&-; ' +
   'wait "$p"; rc=$?; kill -9 "-$p" 2>/dev/null; o; ' +
-  'printf \'\\036handoff-oom %s %s %s\\n\' "$n" "$b" "$v" >&2; exit "$rc"';
+  `h=$(find ${OUTPUTS} -xdev -printf '%s %T@ %P\\n' 2>/dev/null | cksum); ` +
+  'printf \'\\036handoff-oom %s %s %s %s\\n\' "$n" "$b" "$v" "$h" >&2; exit "$rc"';
 /** How long past the command's own deadline the host waits before it gives up on the exec stream. */
 const HOST_GRACE_MS = 10_000;
 /** Budget for the fallback `cat` that reads the OOM counter when a command left no trailer. */
@@ -118,7 +129,7 @@ export interface DockerSandboxDriverOptions {
 }
 
 /** Runs each sandbox as a hardened Docker container (DESIGN §7). */
-export class DockerSandboxDriver implements SandboxDriver {
+export class DockerSandboxDriver implements PoolingSandboxDriver {
   readonly name = 'docker';
   readonly #image: string;
   readonly #docker: Dockerode;
@@ -156,7 +167,40 @@ export class DockerSandboxDriver implements SandboxDriver {
     }
   }
 
-  async #create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+  /** An idle warm-pool sandbox: the same `#create` as a run's, so exactly the same hardening. */
+  async createIdle(spec: IdleSandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+    const hostDir = resolvePath(spec.hostDir);
+    return await withSpan('sandbox.create_idle', {}, () =>
+      this.#create(
+        {
+          taskId: '',
+          label: spec.label,
+          workspaceDir: hostDir,
+          readOnlyWorkspace: false,
+          limits: spec.limits,
+          runnerId: spec.runnerId,
+          ...(spec.readOnlyMounts ? { readOnlyMounts: spec.readOnlyMounts } : {}),
+        },
+        signal,
+        hostDir,
+      ),
+    );
+  }
+
+  async claimIdle(id: string, taskId: string, label: string): Promise<void> {
+    if (!/^[A-Za-z0-9_-]+$/.test(taskId))
+      throw new HandoffError(
+        ErrorCodes.sandboxFailed,
+        `A pool sandbox cannot be named for task ${JSON.stringify(taskId)}`,
+      );
+    try {
+      await this.#docker.getContainer(id).rename({ name: claimedName(taskId, label) });
+    } catch (err) {
+      throw toSandboxError(err, 'Could not claim the pool sandbox');
+    }
+  }
+
+  async #create(spec: SandboxSpec, signal?: AbortSignal, poolDir?: string): Promise<Sandbox> {
     if (this.#closed) throw new HandoffError(ErrorCodes.sandboxUnavailable, 'The sandbox driver is closed');
     throwIfAborted(signal);
     // Bind sources must be absolute.
@@ -188,6 +232,7 @@ export class DockerSandboxDriver implements SandboxDriver {
           [TASK_LABEL]: spec.taskId,
           [SANDBOX_LABEL]: '1',
           ...(spec.runnerId ? { [RUNNER_LABEL]: spec.runnerId } : {}),
+          ...(poolDir ? { [POOL_LABEL]: '1', [POOL_DIR_LABEL]: poolDir } : {}),
         },
         HostConfig: {
           NetworkMode: 'none',
@@ -241,10 +286,11 @@ export class DockerSandboxDriver implements SandboxDriver {
         },
       });
     } catch (err) {
+      if (poolDir) await removePoolDir(poolDir);
       throw this.#createError(err);
     }
 
-    const sandbox = new DockerSandbox(container, this.#owner, this.#logger, this.#metrics);
+    const sandbox = new DockerSandbox(container, this.#owner, this.#logger, this.#metrics, poolDir);
     try {
       throwIfAborted(signal);
       await container.start();
@@ -270,7 +316,8 @@ export class DockerSandboxDriver implements SandboxDriver {
       if (statusOf(err) === 404) return undefined;
       throw toSandboxError(err, 'Could not inspect the sandbox container');
     }
-    if (info.Config.Labels?.[SANDBOX_LABEL] !== '1' || !info.State.Running) return undefined;
+    const labels = info.Config.Labels ?? {};
+    if (labels[SANDBOX_LABEL] !== '1' || !info.State.Running) return undefined;
     if (info.State.Paused) {
       try {
         await container.unpause();
@@ -279,7 +326,7 @@ export class DockerSandboxDriver implements SandboxDriver {
         throw toSandboxError(err, 'Could not resume the kept sandbox');
       }
     }
-    return new DockerSandbox(container, this.#owner, this.#logger, this.#metrics);
+    return new DockerSandbox(container, this.#owner, this.#logger, this.#metrics, labels[POOL_DIR_LABEL]);
   }
 
   async list(): Promise<SandboxInfo[]> {
@@ -289,42 +336,50 @@ export class DockerSandboxDriver implements SandboxDriver {
     } catch (err) {
       throw toSandboxError(err, 'Could not list the sandbox containers');
     }
-    return listed.map((c) => ({
-      id: c.Id,
-      taskId: c.Labels?.[TASK_LABEL] ?? '',
-      ...(c.Labels?.[RUNNER_LABEL] ? { runnerId: c.Labels[RUNNER_LABEL] } : {}),
-      state: c.State,
-      createdAtMs: c.Created * 1000,
-    }));
+    return listed.map((c) => {
+      const pool = poolState(c);
+      return {
+        id: c.Id,
+        taskId: taskOf(c),
+        ...(c.Labels?.[RUNNER_LABEL] ? { runnerId: c.Labels[RUNNER_LABEL] } : {}),
+        state: c.State,
+        createdAtMs: c.Created * 1000,
+        ...(pool ? { pool } : {}),
+      };
+    });
   }
 
   async remove(id: string): Promise<void> {
+    const container = this.#docker.getContainer(id);
+    let poolDir: string | undefined;
     try {
-      await this.#docker.getContainer(id).remove({ force: true, v: true });
+      poolDir = (await container.inspect()).Config.Labels?.[POOL_DIR_LABEL];
+      await container.remove({ force: true, v: true });
     } catch (err) {
       if (isGone(err)) return;
       throw toSandboxError(err, `Could not remove sandbox container ${id}`);
     }
+    if (poolDir) await removePoolDir(poolDir);
   }
 
   async removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
     let listed: Dockerode.ContainerInfo[];
     try {
-      listed = await this.#docker.listContainers({
-        all: true,
-        filters: { label: [`${TASK_LABEL}=${taskId}`, `${SANDBOX_LABEL}=1`] },
-      });
+      // Every sandbox, not only those labelled with the task: a claimed pool container names its task.
+      listed = await this.#docker.listContainers({ all: true, filters: { label: [`${SANDBOX_LABEL}=1`] } });
     } catch (err) {
       throw toSandboxError(err, 'Could not list the task’s sandbox containers');
     }
-    const stale = listed.filter((c) => c.Id !== keepId && !(keepId && c.Id.startsWith(keepId)));
+    const stale = listed.filter((c) => taskOf(c) === taskId && c.Id !== keepId && !(keepId && c.Id.startsWith(keepId)));
     await Promise.all(
-      stale.map((c) =>
-        this.#docker
+      stale.map(async (c) => {
+        await this.#docker
           .getContainer(c.Id)
           .remove({ force: true, v: true })
-          .catch(() => undefined),
-      ),
+          .catch(() => undefined);
+        const poolDir = c.Labels?.[POOL_DIR_LABEL];
+        if (poolDir) await removePoolDir(poolDir);
+      }),
     );
     return stale.length;
   }
@@ -398,18 +453,26 @@ class DockerSandbox implements Sandbox {
   #oomBaseline: number | undefined;
   readonly #owner: { uid: number; gid: number };
   readonly #metrics: Metrics | undefined;
+  /** A warm-pool container's own host directory: removed with it. */
+  readonly #poolDir: string | undefined;
+  /** Fingerprint of /workspace/out the last command's wrapper reported (undefined: unknown). */
+  #outputsNow: string | undefined;
+  /** The last `find` listing of /workspace/out and the fingerprint reported just before it. */
+  #listed: { outputs: string; files: OutputFileInfo[] } | undefined;
 
   constructor(
     container: Dockerode.Container,
     owner: { uid: number; gid: number },
     logger: SandboxLogger | undefined,
     metrics?: Metrics,
+    poolDir?: string,
   ) {
     this.id = container.id;
     this.#container = container;
     this.#owner = owner;
     this.#logger = logger;
     this.#metrics = metrics;
+    this.#poolDir = poolDir;
   }
 
   async suspend(): Promise<void> {
@@ -438,6 +501,10 @@ class DockerSandbox implements Sandbox {
   }
 
   async listOutputs(): Promise<OutputFileInfo[]> {
+    // Nothing under /workspace/out changed (same size, mtime and path of every entry) since the
+    // last listing: the same answer, without an exec.
+    const known = this.#outputsNow;
+    if (known !== undefined && this.#listed?.outputs === known) return this.#listed.files.map((f) => ({ ...f }));
     const live: LiveExec = {};
     // NUL-separated, so no file name (newlines, tabs) can break the listing.
     const run = await this.#run(
@@ -456,11 +523,15 @@ class DockerSandbox implements Sandbox {
       if (files.length > MAX_LISTED_OUTPUTS)
         throw new HandoffError(ErrorCodes.outputLimit, `${OUTPUTS} holds more than ${MAX_LISTED_OUTPUTS} files`);
     }
+    // Taken after the fingerprint: a later change shows as a new fingerprint, so this errs toward listing again.
+    this.#listed = known === undefined ? undefined : { outputs: known, files: files.map((f) => ({ ...f })) };
     return files;
   }
 
   async writeOutputs(files: readonly OutputFileWrite[]): Promise<void> {
     if (files.length === 0) return;
+    this.#outputsNow = undefined;
+    this.#listed = undefined;
     const tar = pack();
     const { uid, gid } = this.#owner;
     const upload = this.#container.putArchive(tar as unknown as NodeJS.ReadableStream, { path: OUTPUTS });
@@ -664,11 +735,13 @@ class DockerSandbox implements Sandbox {
       try {
         await this.#container.remove({ force: true, v: true });
       } catch (err) {
-        if (isGone(err)) return;
-        // Let a later destroy() try again (e.g. once the engine is back).
-        this.#destroying = undefined;
-        throw toSandboxError(err, `Could not remove sandbox container ${this.id}`);
+        if (!isGone(err)) {
+          // Let a later destroy() try again (e.g. once the engine is back).
+          this.#destroying = undefined;
+          throw toSandboxError(err, `Could not remove sandbox container ${this.id}`);
+        }
       }
+      if (this.#poolDir) await removePoolDir(this.#poolDir);
     })();
     return this.#destroying;
   }
@@ -677,10 +750,14 @@ class DockerSandbox implements Sandbox {
     // The wrapper reports the counter before and after the command in the same exec (OomTrailer).
     const nonce = randomBytes(16).toString('hex');
     const trailer = new OomTrailer(nonce);
+    // Unknown until this command's wrapper reports it (a failed exec may have changed outputs).
+    this.#outputsNow = undefined;
     const stdin = Buffer.concat([Buffer.from(`${nonce}\n`), Buffer.from(options.stdin ?? '')]);
     const started = performance.now();
     const run = await this.#run(argv, { ...options, stdin }, live, trailer);
     const durationMs = Math.round(performance.now() - started);
+    // What the wrapper saw of /workspace/out after the command; none (it was killed): list again.
+    this.#outputsNow = trailer.reading?.outputs;
     let { before, after } = trailer.reading ?? { before: this.#oomBaseline, after: undefined };
     if (!trailer.reading) {
       // The wrapper itself was killed before it could report (by the kernel or by the command):
@@ -1035,6 +1112,35 @@ async function checkEgressDir(dir: string): Promise<void> {
   if (!isDirectory) {
     throw new HandoffError(ErrorCodes.sandboxFailed, `The egress socket directory ${dir} is not a directory`);
   }
+}
+
+/** `idle` or `claimed` for a warm-pool container, else undefined. */
+function poolState(c: Dockerode.ContainerInfo): 'idle' | 'claimed' | undefined {
+  if (c.Labels?.[POOL_LABEL] !== '1') return undefined;
+  return c.Names.some((n) => CLAIMED_NAME.test(n)) ? 'claimed' : 'idle';
+}
+
+/** The task a sandbox works for: its label, or for a claimed pool container its name. */
+function taskOf(c: Dockerode.ContainerInfo): string {
+  if (c.Labels?.[POOL_LABEL] !== '1') return c.Labels?.[TASK_LABEL] ?? '';
+  for (const n of c.Names) {
+    const m = CLAIMED_NAME.exec(n);
+    if (m) return m[1]!;
+  }
+  return '';
+}
+
+function claimedName(taskId: string, label: string): string {
+  return `handoff-claimed.${taskId}.${label.replace(/[^a-zA-Z0-9_.-]+/g, '-').slice(0, 100)}`;
+}
+
+/**
+ * Removes a pool container's host directory. The path comes from a label, so only a directory
+ * the pool could have made (absolute, named pool-…) is touched.
+ */
+async function removePoolDir(dir: string): Promise<void> {
+  if (!isAbsolute(dir) || !/^pool-[A-Za-z0-9_.-]+$/.test(basename(dir))) return;
+  await rm(dir, { recursive: true, force: true }).catch(() => undefined);
 }
 
 function containerName(label: string): string {

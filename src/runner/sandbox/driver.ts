@@ -68,6 +68,11 @@ export interface SandboxInfo {
   /** `running`, `paused`, `exited`, `created`… as the engine says. */
   state: string;
   createdAtMs: number;
+  /**
+   * A warm-pool container (docs/operations.md, "Warm pool"): `idle` while it waits in its
+   * runner's pool (its `taskId` is empty), `claimed` once a run took it (its `taskId` is the run's).
+   */
+  pool?: 'idle' | 'claimed';
 }
 
 export interface ExecOptions {
@@ -133,4 +138,30 @@ export interface SandboxDriver {
   ping(): Promise<void>;
   imagePresent(): Promise<boolean>;
   close(): Promise<void>;
+}
+
+/** A container made before its task is known, for the warm pool (see WarmPool). */
+export interface IdleSandboxSpec {
+  /** Names the container while it is idle. */
+  label: string;
+  /**
+   * Host directory of its own: `in/` under it is mounted read-only at /workspace/in, and the
+   * whole directory is removed with the container. The pool fills `in/` when a run claims it.
+   */
+  hostDir: string;
+  limits: SandboxLimits;
+  /** The runner whose pool holds it. */
+  runnerId: string;
+  /** Skill folders mounted read-only under /skills, as in SandboxSpec. */
+  readOnlyMounts?: ReadonlyArray<{ hostPath: string; containerPath: string }>;
+}
+
+/** A driver that can make idle sandboxes with exactly the hardening of `create`, for the warm pool. */
+export interface PoolingSandboxDriver extends SandboxDriver {
+  createIdle(spec: IdleSandboxSpec, signal?: AbortSignal): Promise<Sandbox>;
+  /**
+   * Gives an idle sandbox to a task: from then on `list()` reports it as the task's
+   * (`pool: 'claimed'`), so the janitor and `removeTaskSandboxes` treat it like any other.
+   */
+  claimIdle(id: string, taskId: string, label: string): Promise<void>;
 }

@@ -7,11 +7,14 @@ export {
 export type {
   ExecOptions,
   ExecResult,
+  IdleSandboxSpec,
   OutputFileInfo,
   OutputFileWrite,
+  PoolingSandboxDriver,
   Sandbox,
   SandboxDriver,
   SandboxInfo,
   SandboxLimits,
   SandboxSpec,
 } from './driver.ts';
+export { poolMismatch, WarmPool, type WarmPoolOptions } from './warm-pool.ts';

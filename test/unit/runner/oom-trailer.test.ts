@@ -37,6 +37,12 @@ describe('OomTrailer', () => {
     });
   }
 
+  it('reads the fingerprint of /workspace/out the wrapper appends, and strips it', () => {
+    const got = feed(`out\n\x1ehandoff-oom ${nonce}  3 4294967295 1234\n`, 5);
+    expect(got.text).toBe('out\n');
+    expect(got.reading).toEqual({ before: undefined, after: 3, outputs: '4294967295 1234' });
+  });
+
   it('reports missing counters as undefined and passes later output through', () => {
     const got = feed(`${line(nonce, '', '')}late\n`, 4);
     expect(got.reading).toEqual({ before: undefined, after: undefined });
