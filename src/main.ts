@@ -165,6 +165,11 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     const onRedisError = (err: Error) => logger.warn({ err: err.message }, 'Redis connection problem; retrying');
     const records = createRecordConnection(redisUrl, {}, onRedisError);
     cleanups.push(() => closeConnection(records));
+    // Producers of BullMQ jobs, with the same fail-fast terms as records. A connection of their
+    // own: BullMQ defines its many scripts on the connection it is given, and an auto-pipelined
+    // connection copies every defined script into each pipeline it makes.
+    const producers = createRecordConnection(redisUrl, { enableAutoPipelining: false }, onRedisError);
+    cleanups.push(() => closeConnection(producers));
     const queueConnection: Redis = createQueueConnection(redisUrl, {}, onRedisError);
     cleanups.push(() => closeConnection(queueConnection));
     await waitForReady(records).catch((err) => {
@@ -182,10 +187,10 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     const state = new StateStore(records, { retentionMs, metrics });
     const audit = new AuditLog(records, { metrics });
     const queuePrefix = options.queuePrefix ? { prefix: options.queuePrefix } : {};
-    const queues = new Queues({ connection: records, retentionMs, ...queuePrefix });
+    const queues = new Queues({ connection: producers, retentionMs, ...queuePrefix });
     cleanups.push(() => queues.close());
     // Queue depths are read from Redis at scrape time, by bots and runners alike.
-    const queueDepths = new QueueDepthReader({ connection: records, ...queuePrefix });
+    const queueDepths = new QueueDepthReader({ connection: producers, ...queuePrefix });
     cleanups.push(() => queueDepths.close());
     metrics.observeQueues(() => queueDepths.read());
     let publicUrl = config.publicUrl ?? `http://${urlHost(config.host)}:${config.port}`;
@@ -345,12 +350,12 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       );
       cleanups.push(() => runner.close());
       await runner.waitUntilReady();
+      await pool?.start();
       // The runner has no other HTTP server: /metrics, /healthz and /readyz on their own port.
       if (mode === 'runner' && config.metricsPort !== undefined) {
         running.metricsUrl = await serveMetricsPort(config, config.metricsPort, metrics, cleanups, runner);
       } else if (mode === 'runner') {
         logger.info('/metrics, /healthz and /readyz are not served: set HANDOFF_METRICS_PORT (a port on HANDOFF_HOST)');
-      await pool?.start();
       }
     }
 
@@ -462,7 +467,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
       let consoleApp: ReturnType<typeof consoleRoutes> | undefined;
       if (access) {
         const subscriber = watchErrors(
-          records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null }),
+          records.duplicate({ enableOfflineQueue: true, maxRetriesPerRequest: null, enableAutoPipelining: false }),
           onRedisError,
         );
         cleanups.push(() => closeConnection(subscriber));
@@ -552,6 +557,7 @@ function startTeams(
       maxUploadBytes: config.teamsMaxUploadBytes,
       threadContextMessages: config.threadContextMessages,
     },
+    inboundConcurrency: config.inboundConcurrency,
   });
 }
 
@@ -581,6 +587,7 @@ function startSlack(
       threadContextMessages: config.threadContextMessages,
     },
     nativeProgress: config.slackNativeProgress,
+    inboundConcurrency: config.inboundConcurrency,
   });
 }
 

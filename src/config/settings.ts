@@ -562,6 +562,12 @@ export const settingDefs = [
     doc: "Runner events each bot renders to chat at once. A task's own events are always rendered in order; this lets other threads go on while one waits (a large upload).",
   },
   {
+    key: 'inboundConcurrency',
+    env: 'HANDOFF_INBOUND_CONCURRENCY',
+    schema: int(0, 256).default(8),
+    doc: 'Chat deliveries (Slack events, Teams messages) each bot works on at once after acknowledging them. The acknowledgement itself only verifies, de-duplicates and queues; a burst waits in Redis instead of slowing the acknowledgements down. 0: this bot only acknowledges and queues, and other bots (with more than 0) do the work.',
+  },
+  {
     key: 'consoleSignin',
     env: 'HANDOFF_CONSOLE_SIGNIN',
     schema: z.enum(['off', 'tokens', 'oidc']).optional(),

@@ -8,6 +8,8 @@ export {
   workstreamQueueName,
 } from './flows.ts';
 export {
+  inboxGroup,
+  inboxStreams,
   type NotifyJob,
   NotifyJobSchema,
   type NotifyOrder,

@@ -8,6 +8,17 @@ export const queueNames = {
   schedule: 'handoff-schedule',
 } as const;
 
+/**
+ * Redis streams of chat deliveries a bot acknowledged and any bot works on (src/bot/inbox.ts),
+ * by surface. Not BullMQ queues: one entry each, taken by a consumer group of the bots.
+ */
+export const inboxStreams = {
+  slack: 'hf:inbox:slack',
+  teams: 'hf:inbox:teams',
+} as const;
+/** The consumer group every bot reads an inbox stream in. */
+export const inboxGroup = 'bots';
+
 export const PlanJobSchema = z.object({
   taskId: z.string(),
   version: z.number().int().positive(),

@@ -3,11 +3,18 @@ import { throttledLog } from '../observability/index.ts';
 
 /**
  * A connection for records: commands fail fast when Redis is down, so a person is told
- * at once instead of waiting on a hung request.
+ * at once instead of waiting on a hung request. Commands issued in the same tick (many
+ * requests at once) go out in one write (ioredis auto-pipelining) rather than one each.
  */
 export function createRecordConnection(url: string, options: RedisOptions = {}, onError?: (err: Error) => void): Redis {
   return watchErrors(
-    new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: false, ...options }),
+    new Redis(url, {
+      maxRetriesPerRequest: 1,
+      enableOfflineQueue: false,
+      lazyConnect: false,
+      enableAutoPipelining: true,
+      ...options,
+    }),
     onError,
   );
 }

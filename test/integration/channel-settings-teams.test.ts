@@ -154,6 +154,8 @@ describeDocker('Teams: channel instructions and memory commands', () => {
     expect(await say(ben, `dismiss ${proposal}`)).toMatch(/Dismissed/);
 
     const { thread } = await ask(ana, 'write a note for the team');
+    // The answer in the thread goes out when the task is queued; the planner is asked after.
+    await fakes.connector.waitFor(() => model.requests[0], 30_000, 'the planner asked');
     const first = JSON.stringify(model.requests[0]?.messages[0]?.content);
     expect(first).toContain('Our fiscal year starts in April.');
     expect(first).toContain('the EMEA target is 2.1 M');

@@ -158,7 +158,15 @@ describeDocker('Prometheus metrics of a real task (dev: bot and runner in one pr
         expect(matching(after, 'handoff_queue_jobs', { queue, state }), `${queue} ${state}`).toHaveLength(1);
       expect(matching(after, 'handoff_queue_oldest_waiting_age_seconds', { queue }), queue).toHaveLength(1);
     }
-    expect(Object.keys(metricQueueNames).sort()).toEqual(['notify', 'plan', 'run', 'schedule', 'workstream']);
+    expect(Object.keys(metricQueueNames).sort()).toEqual([
+      'inbox_slack',
+      'inbox_teams',
+      'notify',
+      'plan',
+      'run',
+      'schedule',
+      'workstream',
+    ]);
   });
 
   it('times audit appends and counts Slack API calls', () => {

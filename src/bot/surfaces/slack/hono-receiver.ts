@@ -2,7 +2,8 @@ import { type App, type Receiver, type ReceiverEvent, verifySlackRequest } from 
 import type { Context } from 'hono';
 import { z } from 'zod';
 import type { Logger } from '../../../observability/index.ts';
-import { payloadTooLarge, readBodyWithin } from '../../read-body.ts';
+import type { Inbox } from '../../inbox.ts';
+import { payloadTooLarge, readRequestWithin } from '../../read-body.ts';
 
 export interface HonoReceiverOptions {
   signingSecret: string;
@@ -11,12 +12,19 @@ export interface HonoReceiverOptions {
   maxBodyBytes?: number;
   /** Slack gives up after 3 s; answer before that even when no listener acknowledged. */
   ackTimeoutMs?: number;
+  /**
+   * Where Events API callbacks go once verified: queued here (de-duplicated by event id) and
+   * answered 200 at once, then handed to Bolt by the inbox's worker. Without it they are
+   * handed to Bolt in the request.
+   */
+  inbox?: Pick<Inbox, 'acceptWithin'>;
 }
 
 /**
  * Slack signs with the current time; a timestamp further than this from our clock either
- * way is refused. Within it, a replay is caught after the ack by the listeners'
- * de-duplication (event ids, trigger ids), which keeps Redis off the ack path.
+ * way is refused. Within it, a replayed event is caught by the inbox's de-duplication by
+ * event id (in the same Redis round trip that queues it), and a replayed command or click by
+ * the listeners' de-duplication by trigger id.
  */
 const maxClockSkewSeconds = 5 * 60;
 
@@ -75,9 +83,11 @@ const EnvelopeSchema = z.union([
  * A Bolt receiver mounted on the bot's own HTTP server (Hono) at `/slack/events`, so
  * Slack shares the port with the console and health checks. It reads at most
  * `maxBodyBytes`, refuses timestamps more than 5 minutes from our clock either way,
- * verifies Slack's signature over the raw body (Bolt's `verifySlackRequest`), ignores a
- * signature it has already seen, parses JSON, form and `payload=` bodies, and answers
- * with what the listener acks, within Slack's 3 seconds.
+ * verifies Slack's signature over the raw body (Bolt's `verifySlackRequest`) and parses
+ * JSON, form and `payload=` bodies. An Events API callback is queued in the inbox
+ * (de-duplicated by event id) and answered 200 at once; commands, clicks and dialogs,
+ * whose answer may carry words, are answered with what the listener acks, within Slack's
+ * 3 seconds.
  */
 export class HonoReceiver implements Receiver {
   private app: App | undefined;
@@ -102,7 +112,7 @@ export class HonoReceiver implements Receiver {
     if (!app) return c.text('not ready', 503);
     // Counted while reading (a chunked body has no Content-Length) and before the signature
     // is checked: an unsigned body must not be able to fill the memory.
-    const bytes = await readBodyWithin(c.req.raw, this.maxBodyBytes);
+    const bytes = await readRequestWithin(c.req.raw, c.env, this.maxBodyBytes);
     if (!bytes) return payloadTooLarge('payload too large');
     const raw = bytes.toString('utf8');
     const signature = c.req.header('x-slack-signature') ?? '';
@@ -123,7 +133,9 @@ export class HonoReceiver implements Receiver {
       return c.text('invalid signature', 401);
     }
 
-    const body = parseBody(raw, c.req.header('content-type') ?? '');
+    const contentType = c.req.header('content-type') ?? '';
+    const json = contentType.includes('application/json');
+    const body = parseBody(raw, contentType);
     if (!body) return c.text('unreadable body', 400);
     if (body.ssl_check) return c.body(null, 200);
     if (body.type === 'url_verification' && typeof body.challenge === 'string') {
@@ -132,6 +144,26 @@ export class HonoReceiver implements Receiver {
     if (!EnvelopeSchema.safeParse(body).success) {
       this.options.logger.warn({ type: body.type }, 'slack: malformed payload refused');
       return c.text('malformed payload', 400);
+    }
+    const inbox = this.options.inbox;
+    if (inbox && body.type === 'event_callback') {
+      // The whole answer to an event: queued (or a retry of one queued before), 200. When
+      // Redis cannot take it in time the event is handled here instead, as without an inbox:
+      // acknowledged by Bolt, then told in the thread if Redis is still out of reach.
+      const outcome = await inbox
+        .acceptWithin(String(body.event_id), json ? raw : JSON.stringify(body), 1000)
+        .catch((err: unknown) => {
+          this.options.logger.warn(
+            { err: (err as Error)?.message },
+            'slack: could not queue an event; handling it here',
+          );
+          return 'direct' as const;
+        });
+      if (outcome === 'full') {
+        this.options.logger.warn({}, 'slack: event refused, too many waiting; Slack will deliver it again');
+        return c.text('too many events waiting; retry later', 503);
+      }
+      if (outcome !== 'direct') return c.body(null, 200);
     }
 
     let settle: (r: Response) => void = () => undefined;

@@ -17,10 +17,11 @@ import {
   type Task,
 } from '../../../core/index.ts';
 import type { Logger, Metrics } from '../../../observability/index.ts';
-import type { Queues } from '../../../queue/index.ts';
+import { inboxStreams, type Queues } from '../../../queue/index.ts';
 import type { ArtifactStore, AuditLog, StateStore } from '../../../storage/index.ts';
 import { takesFollowUps } from '../../follow-up.ts';
 import type { HandoffInbound } from '../../inbound.ts';
+import { Inbox } from '../../inbox.ts';
 import { scheduleItem } from '../../schedules.ts';
 import {
   defaultThreadContextMessages,
@@ -100,6 +101,8 @@ export interface SlackOptions {
   };
   /** Slack's native plan display for progress (default true); false keeps the edited message. */
   nativeProgress?: boolean;
+  /** Events this bot works on at once after acknowledging them (HTTP mode). Default 8. */
+  inboundConcurrency?: number;
 }
 
 export interface SlackIntegration {
@@ -120,6 +123,10 @@ export interface SlackIntegration {
 }
 
 const eventDedupeTtlSeconds = 60 * 60;
+/** Events acknowledged and waiting for a bot to work on them (HTTP mode). */
+export const slackInboxStream = inboxStreams.slack;
+/** Set on the listener context of an event the inbox already de-duplicated. */
+const deduplicatedProperty = 'handoffDeduplicated';
 const nameCacheTtlMs = 10 * 60_000;
 
 /**
@@ -154,6 +161,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   const userGroups = new SlackUserGroups(client);
 
   let receiver: HonoReceiver | undefined;
+  let inbox: Inbox | undefined;
   let app: App;
   if (options.appToken) {
     // Built here rather than by App so its WebSocket client uses the same API URL
@@ -175,7 +183,22 @@ export function createSlack(options: SlackOptions): SlackIntegration {
     if (!options.signingSecret) {
       throw new HandoffError(ErrorCodes.config, 'SLACK_SIGNING_SECRET is required for the HTTP receiver');
     }
-    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger });
+    inbox = new Inbox({
+      redis: options.redis,
+      stream: slackInboxStream,
+      seenPrefix: 'hf:slack:seen:event:',
+      seenTtlSeconds: eventDedupeTtlSeconds,
+      concurrency: options.inboundConcurrency ?? 8,
+      logger,
+      // Bolt acknowledges events itself; the HTTP answer went out when the event was queued.
+      handle: (raw) =>
+        app.processEvent({
+          body: JSON.parse(raw) as Record<string, unknown>,
+          ack: async () => undefined,
+          customProperties: { [deduplicatedProperty]: true },
+        }),
+    });
+    receiver = new HonoReceiver({ signingSecret: options.signingSecret, logger, inbox });
     app = new App({
       token: options.botToken,
       receiver,
@@ -218,6 +241,9 @@ export function createSlack(options: SlackOptions): SlackIntegration {
   /** True the first time an event id is seen (Slack retries with X-Slack-Retry-Num). */
   const firstDelivery = async (key: string): Promise<boolean> =>
     (await options.redis.set(`hf:slack:seen:${key}`, '1', 'EX', eventDedupeTtlSeconds, 'NX')) === 'OK';
+  /** An event's first delivery: the inbox already de-duplicated it (HTTP), or it is checked here (Socket Mode). */
+  const firstEvent = async (body: unknown, context: Record<string, unknown>): Promise<boolean> =>
+    context[deduplicatedProperty] === true || firstDelivery(`event:${(body as { event_id: string }).event_id}`);
   /**
    * True the first time a command, shortcut or click with this trigger id arrives. The HTTP
    * receiver already ignores a replayed signature; this also covers a delivery signed again
@@ -407,11 +433,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       logger.error({ err: describe(err) }, 'slack: listener error');
     });
 
-    app.event('app_mention', async ({ event, body }) => {
+    app.event('app_mention', async ({ event, body, context: boltContext }) => {
       const e = event as typeof event & { files?: SlackFile[]; team?: string };
       if (!e.user) return;
       try {
-        if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+        if (!(await firstEvent(body, boltContext))) return;
         if (e.thread_ts && (await maybeReply(inbound, e.channel, e.thread_ts, e.user, e.text, true))) return;
         const text = cleanText(e.text);
         // "@handoff remember that …" goes to the channel's memory: no task.
@@ -450,7 +476,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       }
     });
 
-    app.event('message', async ({ event, body }) => {
+    app.event('message', async ({ event, body, context: boltContext }) => {
       const m = event as unknown as {
         subtype?: string;
         bot_id?: string;
@@ -468,7 +494,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       // In channels a mention arrives as app_mention too; that listener handles it.
       if (m.channel_type !== 'im' && botUserId && text.includes(`<@${botUserId}`)) return;
       try {
-        if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+        if (!(await firstEvent(body, boltContext))) return;
         if (m.thread_ts && (await maybeReply(inbound, m.channel, m.thread_ts, m.user, text))) return;
         if (m.channel_type === 'im' && !m.thread_ts) {
           await submit(inbound, {
@@ -790,8 +816,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       }
     });
 
-    app.event('app_home_opened', async ({ event, body }) => {
-      if (!(await firstDelivery(`event:${(body as { event_id: string }).event_id}`))) return;
+    app.event('app_home_opened', async ({ event, body, context: boltContext }) => {
+      if (!(await firstEvent(body, boltContext))) return;
       const e = event as { user: string; tab?: string };
       if (e.tab && e.tab !== 'home') return;
       await publishHome(inbound, e.user);
@@ -1182,9 +1208,11 @@ export function createSlack(options: SlackOptions): SlackIntegration {
         throw new Error(`Slack refused the bot token (auth.test: ${e.slackError ?? e.message}); check SLACK_BOT_TOKEN`);
       }
       if (options.appToken) await app.start();
+      await inbox?.start();
       logger.info({ mode: options.appToken ? 'socket' : 'http', botUserId }, 'slack: ready');
     },
     async close() {
+      await inbox?.stop();
       surface.close();
       if (options.appToken && started) await app.stop().catch(() => undefined);
     },

@@ -27,6 +27,7 @@ import type { ArtifactStore, AuditLog } from '../../../storage/index.ts';
 import { channelSettingsCommand, parseSettingsCommand } from '../../channel-settings.ts';
 import { takesFollowUps } from '../../follow-up.ts';
 import type { HandoffInbound } from '../../inbound.ts';
+import { Inbox } from '../../inbox.ts';
 import type { RefusedFile } from '../../incoming-file.ts';
 import { payloadTooLarge, readRequestWithin } from '../../read-body.ts';
 import {
@@ -52,6 +53,16 @@ import { ClientCredentials, HostAllowlist, TeamsAuthError, TeamsTokenValidator }
 import { botFrameworkScope, type PacingOptions, TeamsConnector } from './teams-connector.ts';
 import { mentionsBot, readTeamsContext } from './teams-context.ts';
 import { downloadTeamsFiles, fileAttachments, inEntraGroups, type TeamsAttachment } from './teams-files.ts';
+import {
+  activityFrom,
+  deliveryId,
+  queueWithinMs,
+  serviceUrlMatchesClaim,
+  teamsInboxStream,
+  teamsSeenPrefix,
+  teamsSeenTtlSeconds,
+  withoutContent,
+} from './teams-inbox.ts';
 import { type TeamsConversation, TeamsStore } from './teams-store.ts';
 import { type ConsentContext, conversationIdFor, TeamsSurface } from './teams-surface.ts';
 
@@ -81,6 +92,8 @@ export interface TeamsOptions {
   /** Counts every Bot Connector call and 429 (/metrics). */
   metrics?: Metrics;
   heartbeatMs?: number;
+  /** Messages this bot works on at once after acknowledging them (`HANDOFF_INBOUND_CONCURRENCY`). Default 8. */
+  inboundConcurrency?: number;
 }
 
 export interface TeamsIntegration {
@@ -176,9 +189,10 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
   routes.post('/api/messages', async (c) => {
     const raw = await readRequestWithin(c.req.raw, c.env, maxActivityBytes);
     if (!raw) return payloadTooLarge('activity too large', true);
+    const text = raw.toString('utf8');
     let body: unknown;
     try {
-      body = JSON.parse(raw.toString('utf8'));
+      body = JSON.parse(text);
     } catch {
       return c.json({ error: 'the body is not JSON' }, 400);
     }
@@ -199,6 +213,10 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     }
     if (envelope.data.channelId !== 'msteams') return c.json({ error: 'only Microsoft Teams is served here' }, 400);
     if (!inbound) return c.json({ error: 'starting' }, 503);
+    if (envelope.data.type === 'message') {
+      const answer = await queueMessage(text, body as Record<string, unknown>, claims);
+      if (answer) return answer;
+    }
     const res = new ResponseShim();
     const headers: Record<string, string> = {};
     c.req.raw.headers.forEach((v, k) => {
@@ -220,10 +238,71 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     });
   });
 
+  /**
+   * A message's whole answer (the SDK's for a message: 200, no body) once it is queued, or a
+   * retry of one queued before; undefined when it is to be handled in the request instead
+   * (Redis did not take it in time, or the sender expects the replies in the answer). The
+   * refusals are CloudAdapter's own. Only the activity is queued, never the token or claims.
+   */
+  const queueMessage = async (text: string, body: Record<string, unknown>, claims: Record<string, unknown>) => {
+    let a: Activity;
+    try {
+      a = activityFrom(body);
+    } catch (err) {
+      logger.warn({ err: asHandoffError(err).message }, 'teams: activity refused');
+      return new Response(JSON.stringify({ error: 'bad activity' }), {
+        status: 400,
+        headers: { 'content-type': 'application/json' },
+      });
+    }
+    if (a.deliveryMode === 'expectReplies') return undefined;
+    if (!serviceUrlMatchesClaim(claims, a.serviceUrl)) return new Response(null, { status: 400 });
+    // A channel message that does not mention Handoff is queued without its words.
+    const payload = place(a).saved?.type === 'channel' && !mentionsBot(a) ? JSON.stringify(withoutContent(body)) : text;
+    const outcome = await inbox.acceptWithin(deliveryId(a), payload, queueWithinMs).catch((err: unknown) => {
+      logger.warn({ err: (err as Error)?.message }, 'teams: could not queue a message; handling it here');
+      return 'direct' as const;
+    });
+    if (outcome === 'direct') return undefined;
+    if (outcome === 'full') {
+      logger.warn({}, 'teams: message refused, too many waiting');
+      return new Response(JSON.stringify({ error: 'too many messages waiting; retry later' }), {
+        status: 503,
+        headers: { 'content-type': 'application/json' },
+      });
+    }
+    return new Response(null, { status: 200 });
+  };
+
+  /** A queued message, taken by this bot's inbox worker: what a message's turn does. */
+  const onQueued = async (raw: string) => {
+    const a = activityFrom(JSON.parse(raw) as Record<string, unknown>);
+    const where = place(a);
+    try {
+      await remember(a, where);
+      await onMessage(a, where);
+    } catch (err) {
+      logger.warn({ err: asHandoffError(err).message }, 'teams: a message failed');
+    }
+  };
+
+  const inbox = new Inbox({
+    redis: options.redis,
+    stream: teamsInboxStream,
+    seenPrefix: teamsSeenPrefix,
+    seenTtlSeconds: teamsSeenTtlSeconds,
+    concurrency: options.inboundConcurrency ?? 8,
+    logger,
+    handle: onQueued,
+  });
+
   /** One authenticated activity. Messages are answered after the HTTP response; invokes within it. */
   const onTurn = async (context: TurnContext) => {
     const a = context.activity;
     const where = place(a);
+    // A message is handled here when the inbox did not take it within a second; the inbox
+    // may still queue it once Redis answers. Whichever marks the delivery first handles it.
+    if (a.type === 'message' && !(await firstDelivery(a))) return;
     await remember(a, where);
     if (a.type === 'message') {
       const snapshot = a;
@@ -235,6 +314,9 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
       await context.sendActivity({ type: 'invokeResponse', value: result } as unknown as Activity);
     }
   };
+
+  const firstDelivery = async (a: Activity): Promise<boolean> =>
+    (await options.redis.set(`${teamsSeenPrefix}${deliveryId(a)}`, '1', 'EX', teamsSeenTtlSeconds, 'NX')) === 'OK';
 
   /** Keeps what later replies need: the conversation's endpoint, and the person's Teams id and zone. */
   const remember = async (a: Activity, where: Place) => {
@@ -752,18 +834,27 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     await replace(`${context.name}: uploaded to your OneDrive.`);
   };
 
+  let inboxStarted: Promise<void> | undefined;
   const integration: TeamsIntegration = {
     surface,
     routes,
     start(gateway) {
       inbound = gateway;
       surface.attach(gateway);
+      // Until the worker runs, messages wait in Redis (or another bot takes them).
+      inboxStarted = inbox
+        .start()
+        .catch((err: unknown) =>
+          logger.error({ err: asHandoffError(err).message }, 'teams: cannot read queued messages'),
+        );
     },
     async inApproverGroup(who, groups) {
       if (!graph) return false;
       return inEntraGroups(who.id, groups, graph);
     },
     async close() {
+      await inboxStarted;
+      await inbox.stop();
       surface.close();
       await Promise.allSettled([...background]);
     },
