@@ -6,8 +6,6 @@ import { inboxGroup } from '../queue/index.ts';
 export interface InboxOptions {
   /** Record connection: the ack path's one round trip, acknowledgements and reclaims. */
   redis: Redis;
-  /** A connection of its own for the blocking read (`redis.duplicate()` when not given). */
-  reader?: Redis;
   /** Redis stream holding what was accepted and not yet handled, e.g. `hf:inbox:slack`. */
   stream: string;
   /** Key prefix of the de-duplication markers, e.g. `hf:slack:seen:`. */
@@ -48,9 +46,9 @@ export interface InboxOptions {
  * deleted once handled, so the stream holds only the backlog.
  */
 export class Inbox {
-  readonly #options: Required<Omit<InboxOptions, 'reader'>>;
+  readonly #options: Required<InboxOptions>;
+  /** A connection of its own for the blocking read, made at start. */
   #reader: Redis | undefined;
-  readonly #ownsReader: boolean;
   #running = false;
   #loop: Promise<void> | undefined;
   #inFlight = 0;
@@ -68,8 +66,6 @@ export class Inbox {
       consumer: `bot-${randomBytes(6).toString('hex')}`,
       ...options,
     };
-    this.#ownsReader = options.reader === undefined;
-    this.#reader = options.reader;
     const redis = options.redis as Redis & { handoffInboxAccept?: unknown };
     if (!redis.handoffInboxAccept) {
       redis.defineCommand('handoffInboxAccept', { numberOfKeys: 2, lua: acceptLua });
@@ -142,7 +138,7 @@ export class Inbox {
     clearInterval(this.#reclaimTimer);
     this.#slotFreed?.();
     // The blocking read returns within its block time; disconnecting ends it at once.
-    if (this.#ownsReader) this.#reader?.disconnect();
+    this.#reader?.disconnect();
     await this.#loop?.catch(() => undefined);
     if (this.#inFlight > 0) {
       await Promise.race([

@@ -13,6 +13,7 @@ import { auditListKey } from '../../src/storage/audit-log.ts';
 import { type EmbeddedRedis, startRedisServer } from '../../src/storage/index.ts';
 import { FakeSlack, SlackSender } from '../fakes/slack-server.ts';
 import { startTestBot, type TestBot } from '../helpers/bot.ts';
+import { until } from '../helpers/until.ts';
 
 const botToken = `xoxb-test-${randomBytes(6).toString('hex')}`;
 const signingSecret = randomBytes(16).toString('hex');
@@ -33,16 +34,6 @@ afterAll(async () => {
   await server?.stop();
   await rm(dir, { recursive: true, force: true });
 });
-
-const until = async <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 20_000): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('Inbox (real Redis)', () => {
   it('queues a delivery once, refuses past its bound, and works on at most `concurrency` at a time', async () => {

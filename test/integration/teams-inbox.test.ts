@@ -22,22 +22,13 @@ import {
   teamsUser,
 } from '../fakes/teams-server.ts';
 import { startTestBot, type TestBot } from '../helpers/bot.ts';
+import { until } from '../helpers/until.ts';
 
 const ana = teamsUser('Ana');
 const ben = teamsUser('Ben');
 const team = teamsTeam('Finance');
 const general = teamsChannel(team, 'General');
 const reports = teamsChannel(team, 'Reports');
-
-const until = async <T>(what: string, probe: () => Promise<T | undefined> | T | undefined, ms = 30_000): Promise<T> => {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const got = await probe();
-    if (got !== undefined) return got;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-};
 
 describe('Teams messages through the inbox (two bots, one Redis)', () => {
   let dir: string;
