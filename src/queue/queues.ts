@@ -35,6 +35,12 @@ export interface QueueOptions {
   prefix?: string;
   /** How long finished jobs are kept (the task records' retention). Default 30 days. */
   retentionMs?: number;
+  /**
+   * How long an enqueue waits for a connection that is reconnecting before it gives up.
+   * Default 2.5 s: longer than ioredis's longest pause between reconnect attempts, so a
+   * producer is never refused just because Redis came back a moment ago.
+   */
+  reconnectWaitMs?: number;
 }
 
 /**
@@ -50,10 +56,12 @@ export class Queues {
   /** For the sequence numbers `emit` stamps: the given connection, or one of our own for plain options. */
   private readonly orderClient: Redis;
   private readonly ownsOrderClient: boolean;
+  private readonly reconnectWaitMs: number;
   private closed = false;
 
   constructor(options: QueueOptions) {
     this.prefix = options.prefix ?? 'hfq';
+    this.reconnectWaitMs = options.reconnectWaitMs ?? 2500;
     this.ownsOrderClient = !(options.connection instanceof Redis);
     this.orderClient =
       options.connection instanceof Redis
@@ -115,12 +123,12 @@ export class Queues {
   }
 
   async enqueuePlan(job: PlanJob): Promise<void> {
-    await guard(() => this.plan.add('plan', job, { jobId: planJobId(job.taskId, job.version) }));
+    await this.guard(() => this.plan.add('plan', job, { jobId: planJobId(job.taskId, job.version) }));
   }
 
   /** Expires a plan's approval request at `atMs` unless it was decided by then. */
   async scheduleExpiry(job: PlanJob, atMs: number): Promise<void> {
-    await guard(() =>
+    await this.guard(() =>
       this.plan.add('expire', job, {
         jobId: `expire-${job.taskId}-v${job.version}`,
         delay: Math.max(0, atMs - Date.now()),
@@ -129,7 +137,7 @@ export class Queues {
   }
 
   async enqueueRun(job: RunJob): Promise<void> {
-    await guard(() => this.run.add('run', job, { jobId: runJobId(job.taskId, job.planVersion) }));
+    await this.guard(() => this.run.add('run', job, { jobId: runJobId(job.taskId, job.planVersion) }));
   }
 
   /**
@@ -139,7 +147,7 @@ export class Queues {
    * worker steps over after a grace period.
    */
   async emit(event: RunnerEvent): Promise<void> {
-    await guard(async () => {
+    await this.guard(async () => {
       const order = await this.stampOrder(event.taskId);
       await this.notify.add(event.type, { ...event, order }, { jobId: notifyJobId(event.taskId, order) });
     });
@@ -150,7 +158,7 @@ export class Queues {
    * two bots doing this at once leave one. Changing the pattern or zone replaces it.
    */
   async upsertScheduleClock(scheduleId: string, pattern: string, tz: string): Promise<void> {
-    await guard(() =>
+    await this.guard(() =>
       this.schedule.upsertJobScheduler(
         scheduleId,
         { pattern, tz },
@@ -161,14 +169,14 @@ export class Queues {
 
   /** Stops a schedule's clock; its next tick's job goes with it. */
   async removeScheduleClock(scheduleId: string): Promise<void> {
-    await guard(() => this.schedule.removeJobScheduler(scheduleId));
+    await this.guard(() => this.schedule.removeJobScheduler(scheduleId));
   }
 
   /** The ids of every schedule that has a clock, for reconciling them with the records. */
   async scheduleClockIds(): Promise<Array<{ id: string; pattern?: string; tz?: string }>> {
     const out: Array<{ id: string; pattern?: string; tz?: string }> = [];
     for (let start = 0; ; start += 500) {
-      const page = await guard(() => this.schedule.getJobSchedulers(start, start + 499, true));
+      const page = await this.guard(() => this.schedule.getJobSchedulers(start, start + 499, true));
       for (const s of page)
         out.push({ id: s.key, ...(s.pattern ? { pattern: s.pattern } : {}), ...(s.tz ? { tz: s.tz } : {}) });
       if (page.length < 500) return out;
@@ -177,7 +185,7 @@ export class Queues {
 
   /** A tick Handoff starts itself (a catch-up, "Run now"): its id is its time, so it runs once. */
   async enqueueTick(job: TickJob & { scheduledAtMs: number }): Promise<void> {
-    await guard(() => this.schedule.add('tick', job, { jobId: tickJobId(job.scheduleId, job.scheduledAtMs) }));
+    await this.guard(() => this.schedule.add('tick', job, { jobId: tickJobId(job.scheduleId, job.scheduledAtMs) }));
   }
 
   private async stampOrder(taskId: string): Promise<NotifyOrder> {
@@ -199,15 +207,51 @@ export class Queues {
     await Promise.allSettled([this.plan.close(), this.run.close(), this.notify.close(), this.schedule.close()]);
     if (this.ownsOrderClient) this.orderClient.disconnect();
   }
+
+  /**
+   * Runs a producer call; a failure becomes "the queue is unavailable". A call refused while
+   * the connection is reconnecting (it fails fast rather than queueing offline) is tried once
+   * more when the connection is back within `reconnectWaitMs`: Redis may be back already for
+   * other connections, which reconnect on their own schedule. Every add has a job id, so the
+   * second try never makes a second job.
+   */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (this.closed || !reconnecting(this.orderClient)) throw unavailable(err);
+      if (!(await readyWithin(this.orderClient, this.reconnectWaitMs))) throw unavailable(err);
+      try {
+        return await fn();
+      } catch (again) {
+        throw unavailable(again);
+      }
+    }
+  }
 }
 
-async function guard<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    throw new HandoffError(ErrorCodes.queueUnavailable, 'the work queue is unavailable right now; try again shortly', {
-      cause: err,
-      retryable: true,
-    });
-  }
+function reconnecting(redis: Redis): boolean {
+  return redis.status === 'connecting' || redis.status === 'connect' || redis.status === 'reconnecting';
+}
+
+/** Whether a connection becomes ready within `ms`. */
+async function readyWithin(redis: Redis, ms: number): Promise<boolean> {
+  if (redis.status === 'ready') return true;
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    redis.on('ready', onReady);
+  });
+}
+
+function unavailable(err: unknown): HandoffError {
+  return new HandoffError(ErrorCodes.queueUnavailable, 'the work queue is unavailable right now; try again shortly', {
+    cause: err,
+    retryable: true,
+  });
 }
