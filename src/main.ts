@@ -172,7 +172,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     cleanups.push(() => closeConnection(producers));
     const queueConnection: Redis = createQueueConnection(redisUrl, {}, onRedisError);
     cleanups.push(() => closeConnection(queueConnection));
-    await waitForReady(records).catch((err) => {
+    await Promise.all([waitForReady(records), waitForReady(producers)]).catch((err) => {
       throw new HandoffError(
         ErrorCodes.config,
         `cannot reach Redis at ${redactUrl(redisUrl!)}: ${(err as Error).message}`,
