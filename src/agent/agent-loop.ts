@@ -200,6 +200,10 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
     await options.save(cp);
   }
 
+  /** A call this loop marked in flight in the write before it ran, so its own write is not needed. */
+  let marked: string | undefined;
+  /** The thread's new messages, read while the last results were saved. */
+  let prefetched: ThreadMessage[] | undefined;
   for (;;) {
     throwIfAborted(signal);
     const pendingUses = unansweredToolUses(cp);
@@ -211,7 +215,7 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         options.progress({ stepStatus: cp.stepStatus, activity: describe(options, use.name, input), usage: cp.usage });
         const started = Date.now();
         let step: GateResult;
-        if (cp.inFlight === use.id) {
+        if (cp.inFlight === use.id && marked !== use.id) {
           // The runner died while this call ran: its effect is unknown, so it is not run again.
           step = {
             kind: 'result',
@@ -243,7 +247,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
           cp.pendingQuestion = undefined;
         } else {
           cp.inFlight = use.id;
-          await options.save(cp);
+          if (marked !== use.id) await options.save(cp);
+          marked = undefined;
           step = await traceToolCall(use.name, async () => {
             let gated = await gateAndRun(options, cp, use.id, use.name, input);
             if (gated.kind === 'result' && gated.decision === 'ran' && mutating.has(use.name))
@@ -287,12 +292,19 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
             ...(step.result.isError ? { is_error: true } : {}),
           },
         ];
-        // After the last call the checkpoint below holds this result too: one write, not two.
-        if (use !== pendingUses.at(-1)) await options.save(cp);
+        // After the last call the checkpoint below holds this result too: one write, not two. Before
+        // another call, the write that holds this result also marks that call in flight.
+        const next = pendingUses[pendingUses.indexOf(use) + 1];
+        if (next) {
+          marked = markInFlight(cp, next);
+          await options.save(cp);
+        }
       }
       cp.messages = [...cp.messages, { role: 'user', content: cp.partialResults }];
       cp.partialResults = [];
-      await options.save(cp);
+      // The thread is read while the results are saved: both go out together.
+      const [, incoming] = await Promise.all([options.save(cp), options.host.threadMessages?.()]);
+      prefetched = incoming ?? [];
       continue;
     }
 
@@ -301,7 +313,8 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
     if (last?.role === 'assistant' && cp.continuations === 0) return finish(cp, plan, finalText(cp));
 
     // Whatever people said in the thread meanwhile, and Handoff's own notes, go with the next turn.
-    await addThreadMessagesAndNotes(options, cp);
+    await addThreadMessagesAndNotes(options, cp, prefetched);
+    prefetched = undefined;
 
     if (cp.turn >= maxTurns)
       return fail(cp, ErrorCodes.runTimeout, `the run stopped after ${maxTurns} model turns without finishing`);
@@ -364,8 +377,11 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
     cp.continuations = 0;
     cp.retryMaxTokens = undefined;
     if (response.content.length > 0) cp.messages = [...cp.messages, { role: 'assistant', content: response.content }];
+    const overBudget = budgetProblem(cp, plan, options.prices);
+    // The write that holds the model's reply also marks its first call in flight, unless the run ends here.
+    if (!overBudget && response.stopReason !== 'refusal' && toolUses[0]) marked = markInFlight(cp, toolUses[0]);
     await options.save(cp);
-    checkBudget(cp, plan, options.prices);
+    if (overBudget) throw overBudget;
 
     if (response.stopReason === 'refusal') {
       return fail(
@@ -401,11 +417,15 @@ function unansweredToolUses(cp: Checkpoint): ToolUse[] {
  * user message about to be sent. They are checkpointed before they are marked as seen,
  * so a crash between the two delivers them again rather than losing them.
  */
-async function addThreadMessagesAndNotes(options: RunLoopOptions, cp: Checkpoint): Promise<void> {
+async function addThreadMessagesAndNotes(
+  options: RunLoopOptions,
+  cp: Checkpoint,
+  prefetched: ThreadMessage[] | undefined,
+): Promise<void> {
   const last = cp.messages.at(-1) as MessageParam | undefined;
   // After a paused turn the model goes on from its own message; anything new waits for the next turn.
   if (last?.role !== 'user') return;
-  const incoming = (await options.host.threadMessages?.()) ?? [];
+  const incoming = prefetched ?? (await options.host.threadMessages?.()) ?? [];
   if (incoming.length === 0 && cp.notes.length === 0) return;
   const blocks = [
     ...cp.notes.map((note) => ({ type: 'text' as const, text: `Note from Handoff: ${note}` })),
@@ -898,21 +918,37 @@ function markStep(cp: Checkpoint, step: unknown, count: number): void {
   );
 }
 
+/**
+ * Marks a call about to run as in flight (a runner that dies while it runs must not run it
+ * again), and returns its id: only a call with no decision or answer pending starts afresh.
+ */
+function markInFlight(cp: Checkpoint, use: ToolUse): string | undefined {
+  if (cp.inFlight || cp.pendingAction?.toolUseId === use.id || cp.pendingQuestion?.toolUseId === use.id) return;
+  cp.inFlight = use.id;
+  return use.id;
+}
+
 function checkBudget(cp: Checkpoint, plan: Plan, prices: Prices): void {
+  const problem = budgetProblem(cp, plan, prices);
+  if (problem) throw problem;
+}
+
+function budgetProblem(cp: Checkpoint, plan: Plan, prices: Prices): HandoffError | undefined {
   const tokens = budgetTokens(cp.usage, prices);
   const cost = costUsd(cp.usage, prices);
   if (tokens > plan.envelope.budget.maxTokens) {
-    throw new HandoffError(
+    return new HandoffError(
       ErrorCodes.budgetExceeded,
       `the run used ${tokens} tokens (cache reads weighed at their price), over its budget of ${plan.envelope.budget.maxTokens}`,
     );
   }
   if (cost > plan.envelope.budget.maxCostUsd) {
-    throw new HandoffError(
+    return new HandoffError(
       ErrorCodes.budgetExceeded,
       `the run cost an estimated $${cost.toFixed(2)}, over its budget of $${plan.envelope.budget.maxCostUsd.toFixed(2)}`,
     );
   }
+  return undefined;
 }
 
 function textOf(content: readonly ContentBlock[], options: { trim?: boolean } = {}): string {

@@ -78,9 +78,12 @@ const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
  * so an OOM kill costs no extra exec. The nonce is the first line of stdin, read before the
  * command starts: it is never in an argv or environment the command could read from /proc.
  * cgroup v2 first; cgroup v1 kernels (4.13+) expose the same counter in memory.oom_control.
- * The trailer also carries a fingerprint of /workspace/out after the command (`cksum` of each
- * entry's size, mtime and path): when it matches the one of the last listing, `listOutputs`
- * answers from that listing instead of spending an exec on `find` after every command.
+ * The trailer also carries the command's exit status, which the wrapper exits with, so the
+ * engine is not asked for it, and a fingerprint of /workspace/out after the command (`cksum` of
+ * each entry's size, mtime and path): when it matches the one of the last listing,
+ * `listOutputs` answers from that listing instead of spending an exec on `find` after every
+ * command. The fingerprint is piped straight to stderr, not through a command substitution,
+ * which would cost one more process per command.
  * Arguments: $1 is the time limit, the rest is the command.
  */
 const EXEC_WRAPPER =
@@ -89,8 +92,8 @@ const EXEC_WRAPPER =
   'if [ -r "$f" ]; then while read -r k x; do [ "$k" = oom_kill ] && v=$x; done < "$f"; break; fi; done; }; ' +
   't=$1; shift; o; b=$v; exec 3<&0; timeout --kill-after=2s "$t" "$@" <&3 3<&- & p=$!; exec 3<&-; ' +
   'wait "$p"; rc=$?; kill -9 "-$p" 2>/dev/null; o; ' +
-  `h=$(find ${OUTPUTS} -xdev -printf '%s %T@ %P\\n' 2>/dev/null | cksum); ` +
-  'printf \'\\036handoff-oom %s %s %s %s\\n\' "$n" "$b" "$v" "$h" >&2; exit "$rc"';
+  'printf \'\\036handoff-oom %s %s %s %s \' "$n" "$b" "$v" "$rc" >&2; ' +
+  `{ find ${OUTPUTS} -xdev -printf '%s %T@ %P\\n' 2>/dev/null | cksum; } >&2 || echo >&2; exit "$rc"`;
 /** How long past the command's own deadline the host waits before it gives up on the exec stream. */
 const HOST_GRACE_MS = 10_000;
 /** Budget for the fallback `cat` that reads the OOM counter when a command left no trailer. */
@@ -844,7 +847,8 @@ class DockerSandbox implements Sandbox {
     errCollector.flush();
 
     return {
-      exitCode: await exitCodeOf(exec),
+      // The wrapper's reading carries the status it exits with; the engine is asked only without one.
+      exitCode: stderrTrailer?.reading?.exitCode ?? (await exitCodeOf(exec)),
       stdout: stdout.text(),
       stderr: stderr.text(),
       truncated: stdout.truncated || stderr.truncated,

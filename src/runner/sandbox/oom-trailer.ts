@@ -1,9 +1,11 @@
 /**
- * The OOM reading the exec wrapper appends to stderr:
- * `\x1ehandoff-oom <nonce> <before> <after>[ <crc> <bytes>]\n`, where before/after are the
- * cgroup's `oom_kill` counter around the command (empty when the kernel has none) and
+ * The reading the exec wrapper appends to stderr:
+ * `\x1ehandoff-oom <nonce> <before> <after> <rc> [<crc> <bytes>]\n`, where before/after are the
+ * cgroup's `oom_kill` counter around the command (empty when the kernel has none), `<rc>` the
+ * command's exit status (the wrapper exits with it too, so the engine need not be asked), and
  * `<crc> <bytes>` is the `cksum` of a listing of /workspace/out (size, mtime, path of each entry)
- * taken after the command: the same fingerprint twice means no output changed in between. OomTrailer sits between the exec's stderr and everything that sees it: it
+ * taken after the command: the same fingerprint twice means no output changed in between.
+ * OomTrailer sits between the exec's stderr and everything that sees it: it
  * passes every byte through except the first line carrying this exec's nonce, which it parses
  * and strips. A command cannot forge that line (it never learns the nonce) and cannot remove it
  * (the wrapper writes it after the command's whole process group is dead); a look-alike with any
@@ -14,11 +16,13 @@ export interface OomReading {
   before: number | undefined;
   /** `oom_kill` after the command's process group was killed. */
   after: number | undefined;
+  /** The command's exit status, which is the wrapper's own. */
+  exitCode: number;
   /** Fingerprint of /workspace/out after the command; undefined when the wrapper sent none. */
   outputs?: string;
 }
 
-/** Longest a well-formed reading can be after the nonce: two counters, a fingerprint, spaces, a newline. */
+/** Longest a well-formed reading can be after the nonce: two counters, a status, a fingerprint, spaces, a newline. */
 const MAX_READING_BYTES = 96;
 
 export class OomTrailer {
@@ -68,10 +72,17 @@ export class OomTrailer {
     }
     this.#state = 'done';
     this.#held = Buffer.alloc(0);
-    const m = /^(\d*) (\d*)(?: (\d+ \d+))?$/.exec(data.subarray(this.#marker.length, newline).toString('latin1'));
+    const m = /^(\d*) (\d*) (\d{1,3})(?: (\d+ \d+)| )?$/.exec(
+      data.subarray(this.#marker.length, newline).toString('latin1'),
+    );
     if (!m) return data;
     const count = (s: string | undefined) => (s ? Number(s) : undefined);
-    this.#reading = { before: count(m[1]), after: count(m[2]), ...(m[3] ? { outputs: m[3] } : {}) };
+    this.#reading = {
+      before: count(m[1]),
+      after: count(m[2]),
+      exitCode: Number(m[3]),
+      ...(m[4] ? { outputs: m[4] } : {}),
+    };
     return data.subarray(newline + 1);
   }
 

@@ -426,6 +426,47 @@ describe('runAgentLoop', () => {
     ).toBe(false);
   });
 
+  it('has every call checkpointed in flight before it runs, in single and multi-call turns', async () => {
+    const { host, saved, run } = setup([
+      [toolUse('tu_1', 'read_file', { path: 'in/data.csv', step: 1 })],
+      [
+        toolUse('tu_2', 'write_file', { path: '/workspace/out/report.md', content: report, step: 2 }),
+        toolUse('tu_3', 'list_files', { path: '/workspace/out' }),
+        toolUse('tu_4', 'deliver_artifact', { path: '/workspace/out/report.md', step: 2 }),
+      ],
+      [text('Made report.md.')],
+    ]);
+    // What the store holds at the moment each command starts.
+    const atExec: Array<{ inFlight: string | undefined; lastUse: string | undefined; results: string[] }> = [];
+    host.onExec = () => {
+      const cp = saved.at(-1)!;
+      const last = cp.messages.at(-1) as { role: string; content: Array<{ type: string; id?: string }> };
+      atExec.push({
+        inFlight: cp.inFlight,
+        lastUse: last.role === 'assistant' ? last.content.find((b) => b.id === cp.inFlight)?.id : undefined,
+        results: cp.partialResults.map((r) => r.tool_use_id),
+      });
+    };
+    const outcome = await run();
+
+    expect(outcome.status).toBe('succeeded');
+    expect(atExec.map((e) => e.inFlight)).toEqual(['tu_1', 'tu_2', 'tu_3']);
+    // The call in flight is one the saved reply asked for, and earlier results of its turn are saved with it.
+    expect(atExec.map((e) => e.lastUse)).toEqual(['tu_1', 'tu_2', 'tu_3']);
+    expect(atExec.map((e) => e.results)).toEqual([[], [], ['tu_2']]);
+    // No write marks a call in flight on its own: each also holds a reply or a result.
+    for (let i = 1; i < saved.length; i++) {
+      const before = saved[i - 1]!;
+      const after = saved[i]!;
+      const onlyMarked =
+        after.inFlight !== undefined &&
+        before.inFlight === undefined &&
+        after.messages.length === before.messages.length &&
+        after.partialResults.length === before.partialResults.length;
+      expect(onlyMarked, `write ${i} only marked ${after.inFlight} in flight`).toBe(false);
+    }
+  });
+
   it('after a crash before a call started, runs it (it never ran)', async () => {
     const checkpoint: Checkpoint = {
       ...freshCheckpoint(),
