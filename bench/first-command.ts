@@ -10,11 +10,11 @@
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startFakeAnthropic } from '../test/fakes/anthropic-server.ts';
 import { ConsoleClient, planButtons } from '../test/helpers/console-client.ts';
 import { startDevHandoff } from '../test/helpers/handoff.ts';
 import { BareDocker } from './lib/bare-docker.ts';
-import { nowMs, stampModel } from './lib/stamp-model.ts';
+import { startStampModel } from './lib/model-fakes.ts';
+import { nowMs } from './lib/stamp-model.ts';
 import { print, summary } from './stats.ts';
 
 const pairs = Math.max(3, Number(process.env.BENCH_PAIRS ?? 7));
@@ -26,12 +26,12 @@ const inDir = join(scratch, 'in');
 await mkdir(inDir);
 if (process.getuid?.() === 0) await chown(inDir, 1000, 1000);
 const bare = new BareDocker(image, inDir);
-const model = await startFakeAnthropic();
-const script = stampModel(model);
+// The fake model runs in a process of its own, as the real API is remote.
+const model = await startStampModel();
 
 /** One task through the console: post, wait for the plan card, click Approve, wait for the result. */
 async function handoffFirstCommand(client: ConsoleClient): Promise<number> {
-  const run = script.next(1);
+  await model.next(1);
   const posted = await client.post('@handoff stamp the clock', [{ name: 'sales.csv', path: csv }]);
   const thread = posted.body.message?.id;
   if (!thread) throw new Error(`the console did not take the request: ${JSON.stringify(posted.body)}`);
@@ -41,7 +41,7 @@ async function handoffFirstCommand(client: ConsoleClient): Promise<number> {
   const answer = await client.action({ action: 'approve', ...buttons });
   if (answer.status !== 200) throw new Error(`Approve answered ${answer.status}: ${JSON.stringify(answer.body)}`);
   await client.waitForCard(thread, (h) => h.includes('card result'), 180_000);
-  const first = run.stamps[0];
+  const first = (await model.stamps())[0];
   if (first === undefined) throw new Error('the run reported no in-container stamp');
   return first - clicked;
 }

@@ -41,7 +41,7 @@ import {
 } from './bot/index.ts';
 import type { Config, ConnectorConfig } from './config/index.ts';
 import { asHandoffError, ErrorCodes, HandoffError, newId, type Prices } from './core/index.ts';
-import { modelProviderFromConfig } from './model-provider.ts';
+import { modelProviderFromConfig, timedProvider } from './model-provider.ts';
 import { createLogger, type Logger, Metrics, otlpTracesUrl, startTracing } from './observability/index.ts';
 import { QueueDepthReader, Queues } from './queue/index.ts';
 import {
@@ -208,7 +208,7 @@ export async function startHandoff(options: StartOptions): Promise<RunningHandof
     });
     const store: ArtifactStore = config.s3Bucket ? s3StoreFrom(config) : localStore;
     // Anthropic API, Bedrock, Vertex or the demo model; a setting that cannot work fails here.
-    const provider: ModelProvider = options.provider ?? modelProviderFromConfig(config);
+    const provider: ModelProvider = timedProvider(options.provider ?? modelProviderFromConfig(config), metrics);
     // The policy file is validated before anything starts: a typo must not pass silently.
     const policyDoc = loadPolicy(config.policyFile);
     // Self-approval, approval expiry and approvers per conversation (rules in channel-policy.ts).

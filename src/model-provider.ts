@@ -11,6 +11,7 @@ import {
 } from './agent/index.ts';
 import type { Config } from './config/index.ts';
 import { ErrorCodes, HandoffError } from './core/index.ts';
+import { Metrics } from './observability/index.ts';
 
 export interface ModelProviderOverrides {
   /** SDK retries (the doctor asks once, without retrying). */
@@ -100,4 +101,28 @@ export async function modelCheckFromConfig(config: Config): Promise<ModelCheck> 
     };
   }
   return checkModel(provider, { timeoutMs: 30_000 });
+}
+
+/**
+ * The provider with each request timed into `handoff_model_request_seconds`: the time a plan
+ * or a run waits for the model, which the run's own figures leave out.
+ */
+export function timedProvider(provider: ModelProvider, metrics: Metrics): ModelProvider {
+  return {
+    name: provider.name,
+    model: provider.model,
+    demo: provider.demo,
+    ...(provider.offersWebSearch === undefined ? {} : { offersWebSearch: provider.offersWebSearch }),
+    createMessage: async (request, signal) => {
+      const started = performance.now();
+      try {
+        const response = await provider.createMessage(request, signal);
+        metrics.modelRequest.observe({ outcome: 'ok' }, Metrics.since(started));
+        return response;
+      } catch (err) {
+        metrics.modelRequest.observe({ outcome: 'error' }, Metrics.since(started));
+        throw err;
+      }
+    },
+  };
 }

@@ -149,6 +149,13 @@ export class Metrics {
     },
     ...this.on,
   });
+  readonly modelRequest = new Histogram({
+    name: 'handoff_model_request_seconds',
+    help: 'Time of one model request (planning and runs), from sending it to having the whole reply, by outcome (ok, error)',
+    labelNames: ['outcome'] as const,
+    buckets: shortBuckets,
+    ...this.on,
+  });
   readonly modelTokens = new Counter({
     name: 'handoff_model_tokens_total',
     help: 'Model tokens used by planning and runs, by type (input, output, cache_read, cache_write) and channel',

@@ -142,6 +142,13 @@ describeDocker('Prometheus metrics of a real task (dev: bot and runner in one pr
     expect(total(after, 'handoff_sandbox_exec_seconds_count', { outcome: 'ok' })).toBeGreaterThan(0);
   });
 
+  it('times every model request: the plan and the run replies', () => {
+    // One planning reply and three run replies, as below.
+    expect(total(after, 'handoff_model_request_seconds_count', { outcome: 'ok' })).toBe(4);
+    expect(total(after, 'handoff_model_request_seconds_count', { outcome: 'error' })).toBe(0);
+    expect(total(after, 'handoff_model_request_seconds_sum')).toBeGreaterThan(0);
+  });
+
   it('counts model tokens by type and the estimated cost, by channel', () => {
     // One planning reply and three run replies, each reporting `usage`.
     const where = { surface: 'web', channel: 'general' };
