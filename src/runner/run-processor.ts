@@ -218,6 +218,10 @@ export async function processRunJob(
   };
 
   let sandbox: Sandbox | undefined;
+  /** The run's sandbox, once it is there; a new run's is made while its first model request runs. */
+  let boxReady: Promise<Sandbox> | undefined;
+  let acquireError: unknown;
+  const acquireFailed = new AbortController();
   let hub: ConnectorHub | undefined;
   let egress: RunEgress | undefined;
   let outcome: RunOutcome;
@@ -253,15 +257,17 @@ export async function processRunJob(
       await state.releaseSandbox(keptId);
       checkpoint.sandboxId = undefined;
     }
-    // Whatever else this task left (a runner that died mid-run) goes now, while the inputs are laid out.
-    const [, laidOut] = await Promise.all([
-      deps.driver.removeTaskSandboxes(task.id, sandbox?.id),
-      sandbox ? undefined : prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store),
-    ]);
-    if (!sandbox) {
+    const egressSocketDir = egress.socketDir;
+    const acquire = async (): Promise<Sandbox> => {
+      // Whatever else this task left (a runner that died mid-run) goes now, while the inputs are laid out.
+      const [, laidOut] = await Promise.all([
+        deps.driver.removeTaskSandboxes(task.id, sandbox?.id),
+        sandbox ? undefined : prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store),
+      ]);
+      if (sandbox) return sandbox;
       const workspace = laidOut!;
       await fanIn?.layout(workspace);
-      sandbox = await deps.driver.create(
+      const made = await deps.driver.create(
         {
           taskId: task.id,
           label: `run-${job.runId}-${Date.now().toString(36)}`,
@@ -269,23 +275,36 @@ export async function processRunJob(
           readOnlyWorkspace: false,
           limits: deps.limits,
           runnerId: deps.runnerId,
-          ...(egress.socketDir ? { egressSocketDir: egress.socketDir } : {}),
+          ...(egressSocketDir ? { egressSocketDir } : {}),
           ...(skills.mounts.length > 0 ? { readOnlyMounts: skills.mounts } : {}),
         },
         runSignal,
       );
-      await state.setSandboxOwner(sandbox.id, deps.runnerId);
-      await restoreOutputs(deps, sandbox, ws);
-      if (resumed && resumed.messages.length > 0) {
-        checkpoint.notes = [
-          ...(checkpoint.notes ?? []),
-          keptId
-            ? `while the run waited, its sandbox was replaced (it is kept for at most ${Math.round(deps.pausedSandboxTtlMs / 60_000)} min, or the run moved to another runner): files in /tmp and any running processes are gone; /workspace/out was restored as of your last tool call.`
-            : 'the run was resumed in a new sandbox (its runner stopped): files in /tmp and any running processes are gone; /workspace/out was restored as of your last completed tool call.',
-        ];
-      }
-    }
-    const box = sandbox;
+      sandbox = made;
+      await state.setSandboxOwner(made.id, deps.runnerId);
+      await restoreOutputs(deps, made, ws);
+      return made;
+    };
+    if (!sandbox && resumed && resumed.messages.length > 0) {
+      // A resumed run tells the model what the new sandbox lost, so it has the sandbox first.
+      boxReady = Promise.resolve(await acquire());
+      checkpoint.notes = [
+        ...(checkpoint.notes ?? []),
+        keptId
+          ? `while the run waited, its sandbox was replaced (it is kept for at most ${Math.round(deps.pausedSandboxTtlMs / 60_000)} min, or the run moved to another runner): files in /tmp and any running processes are gone; /workspace/out was restored as of your last tool call.`
+          : 'the run was resumed in a new sandbox (its runner stopped): files in /tmp and any running processes are gone; /workspace/out was restored as of your last completed tool call.',
+      ];
+    } else if (!sandbox) {
+      // A new run's first model request goes out while its sandbox is made (or claimed from the
+      // pool): nothing in it depends on the sandbox, and the first tool call waits for it. A
+      // sandbox that cannot be made stops the run as it did before, with its own error.
+      boxReady = acquire();
+      boxReady.catch((err: unknown) => {
+        acquireError = err;
+        acquireFailed.abort(err);
+      });
+    } else boxReady = Promise.resolve(await acquire());
+    const box = () => boxReady!;
     const policy = channelPolicy(deps, task);
     const redact = redactorFor(policy);
     // One client per connector the approved plan uses, for this attempt only.
@@ -340,12 +359,13 @@ export async function processRunJob(
     const channelContext = await runChannelContext(deps.channelSettings, task, plan, policy.instructions);
     const web = egress;
     const host: ToolHost = {
-      exec: async (argv, o) => explainFullDisk(await box.exec(argv, { ...o, signal: runSignal }), deps),
-      deliver: (path, name) => deliver(deps, task, job.runId, box, path, name, ws, plan.envelope.deliverableTypes),
+      exec: async (argv, o) => explainFullDisk(await (await box()).exec(argv, { ...o, signal: runSignal }), deps),
+      deliver: async (path, name) =>
+        deliver(deps, task, job.runId, await box(), path, name, ws, plan.envelope.deliverableTypes),
       changeInput: (name, content) => changeInput(deps, task, job.runId, name, content, ws),
       threadMessages: () => state.threadMessages(task.id),
       consumeThreadMessages: (count) => state.consumeThreadMessages(task.id, count),
-      syncOutputs: () => syncOutputs(deps, task.id, job.runId, box, ws),
+      syncOutputs: async () => syncOutputs(deps, task.id, job.runId, await box(), ws),
       takeHeldEgress: () => web.takeHeld(),
       grantEgress: (domains) => web.grant(domains),
     };
@@ -356,7 +376,8 @@ export async function processRunJob(
       plan: memoryTools ? withProposalTool(plan) : plan,
       ...(channelContext ? { channelContext } : {}),
       checkpoint,
-      signal: runSignal,
+      // A sandbox that could not be made stops the loop, even in the middle of a model request.
+      signal: AbortSignal.any([runSignal, acquireFailed.signal]),
       commandTimeoutMs: deps.commandTimeoutMs,
       prices: deps.prices,
       trustLevels: policy.trustLevels,
@@ -442,9 +463,14 @@ export async function processRunJob(
           .then(() => undefined);
       },
     });
-    if (outcome.status === 'paused') keepSandbox = true;
+    if (outcome.status === 'paused') {
+      // A call may pause before any command ran: the container it waits in must be there.
+      await box();
+      keepSandbox = true;
+    }
   } catch (err) {
-    const e = asHandoffError(err);
+    // What stopped a loop whose sandbox could not be made is that failure, as if it came first.
+    const e = asHandoffError(acquireError ?? err);
     const reason = abortCode(runSignal);
     if (e.code === ErrorCodes.runTakenOver || reason === ErrorCodes.runTakenOver)
       throw new RunHandedBack('another runner took this run over');
@@ -462,6 +488,8 @@ export async function processRunJob(
     // Connectors never outlive the attempt: a waiting run starts them again when it resumes.
     await hub?.close().catch((err) => deps.logger.warn({ err }, 'could not stop a connector'));
     await egress?.close().catch((err) => deps.logger.warn({ err }, 'could not stop the egress proxy'));
+    // A sandbox still being made when the loop ended is removed once it is there.
+    await boxReady?.catch(() => undefined);
     if (!keepSandbox && sandbox) {
       const box = sandbox;
       await box
