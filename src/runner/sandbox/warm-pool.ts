@@ -145,11 +145,16 @@ export class WarmPool implements SandboxDriver {
    * with every input in place.
    */
   async #claim(box: Sandbox, spec: SandboxSpec): Promise<void> {
-    await this.#inner.claimIdle(box.id, spec.taskId, spec.label);
     const target = join(this.#hostDir(box), 'in');
     const source = join(resolvePath(spec.workspaceDir), 'in');
-    await mkdir(source, { recursive: true });
-    await linkTree(source, target);
+    // The rename (an Engine API call) and the links (local files) go on side by side.
+    const linked = (async () => {
+      await mkdir(source, { recursive: true });
+      await linkTree(source, target);
+    })();
+    const [renamed, links] = await Promise.allSettled([this.#inner.claimIdle(box.id, spec.taskId, spec.label), linked]);
+    if (renamed.status === 'rejected') throw renamed.reason;
+    if (links.status === 'rejected') throw links.reason;
     const aside = `${source}.claimed`;
     await rm(aside, { recursive: true, force: true });
     await rename(source, aside);
