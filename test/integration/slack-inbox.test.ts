@@ -5,7 +5,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { Inbox } from '../../src/bot/inbox.ts';
 import { slackInboxStream } from '../../src/bot/surfaces/slack/slack-app.ts';
 import { createLogger } from '../../src/observability/index.ts';
@@ -129,6 +129,39 @@ describe('Inbox (real Redis)', () => {
       expect(handled).toEqual(['lost']);
     } finally {
       await survivor.stop();
+    }
+  });
+});
+
+describe('Inbox defaults, as the docs state them', () => {
+  it('by default takes over a delivery once it has waited a minute', async () => {
+    const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
+    const claims: unknown[][] = [];
+    const spy = vi.spyOn(redis, 'xautoclaim').mockImplementation((async (...args: unknown[]) => {
+      claims.push(args);
+      return ['0-0', [], []];
+    }) as never);
+    // Only the takeover check's interval is faked; the stream is read from Redis as usual.
+    vi.useFakeTimers({ toFake: ['setInterval'] });
+    const inbox = new Inbox({
+      redis,
+      stream,
+      seenPrefix: `${stream}:seen:`,
+      seenTtlSeconds: 60,
+      logger,
+      concurrency: 1,
+      handle: async () => undefined,
+    });
+    try {
+      await inbox.start();
+      await vi.advanceTimersByTimeAsync(30_000);
+      expect(claims.length).toBeGreaterThan(0);
+      // XAUTOCLAIM stream group consumer min-idle-time start …: idle for at least 60,000 ms.
+      expect(claims[0]![3]).toBe(60_000);
+    } finally {
+      vi.useRealTimers();
+      spy.mockRestore();
+      await inbox.stop();
     }
   });
 });

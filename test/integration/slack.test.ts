@@ -9,6 +9,7 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SlackSurface } from '../../src/bot/surfaces/slack/index.ts';
 import { newTask } from '../../src/core/index.ts';
+import { inboxStreams } from '../../src/queue/index.ts';
 import { LocalArtifactStore, StateStore } from '../../src/storage/index.ts';
 import { blockKitProblems, type FakeMessage, FakeSlack, SlackSender } from '../fakes/slack-server.ts';
 import { describeDocker } from '../helpers/docker.ts';
@@ -797,5 +798,12 @@ describe('Slack surface over Socket Mode (no public URL)', () => {
     );
     // HTTP mode is off: /slack/events is not served.
     expect((await fetch(`${handoff.url}/slack/events`, { method: 'POST', body: '{}' })).status).toBe(404);
+    // Events are handled as they arrive: the inbox stream was never written.
+    const redis = new Redis(handoff.redisUrl);
+    try {
+      expect(await redis.exists(inboxStreams.slack)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
   }, 30_000);
 });

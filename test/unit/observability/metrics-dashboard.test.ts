@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { Metrics } from '../../../src/observability/index.ts';
+import { metricQueueNames } from '../../../src/queue/index.ts';
 
 const dashboard = JSON.parse(
   readFileSync(new URL('../../../charts/handoff/dashboards/handoff.json', import.meta.url), 'utf8'),
@@ -66,5 +67,38 @@ describe('docs/operations.md', () => {
       const labels = (m as unknown as { labelNames: string[] }).labelNames;
       for (const label of labels) expect(line, `${m.name}: label ${label}`).toContain(`\`${label}\``);
     }
+  });
+});
+
+describe('the alerts docs/operations.md suggests', () => {
+  const section = operations.slice(operations.indexOf('### Alerts to set'));
+  const rows = section
+    .split('\n')
+    .filter((l) => l.startsWith('| ') && !l.startsWith('| alert') && !l.startsWith('| ---'))
+    .slice(0, 50);
+  const expressions = rows.flatMap((row) => [...row.split(' | ')[1]!.matchAll(/`([^`]+)`/g)].map((m) => m[1]!));
+
+  it('name only metrics the registry defines', async () => {
+    expect(rows.length).toBeGreaterThan(5);
+    const series = await defined();
+    for (const expr of expressions) {
+      for (const name of expr.match(/\bhandoff_[a-z0-9_]+/g) ?? [])
+        expect(series.has(name), `${expr} uses ${name}, which no registry defines`).toBe(true);
+    }
+  });
+
+  it('select queues by names the queue metrics carry', () => {
+    const queues = Object.keys(metricQueueNames);
+    let checked = 0;
+    for (const expr of expressions) {
+      for (const m of expr.matchAll(/queue(=~?)"([^"]+)"/g)) {
+        // Markdown escapes the regex's | inside a table cell.
+        const pattern = new RegExp(`^(?:${m[2]!.replace(/\\\|/g, '|')})$`);
+        const matched = queues.filter((q) => pattern.test(q));
+        expect(matched.length, `${expr}: queue${m[1]}"${m[2]}" matches no queue`).toBeGreaterThan(0);
+        checked++;
+      }
+    }
+    expect(checked).toBeGreaterThanOrEqual(3);
   });
 });
