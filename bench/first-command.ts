@@ -6,7 +6,10 @@
 //     the run to the in-container stamp — target ≤ 1.2× at p50;
 //  2. warm pool on (HANDOFF_SANDBOX_WARM_POOL) vs a bare `docker exec` of the same command into
 //     an already running container of the same kind — target ≤ 1.5× at p50.
-// BENCH_PAIRS (default 7) pairs each; BENCH_POOL=0 skips part 2.
+// BENCH_PAIRS (default 7) pairs each; BENCH_POOL=0 skips part 2. BENCH_MODEL_DELAY_MS holds the
+// run's first model reply back that long, as a real model's first reply takes seconds: a new
+// run's sandbox is made while it waits, so cold and warm then come out alike (the baselines
+// have no model and are not comparable with it).
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

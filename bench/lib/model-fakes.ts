@@ -3,6 +3,7 @@
 // counted against the process being measured. Started by `startStampModel()` below, which talks
 // to it over the IPC channel: `next` arms the script for the next task, `stamps` reads what it
 // collected. The process ends when its parent goes away or on SIGTERM/SIGINT.
+// BENCH_MODEL_DELAY_MS holds each run's first reply back that long (a real model's latency).
 import { fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { startFakeAnthropic } from '../../test/fakes/anthropic-server.ts';
@@ -61,7 +62,8 @@ export async function startStampModel(): Promise<StampModelProcess> {
 
 if (process.argv.includes('--serve') && process.send) {
   const model = await startFakeAnthropic();
-  const script = stampModel(model);
+  const delay = Number(process.env.BENCH_MODEL_DELAY_MS ?? 0);
+  const script = stampModel(model, delay > 0 ? { firstReplyDelayMs: delay } : {});
   let run: StampRun = { stamps: [] };
   const send = (a: Answer) => process.send?.(a);
   process.on('message', (ask: Ask) => {

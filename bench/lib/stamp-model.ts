@@ -15,8 +15,13 @@ export interface StampRun {
 /**
  * Answers every request of the fake Messages API. `next(commands)` arms the script for the
  * next task and returns the object its stamps are collected in; tasks run one after another.
+ * `firstReplyDelayMs` holds the run's first reply back that long, as a real model's first
+ * reply takes seconds.
  */
-export function stampModel(model: FakeAnthropicServer): { next(commands: number): StampRun } {
+export function stampModel(
+  model: FakeAnthropicServer,
+  options: { firstReplyDelayMs?: number } = {},
+): { next(commands: number): StampRun } {
   let current: StampRun = { stamps: [] };
   let commands = 1;
   model.setHandler((body) => {
@@ -42,6 +47,8 @@ export function stampModel(model: FakeAnthropicServer): { next(commands: number)
       if (stamp !== undefined) current.stamps.push(stamp);
     }
     const issued = calls.filter((c) => c === 'run_command').length;
+    if (calls.length === 0 && options.firstReplyDelayMs)
+      return { ...call('run_command', { command: STAMP_COMMAND, step: 1 }), delayMs: options.firstReplyDelayMs };
     if (issued < commands) return call('run_command', { command: STAMP_COMMAND, step: 1 });
     if (issued === commands)
       return call('run_command', { command: 'echo "# Stamped" > /workspace/out/stamp.md', step: 1 });
