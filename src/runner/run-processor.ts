@@ -285,31 +285,26 @@ export async function processRunJob(
       await restoreOutputs(deps, made, ws);
       return made;
     };
-    // A resumed run that lost its sandbox tells the model what the new one lost.
-    const replaced = !sandbox && resumed !== undefined && resumed.messages.length > 0;
-    const fresh = !sandbox && !replaced;
-    const ready = acquire();
-    boxReady = ready;
-    if (fresh) {
+    if (!sandbox && resumed && resumed.messages.length > 0) {
+      // A resumed run tells the model what the new sandbox lost, so it has the sandbox first.
+      boxReady = Promise.resolve(await acquire());
+      checkpoint.notes = [
+        ...(checkpoint.notes ?? []),
+        keptId
+          ? `while the run waited, its sandbox was replaced (it is kept for at most ${Math.round(deps.pausedSandboxTtlMs / 60_000)} min, or the run moved to another runner): files in /tmp and any running processes are gone; /workspace/out was restored as of your last tool call.`
+          : 'the run was resumed in a new sandbox (its runner stopped): files in /tmp and any running processes are gone; /workspace/out was restored as of your last completed tool call.',
+      ];
+    } else if (!sandbox) {
       // A new run's first model request goes out while its sandbox is made (or claimed from the
       // pool): nothing in it depends on the sandbox, and the first tool call waits for it. A
       // sandbox that cannot be made stops the run as it did before, with its own error.
-      ready.catch((err: unknown) => {
+      boxReady = acquire();
+      boxReady.catch((err: unknown) => {
         acquireError = err;
         acquireFailed.abort(err);
       });
-    } else {
-      // A kept sandbox, or a resumed run's new one: there before the loop starts.
-      await ready;
-      if (replaced)
-        checkpoint.notes = [
-          ...(checkpoint.notes ?? []),
-          keptId
-            ? `while the run waited, its sandbox was replaced (it is kept for at most ${Math.round(deps.pausedSandboxTtlMs / 60_000)} min, or the run moved to another runner): files in /tmp and any running processes are gone; /workspace/out was restored as of your last tool call.`
-            : 'the run was resumed in a new sandbox (its runner stopped): files in /tmp and any running processes are gone; /workspace/out was restored as of your last completed tool call.',
-        ];
-    }
-    const box = () => ready;
+    } else boxReady = Promise.resolve(await acquire());
+    const box = () => boxReady!;
     const policy = channelPolicy(deps, task);
     const redact = redactorFor(policy);
     // One client per connector the approved plan uses, for this attempt only.
