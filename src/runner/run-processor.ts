@@ -40,7 +40,7 @@ import { standingGrantCheck } from './run-grants.ts';
 import { runSkills } from './run-skills.ts';
 import { connectorsFor, connectorTrustPolicy, extraToolsFor } from './run-tools.ts';
 import type { Sandbox } from './sandbox/index.ts';
-import { prepareWorkspace, removeWorkspace } from './workspace.ts';
+import { prepareWorkspace, removeWorkspace, workspaceDir } from './workspace.ts';
 import type { FanIn } from './workstreams.ts';
 
 /** How a run parks itself while a person decides on a call, without holding a worker slot. */
@@ -79,6 +79,35 @@ interface WorkspaceState {
   manifest: WorkspaceManifest;
 }
 
+/** A task's leftover sandboxes being cleared and its inputs being laid out, side by side. */
+interface Layout {
+  cleared: Promise<unknown>;
+  /** The workspace directory once its inputs are in place; none when a kept sandbox has them. */
+  workspace: Promise<string> | undefined;
+  /** Both done, either way. */
+  settled: Promise<void>;
+}
+
+function layOut(
+  deps: RunnerDeps,
+  task: Task,
+  inputs: ReadonlyArray<{ name: string; key: string }> | undefined,
+  keepId?: string,
+): Layout {
+  const cleared = deps.driver.removeTaskSandboxes(task.id, keepId);
+  const workspace = inputs ? prepareWorkspace(deps.workspacesDir, task.id, inputs, deps.store) : undefined;
+  // Each is awaited where it is used; a failure is that step's to report.
+  cleared.catch(() => undefined);
+  workspace?.catch(() => undefined);
+  return { cleared, workspace, settled: Promise.allSettled([cleared, workspace]).then(() => undefined) };
+}
+
+/** `next()` once an earlier layout that is not used is done, so two never write at once. */
+async function settleThen<T>(earlier: Layout | undefined, next: () => T): Promise<T> {
+  await earlier?.settled;
+  return next();
+}
+
 /**
  * Runs one approved plan version: resumes from its checkpoint when there is one, gives
  * the agent a hardened sandbox over the task's workspace (kept, paused, while the run
@@ -102,7 +131,12 @@ export async function processRunJob(
   }
   let actionDecision: ActionDecision | undefined;
   let questionOutcome: QuestionOutcome | undefined;
+  /** A new run's plan, read while the task is marked running. */
+  let planRead: Promise<Plan | undefined> | undefined;
+  const isNew = task.state === 'queued';
   if (task.state === 'queued') {
+    planRead = state.getPlan(task.id, job.planVersion);
+    planRead.catch(() => undefined);
     task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date(), { runId: job.runId }))).after;
     await audit.append({
       type: 'run.started',
@@ -150,8 +184,12 @@ export async function processRunJob(
   } else if (task.state !== 'running') {
     return;
   }
-  const plan = await state.getPlan(task.id, job.planVersion);
+  const plan = await (planRead ?? state.getPlan(task.id, job.planVersion));
   if (!plan) throw new HandoffError(ErrorCodes.notFound, `plan version ${job.planVersion} of ${task.id} is missing`);
+  // A new run without workstreams lays out its inputs (and clears what this task left) while
+  // it claims the run and reads the rest; a run with workstreams must not: its children's
+  // sandboxes are the task's too, and they are running.
+  const early = isNew && !plan.workstreams?.length ? layOut(deps, task, task.inputs) : undefined;
   // Workstreams first: the run job waits for its children, then runs the merge step.
   const fanIn = plan.workstreams?.length && control.workstreams ? await control.workstreams(task, plan) : undefined;
   if (fanIn === 'ended') return;
@@ -159,8 +197,8 @@ export async function processRunJob(
   // From here on this attempt alone may write the run's checkpoint; a runner this one
   // took over from finds out at its next save and lets go.
   const owner = newId('o');
-  await state.claimRun(job.runId, owner);
-  const resumed = await state.getCheckpoint(job.runId);
+  // Sent together: the read comes after the claim on the same connection.
+  const [, resumed] = await Promise.all([state.claimRun(job.runId, owner), state.getCheckpoint(job.runId)]);
   const checkpoint: Checkpoint = resumed ?? {
     runId: job.runId,
     taskId: task.id,
@@ -259,31 +297,39 @@ export async function processRunJob(
     }
     const egressSocketDir = egress.socketDir;
     const acquire = async (): Promise<Sandbox> => {
-      // Whatever else this task left (a runner that died mid-run) goes now, while the inputs are laid out.
-      const [, laidOut] = await Promise.all([
-        deps.driver.removeTaskSandboxes(task.id, sandbox?.id),
-        sandbox ? undefined : prepareWorkspace(deps.workspacesDir, task.id, ws.manifest.inputs, deps.store),
-      ]);
-      if (sandbox) return sandbox;
-      const workspace = laidOut!;
-      await fanIn?.layout(workspace);
-      const made = await deps.driver.create(
-        {
-          taskId: task.id,
-          label: `run-${job.runId}-${Date.now().toString(36)}`,
-          workspaceDir: workspace,
-          readOnlyWorkspace: false,
-          limits: deps.limits,
-          runnerId: deps.runnerId,
-          ...(egressSocketDir ? { egressSocketDir } : {}),
-          ...(skills.mounts.length > 0 ? { readOnlyMounts: skills.mounts } : {}),
-        },
-        runSignal,
-      );
-      sandbox = made;
-      await state.setSandboxOwner(made.id, deps.runnerId);
-      await restoreOutputs(deps, made, ws);
-      return made;
+      // Whatever else this task left (a runner that died mid-run) goes first, while the inputs
+      // are laid out; the new sandbox is started on (a pool claim) before they are all there.
+      const { cleared, workspace } =
+        early && !sandbox && ws.manifest.inputs === task.inputs
+          ? early
+          : await settleThen(early, () => layOut(deps, task, sandbox ? undefined : ws.manifest.inputs, sandbox?.id));
+      try {
+        await cleared;
+        if (sandbox) return sandbox;
+        const workspaceReady = workspace!.then((dir) => fanIn?.layout(dir));
+        workspaceReady.catch(() => undefined);
+        const made = await deps.driver.create(
+          {
+            taskId: task.id,
+            label: `run-${job.runId}-${Date.now().toString(36)}`,
+            workspaceDir: workspaceDir(deps.workspacesDir, task.id),
+            workspaceReady,
+            readOnlyWorkspace: false,
+            limits: deps.limits,
+            runnerId: deps.runnerId,
+            ...(egressSocketDir ? { egressSocketDir } : {}),
+            ...(skills.mounts.length > 0 ? { readOnlyMounts: skills.mounts } : {}),
+          },
+          runSignal,
+        );
+        sandbox = made;
+        await state.setSandboxOwner(made.id, deps.runnerId);
+        await restoreOutputs(deps, made, ws);
+        return made;
+      } finally {
+        // Nothing writes the workspace once this returns or throws.
+        await workspace?.catch(() => undefined);
+      }
     };
     if (!sandbox && resumed && resumed.messages.length > 0) {
       // A resumed run tells the model what the new sandbox lost, so it has the sandbox first.
@@ -490,6 +536,7 @@ export async function processRunJob(
     await egress?.close().catch((err) => deps.logger.warn({ err }, 'could not stop the egress proxy'));
     // A sandbox still being made when the loop ended is removed once it is there.
     await boxReady?.catch(() => undefined);
+    await early?.settled;
     if (!keepSandbox && sandbox) {
       const box = sandbox;
       await box

@@ -26,21 +26,25 @@ export async function prepareWorkspace(
   store: ArtifactStore,
   purpose: WorkspacePurpose = 'run',
 ): Promise<string> {
+  // Names were checked on the way in; checked again because this writes to disk.
+  for (const file of inputs) {
+    const problem = fileNameProblem(file.name);
+    if (problem) throw new Error(`input ${JSON.stringify(file.name)}: ${problem}`);
+  }
   const dir = workspaceDir(root, taskId, purpose);
   const inDir = join(dir, 'in');
   // Whatever an earlier attempt left is replaced: the store is the truth.
   await rm(inDir, { recursive: true, force: true });
   await mkdir(inDir, { recursive: true });
-  for (const file of inputs) {
-    // Names were checked on the way in; checked again because this writes to disk.
-    const problem = fileNameProblem(file.name);
-    if (problem) throw new Error(`input ${JSON.stringify(file.name)}: ${problem}`);
-    await pipeline(await store.get(file.key), createWriteStream(join(inDir, file.name)));
-  }
+  await Promise.all(
+    inputs.map(async (file) => {
+      const path = join(inDir, file.name);
+      if (store.copyToFile) await store.copyToFile(file.key, path);
+      else await pipeline(await store.get(file.key), createWriteStream(path));
+    }),
+  );
   const { uid, gid } = sandboxUser();
-  if (process.getuid?.() === 0) {
-    for (const p of [dir, inDir]) await chown(p, uid, gid);
-  }
+  if (process.getuid?.() === 0) await Promise.all([dir, inDir].map((p) => chown(p, uid, gid)));
   return dir;
 }
 
@@ -52,7 +56,8 @@ export async function prepareWorkspace(
 export type WorkspacePurpose = 'run' | { plan: number };
 const planPattern = /^(.+)\.plan(\d+)$/;
 
-function workspaceDir(root: string, taskId: string, purpose: WorkspacePurpose): string {
+/** Where `prepareWorkspace` lays out a task's run (or planning attempt). */
+export function workspaceDir(root: string, taskId: string, purpose: WorkspacePurpose = 'run'): string {
   return join(root, purpose === 'run' ? taskId : `${taskId}.plan${purpose.plan}`);
 }
 

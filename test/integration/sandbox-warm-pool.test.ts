@@ -248,6 +248,45 @@ describeDocker('warm pool of sandboxes (real Docker)', () => {
     expect(await counter(metrics, 'empty')).toBe(1);
   });
 
+  it('claims its container while the inputs are still being laid out, and links them once they are there', async () => {
+    const { pool, metrics, runnerId, root, create } = await startPool({ size: 1, refillDelayMs: 60_000 });
+    await until('the pool holds a container', () => pool.idle === 1);
+    const [idle] = await poolContainers(runnerId);
+    const ws = join(root, 'ws-late');
+    let laidOut: () => void = () => undefined;
+    const workspaceReady = new Promise<void>((resolve) => {
+      laidOut = resolve;
+    });
+    const claiming = create('task-late', ws, { workspaceReady });
+    // The container is renamed for the task before any input exists.
+    await until('the container is named for its task', async () =>
+      (await docker.getContainer(idle!.Id).inspect()).Name.startsWith('/handoff-claimed.task-late.'),
+    );
+    expect(await pathExists(join(ws, 'in'))).toBe(false);
+    await mkdir(join(ws, 'in'), { recursive: true });
+    await writeFile(join(ws, 'in', 'input.txt'), 'laid out late');
+    laidOut();
+    const box = await claiming;
+    expect(box.id).toBe(idle!.Id);
+    expect((await box.exec(['cat', '/workspace/in/input.txt'], { timeoutMs: 20_000 })).stdout).toBe('laid out late');
+    expect(await counter(metrics, 'hit')).toBe(1);
+  });
+
+  it('inputs that cannot be laid out fail the create with their error, without a cold container', async () => {
+    const { pool, metrics, runnerId, root, create } = await startPool({ size: 1, refillDelayMs: 60_000 });
+    await until('the pool holds a container', () => pool.idle === 1);
+    const [idle] = await poolContainers(runnerId);
+    const workspaceReady = Promise.reject(new Error('the artifact store is unreachable (test)'));
+    await expect(create('task-no-inputs', join(root, 'ws-none'), { workspaceReady })).rejects.toThrow(
+      'the artifact store is unreachable (test)',
+    );
+    // The claimed container went, and no cold one was made for the task.
+    expect(await exists(idle!.Id)).toBe(false);
+    const left = await docker.listContainers({ all: true, filters: { label: ['org.handoff.task=task-no-inputs'] } });
+    expect(left).toEqual([]);
+    expect(await counter(metrics, 'empty')).toBe(0);
+  });
+
   it('removeTaskSandboxes removes a claimed container of that task only', async () => {
     const { pool, driver, workspace, create } = await startPool({ size: 2 });
     await until('the pool holds two containers', () => pool.idle === 2);

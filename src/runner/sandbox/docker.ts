@@ -206,6 +206,8 @@ export class DockerSandboxDriver implements PoolingSandboxDriver {
   async #create(spec: SandboxSpec, signal?: AbortSignal, poolDir?: string): Promise<Sandbox> {
     if (this.#closed) throw new HandoffError(ErrorCodes.sandboxUnavailable, 'The sandbox driver is closed');
     throwIfAborted(signal);
+    await spec.workspaceReady;
+    throwIfAborted(signal);
     // Bind sources must be absolute.
     const workspaceDir = resolvePath(spec.workspaceDir);
     await this.#prepareWorkspace(workspaceDir);

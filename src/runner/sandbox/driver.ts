@@ -38,6 +38,12 @@ export interface SandboxSpec {
    * docs/skills.md). Nothing else may be mounted this way: a target outside /skills is refused.
    */
   readOnlyMounts?: ReadonlyArray<{ hostPath: string; containerPath: string }>;
+  /**
+   * Settles once `workspaceDir` is laid out. When given, the driver may start on the sandbox
+   * before that (the warm pool renames the container it claims meanwhile), and waits for it
+   * before it mounts, links or reads the workspace; a rejection fails the create.
+   */
+  workspaceReady?: Promise<unknown>;
 }
 
 /** A file to place under /workspace/out. */

@@ -125,11 +125,17 @@ export class WarmPool implements SandboxDriver {
           this.#options.metrics?.sandboxPoolClaims.inc({ outcome: 'hit' });
           return box;
         } catch (err) {
+          await box.destroy().catch(() => undefined);
+          // Inputs that could not be laid out fail the run's sandbox either way.
+          const inputsFailed = await spec.workspaceReady?.then(
+            () => false,
+            () => true,
+          );
+          if (inputsFailed) throw err;
           this.#options.logger?.warn(
             { err: asHandoffError(err).message, containerId: box.id.slice(0, 12) },
             'warm pool: could not claim a container; creating one',
           );
-          await box.destroy().catch(() => undefined);
         }
       }
     }
@@ -147,16 +153,20 @@ export class WarmPool implements SandboxDriver {
   async #claim(box: Sandbox, spec: SandboxSpec): Promise<void> {
     const target = join(this.#hostDir(box), 'in');
     const source = join(resolvePath(spec.workspaceDir), 'in');
-    // The rename (an Engine API call) and the links (local files) go on side by side.
+    const aside = `${source}.claimed`;
+    // The rename (an Engine API call) goes on while the run's inputs are laid out and linked,
+    // and while whatever an earlier attempt set aside goes.
     const linked = (async () => {
-      await mkdir(source, { recursive: true });
+      if (spec.workspaceReady) await spec.workspaceReady;
+      else await mkdir(source, { recursive: true });
       await linkTree(source, target);
     })();
-    const [renamed, links] = await Promise.allSettled([this.#inner.claimIdle(box.id, spec.taskId, spec.label), linked]);
-    if (renamed.status === 'rejected') throw renamed.reason;
-    if (links.status === 'rejected') throw links.reason;
-    const aside = `${source}.claimed`;
-    await rm(aside, { recursive: true, force: true });
+    const [renamed, links, cleared] = await Promise.allSettled([
+      this.#inner.claimIdle(box.id, spec.taskId, spec.label),
+      linked,
+      rm(aside, { recursive: true, force: true }),
+    ]);
+    for (const step of [renamed, links, cleared]) if (step.status === 'rejected') throw step.reason;
     await rename(source, aside);
     try {
       await symlink(target, source);
@@ -164,7 +174,9 @@ export class WarmPool implements SandboxDriver {
       await rename(aside, source);
       throw err;
     }
-    await rm(aside, { recursive: true, force: true });
+    // The laid-out copy is not needed any more; its removal need not hold the run up (the
+    // workspace goes with the run in any case).
+    void rm(aside, { recursive: true, force: true }).catch(() => undefined);
   }
 
   #hostDirs = new Map<string, string>();
@@ -281,21 +293,24 @@ function mountKey(mounts: ReadonlyArray<{ hostPath: string; containerPath: strin
 
 /** Hard-links every file under `from` into `to` (copies across file systems), making folders as it goes. */
 async function linkTree(from: string, to: string): Promise<void> {
-  for (const entry of await readdir(from, { withFileTypes: true })) {
-    const a = join(from, entry.name);
-    const b = join(to, entry.name);
-    if (entry.isDirectory()) {
-      await mkdir(b, { recursive: true });
-      await linkTree(a, b);
-    } else if (entry.isFile()) {
-      try {
-        await link(a, b);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-        await copyFile(a, b);
+  const entries = await readdir(from, { withFileTypes: true });
+  await Promise.all(
+    entries.map(async (entry) => {
+      const a = join(from, entry.name);
+      const b = join(to, entry.name);
+      if (entry.isDirectory()) {
+        await mkdir(b, { recursive: true });
+        await linkTree(a, b);
+      } else if (entry.isFile()) {
+        try {
+          await link(a, b);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+          await copyFile(a, b);
+        }
       }
-    }
-  }
+    }),
+  );
 }
 
 function safe(text: string): string {

@@ -16,6 +16,11 @@ export interface ArtifactStore {
   /** Streams `body` into the store under `key`. Refuses more than `maxBytes` when given. */
   put(key: string, body: Readable, options: { mediaType: string; maxBytes?: number }): Promise<PutResult>;
   get(key: string): Promise<Readable>;
+  /**
+   * Copies an object to a new local file readable by all (0644), in one step where the store
+   * is on this disk. Optional: without it the object is streamed with `get`.
+   */
+  copyToFile?(key: string, path: string): Promise<void>;
   exists(key: string): Promise<boolean>;
   /** Removes an object; no error when it does not exist. */
   delete(key: string): Promise<void>;

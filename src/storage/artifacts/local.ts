@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -68,6 +68,19 @@ export class LocalArtifactStore implements ArtifactStore {
       throw new HandoffError(ErrorCodes.notFound, `no artifact ${key}`);
     }
     return createReadStream(path);
+  }
+
+  async copyToFile(key: string, path: string): Promise<void> {
+    try {
+      await copyFile(this.path(key), path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+        throw new HandoffError(ErrorCodes.notFound, `no artifact ${key}`);
+      }
+      throw err;
+    }
+    // Stored objects are private to the runner (0600); a workspace copy is for the sandbox user.
+    await chmod(path, 0o644);
   }
 
   async exists(key: string): Promise<boolean> {
