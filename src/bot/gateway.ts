@@ -383,9 +383,11 @@ export class Gateway implements HandoffInbound {
   /** A click on Approve or Deny. Returns the words to show the person who clicked. */
   async decide(click: ApprovalClick & { surface?: Surface }): Promise<string> {
     const { state, queues, audit } = this.deps;
-    const plan = await state.getPlan(click.taskId, click.planVersion);
+    const [plan, current] = await Promise.all([
+      state.getPlan(click.taskId, click.planVersion),
+      this.taskOn(click.taskId, click.surface),
+    ]);
     // Group membership needs I/O: resolved first, so the compare-and-set below stays synchronous.
-    const current = await this.taskOn(click.taskId, click.surface);
     const { lookup } = await this.lookupApprover(current.conversation, click.by);
     // A follow-up plan is compared with the plan that delivered (src/approvals/follow-up.ts).
     const base = followUpFor(current, click.planVersion);
