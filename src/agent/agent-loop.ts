@@ -186,6 +186,10 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
   const tools = options.extraTools ? [...runTools, ...options.extraTools.definitions] : runTools;
   if (cp.egressGranted?.length) options.host.grantEgress?.(cp.egressGranted);
 
+  /** A call this loop marked in flight in the write before it ran, so its own write is not needed. */
+  let marked: string | undefined;
+  /** The thread's new messages, read while the last results were saved. */
+  let prefetched: ThreadMessage[] | undefined;
   if (cp.messages.length === 0) {
     cp.messages = [
       {
@@ -197,13 +201,11 @@ export async function runAgentLoop(options: RunLoopOptions): Promise<RunOutcome>
         ),
       },
     ];
-    await options.save(cp);
+    // A new run's first checkpoint and the thread's read for its first request go out together.
+    const [, incoming] = await Promise.all([options.save(cp), options.host.threadMessages?.()]);
+    prefetched = incoming ?? [];
   }
 
-  /** A call this loop marked in flight in the write before it ran, so its own write is not needed. */
-  let marked: string | undefined;
-  /** The thread's new messages, read while the last results were saved. */
-  let prefetched: ThreadMessage[] | undefined;
   for (;;) {
     throwIfAborted(signal);
     const pendingUses = unansweredToolUses(cp);

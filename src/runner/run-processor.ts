@@ -92,9 +92,9 @@ function layOut(
   deps: RunnerDeps,
   task: Task,
   inputs: ReadonlyArray<{ name: string; key: string }> | undefined,
-  keepId?: string,
+  keep: { id?: string; label: string },
 ): Layout {
-  const cleared = deps.driver.removeTaskSandboxes(task.id, keepId);
+  const cleared = deps.driver.removeTaskSandboxes(task.id, keep.id, keep.label);
   const workspace = inputs ? prepareWorkspace(deps.workspacesDir, task.id, inputs, deps.store) : undefined;
   // Each is awaited where it is used; a failure is that step's to report.
   cleared.catch(() => undefined);
@@ -189,7 +189,9 @@ export async function processRunJob(
   // A new run without workstreams lays out its inputs (and clears what this task left) while
   // it claims the run and reads the rest; a run with workstreams must not: its children's
   // sandboxes are the task's too, and they are running.
-  const early = isNew && !plan.workstreams?.length ? layOut(deps, task, task.inputs) : undefined;
+  /** Names this attempt's sandbox; the removal of what the task left spares it. */
+  const label = `run-${job.runId}-${Date.now().toString(36)}`;
+  const early = isNew && !plan.workstreams?.length ? layOut(deps, task, task.inputs, { label }) : undefined;
   // Workstreams first: the run job waits for its children, then runs the merge step.
   const fanIn = plan.workstreams?.length && control.workstreams ? await control.workstreams(task, plan) : undefined;
   if (fanIn === 'ended') return;
@@ -297,21 +299,25 @@ export async function processRunJob(
     }
     const egressSocketDir = egress.socketDir;
     const acquire = async (): Promise<Sandbox> => {
-      // Whatever else this task left (a runner that died mid-run) goes first, while the inputs
-      // are laid out; the new sandbox is started on (a pool claim) before they are all there.
+      // Whatever else this task left (a runner that died mid-run) goes while the inputs are laid
+      // out and the new sandbox is made (a pool claim starts before the inputs are all there).
       const { cleared, workspace } =
         early && !sandbox && ws.manifest.inputs === task.inputs
           ? early
-          : await settleThen(early, () => layOut(deps, task, sandbox ? undefined : ws.manifest.inputs, sandbox?.id));
+          : await settleThen(early, () =>
+              layOut(deps, task, sandbox ? undefined : ws.manifest.inputs, { id: sandbox?.id, label }),
+            );
       try {
-        await cleared;
-        if (sandbox) return sandbox;
+        if (sandbox) {
+          await cleared;
+          return sandbox;
+        }
         const workspaceReady = workspace!.then((dir) => fanIn?.layout(dir));
         workspaceReady.catch(() => undefined);
-        const made = await deps.driver.create(
+        const making = deps.driver.create(
           {
             taskId: task.id,
-            label: `run-${job.runId}-${Date.now().toString(36)}`,
+            label,
             workspaceDir: workspaceDir(deps.workspacesDir, task.id),
             workspaceReady,
             readOnlyWorkspace: false,
@@ -322,9 +328,13 @@ export async function processRunJob(
           },
           runSignal,
         );
+        const [madeStep, clearedStep] = await Promise.allSettled([making, cleared]);
+        if (madeStep.status === 'rejected') throw madeStep.reason;
+        const made = madeStep.value;
+        // From here the run's cleanup removes it, whatever fails next.
         sandbox = made;
-        await state.setSandboxOwner(made.id, deps.runnerId);
-        await restoreOutputs(deps, made, ws);
+        if (clearedStep.status === 'rejected') throw clearedStep.reason;
+        await Promise.all([state.setSandboxOwner(made.id, deps.runnerId), restoreOutputs(deps, made, ws)]);
         return made;
       } finally {
         // Nothing writes the workspace once this returns or throws.

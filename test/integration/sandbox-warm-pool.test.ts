@@ -297,6 +297,21 @@ describeDocker('warm pool of sandboxes (real Docker)', () => {
     expect(await exists(other.id)).toBe(true);
   });
 
+  it('removeTaskSandboxes spares the sandbox being made with the label it is told to keep, claimed or cold', async () => {
+    const { pool, driver, workspace, create } = await startPool({ size: 1, refillDelayMs: 60_000 });
+    await until('the pool holds a container', () => pool.idle === 1);
+    const claimed = await create('task-keep', await workspace(), { label: 'run-keep-claimed' });
+    const cold = await create('task-keep', await workspace(), { label: 'run-keep-cold' });
+    expect((await docker.getContainer(claimed.id).inspect()).Name).toMatch(/^\/handoff-claimed\.task-keep\./);
+    expect(await driver.removeTaskSandboxes('task-keep', undefined, 'run-keep-claimed')).toBe(1);
+    expect(await exists(claimed.id)).toBe(true);
+    expect(await exists(cold.id)).toBe(false);
+    const again = await create('task-keep', await workspace(), { label: 'run-keep-cold-2' });
+    expect(await driver.removeTaskSandboxes('task-keep', undefined, 'run-keep-cold-2')).toBe(1);
+    expect(await exists(claimed.id)).toBe(false);
+    expect(await exists(again.id)).toBe(true);
+  });
+
   it('close drains the pool; a restarted runner removes idle containers an earlier process left', async () => {
     const { pool, runnerId, root } = await startPool({ size: 2 });
     await until('the pool holds two containers', () => pool.idle === 2);

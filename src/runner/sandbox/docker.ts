@@ -367,7 +367,9 @@ export class DockerSandboxDriver implements PoolingSandboxDriver {
     if (poolDir) await removePoolDir(poolDir);
   }
 
-  async removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
+  async removeTaskSandboxes(taskId: string, keepId?: string, keepLabel?: string): Promise<number> {
+    // A cold sandbox is named for its label when made; a pool container when claimed.
+    const kept = new Set(keepLabel ? [`/${containerName(keepLabel)}`, `/${claimedName(taskId, keepLabel)}`] : []);
     let listed: Dockerode.ContainerInfo[];
     try {
       // Every sandbox, not only those labelled with the task: a claimed pool container names its task.
@@ -375,7 +377,13 @@ export class DockerSandboxDriver implements PoolingSandboxDriver {
     } catch (err) {
       throw toSandboxError(err, 'Could not list the task’s sandbox containers');
     }
-    const stale = listed.filter((c) => taskOf(c) === taskId && c.Id !== keepId && !(keepId && c.Id.startsWith(keepId)));
+    const stale = listed.filter(
+      (c) =>
+        taskOf(c) === taskId &&
+        c.Id !== keepId &&
+        !(keepId && c.Id.startsWith(keepId)) &&
+        !c.Names.some((n) => kept.has(n)),
+    );
     await Promise.all(
       stale.map(async (c) => {
         await this.#docker

@@ -137,9 +137,10 @@ export interface SandboxDriver {
   remove(id: string): Promise<void>;
   /**
    * Removes a task's sandboxes except `keepId`: those left behind by a runner that died.
-   * Returns how many were removed.
+   * The one made (or being made, or claimed from a pool) with `keepLabel` is spared too, so a
+   * run's new sandbox can be made while the old ones go. Returns how many were removed.
    */
-  removeTaskSandboxes(taskId: string, keepId?: string): Promise<number>;
+  removeTaskSandboxes(taskId: string, keepId?: string, keepLabel?: string): Promise<number>;
   /** Throws a HandoffError (retryable) when the engine cannot be reached. */
   ping(): Promise<void>;
   imagePresent(): Promise<boolean>;

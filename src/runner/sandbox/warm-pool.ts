@@ -256,8 +256,8 @@ export class WarmPool implements SandboxDriver {
     return this.#inner.remove(id);
   }
 
-  removeTaskSandboxes(taskId: string, keepId?: string): Promise<number> {
-    return this.#inner.removeTaskSandboxes(taskId, keepId);
+  removeTaskSandboxes(taskId: string, keepId?: string, keepLabel?: string): Promise<number> {
+    return this.#inner.removeTaskSandboxes(taskId, keepId, keepLabel);
   }
 
   ping(): Promise<void> {
