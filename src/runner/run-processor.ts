@@ -133,16 +133,19 @@ export async function processRunJob(
   let questionOutcome: QuestionOutcome | undefined;
   /** A new run's plan, read while the task is marked running. */
   let planRead: Promise<Plan | undefined> | undefined;
+  /** A new run's `run.started` record, written while the run is claimed and awaited with the claim. */
+  let runStarted: Promise<unknown> | undefined;
   const isNew = task.state === 'queued';
   if (task.state === 'queued') {
     planRead = state.getPlan(task.id, job.planVersion);
     planRead.catch(() => undefined);
     task = (await state.updateTask(task.id, (t) => transition(t, 'running', new Date(), { runId: job.runId }))).after;
-    await audit.append({
+    runStarted = audit.append({
       type: 'run.started',
       taskId: task.id,
       data: { runId: job.runId, planVersion: job.planVersion, runner: deps.runnerId },
     });
+    runStarted.catch(() => undefined);
     deps.logger.info({ planVersion: job.planVersion, runner: deps.runnerId }, 'run started');
   } else if (task.state === 'waiting_for_approval') {
     const pending = (await state.getCheckpoint(job.runId, { messages: false }))?.pendingAction;
@@ -193,6 +196,7 @@ export async function processRunJob(
   const label = `run-${job.runId}-${Date.now().toString(36)}`;
   const early = isNew && !plan.workstreams?.length ? layOut(deps, task, task.inputs, { label }) : undefined;
   // Workstreams first: the run job waits for its children, then runs the merge step.
+  if (plan.workstreams?.length) await runStarted;
   const fanIn = plan.workstreams?.length && control.workstreams ? await control.workstreams(task, plan) : undefined;
   if (fanIn === 'ended') return;
 
@@ -200,7 +204,15 @@ export async function processRunJob(
   // took over from finds out at its next save and lets go.
   const owner = newId('o');
   // Sent together: the read comes after the claim on the same connection.
-  const [, resumed] = await Promise.all([state.claimRun(job.runId, owner), state.getCheckpoint(job.runId)]);
+  const [, resumed] = await Promise.all([
+    state.claimRun(job.runId, owner),
+    state.getCheckpoint(job.runId),
+    runStarted,
+  ]).catch(async (err: unknown) => {
+    // The attempt ends here: nothing it started may go on writing the workspace.
+    await early?.settled;
+    throw err;
+  });
   const checkpoint: Checkpoint = resumed ?? {
     runId: job.runId,
     taskId: task.id,
