@@ -311,7 +311,8 @@ export class Gateway implements HandoffInbound {
       await state.createTask(task);
       try {
         // Recorded before anything acts on it: a request whose record cannot be written is not taken.
-        await audit.append({
+        // The thread's index goes in the same round trip; it points at a task that exists either way.
+        const recorded = audit.append({
           type: 'task.requested',
           taskId: task.id,
           actor: task.requester.id,
@@ -324,7 +325,13 @@ export class Gateway implements HandoffInbound {
             ...(task.context ? { context: contextAuditData(task.context) } : {}),
           },
         });
-        await state.linkThread(task.conversation.surface, task.conversation.channel, task.conversation.thread, task.id);
+        const linked = state.linkThread(
+          task.conversation.surface,
+          task.conversation.channel,
+          task.conversation.thread,
+          task.id,
+        );
+        await Promise.all([recorded, linked]);
         await queues.enqueuePlan({ taskId: task.id, version: 1, ...traceField() });
       } catch (err) {
         // The task exists but nothing will plan it: mark it failed rather than leave it hanging.

@@ -178,6 +178,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       clientOptions,
       logger: boltLogger(logger),
       deferInitialization: true,
+      // No listener reads Bolt's conversation context: not kept, not looked up per event.
+      convoStore: false,
     });
   } else {
     if (!options.signingSecret) {
@@ -205,6 +207,8 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       clientOptions,
       logger: boltLogger(logger),
       deferInitialization: true,
+      // No listener reads Bolt's conversation context: not kept, not looked up per event.
+      convoStore: false,
     });
   }
 
