@@ -102,12 +102,6 @@ function layOut(
   return { cleared, workspace, settled: Promise.allSettled([cleared, workspace]).then(() => undefined) };
 }
 
-/** `next()` once an earlier layout that is not used is done, so two never write at once. */
-async function settleThen<T>(earlier: Layout | undefined, next: () => T): Promise<T> {
-  await earlier?.settled;
-  return next();
-}
-
 /**
  * Runs one approved plan version: resumes from its checkpoint when there is one, gives
  * the agent a hardened sandbox over the task's workspace (kept, paused, while the run
@@ -189,11 +183,11 @@ export async function processRunJob(
   }
   const plan = await (planRead ?? state.getPlan(task.id, job.planVersion));
   if (!plan) throw new HandoffError(ErrorCodes.notFound, `plan version ${job.planVersion} of ${task.id} is missing`);
+  /** Names this attempt's sandbox; the removal of what the task left spares it. */
+  const label = `run-${job.runId}-${Date.now().toString(36)}`;
   // A new run without workstreams lays out its inputs (and clears what this task left) while
   // it claims the run and reads the rest; a run with workstreams must not: its children's
   // sandboxes are the task's too, and they are running.
-  /** Names this attempt's sandbox; the removal of what the task left spares it. */
-  const label = `run-${job.runId}-${Date.now().toString(36)}`;
   const early = isNew && !plan.workstreams?.length ? layOut(deps, task, task.inputs, { label }) : undefined;
   // Workstreams first: the run job waits for its children, then runs the merge step.
   if (plan.workstreams?.length) await runStarted;
@@ -313,12 +307,13 @@ export async function processRunJob(
     const acquire = async (): Promise<Sandbox> => {
       // Whatever else this task left (a runner that died mid-run) goes while the inputs are laid
       // out and the new sandbox is made (a pool claim starts before the inputs are all there).
+      // The early layout holds a new run's inputs; a run with a checkpoint has its own manifest
+      // (and maybe a kept sandbox), laid out once an early one is done, so two never write at once.
+      if (early && resumed) await early.settled;
       const { cleared, workspace } =
-        early && !sandbox && ws.manifest.inputs === task.inputs
+        early && !resumed
           ? early
-          : await settleThen(early, () =>
-              layOut(deps, task, sandbox ? undefined : ws.manifest.inputs, { id: sandbox?.id, label }),
-            );
+          : layOut(deps, task, sandbox ? undefined : ws.manifest.inputs, { id: sandbox?.id, label });
       try {
         if (sandbox) {
           await cleared;
