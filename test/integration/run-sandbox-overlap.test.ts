@@ -61,13 +61,41 @@ class GatedDriver extends DockerSandboxDriver {
   }
 }
 
+/** Holds the removal of a task's leftovers until the run's own sandbox is being made (or 30 s). */
+class SlowClearDriver extends DockerSandboxDriver {
+  readonly events: string[] = [];
+  #creating: () => void = () => undefined;
+  readonly #created = new Promise<void>((resolve) => {
+    this.#creating = resolve;
+    setTimeout(resolve, 30_000).unref();
+  });
+
+  override async removeTaskSandboxes(taskId: string, keepId?: string, keepLabel?: string): Promise<number> {
+    // Only a run spares a label; the planner's own clearing goes at once.
+    if (!keepLabel?.startsWith('run-')) return super.removeTaskSandboxes(taskId, keepId, keepLabel);
+    this.events.push(`clear started, sparing ${keepLabel}`);
+    await this.#created;
+    const n = await super.removeTaskSandboxes(taskId, keepId, keepLabel);
+    this.events.push('clear done');
+    return n;
+  }
+
+  override async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
+    if (spec.label.startsWith('run-')) {
+      this.events.push(`create started ${spec.label}`);
+      this.#creating();
+    }
+    return super.create(spec, signal);
+  }
+}
+
 describeDocker('a run starts its model request while its sandbox is made', () => {
   const cleanups: Array<() => Promise<void>> = [];
   afterEach(async () => {
     for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
   });
 
-  async function start(driver: GatedDriver, model: FakeAnthropicServer): Promise<TestHandoff> {
+  async function start(driver: DockerSandboxDriver, model: FakeAnthropicServer): Promise<TestHandoff> {
     const handoff = await startDevHandoff({
       env: { ANTHROPIC_API_KEY: 'sk-ant-test', ANTHROPIC_BASE_URL: model.url },
       driver,
@@ -137,5 +165,26 @@ describeDocker('a run starts its model request while its sandbox is made', () =>
     expect(runRequests).toHaveLength(1);
     expect(runRequests[0]!.aborted).toBe(true);
     expect(driver.events.sort()).toEqual(['create started', 'released by the first model request']);
+  }, 180_000);
+
+  it('makes the run’s sandbox while what the task left is removed, sparing the new one by its label', async () => {
+    const driver = new SlowClearDriver({ image: sandboxImage, sandboxUser });
+    const model = await startFakeAnthropic();
+    cleanups.push(() => model.close());
+    model.enqueue(plan, writeNote, deliverNote, { content: [{ type: 'text', text: 'Wrote note.md.' }] });
+    const handoff = await start(driver, model);
+    const client = new ConsoleClient(handoff.url);
+    const thread = await approve(client);
+
+    const result = await client.waitForCard(thread, (h) => h.includes('card result'), 120_000);
+    expect(result.html).toContain('Done');
+    const runClear = driver.events.findIndex((e) => e.startsWith('clear started, sparing run-'));
+    const create = driver.events.findIndex((e) => e.startsWith('create started run-'));
+    expect(runClear).toBeGreaterThanOrEqual(0);
+    expect(create).toBeGreaterThan(runClear);
+    expect(driver.events.indexOf('clear done', runClear)).toBeGreaterThan(create);
+    expect(driver.events[runClear]!.slice('clear started, sparing '.length)).toBe(
+      driver.events[create]!.slice('create started '.length),
+    );
   }, 180_000);
 });
