@@ -1,8 +1,10 @@
+import { randomUUID } from 'node:crypto';
 import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Dockerode from 'dockerode';
-import { afterAll, afterEach, beforeEach, describe, it } from 'vitest';
+import { pack } from 'tar-stream';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, it } from 'vitest';
 import {
   DockerSandboxDriver,
   type Sandbox,
@@ -77,14 +79,50 @@ export interface SandboxFixture {
   sandbox(overrides?: Partial<SandboxSpec>): Promise<{ sandbox: Sandbox; workspaceDir: string }>;
 }
 
+/** How commands run in the sandbox: the image's exec helper, or the shell wrapper an image without one gets. */
+export type ExecWrapper = 'helper' | 'shell';
+export const execWrappers: readonly ExecWrapper[] = ['helper', 'shell'];
+
+/**
+ * Builds the sandbox image with its exec-helper label emptied, as a custom image without the
+ * helper would be: commands run under the shell wrapper. No network is needed (no RUN step).
+ */
+async function buildShellWrapperImage(docker: Dockerode, tag: string): Promise<void> {
+  const context = pack();
+  context.entry({ name: 'Dockerfile' }, `FROM ${sandboxImage}\nLABEL org.handoff.sandbox.exec=""\n`);
+  context.finalize();
+  const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag });
+  await new Promise<void>((resolve, reject) =>
+    docker.modem.followProgress(stream, (err: Error | null, out: Array<{ error?: string }>) => {
+      const failed = err ?? out.find((event) => event.error);
+      if (failed) reject(failed instanceof Error ? failed : new Error(failed.error));
+      else resolve();
+    }),
+  );
+}
+
 /**
  * Registers hooks that give each test sandboxes which are always destroyed afterwards; when a
  * test fails, the ids of its containers are printed so `docker logs`/`inspect` can follow up.
- * Call inside a `describeDocker` body.
+ * Call inside a `describeDocker` body. `wrapper: 'shell'` runs on a copy of the image without
+ * the exec helper, built before the tests and removed after them.
  */
-export function useSandboxFixture(): SandboxFixture {
+export function useSandboxFixture(options: { wrapper?: ExecWrapper } = {}): SandboxFixture {
   const docker = new Dockerode();
-  const driver = new DockerSandboxDriver({ image: sandboxImage, docker, sandboxUser });
+  const image =
+    options.wrapper === 'shell'
+      ? `handoff-sandbox-shell-wrapper:test-${process.pid}-${randomUUID().slice(0, 8)}`
+      : sandboxImage;
+  const driver = new DockerSandboxDriver({ image, docker, sandboxUser });
+  if (image !== sandboxImage) {
+    beforeAll(() => buildShellWrapperImage(docker, image), 120_000);
+    afterAll(() =>
+      docker
+        .getImage(image)
+        .remove({ force: true })
+        .catch(() => undefined),
+    );
+  }
   let sandboxes: Sandbox[] = [];
   let dirs: string[] = [];
   // Kept past afterEach: vitest reports the failure after the cleanup hooks ran.

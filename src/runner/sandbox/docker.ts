@@ -29,6 +29,11 @@ const RUNNER_LABEL = 'org.handoff.runner';
 const POOL_LABEL = 'org.handoff.pool';
 /** A warm-pool container's own host directory (its in/), removed with it. */
 const POOL_DIR_LABEL = 'org.handoff.pool.dir';
+/**
+ * Image label naming the static helper every command runs under (sandbox/handoff-exec.c): the
+ * shell wrapper's work in one process. An image without it gets the shell wrapper.
+ */
+const EXEC_HELPER_LABEL = 'org.handoff.sandbox.exec';
 /** Name of a claimed pool container: carries its task, which its labels cannot. */
 const CLAIMED_NAME = /^\/?handoff-claimed\.([A-Za-z0-9_-]+)\./;
 const WORKSPACE = '/workspace';
@@ -67,6 +72,7 @@ const EGRESS_READY_PROBE =
 const MAX_LISTED_OUTPUTS = 10_000;
 const DEFAULT_MAX_OUTPUT_BYTES = 64 * 1024;
 /**
+ * For images without an exec helper (EXEC_HELPER_LABEL), which does the same in one process.
  * Runs the command under coreutils `timeout` (which puts it in a process group of its own and
  * kills that group at the deadline), then kills whatever the group left behind: background jobs
  * or the rest of a fork bomb would otherwise starve every later command of pids. stdin goes
@@ -295,7 +301,13 @@ export class DockerSandboxDriver implements PoolingSandboxDriver {
       throw this.#createError(err);
     }
 
-    const sandbox = new DockerSandbox(container, this.#owner, this.#logger, this.#metrics, poolDir);
+    // The container's labels (its image's merged in) name its exec helper: read while it starts.
+    // Unreadable: the shell wrapper, which any image with sh and coreutils can run.
+    const helper = container.inspect().then(
+      (info) => execHelperOf(info.Config.Labels ?? {}),
+      () => undefined,
+    );
+    const sandbox = new DockerSandbox(container, this.#owner, this.#logger, this.#metrics, poolDir, helper);
     try {
       throwIfAborted(signal);
       await container.start();
@@ -331,7 +343,14 @@ export class DockerSandboxDriver implements PoolingSandboxDriver {
         throw toSandboxError(err, 'Could not resume the kept sandbox');
       }
     }
-    return new DockerSandbox(container, this.#owner, this.#logger, this.#metrics, labels[POOL_DIR_LABEL]);
+    return new DockerSandbox(
+      container,
+      this.#owner,
+      this.#logger,
+      this.#metrics,
+      labels[POOL_DIR_LABEL],
+      execHelperOf(labels),
+    );
   }
 
   async list(): Promise<SandboxInfo[]> {
@@ -470,6 +489,8 @@ class DockerSandbox implements Sandbox {
   readonly #poolDir: string | undefined;
   /** Fingerprint of /workspace/out the last command's wrapper reported (undefined: unknown). */
   #outputsNow: string | undefined;
+  /** Absolute path of the container's exec helper; undefined: commands run under EXEC_WRAPPER. */
+  readonly #execHelper: string | Promise<string | undefined> | undefined;
   /** The last `find` listing of /workspace/out and the fingerprint reported just before it. */
   #listed: { outputs: string; files: OutputFileInfo[] } | undefined;
 
@@ -479,8 +500,10 @@ class DockerSandbox implements Sandbox {
     logger: SandboxLogger | undefined,
     metrics?: Metrics,
     poolDir?: string,
+    execHelper?: string | Promise<string | undefined>,
   ) {
     this.id = container.id;
+    this.#execHelper = execHelper;
     this.#container = container;
     this.#owner = owner;
     this.#logger = logger;
@@ -601,9 +624,11 @@ class DockerSandbox implements Sandbox {
   async #exec(argv: string[], options: ExecOptions): Promise<ExecResult> {
     if (argv.length === 0) throw new HandoffError(ErrorCodes.invalidInput, 'Cannot run an empty command');
     const { signal, timeoutMs } = options;
+    const helper = await this.#execHelper;
     throwIfAborted(signal);
     const seconds = Math.max(0.001, timeoutMs / 1000);
-    const wrapped = ['sh', '-c', EXEC_WRAPPER, 'sh', `${seconds.toFixed(3)}s`, ...argv];
+    const limit = `${seconds.toFixed(3)}s`;
+    const wrapped = helper ? [helper, limit, ...argv] : ['sh', '-c', EXEC_WRAPPER, 'sh', limit, ...argv];
     const live: LiveExec = {};
 
     return await new Promise<ExecResult>((resolve, reject) => {
@@ -1170,6 +1195,12 @@ function isRootUser(user: string): boolean {
 
 function throwIfAborted(signal: AbortSignal | undefined): void {
   if (signal?.aborted) throw cancellation(signal);
+}
+
+/** The exec helper a container's labels name, when it is a plain absolute path. */
+function execHelperOf(labels: Record<string, string>): string | undefined {
+  const path = labels[EXEC_HELPER_LABEL];
+  return path && /^\/[A-Za-z0-9._/-]+$/.test(path) && !path.split('/').includes('..') ? path : undefined;
 }
 
 /** The abort reason when it is already a HandoffError (Cancel button, run timeout), else a plain cancellation. */
