@@ -558,6 +558,7 @@ function startTeams(
       threadContextMessages: config.threadContextMessages,
     },
     inboundConcurrency: config.inboundConcurrency,
+    inboundBatchMs: config.inboundBatchMs,
   });
 }
 
@@ -588,6 +589,7 @@ function startSlack(
     },
     nativeProgress: config.slackNativeProgress,
     inboundConcurrency: config.inboundConcurrency,
+    inboundBatchMs: config.inboundBatchMs,
   });
 }
 

@@ -18,6 +18,13 @@ export interface InboxOptions {
    */
   concurrency: number;
   /**
+   * After taking a delivery with slots to spare, how long to wait for more to take with it
+   * (`HANDOFF_INBOUND_BATCH_MS`): deliveries started together send their Redis commands
+   * together (one write for all of them, auto-pipelined), which costs less CPU than one write
+   * each. Each starts at most this much later; the acknowledgement does not wait. Default 0.
+   */
+  batchMs?: number;
+  /**
    * Most deliveries waiting; past it `accept` answers `full` (the platform is told to retry
    * later) rather than letting the backlog grow without bound. Default 20 000.
    */
@@ -53,6 +60,8 @@ export class Inbox {
   #loop: Promise<void> | undefined;
   #inFlight = 0;
   #slotFreed: (() => void) | undefined;
+  /** Ends the wait for more deliveries to start with those taken (at stop). */
+  #batchWait: (() => void) | undefined;
   #idle: (() => void) | undefined;
   #reclaimTimer: NodeJS.Timeout | undefined;
   readonly #warn = throttledLog((skipped, err) =>
@@ -61,6 +70,7 @@ export class Inbox {
 
   constructor(options: InboxOptions) {
     this.#options = {
+      batchMs: 0,
       maxBacklog: 20_000,
       reclaimAfterMs: 60_000,
       consumer: `bot-${randomBytes(6).toString('hex')}`,
@@ -137,6 +147,7 @@ export class Inbox {
     this.#running = false;
     clearInterval(this.#reclaimTimer);
     this.#slotFreed?.();
+    this.#batchWait?.();
     // The blocking read returns within its block time; disconnecting ends it at once.
     this.#reader?.disconnect();
     await this.#loop?.catch(() => undefined);
@@ -180,7 +191,43 @@ export class Inbox {
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      for (const [, entries] of got ?? []) for (const [id, fields] of entries) this.#work(id, fields);
+      const taken = (got ?? []).flatMap(([, entries]) => entries);
+      const free = o.concurrency - this.#inFlight - taken.length;
+      if (taken.length > 0 && free > 0 && o.batchMs > 0) taken.push(...(await this.#more(reader, free)));
+      // All in one go: their first Redis commands leave in one write, and so, as long as they
+      // keep in step, do the next ones.
+      for (const [id, fields] of taken) this.#work(id, fields);
+    }
+  }
+
+  /** Waits `batchMs`, then takes what arrived meanwhile, up to `free`, without blocking. */
+  async #more(reader: Redis, free: number): Promise<Array<[string, string[]]>> {
+    const o = this.#options;
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, o.batchMs);
+      this.#batchWait = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.#batchWait = undefined;
+    if (!this.#running) return [];
+    try {
+      const got = (await reader.xreadgroup(
+        'GROUP',
+        group,
+        o.consumer,
+        'COUNT',
+        free,
+        'STREAMS',
+        o.stream,
+        '>',
+      )) as StreamReply | null;
+      return (got ?? []).flatMap(([, entries]) => entries);
+    } catch (err) {
+      // What was taken before still goes ahead; the next read retries.
+      this.#warn(err);
+      return [];
     }
   }
 

@@ -133,6 +133,75 @@ describe('Inbox (real Redis)', () => {
   });
 });
 
+describe('Inbox batch window (real Redis)', () => {
+  const pending = async (stream: string) => ((await redis.xpending(stream, 'bots')) as [number, ...unknown[]])[0];
+
+  it('starts the deliveries that arrive within its window together, and each as it comes without one', async () => {
+    for (const batchMs of [2000, 0]) {
+      const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
+      const started: string[] = [];
+      /** How many had started when each handler went on after its first await. */
+      const together: number[] = [];
+      const inbox = new Inbox({
+        redis,
+        stream,
+        seenPrefix: `${stream}:seen:`,
+        seenTtlSeconds: 60,
+        concurrency: 8,
+        batchMs,
+        logger,
+        handle: async (payload) => {
+          started.push(payload);
+          await Promise.resolve();
+          together.push(started.length);
+        },
+      });
+      await inbox.start();
+      try {
+        expect(await inbox.accept('ev-a', 'a')).toBe('queued');
+        // Taken by the bot (pending in its group) before the others arrive.
+        await until('the first taken', async () =>
+          (await pending(stream)) >= 1 || started.length > 0 ? true : undefined,
+        );
+        expect(await inbox.accept('ev-b', 'b')).toBe('queued');
+        expect(await inbox.accept('ev-c', 'c')).toBe('queued');
+        await until('all three handled', async () =>
+          together.length === 3 && (await pending(stream)) === 0 ? true : undefined,
+        );
+        expect(started.sort()).toEqual(['a', 'b', 'c']);
+        expect(together[0]).toBe(batchMs > 0 ? 3 : 1);
+      } finally {
+        await inbox.stop();
+      }
+    }
+  });
+
+  it('stops within its window, and still works on what it took', async () => {
+    const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
+    const handled: string[] = [];
+    const inbox = new Inbox({
+      redis,
+      stream,
+      seenPrefix: `${stream}:seen:`,
+      seenTtlSeconds: 60,
+      concurrency: 8,
+      // Longer than the test may take: stop must end the wait.
+      batchMs: 60_000,
+      logger,
+      handle: async (payload) => {
+        handled.push(payload);
+      },
+    });
+    await inbox.start();
+    expect(await inbox.accept('ev-held', 'held')).toBe('queued');
+    await until('taken', async () => ((await pending(stream)) === 1 ? true : undefined));
+    expect(handled).toEqual([]);
+    await inbox.stop();
+    expect(handled).toEqual(['held']);
+    await until('acknowledged', async () => ((await pending(stream)) === 0 ? true : undefined));
+  });
+});
+
 describe('Inbox defaults, as the docs state them', () => {
   it('by default takes over a delivery once it has waited a minute', async () => {
     const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;

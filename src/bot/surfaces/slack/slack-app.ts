@@ -103,6 +103,8 @@ export interface SlackOptions {
   nativeProgress?: boolean;
   /** Events this bot works on at once after acknowledging them (HTTP mode). Default 8. */
   inboundConcurrency?: number;
+  /** How long to wait for more events to start with one taken (`HANDOFF_INBOUND_BATCH_MS`). Default 0. */
+  inboundBatchMs?: number;
 }
 
 export interface SlackIntegration {
@@ -191,6 +193,7 @@ export function createSlack(options: SlackOptions): SlackIntegration {
       seenPrefix: 'hf:slack:seen:event:',
       seenTtlSeconds: eventDedupeTtlSeconds,
       concurrency: options.inboundConcurrency ?? 8,
+      batchMs: options.inboundBatchMs ?? 0,
       logger,
       // Bolt acknowledges events itself; the HTTP answer went out when the event was queued.
       handle: (raw) =>

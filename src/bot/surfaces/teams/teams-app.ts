@@ -94,6 +94,8 @@ export interface TeamsOptions {
   heartbeatMs?: number;
   /** Messages this bot works on at once after acknowledging them (`HANDOFF_INBOUND_CONCURRENCY`). Default 8. */
   inboundConcurrency?: number;
+  /** How long to wait for more messages to start with one taken (`HANDOFF_INBOUND_BATCH_MS`). Default 0. */
+  inboundBatchMs?: number;
 }
 
 export interface TeamsIntegration {
@@ -292,6 +294,7 @@ export function createTeams(options: TeamsOptions): TeamsIntegration {
     seenPrefix: teamsSeenPrefix,
     seenTtlSeconds: teamsSeenTtlSeconds,
     concurrency: options.inboundConcurrency ?? 8,
+    batchMs: options.inboundBatchMs ?? 0,
     logger,
     handle: onQueued,
   });
