@@ -87,9 +87,9 @@ export const execWrappers: readonly ExecWrapper[] = ['helper', 'shell'];
  * Builds the sandbox image with its exec-helper label emptied, as a custom image without the
  * helper would be: commands run under the shell wrapper. No network is needed (no RUN step).
  */
-async function buildShellWrapperImage(docker: Dockerode, tag: string): Promise<void> {
+export async function buildShellWrapperImage(docker: Dockerode, tag: string, from = sandboxImage): Promise<void> {
   const context = pack();
-  context.entry({ name: 'Dockerfile' }, `FROM ${sandboxImage}\nLABEL org.handoff.sandbox.exec=""\n`);
+  context.entry({ name: 'Dockerfile' }, `FROM ${from}\nLABEL org.handoff.sandbox.exec=""\n`);
   context.finalize();
   const stream = await docker.buildImage(context as unknown as NodeJS.ReadableStream, { t: tag });
   await new Promise<void>((resolve, reject) =>

@@ -21,6 +21,23 @@ const logger = createLogger('silent');
 
 let dir: string;
 let server: EmbeddedRedis;
+
+/** An inbox on a fresh stream of the test Redis. */
+function testInbox(
+  options: Partial<ConstructorParameters<typeof Inbox>[0]> & Pick<ConstructorParameters<typeof Inbox>[0], 'handle'>,
+) {
+  const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
+  const inbox = new Inbox({
+    redis,
+    stream,
+    seenPrefix: `${stream}:seen:`,
+    seenTtlSeconds: 60,
+    concurrency: 8,
+    logger,
+    ...options,
+  });
+  return { stream, inbox };
+}
 let redis: Redis;
 
 beforeAll(async () => {
@@ -37,19 +54,13 @@ afterAll(async () => {
 
 describe('Inbox (real Redis)', () => {
   it('queues a delivery once, refuses past its bound, and works on at most `concurrency` at a time', async () => {
-    const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
     const handled: string[] = [];
     let inFlight = 0;
     let most = 0;
     const gates: Array<() => void> = [];
-    const inbox = new Inbox({
-      redis,
-      stream,
-      seenPrefix: `${stream}:seen:`,
-      seenTtlSeconds: 60,
+    const { inbox } = testInbox({
       concurrency: 3,
       maxBacklog: 12,
-      logger,
       handle: async (payload) => {
         inFlight += 1;
         most = Math.max(most, inFlight);
@@ -138,18 +149,11 @@ describe('Inbox batch window (real Redis)', () => {
 
   it('starts the deliveries that arrive within its window together, and each as it comes without one', async () => {
     for (const batchMs of [2000, 0]) {
-      const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
       const started: string[] = [];
       /** How many had started when each handler went on after its first await. */
       const together: number[] = [];
-      const inbox = new Inbox({
-        redis,
-        stream,
-        seenPrefix: `${stream}:seen:`,
-        seenTtlSeconds: 60,
-        concurrency: 8,
+      const { stream, inbox } = testInbox({
         batchMs,
-        logger,
         handle: async (payload) => {
           started.push(payload);
           await Promise.resolve();
@@ -177,17 +181,10 @@ describe('Inbox batch window (real Redis)', () => {
   });
 
   it('stops within its window, and still works on what it took', async () => {
-    const stream = `hf:test:inbox:${randomBytes(4).toString('hex')}`;
     const handled: string[] = [];
-    const inbox = new Inbox({
-      redis,
-      stream,
-      seenPrefix: `${stream}:seen:`,
-      seenTtlSeconds: 60,
-      concurrency: 8,
+    const { stream, inbox } = testInbox({
       // Longer than the test may take: stop must end the wait.
       batchMs: 60_000,
-      logger,
       handle: async (payload) => {
         handled.push(payload);
       },
