@@ -171,27 +171,15 @@ export class Inbox {
         this.#slotFreed = undefined;
         continue;
       }
-      let got: StreamReply | null;
+      let taken: Entry[];
       try {
-        got = (await reader.xreadgroup(
-          'GROUP',
-          group,
-          o.consumer,
-          'COUNT',
-          o.concurrency - this.#inFlight,
-          'BLOCK',
-          1000,
-          'STREAMS',
-          o.stream,
-          '>',
-        )) as StreamReply | null;
+        taken = await this.#take(reader, o.concurrency - this.#inFlight, 1000);
       } catch (err) {
         if (!this.#running) return;
         this.#warn(err);
         await new Promise((r) => setTimeout(r, 500));
         continue;
       }
-      const taken = (got ?? []).flatMap(([, entries]) => entries);
       const free = o.concurrency - this.#inFlight - taken.length;
       if (taken.length > 0 && free > 0 && o.batchMs > 0) taken.push(...(await this.#more(reader, free)));
       // All in one go: their first Redis commands leave in one write, and so, as long as they
@@ -201,7 +189,7 @@ export class Inbox {
   }
 
   /** Waits `batchMs`, then takes what arrived meanwhile, up to `free`, without blocking. */
-  async #more(reader: Redis, free: number): Promise<Array<[string, string[]]>> {
+  async #more(reader: Redis, free: number): Promise<Entry[]> {
     const o = this.#options;
     await new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, o.batchMs);
@@ -213,22 +201,21 @@ export class Inbox {
     this.#batchWait = undefined;
     if (!this.#running) return [];
     try {
-      const got = (await reader.xreadgroup(
-        'GROUP',
-        group,
-        o.consumer,
-        'COUNT',
-        free,
-        'STREAMS',
-        o.stream,
-        '>',
-      )) as StreamReply | null;
-      return (got ?? []).flatMap(([, entries]) => entries);
+      return await this.#take(reader, free);
     } catch (err) {
       // What was taken before still goes ahead; the next read retries.
       this.#warn(err);
       return [];
     }
+  }
+
+  /** Takes up to `count` new deliveries for this bot's consumer, waiting up to `blockMs` for one (none: no wait). */
+  async #take(reader: Redis, count: number, blockMs?: number): Promise<Entry[]> {
+    const o = this.#options;
+    const block = blockMs === undefined ? [] : ['BLOCK', blockMs];
+    const args = ['GROUP', group, o.consumer, 'COUNT', count, ...block, 'STREAMS', o.stream, '>'];
+    const got = (await reader.call('XREADGROUP', args)) as StreamReply | null;
+    return (got ?? []).flatMap(([, entries]) => entries);
   }
 
   #work(id: string, fields: string[]): void {
@@ -286,7 +273,9 @@ export class Inbox {
 
 const group = inboxGroup;
 
-type StreamReply = Array<[string, Array<[string, string[]]>]>;
+/** A stream entry: its id and its fields. */
+type Entry = [string, string[]];
+type StreamReply = Array<[string, Entry[]]>;
 type AcceptCommand = (seenKey: string, stream: string, ttl: string, payload: string, max: string) => Promise<number>;
 
 /** KEYS: seen marker, stream. ARGV: TTL seconds, payload, most waiting. 1 queued, 0 seen, -1 full. */
