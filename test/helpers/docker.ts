@@ -82,6 +82,8 @@ export interface SandboxFixture {
 /** How commands run in the sandbox: the image's exec helper, or the shell wrapper an image without one gets. */
 export type ExecWrapper = 'helper' | 'shell';
 export const execWrappers: readonly ExecWrapper[] = ['helper', 'shell'];
+/** How a suite title names a wrapper. */
+export const wrapperName = (wrapper: ExecWrapper): string => (wrapper === 'helper' ? 'exec helper' : 'shell wrapper');
 
 /**
  * Builds the sandbox image with its exec-helper label emptied, as a custom image without the

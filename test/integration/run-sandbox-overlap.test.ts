@@ -35,25 +35,31 @@ const deliverNote: FakeReply = {
   content: [{ type: 'tool_use', name: 'deliver_artifact', input: { path: '/workspace/out/note.md' } }],
 };
 
+/** A promise that `open()` resolves, or 30 s do, so a test that goes wrong still ends. */
+function gate(): { opened: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+    setTimeout(resolve, 30_000).unref();
+  });
+  return { opened, open };
+}
+
 /** Holds a run's sandbox creation until `release()` (or 30 s), then makes it or fails it. */
 class GatedDriver extends DockerSandboxDriver {
   readonly events: string[] = [];
-  #release: () => void = () => undefined;
-  readonly #released = new Promise<void>((resolve) => {
-    this.#release = resolve;
-    setTimeout(resolve, 30_000).unref();
-  });
+  readonly #released = gate();
   failWith: HandoffError | undefined;
 
   release(why: string): void {
     this.events.push(`released by ${why}`);
-    this.#release();
+    this.#released.open();
   }
 
   override async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     if (!spec.label.startsWith('run-')) return super.create(spec, signal);
     this.events.push('create started');
-    await this.#released;
+    await this.#released.opened;
     if (this.failWith) throw this.failWith;
     const box = await super.create(spec, signal);
     this.events.push('create done');
@@ -64,17 +70,13 @@ class GatedDriver extends DockerSandboxDriver {
 /** Holds the removal of a task's leftovers until the run's own sandbox is being made (or 30 s). */
 class SlowClearDriver extends DockerSandboxDriver {
   readonly events: string[] = [];
-  #creating: () => void = () => undefined;
-  readonly #created = new Promise<void>((resolve) => {
-    this.#creating = resolve;
-    setTimeout(resolve, 30_000).unref();
-  });
+  readonly #creating = gate();
 
   override async removeTaskSandboxes(taskId: string, keepId?: string, keepLabel?: string): Promise<number> {
     // Only a run spares a label; the planner's own clearing goes at once.
     if (!keepLabel?.startsWith('run-')) return super.removeTaskSandboxes(taskId, keepId, keepLabel);
     this.events.push(`clear started, sparing ${keepLabel}`);
-    await this.#created;
+    await this.#creating.opened;
     const n = await super.removeTaskSandboxes(taskId, keepId, keepLabel);
     this.events.push('clear done');
     return n;
@@ -83,7 +85,7 @@ class SlowClearDriver extends DockerSandboxDriver {
   override async create(spec: SandboxSpec, signal?: AbortSignal): Promise<Sandbox> {
     if (spec.label.startsWith('run-')) {
       this.events.push(`create started ${spec.label}`);
-      this.#creating();
+      this.#creating.open();
     }
     return super.create(spec, signal);
   }

@@ -18,6 +18,7 @@ import {
   sandboxUser,
   testLimits,
   useSandboxFixture,
+  wrapperName,
 } from '../helpers/docker.ts';
 
 const MiB = 1024 * 1024;
@@ -358,120 +359,109 @@ describeDocker('DockerSandboxDriver (real Docker)', () => {
 // What depends on how a command is run: under the image's exec helper, and under the shell
 // wrapper an image without it gets.
 for (const wrapper of execWrappers) {
-  describeDocker(
-    `DockerSandboxDriver commands under the ${wrapper === 'helper' ? 'exec helper' : 'shell wrapper'} (real Docker)`,
-    () => {
-      const fx = useSandboxFixture({ wrapper });
+  describeDocker(`DockerSandboxDriver commands under the ${wrapperName(wrapper)} (real Docker)`, () => {
+    const fx = useSandboxFixture({ wrapper });
 
-      it('runs the command under that wrapper, in a sandbox it made or re-attached', async () => {
-        const { sandbox } = await fx.sandbox();
-        // The command's parent: the helper itself, or coreutils timeout under the shell wrapper.
-        const parent = (box: Sandbox) => sh(box, 'tr "\\0" " " < /proc/$PPID/cmdline');
-        const expected = wrapper === 'helper' ? /^\/usr\/local\/libexec\/handoff-exec / : /^timeout /;
-        expect((await parent(sandbox)).stdout).toMatch(expected);
-        // A runner restarted with a new driver learns the wrapper from the container's labels.
-        const again = await new DockerSandboxDriver({
-          image: 'no-such-image:never',
-          docker: fx.docker,
-          sandboxUser,
-        }).attach(sandbox.id);
-        expect((await parent(again!)).stdout).toMatch(expected);
+    it('runs the command under that wrapper, in a sandbox it made or re-attached', async () => {
+      const { sandbox } = await fx.sandbox();
+      // The command's parent: the helper itself, or coreutils timeout under the shell wrapper.
+      const parent = (box: Sandbox) => sh(box, 'tr "\\0" " " < /proc/$PPID/cmdline');
+      const expected = wrapper === 'helper' ? /^\/usr\/local\/libexec\/handoff-exec / : /^timeout /;
+      expect((await parent(sandbox)).stdout).toMatch(expected);
+      // A runner restarted with a new driver learns the wrapper from the container's labels.
+      const again = await new DockerSandboxDriver({
+        image: 'no-such-image:never',
+        docker: fx.docker,
+        sandboxUser,
+      }).attach(sandbox.id);
+      expect((await parent(again!)).stdout).toMatch(expected);
+    });
+
+    it.runIf(wrapper === 'helper')('keeps the helper, which holds the nonce, out of reach of the command', async () => {
+      const { sandbox } = await fx.sandbox();
+      // The same user, but the helper is not dumpable: its memory and environment are closed.
+      const peek = await sh(sandbox, `python3 -c "open('/proc/$PPID/mem', 'rb')" 2>&1; cat /proc/$PPID/environ 2>&1`);
+      expect(peek.stdout).toMatch(/PermissionError/);
+      expect(peek.stdout).toMatch(/environ: Permission denied/);
+    });
+
+    it('kills a command that never ends at its time limit', async () => {
+      const { sandbox } = await fx.sandbox();
+      const started = Date.now();
+      const result = await sandbox.exec(['sleep', '600'], { timeoutMs: 2000 });
+      expect(result.timedOut).toBe(true);
+      expect(result.exitCode).toBe(124);
+      expect(result.oomKilled).toBe(false);
+      expect(Date.now() - started).toBeLessThan(8000);
+      // The sandbox is still usable afterwards.
+      expect((await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 })).stdout).toBe('ok\n');
+    });
+
+    it('escalates to KILL when a command ignores SIGTERM', async () => {
+      const { sandbox } = await fx.sandbox();
+      const result = await sh(sandbox, "trap '' TERM; while :; do sleep 0.2; done", { timeoutMs: 1500 });
+      expect(result.timedOut).toBe(true);
+      expect(result.exitCode).toBe(137);
+      expect(result.durationMs).toBeLessThan(8000);
+    });
+
+    it('holds the pids limit against a fork bomb and stays usable', async () => {
+      const { sandbox } = await fx.sandbox();
+      const pidsEvents = 'cat /sys/fs/cgroup/pids.events 2>/dev/null || cat /sys/fs/cgroup/pids/pids.events';
+      const before = Number(/max (\d+)/.exec((await sh(sandbox, pidsEvents)).stdout)?.[1]);
+
+      const python = await sandbox.exec(['python3', '-c', 'import os\nwhile True:\n    os.fork()'], {
+        timeoutMs: 10_000,
       });
+      expect(python.exitCode).not.toBe(0);
+      expect(python.stderr).toMatch(/Resource temporarily unavailable/);
 
-      it.runIf(wrapper === 'helper')(
-        'keeps the helper, which holds the nonce, out of reach of the command',
-        async () => {
-          const { sandbox } = await fx.sandbox();
-          // The same user, but the helper is not dumpable: its memory and environment are closed.
-          const peek = await sh(
-            sandbox,
-            `python3 -c "open('/proc/$PPID/mem', 'rb')" 2>&1; cat /proc/$PPID/environ 2>&1`,
-          );
-          expect(peek.stdout).toMatch(/PermissionError/);
-          expect(peek.stdout).toMatch(/environ: Permission denied/);
-        },
+      const bash = await sh(sandbox, ':(){ :|:& };:; sleep 2', { timeoutMs: 10_000 });
+      expect(bash.stderr).toMatch(/fork: .*Resource temporarily unavailable/);
+
+      const after = Number(/max (\d+)/.exec((await sh(sandbox, pidsEvents)).stdout)?.[1]);
+      expect(after).toBeGreaterThan(before);
+      // The bomb's leftovers were killed with its process group: the same sandbox still answers.
+      expect((await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 })).stdout).toBe('ok\n');
+      const current = await sh(
+        sandbox,
+        'cat /sys/fs/cgroup/pids.current 2>/dev/null || cat /sys/fs/cgroup/pids/pids.current',
+      );
+      expect(Number(current.stdout)).toBeLessThan(10);
+    });
+
+    it('reports a command the kernel killed for exceeding the memory limit', async () => {
+      const { sandbox } = await fx.sandbox();
+      const hog = 'chunks = [b"x" * (64 << 20) for _ in range(32)]  # 2 GiB against a 256 MiB limit';
+      const result = await sandbox.exec(['python3', '-c', hog], { timeoutMs: 30_000 });
+      expect(result.oomKilled).toBe(true);
+      expect(result.exitCode).toBe(137);
+      expect(result.timedOut).toBe(false);
+
+      const next = await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 });
+      expect(next.stdout).toBe('ok\n');
+      expect(next.oomKilled).toBe(false);
+    });
+
+    it('feeds stdin to the command', async () => {
+      const { sandbox } = await fx.sandbox();
+      const text = 'héllo\nwörld\n';
+      const result = await sh(sandbox, 'cat > /workspace/out/f.txt', { stdin: text });
+      expect(result.exitCode).toBe(0);
+      expect((await readAll((await sandbox.readFileStream('/workspace/out/f.txt')).stream)).toString('utf8')).toBe(
+        text,
       );
 
-      it('kills a command that never ends at its time limit', async () => {
-        const { sandbox } = await fx.sandbox();
-        const started = Date.now();
-        const result = await sandbox.exec(['sleep', '600'], { timeoutMs: 2000 });
-        expect(result.timedOut).toBe(true);
-        expect(result.exitCode).toBe(124);
-        expect(result.oomKilled).toBe(false);
-        expect(Date.now() - started).toBeLessThan(8000);
-        // The sandbox is still usable afterwards.
-        expect((await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 })).stdout).toBe('ok\n');
-      });
+      const big = Buffer.alloc(3 * MiB, 7);
+      const hashed = await sandbox.exec(['sha256sum'], { timeoutMs: 20_000, stdin: big });
+      expect(hashed.stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
+    });
 
-      it('escalates to KILL when a command ignores SIGTERM', async () => {
-        const { sandbox } = await fx.sandbox();
-        const result = await sh(sandbox, "trap '' TERM; while :; do sleep 0.2; done", { timeoutMs: 1500 });
-        expect(result.timedOut).toBe(true);
-        expect(result.exitCode).toBe(137);
-        expect(result.durationMs).toBeLessThan(8000);
-      });
-
-      it('holds the pids limit against a fork bomb and stays usable', async () => {
-        const { sandbox } = await fx.sandbox();
-        const pidsEvents = 'cat /sys/fs/cgroup/pids.events 2>/dev/null || cat /sys/fs/cgroup/pids/pids.events';
-        const before = Number(/max (\d+)/.exec((await sh(sandbox, pidsEvents)).stdout)?.[1]);
-
-        const python = await sandbox.exec(['python3', '-c', 'import os\nwhile True:\n    os.fork()'], {
-          timeoutMs: 10_000,
-        });
-        expect(python.exitCode).not.toBe(0);
-        expect(python.stderr).toMatch(/Resource temporarily unavailable/);
-
-        const bash = await sh(sandbox, ':(){ :|:& };:; sleep 2', { timeoutMs: 10_000 });
-        expect(bash.stderr).toMatch(/fork: .*Resource temporarily unavailable/);
-
-        const after = Number(/max (\d+)/.exec((await sh(sandbox, pidsEvents)).stdout)?.[1]);
-        expect(after).toBeGreaterThan(before);
-        // The bomb's leftovers were killed with its process group: the same sandbox still answers.
-        expect((await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 })).stdout).toBe('ok\n');
-        const current = await sh(
-          sandbox,
-          'cat /sys/fs/cgroup/pids.current 2>/dev/null || cat /sys/fs/cgroup/pids/pids.current',
-        );
-        expect(Number(current.stdout)).toBeLessThan(10);
-      });
-
-      it('reports a command the kernel killed for exceeding the memory limit', async () => {
-        const { sandbox } = await fx.sandbox();
-        const hog = 'chunks = [b"x" * (64 << 20) for _ in range(32)]  # 2 GiB against a 256 MiB limit';
-        const result = await sandbox.exec(['python3', '-c', hog], { timeoutMs: 30_000 });
-        expect(result.oomKilled).toBe(true);
-        expect(result.exitCode).toBe(137);
-        expect(result.timedOut).toBe(false);
-
-        const next = await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 });
-        expect(next.stdout).toBe('ok\n');
-        expect(next.oomKilled).toBe(false);
-      });
-
-      it('feeds stdin to the command', async () => {
-        const { sandbox } = await fx.sandbox();
-        const text = 'héllo\nwörld\n';
-        const result = await sh(sandbox, 'cat > /workspace/out/f.txt', { stdin: text });
-        expect(result.exitCode).toBe(0);
-        expect((await readAll((await sandbox.readFileStream('/workspace/out/f.txt')).stream)).toString('utf8')).toBe(
-          text,
-        );
-
-        const big = Buffer.alloc(3 * MiB, 7);
-        const hashed = await sandbox.exec(['sha256sum'], { timeoutMs: 20_000, stdin: big });
-        expect(hashed.stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
-      });
-
-      it('reports exit codes, cwd and missing commands', async () => {
-        const { sandbox } = await fx.sandbox();
-        expect((await sh(sandbox, 'exit 3')).exitCode).toBe(3);
-        expect((await sandbox.exec(['pwd'], { timeoutMs: 5000, cwd: '/workspace/out' })).stdout).toBe(
-          '/workspace/out\n',
-        );
-        expect((await sandbox.exec(['no-such-command'], { timeoutMs: 5000 })).exitCode).toBe(127);
-      });
-    },
-  );
+    it('reports exit codes, cwd and missing commands', async () => {
+      const { sandbox } = await fx.sandbox();
+      expect((await sh(sandbox, 'exit 3')).exitCode).toBe(3);
+      expect((await sandbox.exec(['pwd'], { timeoutMs: 5000, cwd: '/workspace/out' })).stdout).toBe('/workspace/out\n');
+      expect((await sandbox.exec(['no-such-command'], { timeoutMs: 5000 })).exitCode).toBe(127);
+    });
+  });
 }

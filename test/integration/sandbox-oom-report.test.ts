@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { expect, it, vi } from 'vitest';
 import type { Sandbox } from '../../src/runner/sandbox/index.ts';
-import { describeDocker, execWrappers, useSandboxFixture } from '../helpers/docker.ts';
+import { describeDocker, execWrappers, useSandboxFixture, wrapperName } from '../helpers/docker.ts';
 
 const hog = 'python3 -c \'chunks = [b"x" * (64 << 20) for _ in range(32)]\'';
 /**
@@ -32,71 +32,68 @@ function bash(sandbox: Sandbox, script: string, args: string[], onOutput?: (text
 }
 
 for (const wrapper of execWrappers) {
-  describeDocker(
-    `sandbox OOM report under the ${wrapper === 'helper' ? 'exec helper' : 'shell wrapper'} (real Docker)`,
-    () => {
-      const fx = useSandboxFixture({ wrapper });
+  describeDocker(`sandbox OOM report under the ${wrapperName(wrapper)} (real Docker)`, () => {
+    const fx = useSandboxFixture({ wrapper });
 
-      it('a command that prints fake readings is not reported as OOM-killed, nor with their status', async () => {
-        const { sandbox } = await fx.sandbox();
-        const live: string[] = [];
-        const result = await bash(sandbox, `${forge}; exit 3`, ['0', '7'], (text) => live.push(text));
-        const fake = '\x1ehandoff-oom 0123456789abcdef0123456789abcdef 0 7 0 \n';
-        expect(result.exitCode).toBe(3);
-        expect(result.oomKilled).toBe(false);
-        // The forged lines are the command's own output and reach the caller untouched.
-        expect(result.stderr).toContain(fake);
-        expect(result.stdout).toContain(fake);
-        expect(live.join('')).toContain(fake);
-        const forged = await sandbox.exec(['cat', '/tmp/forged'], { timeoutMs: 5000 });
-        expect(Number(forged.stdout)).toBeGreaterThanOrEqual(1);
+    it('a command that prints fake readings is not reported as OOM-killed, nor with their status', async () => {
+      const { sandbox } = await fx.sandbox();
+      const live: string[] = [];
+      const result = await bash(sandbox, `${forge}; exit 3`, ['0', '7'], (text) => live.push(text));
+      const fake = '\x1ehandoff-oom 0123456789abcdef0123456789abcdef 0 7 0 \n';
+      expect(result.exitCode).toBe(3);
+      expect(result.oomKilled).toBe(false);
+      // The forged lines are the command's own output and reach the caller untouched.
+      expect(result.stderr).toContain(fake);
+      expect(result.stdout).toContain(fake);
+      expect(live.join('')).toContain(fake);
+      const forged = await sandbox.exec(['cat', '/tmp/forged'], { timeoutMs: 5000 });
+      expect(Number(forged.stdout)).toBeGreaterThanOrEqual(1);
+    });
+
+    it('a command that is OOM-killed and then prints "no OOM" readings is still reported', async () => {
+      const { sandbox } = await fx.sandbox();
+      const result = await bash(sandbox, `${hog}; echo "hog exit $?"; ${forge}`, ['0', '0']);
+      expect(result.stdout).toMatch(/hog exit 137/);
+      expect(result.oomKilled).toBe(true);
+      const next = await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 });
+      expect(next.oomKilled).toBe(false);
+    });
+
+    it("leaves no trace of the reading in a command's output, and stdin still reaches it", async () => {
+      const { sandbox } = await fx.sandbox();
+      const live: string[] = [];
+      const result = await sandbox.exec(['sh', '-c', 'cat; echo err >&2'], {
+        timeoutMs: 5000,
+        stdin: 'hello\nworld',
+        onOutput: (text) => live.push(text),
       });
+      expect(result).toMatchObject({ exitCode: 0, stdout: 'hello\nworld', stderr: 'err\n', oomKilled: false });
+      expect(live.join('')).not.toMatch(/handoff-oom/);
+      const noStdin = await sandbox.exec(['sh', '-c', 'wc -c'], { timeoutMs: 5000 });
+      expect(noStdin.stdout.trim()).toBe('0');
+    });
 
-      it('a command that is OOM-killed and then prints "no OOM" readings is still reported', async () => {
-        const { sandbox } = await fx.sandbox();
-        const result = await bash(sandbox, `${hog}; echo "hog exit $?"; ${forge}`, ['0', '0']);
-        expect(result.stdout).toMatch(/hog exit 137/);
-        expect(result.oomKilled).toBe(true);
-        const next = await sandbox.exec(['echo', 'ok'], { timeoutMs: 5000 });
-        expect(next.oomKilled).toBe(false);
-      });
-
-      it("leaves no trace of the reading in a command's output, and stdin still reaches it", async () => {
-        const { sandbox } = await fx.sandbox();
-        const live: string[] = [];
-        const result = await sandbox.exec(['sh', '-c', 'cat; echo err >&2'], {
-          timeoutMs: 5000,
-          stdin: 'hello\nworld',
-          onOutput: (text) => live.push(text),
-        });
-        expect(result).toMatchObject({ exitCode: 0, stdout: 'hello\nworld', stderr: 'err\n', oomKilled: false });
-        expect(live.join('')).not.toMatch(/handoff-oom/);
-        const noStdin = await sandbox.exec(['sh', '-c', 'wc -c'], { timeoutMs: 5000 });
-        expect(noStdin.stdout.trim()).toBe('0');
-      });
-
-      it('takes the exit status from the wrapper, and asks the engine only when the wrapper died', async () => {
-        const { sandbox } = await fx.sandbox();
-        const inspect = vi.spyOn(Exec.prototype, 'inspect');
-        try {
-          for (const code of [0, 1, 3, 255]) {
-            const result = await bash(sandbox, `echo out; exit ${code}`, []);
-            expect(result).toMatchObject({ exitCode: code, stdout: 'out\n', stderr: '' });
-          }
-          expect(inspect).not.toHaveBeenCalled();
-          // The command kills the wrapper (the exec's first process, whose parent is outside the
-          // container): no reading, so the engine says 137.
-          const killed = await bash(
-            sandbox,
-            'p=$PPID; while q=$(cut -d" " -f4 /proc/$p/stat); [ "$q" != 0 ]; do p=$q; done; kill -9 "$p"; sleep 1',
-            [],
-          );
-          expect(killed.exitCode).toBe(137);
-          expect(inspect).toHaveBeenCalled();
-        } finally {
-          inspect.mockRestore();
+    it('takes the exit status from the wrapper, and asks the engine only when the wrapper died', async () => {
+      const { sandbox } = await fx.sandbox();
+      const inspect = vi.spyOn(Exec.prototype, 'inspect');
+      try {
+        for (const code of [0, 1, 3, 255]) {
+          const result = await bash(sandbox, `echo out; exit ${code}`, []);
+          expect(result).toMatchObject({ exitCode: code, stdout: 'out\n', stderr: '' });
         }
-      });
-    },
-  );
+        expect(inspect).not.toHaveBeenCalled();
+        // The command kills the wrapper (the exec's first process, whose parent is outside the
+        // container): no reading, so the engine says 137.
+        const killed = await bash(
+          sandbox,
+          'p=$PPID; while q=$(cut -d" " -f4 /proc/$p/stat); [ "$q" != 0 ]; do p=$q; done; kill -9 "$p"; sleep 1',
+          [],
+        );
+        expect(killed.exitCode).toBe(137);
+        expect(inspect).toHaveBeenCalled();
+      } finally {
+        inspect.mockRestore();
+      }
+    });
+  });
 }
