@@ -19,9 +19,9 @@ export interface InboxOptions {
   concurrency: number;
   /**
    * After taking a delivery with slots to spare, how long to wait for more to take with it
-   * (`HANDOFF_INBOUND_BATCH_MS`): deliveries started together send their Redis commands
-   * together (one write for all of them, auto-pipelined), which costs less CPU than one write
-   * each. Each starts at most this much later; the acknowledgement does not wait. Default 0.
+   * (`HANDOFF_INBOUND_BATCH_MS`): deliveries started together can share writes of their Redis
+   * commands (auto-pipelined), which costs less CPU than one write each. Each starts at most
+   * this much later; the acknowledgement does not wait. Default 0.
    */
   batchMs?: number;
   /**
@@ -182,8 +182,8 @@ export class Inbox {
       }
       const free = o.concurrency - this.#inFlight - taken.length;
       if (taken.length > 0 && free > 0 && o.batchMs > 0) taken.push(...(await this.#more(reader, free)));
-      // All in one go: their first Redis commands leave in one write, and so, as long as they
-      // keep in step, do the next ones.
+      // All in one go: their first Redis commands can share a write (auto-pipelining), and so,
+      // as long as they keep in step, can the next ones.
       for (const [id, fields] of taken) this.#work(id, fields);
     }
   }

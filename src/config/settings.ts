@@ -571,7 +571,7 @@ export const settingDefs = [
     key: 'inboundBatchMs',
     env: 'HANDOFF_INBOUND_BATCH_MS',
     schema: int(0, 1000).default(0),
-    doc: 'After a bot takes a chat delivery to work on, how long it waits for more to take with it (up to HANDOFF_INBOUND_CONCURRENCY), so that deliveries started together send their Redis commands in one write: less CPU per mention and more taken under load, but a longer tail of acknowledgements on a bot that also takes the traffic (docs/operations.md, Sizing). Suits bots that only work (the traffic goes to bots with HANDOFF_INBOUND_CONCURRENCY=0). Each delivery starts at most this much later. 0: each as it comes.',
+    doc: 'After a bot takes a chat delivery to work on, how long it waits for more to take with it (up to HANDOFF_INBOUND_CONCURRENCY), so that deliveries started together can share writes of their Redis commands: less CPU per mention and more taken under load, but a longer tail of acknowledgements on a bot that also takes the traffic (docs/operations.md, Sizing). Suits bots that only work (the traffic goes to bots with HANDOFF_INBOUND_CONCURRENCY=0). Each delivery starts at most this much later. 0: each as it comes.',
   },
   {
     key: 'consoleSignin',
