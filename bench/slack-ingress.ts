@@ -277,35 +277,24 @@ async function main(): Promise<void> {
   cleanups.push(() => fakes.stop());
   const apiUrl = fakes.info.apiUrl;
 
-  const bare = await startChild(
-    ['--import', 'tsx', bareScript],
-    { SLACK_BOT_TOKEN: botToken, SLACK_SIGNING_SECRET: signingSecret, SLACK_API_URL: apiUrl },
-    (line) => {
-      try {
-        return JSON.parse(line) as { url: string };
-      } catch {
-        return undefined;
-      }
-    },
-  );
-  cleanups.push(() => bare.stop());
-  const bareWork = await startChild(
-    ['--import', 'tsx', bareScript],
-    {
-      SLACK_BOT_TOKEN: botToken,
-      SLACK_SIGNING_SECRET: signingSecret,
-      SLACK_API_URL: apiUrl,
-      BARE_WORK_REDIS_URL: redisServer.url,
-    },
-    (line) => {
-      try {
-        return JSON.parse(line) as { url: string };
-      } catch {
-        return undefined;
-      }
-    },
-  );
-  cleanups.push(() => bareWork.stop());
+  /** The bare Bolt app, acking only or (with `extra`) doing the least work too. */
+  const startBare = async (extra: Record<string, string> = {}) => {
+    const started = await startChild(
+      ['--import', 'tsx', bareScript],
+      { SLACK_BOT_TOKEN: botToken, SLACK_SIGNING_SECRET: signingSecret, SLACK_API_URL: apiUrl, ...extra },
+      (line) => {
+        try {
+          return JSON.parse(line) as { url: string };
+        } catch {
+          return undefined;
+        }
+      },
+    );
+    cleanups.push(() => started.stop());
+    return started;
+  };
+  const bare = await startBare();
+  const bareWork = await startBare({ BARE_WORK_REDIS_URL: redisServer.url });
 
   /** Counts new task.requested records in `r` until `count` more arrived or nothing moved for 20 s. */
   const drainedIn = (r: Redis) => {
