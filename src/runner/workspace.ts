@@ -33,18 +33,25 @@ export async function prepareWorkspace(
   }
   const dir = workspaceDir(root, taskId, purpose);
   const inDir = join(dir, 'in');
-  // Whatever an earlier attempt left is replaced: the store is the truth.
-  await rm(inDir, { recursive: true, force: true });
-  await mkdir(inDir, { recursive: true });
-  await Promise.all(
-    inputs.map(async (file) => {
+  // Whatever an earlier attempt left is replaced: the store is the truth. A new run has
+  // nothing there, and its in/ is made in one step; anything in the way (a folder, a link to
+  // a pool container's in/, even a dangling one) is removed first. Each step waits its turn
+  // on a busy runner's event loop, so the fewer in a row the sooner the sandbox has its inputs.
+  const made = await mkdir(inDir, { recursive: true }).catch(() => undefined);
+  if (made === undefined) {
+    await rm(inDir, { recursive: true, force: true });
+    await mkdir(inDir, { recursive: true });
+  }
+  const { uid, gid } = sandboxUser();
+  await Promise.all([
+    ...inputs.map(async (file) => {
       const path = join(inDir, file.name);
       if (store.copyToFile) await store.copyToFile(file.key, path);
       else await pipeline(await store.get(file.key), createWriteStream(path));
     }),
-  );
-  const { uid, gid } = sandboxUser();
-  if (process.getuid?.() === 0) await Promise.all([dir, inDir].map((p) => chown(p, uid, gid)));
+    // The folders are the sandbox user's (a root runner); the files need only be readable.
+    ...(process.getuid?.() === 0 ? [dir, inDir].map((p) => chown(p, uid, gid)) : []),
+  ]);
   return dir;
 }
 

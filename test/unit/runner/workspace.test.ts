@@ -1,7 +1,7 @@
 // A run's inputs laid out on the runner's disk: copied in one step from a local artifact
 // store, streamed from any other, readable by the sandbox user either way, and whatever an
-// earlier attempt left replaced.
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+// earlier attempt left replaced (a folder, a file, or a link to a pool container's in/).
+import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -80,5 +80,31 @@ describe('prepareWorkspace', () => {
     await expect(
       prepareWorkspace(join(root, 'ws'), 't_1', [{ name: 'gone.csv', key: 't_1/in/gone.csv' }], store),
     ).rejects.toMatchObject({ code: ErrorCodes.notFound });
+  });
+
+  it('replaces a link an earlier attempt left as in/ with a folder of its own, leaving what it pointed to alone', async () => {
+    const root = await scratch();
+    const store = await localStore(root);
+    // A warm pool claim makes the run's in/ a link to the pool container's own in/.
+    const poolIn = join(root, 'pool-abc', 'in');
+    await mkdir(poolIn, { recursive: true });
+    await writeFile(join(poolIn, 'old.txt'), 'the last attempt');
+    const inDir = join(workspaceDir(join(root, 'ws'), 't_1'), 'in');
+    await mkdir(join(inDir, '..'), { recursive: true });
+    await symlink(poolIn, inDir);
+    await prepareWorkspace(join(root, 'ws'), 't_1', inputs.slice(0, 1), store);
+    expect((await lstat(inDir)).isDirectory()).toBe(true);
+    expect(await readdir(inDir)).toEqual(['sales.csv']);
+    expect(await readdir(poolIn)).toEqual(['old.txt']);
+
+    // The same, once the pool container's folder is gone (a dangling link), and with a file in the way.
+    await rm(inDir, { recursive: true });
+    await symlink(join(root, 'pool-gone', 'in'), inDir);
+    await prepareWorkspace(join(root, 'ws'), 't_1', inputs.slice(1), store);
+    expect(await readdir(inDir)).toEqual(['notes.md']);
+    await rm(inDir, { recursive: true });
+    await writeFile(inDir, 'not a folder');
+    await prepareWorkspace(join(root, 'ws'), 't_1', inputs, store);
+    expect((await readdir(inDir)).sort()).toEqual(['notes.md', 'sales.csv']);
   });
 });
