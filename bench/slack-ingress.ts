@@ -296,24 +296,34 @@ async function main(): Promise<void> {
   const bare = await startBare();
   const bareWork = await startBare({ BARE_WORK_REDIS_URL: redisServer.url });
 
-  /** Counts new task.requested records in `r` until `count` more arrived or nothing moved for 20 s. */
-  const drainedIn = (r: Redis) => {
-    let auditSeen = 0;
-    return async (count: number): Promise<{ missing: number }> => {
+  /**
+   * Waits until `count` more have arrived or nothing moved for 20 s. `take` says how many of
+   * what arrived since its last call count, or undefined when nothing arrived.
+   */
+  const drainedBy =
+    (take: () => Promise<number | undefined>) =>
+    async (count: number): Promise<{ missing: number }> => {
       let found = 0;
       let lastProgress = Date.now();
       while (found < count && Date.now() - lastProgress < 20_000) {
-        const fresh = await r.lrange(auditListKey, auditSeen, -1);
-        if (fresh.length > 0) {
-          auditSeen += fresh.length;
+        const got = await take();
+        if (got === undefined) await new Promise((res) => setTimeout(res, 100));
+        else {
+          found += got;
           lastProgress = Date.now();
-          for (const rec of fresh) if ((JSON.parse(rec) as { type: string }).type === 'task.requested') found += 1;
-        } else {
-          await new Promise((res) => setTimeout(res, 100));
         }
       }
       return { missing: count - found };
     };
+  /** New task.requested records in `r`. */
+  const drainedIn = (r: Redis) => {
+    let auditSeen = 0;
+    return drainedBy(async () => {
+      const fresh = await r.lrange(auditListKey, auditSeen, -1);
+      if (fresh.length === 0) return undefined;
+      auditSeen += fresh.length;
+      return fresh.filter((rec) => (JSON.parse(rec) as { type: string }).type === 'task.requested').length;
+    });
   };
   const drained = drainedIn(redis);
   // The split configuration has a Redis of its own: its bots share their inbox only with each other.
@@ -413,19 +423,14 @@ async function main(): Promise<void> {
     url: bareWork.info.url,
     pid: bareWork.child.pid!,
     pids: [bareWork.child.pid!],
-    drained: async (count) => {
-      let lastProgress = Date.now();
-      let found = 0;
-      while (found < count && Date.now() - lastProgress < 20_000) {
-        const jobs = await redis.llen('bull:bare-plan:wait');
-        if (jobs - bareJobsSeen > found) {
-          found = jobs - bareJobsSeen;
-          lastProgress = Date.now();
-        } else await new Promise((res) => setTimeout(res, 100));
-      }
-      bareJobsSeen += found;
-      return { missing: count - found };
-    },
+    // Its jobs, waiting in BullMQ's list (no worker takes them).
+    drained: drainedBy(async () => {
+      const jobs = await redis.llen('bull:bare-plan:wait');
+      if (jobs === bareJobsSeen) return undefined;
+      const got = jobs - bareJobsSeen;
+      bareJobsSeen = jobs;
+      return got;
+    }),
   };
   const sides = [bolt, boltWork, handoff, split];
 
@@ -493,15 +498,14 @@ async function main(): Promise<void> {
           `      ratio to bare Bolt: throughput ${tp.toFixed(2)}× (target ≥ ${targets.throughput}×)  CPU/mention answering ${cpu.toFixed(2)}× (target ≤ ${targets.cpu}×), with the work ${total.toFixed(2)}×`,
         );
         if (tp < targets.throughput) failed = true;
-        console.log(`      ${beyond}`);
       } else {
         const p99 = m(p, 'p99') / m(base, 'p99');
         console.log(
           `      ratio to bare Bolt: p50 ${(m(p, 'p50') / m(base, 'p50')).toFixed(2)}×  p95 ${(m(p, 'p95') / m(base, 'p95')).toFixed(2)}×  p99 ${p99.toFixed(2)}× (target ≤ ${targets.p99}×)  CPU/mention answering ${cpu.toFixed(2)}× (target ≤ ${targets.cpu}×), with the work ${total.toFixed(2)}×`,
         );
         if (p99 > targets.p99) failed = true;
-        console.log(`      ${beyond}`);
       }
+      console.log(`      ${beyond}`);
       if (cpu > targets.cpu) failed = true;
     }
   }
